@@ -1,0 +1,1 @@
+"""cfdkit_widgets: ipywidgets explorers over the public cfdkit API."""
