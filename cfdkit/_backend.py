@@ -17,10 +17,26 @@ import torch
 
 DTYPE = torch.float64
 
-# torch's sparse CSR support prints a "beta" warning once per process; the
-# invariants of the tensors we build are guaranteed by scipy's canonical CSR.
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
-warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled", category=UserWarning)
+
+
+def csr(crow, col, val, size) -> torch.Tensor:
+    """Build a torch sparse CSR tensor quietly.
+
+    torch warns that CSR support is "beta" and that invariant checks are off;
+    the tensors built here come from canonical (sorted, deduplicated) CSR
+    structure, so neither warning is actionable for users.
+    """
+    with quiet_sparse():
+        return torch.sparse_csr_tensor(crow, col, val, size=size, check_invariants=False)
+
+
+class quiet_sparse(warnings.catch_warnings):
+    """Context manager silencing torch's sparse-CSR beta warnings."""
+
+    def __enter__(self):
+        out = super().__enter__()
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*", category=UserWarning)
+        return out
 
 
 def resolve_device(device=None) -> torch.device:
@@ -49,12 +65,11 @@ def _scipy_to_torch_csr(A: sp.spmatrix, device: torch.device) -> torch.Tensor:
     A = sp.csr_matrix(A, dtype=np.float64)
     A.sum_duplicates()
     A.sort_indices()
-    return torch.sparse_csr_tensor(
+    return csr(
         torch.from_numpy(A.indptr.astype(np.int64)),
         torch.from_numpy(A.indices.astype(np.int64)),
         torch.from_numpy(A.data),
-        size=A.shape,
-        dtype=DTYPE,
+        A.shape,
     ).to(device)
 
 
@@ -69,10 +84,11 @@ def to_torch_matrix(X, device: torch.device, name: str = "X") -> torch.Tensor:
     if isinstance(X, torch.Tensor):
         if X.layout == torch.strided:
             return X.detach().to(device=device, dtype=DTYPE)
-        if X.layout == torch.sparse_coo:
-            X = X.coalesce().to_sparse_csr()
-        elif X.layout != torch.sparse_csr:
-            X = X.to_sparse_csr()
+        with quiet_sparse():
+            if X.layout == torch.sparse_coo:
+                X = X.coalesce().to_sparse_csr()
+            elif X.layout != torch.sparse_csr:
+                X = X.to_sparse_csr()
         return X.to(device=device, dtype=DTYPE)
     if _is_cupy(X):
         # zero-copy through DLPack; float64 conversion copies only if needed
@@ -121,7 +137,8 @@ class Design:
     @classmethod
     def from_tensor(cls, X: torch.Tensor) -> "Design":
         if X.layout == torch.sparse_csr:
-            XT = X.to_sparse_coo().t().coalesce().to_sparse_csr()
+            with quiet_sparse():
+                XT = X.to_sparse_coo().t().coalesce().to_sparse_csr()
             return cls(X, XT)
         return cls(X, None)
 
@@ -151,6 +168,17 @@ class Design:
         feat = (self.XT @ R) if self.sparse else self.X.T @ R
         return torch.cat([feat, R.sum(0, keepdim=True)], dim=0)
 
+    def rmatvec_sq(self, D: torch.Tensor) -> torch.Tensor:
+        """``(X~ * X~).T @ D`` — the diagonal of ``X~.T diag(d_j) X~`` per column, shape (p+1, m)."""
+        if self.sparse:
+            if not hasattr(self, "_XT_sq"):
+                XT = self.XT
+                self._XT_sq = csr(XT.crow_indices(), XT.col_indices(), XT.values() ** 2, XT.shape)
+            feat = self._XT_sq @ D
+        else:
+            feat = (self.X**2).T @ D
+        return torch.cat([feat, D.sum(0, keepdim=True)], dim=0)
+
     def gram(self, d: torch.Tensor) -> torch.Tensor:
         """Dense ``X~.T diag(d) X~`` of shape (p+1, p+1)."""
         p = self.p
@@ -158,7 +186,7 @@ class Design:
         if self.sparse:
             crow, col, val = self.X.crow_indices(), self.X.col_indices(), self.X.values()
             rows = torch.repeat_interleave(torch.arange(self.n, device=self.device), crow[1:] - crow[:-1])
-            DX = torch.sparse_csr_tensor(crow, col, val * d[rows], size=self.X.shape)
+            DX = csr(crow, col, val * d[rows], self.X.shape)
             G[:-1, :-1] = (self.XT @ DX).to_dense()
             col_sum = self.XT @ d
         else:
@@ -173,7 +201,8 @@ class Design:
     def rows(self, idx: torch.Tensor) -> "Design":
         """Design restricted to the given row indices."""
         if self.sparse:
-            sub = self.X.to_sparse_coo().index_select(0, idx).coalesce().to_sparse_csr()
+            with quiet_sparse():
+                sub = self.X.to_sparse_coo().index_select(0, idx).coalesce().to_sparse_csr()
             return Design.from_tensor(sub)
         return Design(self.X.index_select(0, idx))
 
@@ -186,8 +215,6 @@ class Design:
     def row_sq_norms_weighted(self) -> torch.Tensor:
         """Squared norms of the rows of ``X~``, shape (n,)."""
         if self.sparse:
-            sq = torch.sparse_csr_tensor(
-                self.X.crow_indices(), self.X.col_indices(), self.X.values() ** 2, size=self.X.shape
-            )
+            sq = csr(self.X.crow_indices(), self.X.col_indices(), self.X.values() ** 2, self.X.shape)
             return (sq @ torch.ones(self.X.shape[1], 1, dtype=DTYPE, device=self.device)).squeeze(1) + 1.0
         return (self.X**2).sum(1) + 1.0
