@@ -86,9 +86,13 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
         vals, idx = _ordered_prefix(vals, idx)
         cs = torch.cumsum(vals, dim=1)
         first = _first_crossing(cs, gap[todo], strict[todo])
-        done = first >= 0
         if k == n:  # full sort: every feasible row must cross
-            done = torch.ones_like(done)
+            done = torch.ones_like(first, dtype=torch.bool)
+        else:
+            # accept only crossings strictly above the k-th value: every point with a larger
+            # benefit is then inside the top-k, so ties at the boundary cannot reorder the set
+            last = torch.gather(vals, 1, torch.clamp(first, min=0)[:, None])[:, 0]
+            done = (first >= 0) & (last > vals[:, -1])
         d_rows = torch.nonzero(done).squeeze(1)
         first_np = first.cpu().numpy()
         idx_np = idx.cpu().numpy()
