@@ -115,10 +115,21 @@ def _unpack_tabular(data):
     )
 
 
-def _as_category_strings(col):
+def _as_category_strings(col) -> np.ndarray:
     import pandas as pd
 
-    return col.astype(object).where(pd.notna(col), "<missing>").astype(str).to_numpy().reshape(-1, 1)
+    return col.astype(object).where(pd.notna(col), "<missing>").astype(str).to_numpy(dtype=object)
+
+
+def _one_hot(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """(n, len(categories)) float64 indicators; values not in categories -> zero row."""
+    import pandas as pd
+
+    codes = pd.Index(categories).get_indexer(values)  # -1 for unseen
+    out = np.zeros((len(values), len(categories)), dtype=np.float64)
+    seen = codes >= 0
+    out[np.flatnonzero(seen), codes[seen]] = 1.0
+    return out
 
 
 def tabular_features(data):
@@ -183,8 +194,8 @@ def tabular_features(data):
     for c in cat:
         v_tr, v_te = _as_category_strings(train[c]), _as_category_strings(test[c])
         cats = np.unique(v_tr)
-        blocks_tr.append((v_tr == cats[None, :]).astype(np.float64))
-        blocks_te.append((v_te == cats[None, :]).astype(np.float64))
+        blocks_tr.append(_one_hot(v_tr, cats))
+        blocks_te.append(_one_hot(v_te, cats))
         names += [f"{c}={v}" for v in cats]
     return np.hstack(blocks_tr), np.hstack(blocks_te), names
 
