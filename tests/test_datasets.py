@@ -86,7 +86,7 @@ def mirror():
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="cfdkit-mirror-"))
-    for rel in (GOOD, GOOD2, "sst2_binary/train.jsonl"):
+    for rel in (GOOD, GOOD2, "sst2_binary/train.jsonl", "fairness/salary/salary_numeric_codes.raw"):
         dst = root / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SHARED / rel, dst)
@@ -245,6 +245,38 @@ def test_corrupt_local_file_is_caught_even_after_cached_check(mirror, tmp_path):
     # force=True re-downloads and repairs
     fetch_file(GOOD2, home, mirror=mirror, force=True, progress=False)
     assert target.read_bytes() == data
+
+
+@needs_data
+def test_upstream_path_with_converter(mirror, tmp_path, monkeypatch):
+    """The no-mirror path: download the upstream bytes, convert, verify, store.
+
+    The registry entry is pointed at the local server, so no real upstream is
+    contacted.
+    """
+    import dataclasses
+
+    from cfdkit.datasets import Upstream
+
+    raw_url = f"{mirror}/fairness/salary/salary_numeric_codes.raw"
+    spec = REGISTRY[GOOD2]
+    monkeypatch.setitem(REGISTRY, GOOD2, dataclasses.replace(
+        spec, upstream=dataclasses.replace(spec.upstream, urls=(raw_url,))))
+    home = tmp_path / "home"
+    got = fetch_file(GOOD2, home, progress=False)
+    assert got.read_bytes() == (SHARED / GOOD2).read_bytes()
+    assert _leftovers(home) == ["salary.csv"]
+    # upstream bytes that do not match the pinned upstream sha256: nothing saved
+    monkeypatch.setitem(REGISTRY, GOOD2, dataclasses.replace(
+        spec, upstream=Upstream((f"{mirror}/{GOOD}",), sha256=spec.upstream.sha256, convert="salary_csv")))
+    home2 = tmp_path / "home2"
+    with pytest.raises(ChecksumError, match="Upstream bytes"):
+        fetch_file(GOOD2, home2, progress=False)
+    assert _leftovers(home2) == []
+    # first URL failing (404) falls through to the next one
+    monkeypatch.setitem(REGISTRY, GOOD2, dataclasses.replace(
+        spec, upstream=dataclasses.replace(spec.upstream, urls=(f"{mirror}/nope.raw", raw_url))))
+    assert fetch_file(GOOD2, tmp_path / "home3", progress=False).is_file()
 
 
 # -------------------------------------------------------------------- converters

@@ -16,6 +16,7 @@ against the registry's sha256 and only then moved into place with
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -295,7 +296,7 @@ def fetch_file(
                 _download_converted(spec, target, url, progress=progress)
             else:
                 _download_verbatim(spec, target, url, progress=progress)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             if isinstance(exc, (ChecksumError, DownloadError)):
                 raise
             last_exc = _download_error(spec, target, home, url, exc)
