@@ -5,8 +5,8 @@ definite ``H`` (p, p) and right-hand sides ``B`` (p,) or (p, m):
 
 * ``"cholesky"`` — explicit: factor ``H = L L^T`` once, then two triangular
   solves per right-hand side.  Exact to round-off.  Diagnostics: a positive
-  definiteness check and a condition-number estimate (power iterations on
-  ``H`` and on ``H^{-1}``).
+  definiteness check and a condition-number estimate (block subspace
+  iterations on ``H`` and on ``H^{-1}``).
 * ``"cg"`` — conjugate gradients on many right-hand sides at once (each column
   its own step sizes), Jacobi-preconditioned when the operator exposes its
   diagonal.  Converges to ``||H x - b|| <= tol ||b||`` per column.
@@ -198,6 +198,21 @@ def power_iteration(matvec: Callable, p: int, device, iters: int = 30, seed: int
     return lam
 
 
+def subspace_top_eig(matmul: Callable, p: int, device, block: int = 8, iters: int = 4, seed: int = 0) -> float:
+    """Largest eigenvalue estimate by block subspace iteration with Rayleigh-Ritz.
+
+    A handful of passes over the operator with ``block`` vectors each: cheap when each
+    pass is memory-bound (dense matrix products, triangular solves).  A lower bound
+    that is usually within a few percent.
+    """
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    Q = torch.linalg.qr(torch.randn(p, min(block, p), generator=g, dtype=DTYPE).to(device)).Q
+    for _ in range(iters):
+        Q = torch.linalg.qr(matmul(Q)).Q
+    T = Q.T @ matmul(Q)
+    return float(torch.linalg.eigvalsh(0.5 * (T + T.T)).max())
+
+
 def lissa_error_bound(eig_min: float, scale: float, iterations: int) -> float:
     """A-priori relative error of LiSSA: ``(1 - eig_min/scale)^(iterations+1)``."""
     rho = max(0.0, 1.0 - eig_min / scale)
@@ -223,7 +238,8 @@ class InverseHVP:
     damping : float
         Added to the diagonal: solves ``(H + damping I) x = b``.
     condition : bool
-        Cholesky: estimate the condition number (a few power iterations).
+        Cholesky: estimate the condition number (block subspace iterations on
+        ``H`` and ``H^{-1}``; a slight underestimate, typically within a few percent).
     seed : int
         Seed of the random start vectors (power iteration, Lanczos).
     warn : bool
@@ -281,8 +297,8 @@ class InverseHVP:
             )
         self.L_ = L
         if self.condition:
-            lmax = power_iteration(self.op_.matvec, self.p_, H.device, iters=15, seed=self.seed)
-            inv_max = power_iteration(lambda V: torch.cholesky_solve(V, L), self.p_, H.device, iters=15, seed=self.seed + 1)
+            lmax = subspace_top_eig(self.op_.matvec, self.p_, H.device, seed=self.seed)
+            inv_max = subspace_top_eig(lambda V: torch.cholesky_solve(V, L), self.p_, H.device, seed=self.seed + 1)
             lmin = 1.0 / inv_max if inv_max > 0 else float("nan")
             diag.eig_max_estimate, diag.eig_min_estimate = lmax, lmin
             diag.condition_estimate = lmax / lmin if lmin > 0 else float("inf")
