@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._backend import DTYPE, Design
-from .model import FitInfo, lbfgs
+from .model import FitInfo, lbfgs, newton
 
 
 @dataclass
@@ -103,7 +103,17 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
         # warm start: w_hat + first-order (influence) change = the first Newton step from w_hat
         dW = state.ihvp.solve(state.train.rmatvec(C)).x
         W0 = state.w[:, None] - dW
-        W, info = lbfgs(state.train, Y, W0, state.l2, tol=state.tol, max_iter=max(200, state.max_iter), precond=pc, S=S)
+        W, info = lbfgs(state.train, Y, W0, state.l2, tol=state.tol, max_iter=40, precond=pc, S=S)
+        if not info.converged.all():
+            # far-away refits (very large sets) or objective differences at round-off: finish with
+            # Newton-CG, whose steps do not depend on the objective's last digits
+            rest = np.nonzero(~info.converged)[0]
+            r = torch.as_tensor(rest, device=W.device)
+            Wr, ir = newton(state.train, Y[:, r], W[:, r], state.l2, tol=state.tol, max_iter=state.max_iter,
+                            precond=pc, S=None if S is None else S[:, r])
+            W[:, r] = Wr
+            info.grad_norm[rest], info.converged[rest] = ir.grad_norm, ir.converged
+            info.iterations[rest] += ir.iterations
         W_all[:, s:s + len(block)] = W
         gn[s:s + len(block)] = info.grad_norm
         its[s:s + len(block)] = info.iterations
