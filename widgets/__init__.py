@@ -1,1 +1,35 @@
-"""cfdkit_widgets: ipywidgets explorers over the public cfdkit API."""
+"""cfdkit_widgets: ipywidgets explorers over the public cfdkit API.
+
+* :class:`FlipExplorer` -- one test point, its flip set ``S_t``, the probability path, Verify by retraining.
+* :class:`NoiseSweepExplorer`, :class:`GroupBiasExplorer`, :class:`MethodComparisonExplorer`,
+  :class:`RelabelRemoveExplorer` -- run a study from ``cfdkit.experiments`` with chosen
+  sizes/seeds and show its table and figure.
+
+Each widget is a thin view over small pure functions (also exported here) that
+are tested on their own.  Show a widget by leaving it as the last expression
+of a cell, or with ``display(explorer.widget)``.
+"""
+
+from .flip import (
+    ExplorerError,
+    FlipExplorer,
+    describe_rows,
+    flip_set_table,
+    path_figure,
+    point_summary,
+    probability_path,
+    search_texts,
+    verify_point,
+)
+
+__all__ = [
+    "ExplorerError",
+    "FlipExplorer",
+    "describe_rows",
+    "flip_set_table",
+    "path_figure",
+    "point_summary",
+    "probability_path",
+    "search_texts",
+    "verify_point",
+]
