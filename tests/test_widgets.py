@@ -159,3 +159,105 @@ def test_flip_explorer_failed_refit_shows_message(setup):
     assert ex.run_verify() is None
     assert "Retraining failed" in ex.message.value and "solver exploded" in ex.message.value
     assert "Traceback" not in ex.message.value
+
+
+# --------------------------------------------------------------- study explorers
+def fake_noise_sweep(noise_ratios, seeds, n_test):
+    rows = [{"noise_ratio": r, "seed": s, "mean_size": 100 * (1 - r) + s, "accuracy": 0.9 - r / 2}
+            for r in noise_ratios for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_parse_float_list():
+    assert cw.parse_float_list("0, 0.1 0.25") == [0.0, 0.1, 0.25]
+    with pytest.raises(ValueError, match="outside"):
+        cw.parse_float_list("0.5, 2")
+    with pytest.raises(ValueError, match="Could not read"):
+        cw.parse_float_list("a, b")
+
+
+def test_summaries():
+    s = cw.summarize_noise_sweep(fake_noise_sweep([0.0, 0.2], [0, 1], 10))
+    assert list(s["noise_ratio"]) == [0.0, 0.2]
+    np.testing.assert_allclose(s["mean_size"], [100.5, 80.5])
+    assert list(s["seeds"]) == [2, 2]
+    tb = pd.DataFrame({"tag": ["X", "X", "Y", "Y"], "size": [4, 2, 5, 0], "share_in_B": [0.5, 1.0, 0.2, np.nan]})
+    t = cw.summarize_tag_bias(tb)
+    assert list(t["tag"]) == ["X", "Y"] and list(t["points"]) == [2, 1]
+    np.testing.assert_allclose(t["share_in_B"], [0.75, 0.2])
+    mc = pd.DataFrame({"method": ["a", "a", "b", "b"], "k": [1, 2, 1, 2], "mean_abs_delta": [.1, .2, .3, .4]})
+    m = cw.summarize_method_comparison(mc)
+    assert list(m.index) == ["b", "a"] and list(m.columns) == [1, 2]
+    rr = pd.DataFrame({"method": ["relabel", "relabel", "removal_alg1"], "size": [3, 5, 10],
+                       "in_noise": [2, 4, 6], "not_in_noise": [1, 1, 4]})
+    r = cw.summarize_relabel_remove(rr)
+    assert list(r["method"]) == ["relabel", "removal_alg1"]
+    np.testing.assert_allclose(r["mean_size"], [4, 10])
+    with pytest.raises(ValueError, match="no column"):
+        cw.summarize_noise_sweep(pd.DataFrame({"x": [1]}))
+
+
+def test_noise_sweep_explorer_run():
+    calls = []
+
+    def run(**kw):
+        calls.append(kw)
+        return fake_noise_sweep(**kw)
+
+    ex = cw.NoiseSweepExplorer(run=run, noise_ratios=[0.0, 0.3], seeds=2, n_test=20)
+    ex.controls["noise_ratios"].value = "0, 0.1, 0.2"
+    ex.run_button.click()
+    assert calls == [{"noise_ratios": [0.0, 0.1, 0.2], "seeds": [0, 1], "n_test": 20}]
+    assert "done: 6 result rows" in ex.status.value
+    assert ex.table.value.count("<tr") == 1 + 3 and "0.100" in ex.table.value
+    assert ex.message.value == ""
+    ex.controls["noise_ratios"].value = "0, 7"
+    assert ex.run() is None and "outside" in ex.message.value and "Traceback" not in ex.message.value
+
+
+def test_study_explorer_failed_run_shows_message():
+    def boom(**kw):
+        raise RuntimeError("refit diverged")
+
+    ex = cw.GroupBiasExplorer(run=boom)
+    ex.run_button.click()
+    assert "refit diverged" in ex.message.value and not ex.run_button.disabled
+
+
+def test_group_bias_and_method_and_relabel_explorers():
+    seen = {}
+
+    def tag_bias(**kw):
+        seen["tag"] = kw
+        return pd.DataFrame({"tag": ["X", "Y"], "size": [3, 4], "share_in_B": [0.6, 0.25]})
+
+    g = cw.GroupBiasExplorer(run=tag_bias, n_test=50)
+    g.controls["bias_rate"].value = 0.8
+    g.run_button.click()
+    assert seen["tag"]["bias_rate"] == 0.8 and seen["tag"]["n_test"] == 50
+    assert "0.600" in g.table.value and "0.250" in g.table.value
+
+    def fig2(methods, ks, n_test, seed):
+        return pd.DataFrame([{"method": m, "k": k, "mean_abs_delta": k / 100 * (i + 1)}
+                             for i, m in enumerate(methods) for k in ks])
+
+    m = cw.MethodComparisonExplorer(run=fig2)
+    m.controls["methods"].value = ("ip_relabel", "random")
+    m.controls["ks"].value = "5, 10"
+    m.run_button.click()
+    assert list(m.summary.index) == ["random", "ip_relabel"] and list(m.summary.columns) == [5, 10]
+    m.controls["methods"].value = ()
+    assert m.run() is None and "Select at least one method" in m.message.value
+
+    r = cw.RelabelRemoveExplorer(result=pd.DataFrame({"method": ["relabel"], "size": [3], "in_noise": [2],
+                                                      "not_in_noise": [1]}))
+    assert "relabel" in r.table.value
+
+
+def test_default_run_missing_experiment_is_a_message(monkeypatch):
+    import cfdkit_widgets.studies as st
+
+    monkeypatch.setattr(st.NoiseSweepExplorer, "experiment", "no_such_function_xyz")
+    ex = cw.NoiseSweepExplorer()
+    ex.run_button.click()
+    assert "cfdkit.experiments" in ex.message.value

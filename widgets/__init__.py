@@ -21,8 +21,30 @@ from .flip import (
     search_texts,
     verify_point,
 )
+from .studies import (
+    GroupBiasExplorer,
+    MethodComparisonExplorer,
+    NoiseSweepExplorer,
+    RelabelRemoveExplorer,
+    StudyExplorer,
+    parse_float_list,
+    summarize_method_comparison,
+    summarize_noise_sweep,
+    summarize_relabel_remove,
+    summarize_tag_bias,
+)
 
 __all__ = [
+    "GroupBiasExplorer",
+    "MethodComparisonExplorer",
+    "NoiseSweepExplorer",
+    "RelabelRemoveExplorer",
+    "StudyExplorer",
+    "parse_float_list",
+    "summarize_method_comparison",
+    "summarize_noise_sweep",
+    "summarize_relabel_remove",
+    "summarize_tag_bias",
     "ExplorerError",
     "FlipExplorer",
     "describe_rows",
