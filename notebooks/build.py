@@ -154,8 +154,9 @@ flipped = (new > 0.5) != (fs.prob[sub] > 0.5)
 print(f"{N_VERIFY} test posts retrained: flipped {flipped.mean():.0%}")
 ''',
 """md:**What it means.** Relabeling well under 2% of the training posts flips most predictions, and for
-misclassified posts $\\mathcal{S}_t$ is dominated by the posts we mislabeled — the sets point at the
-training data a moderator should re-examine before upholding the ban. The stored outputs above are from
+misclassified posts $\\mathcal{S}_t$ holds about twice as many of the posts we mislabeled as their base rate — the
+sets point at training data a moderator should re-examine before upholding the ban (many sets are a single post:
+those predictions sit right at the threshold). The stored outputs above are from
 the full study (`N_VERIFY = 100`); CI runs `N_VERIFY = 20` (only the unchecked verification cell differs).
 
 ## Explore
