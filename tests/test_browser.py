@@ -55,8 +55,8 @@ def lab(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.disable_check_xsrf=False", "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"],
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -99,6 +99,13 @@ def _open_and_run(browser, base, token, path, wait_for, timeout=240_000):
     page.wait_for_timeout(3000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     page.wait_for_selector(wait_for, timeout=timeout)
+    # dismiss JupyterLab's "get notified about news?" toast so it does not cover the screenshots
+    for btn in page.locator(".Toastify__toast button", has_text="No").all():
+        try:
+            btn.click(timeout=2000)
+        except Exception:
+            pass
+    page.evaluate("document.querySelectorAll('.Toastify').forEach(e => e.remove())")
     return page
 
 
