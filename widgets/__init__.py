@@ -1,1 +1,57 @@
-"""cfdkit_widgets: ipywidgets explorers over the public cfdkit API."""
+"""cfdkit_widgets: ipywidgets explorers over the public cfdkit API.
+
+* :class:`FlipExplorer` -- one test point, its flip set ``S_t``, the probability path, Verify by retraining.
+* :class:`NoiseSweepExplorer`, :class:`GroupBiasExplorer`, :class:`MethodComparisonExplorer`,
+  :class:`RelabelRemoveExplorer` -- run a study from ``cfdkit.experiments`` with chosen
+  sizes/seeds and show its table and figure.
+
+Each widget is a thin view over small pure functions (also exported here) that
+are tested on their own.  Show a widget by leaving it as the last expression
+of a cell, or with ``display(explorer.widget)``.
+"""
+
+from .flip import (
+    ExplorerError,
+    FlipExplorer,
+    describe_rows,
+    flip_set_table,
+    path_figure,
+    point_summary,
+    probability_path,
+    search_texts,
+    verify_point,
+)
+from .studies import (
+    GroupBiasExplorer,
+    MethodComparisonExplorer,
+    NoiseSweepExplorer,
+    RelabelRemoveExplorer,
+    StudyExplorer,
+    parse_float_list,
+    summarize_method_comparison,
+    summarize_noise_sweep,
+    summarize_relabel_remove,
+    summarize_tag_bias,
+)
+
+__all__ = [
+    "GroupBiasExplorer",
+    "MethodComparisonExplorer",
+    "NoiseSweepExplorer",
+    "RelabelRemoveExplorer",
+    "StudyExplorer",
+    "parse_float_list",
+    "summarize_method_comparison",
+    "summarize_noise_sweep",
+    "summarize_relabel_remove",
+    "summarize_tag_bias",
+    "ExplorerError",
+    "FlipExplorer",
+    "describe_rows",
+    "flip_set_table",
+    "path_figure",
+    "point_summary",
+    "probability_path",
+    "search_texts",
+    "verify_point",
+]

@@ -1,0 +1,117 @@
+"""The paper's numbers, quoted from the text of Yang, Xu & Yu (2024), as data.
+
+``PAPER[study][key][metric]``: ``key`` is ``"dataset/features"`` in cfdkit's
+names (``loan/tabular`` is the paper's "Loan, BoW"; ``*/embeddings`` is the
+paper's "BERT").  Rates are fractions (61 % -> 0.61).  Data sets the paper
+uses that are not available offline (``essays``, ``tweets``) are kept so the
+report can list them as not reproduced.  Figures 2-6 have no numbers in the
+text; their claims are in :data:`CLAIMS`.
+"""
+
+from __future__ import annotations
+
+#: Numbers of Tables 2, 3/8, 4, 6, 7 and §3.4.
+PAPER: dict = {
+    # Table 2: found S_t, flip successful, successful ratio (= flip / found)
+    "table2": {
+        "loan/tabular": {"found_rate": 0.61, "flip_rate": 0.49, "success_ratio": 0.80},
+        "sst2/bow": {"found_rate": 1.00, "flip_rate": 0.72, "success_ratio": 0.72},
+        "sst2/embeddings": {"found_rate": 1.00, "flip_rate": 0.73, "success_ratio": 0.73},
+        "essays/bow": {"found_rate": 0.77, "flip_rate": 0.40, "success_ratio": 0.52},
+        "essays/embeddings": {"found_rate": 0.76, "flip_rate": 0.39, "success_ratio": 0.51},
+        "hate-speech/bow": {"found_rate": 0.99, "flip_rate": 0.87, "success_ratio": 0.87},
+        "hate-speech/embeddings": {"found_rate": 0.99, "flip_rate": 0.86, "success_ratio": 0.87},
+        "tweets/bow": {"found_rate": 1.00, "flip_rate": 0.75, "success_ratio": 0.75},
+        "tweets/embeddings": {"found_rate": 1.00, "flip_rate": 0.68, "success_ratio": 0.68},
+    },
+    # Table 3 / Table 8: average running time of Algorithm 1 per test point (ms, Apple M1 Pro)
+    "table3": {
+        "sst2/bow": {"ms_per_test_point": 19.04}, "sst2/embeddings": {"ms_per_test_point": 140.51},
+        "essays/bow": {"ms_per_test_point": 160.01}, "essays/embeddings": {"ms_per_test_point": 265.09},
+        "hate-speech/bow": {"ms_per_test_point": 103.70}, "hate-speech/embeddings": {"ms_per_test_point": 299.46},
+        "tweets/bow": {"ms_per_test_point": 58.42}, "tweets/embeddings": {"ms_per_test_point": 260.75},
+        "loan/tabular": {"ms_per_test_point": 63.97},
+    },
+    # Table 6: test accuracy and l2 of the models
+    "table6": {
+        "loan/tabular": {"accuracy": 0.79, "l2": 100}, "sst2/bow": {"accuracy": 0.79, "l2": 1000},
+        "sst2/embeddings": {"accuracy": 0.82, "l2": 500}, "essays/bow": {"accuracy": 0.97, "l2": 1},
+        "essays/embeddings": {"accuracy": 0.98, "l2": 10}, "hate-speech/bow": {"accuracy": 0.87, "l2": 10},
+        "hate-speech/embeddings": {"accuracy": 0.89, "l2": 10}, "tweets/bow": {"accuracy": 0.70, "l2": 500},
+        "tweets/embeddings": {"accuracy": 0.75, "l2": 1000},
+    },
+    # Table 4: 30 % label noise, misclassified test points; mean |S_t ∩ N| (noisy) and |S_t \ N| (normal)
+    "table4": {
+        "loan/tabular": {"mean_noisy_removal_alg1": 47.9, "mean_noisy_removal_alg2": 45.6, "mean_noisy_relabel": 11.6,
+                         "mean_normal_removal_alg1": 30.6, "mean_normal_removal_alg2": 27.0, "mean_normal_relabel": 22.9},
+        "sst2/bow": {"mean_noisy_removal_alg1": 1.8, "mean_noisy_removal_alg2": 1.8, "mean_noisy_relabel": 0.8,
+                     "mean_normal_removal_alg1": 2.1, "mean_normal_removal_alg2": 2.1, "mean_normal_relabel": 1.3},
+        "hate-speech/bow": {"mean_noisy_removal_alg1": 146.8, "mean_noisy_removal_alg2": 104.2, "mean_noisy_relabel": 55.8,
+                            "mean_normal_removal_alg1": 31.9, "mean_normal_removal_alg2": 21.0, "mean_normal_relabel": 8.2},
+    },
+    # Table 7: clean training set, random test points; mean |S_t|
+    "table7": {
+        "loan/tabular": {"mean_size_removal_alg1": 965.4, "mean_size_removal_alg2": 440.4, "mean_size_relabel": 67.0},
+        "sst2/bow": {"mean_size_removal_alg1": 712.8, "mean_size_removal_alg2": 636.8, "mean_size_relabel": 138.5},
+        "hate-speech/bow": {"mean_size_removal_alg1": 768.6, "mean_size_removal_alg2": 411.6, "mean_size_relabel": 49.3},
+    },
+    # §3.4: mean share of S_t inside the biased set B, misclassified test points
+    "tag-bias": {"loan/tabular": {"share_in_biased_tag_x": 0.60, "share_in_biased_tag_y": 0.23}},
+}
+
+#: Claims of the figures (no numbers in the text), by study and metric.
+CLAIMS: dict = {
+    "figure2": {"ip_relabel_largest_mean_abs_delta": "IP-relabel changes the test probability more than every other ranking (SST)"},
+    "figure3": {"share_sets_below_2pct": "relabeling < 2 % of the training data 'can usually' flip a prediction (hate speech)"},
+    "figure4": {"embeddings_larger": "BERT typically needs more relabeling than BoW LR on shared flipped points"},
+    "figure5": {"spearman": "confident predictions can still have small |S_t| (no correlation value given)"},
+    "noise-sweep": {"size_decreases_0_to_0.5": "|S_t| declines from noise 0 to 0.5",
+                    "size_increases_0.5_to_0.9": "|S_t| increases from noise 0.5 to 0.9",
+                    "accuracy_drop_0_to_0.3": "no noticeable accuracy decline from noise 0 to 0.3"},
+}
+
+#: Every metric name that can appear in ``reproduction.json``.
+METRICS: dict = {
+    "found_rate": "share of test points for which Algorithm 1 returned a set S_t (Table 2 'Found S_t')",
+    "flip_rate": "share of all test points whose prediction flipped after relabeling S_t and retraining (Table 2 'Flip Successful')",
+    "success_ratio": "flip_rate / found_rate (Table 2 'Successful Ratio')",
+    "mean_size": "mean |S_t| over test points with a set",
+    "median_size": "median |S_t| over test points with a set",
+    "accuracy": "test accuracy of the fitted model at threshold tau (Table 6)",
+    "ms_per_test_point": "Algorithm 1 wall time per test point in ms, scores + selection, no verification (Table 3/8)",
+    "mean_noisy_<method>": "mean |S_t ∩ N| (training points whose label was flipped by the 30 % noise) on misclassified test points; method in relabel, removal_alg1, removal_alg2 (Table 4)",
+    "mean_normal_<method>": "mean |S_t \\ N| on misclassified test points (Table 4)",
+    "mean_size_<method>": "mean |S_t| on random test points, clean training labels (Table 7)",
+    "share_in_biased_tag_x": "§3.4: mean share of S_t inside the biased set B, misclassified tag-X test points",
+    "share_in_biased_tag_y": "§3.4: the same for tag-Y test points",
+    "share_sets_below_2pct": "Figure 3: share of found sets with |S_t| < 2 % of the training set",
+    "mean_size_pct": "Figure 3: mean |S_t| as % of the training set",
+    "spearman": "Figure 5: Spearman correlation of |S_t| with |p - 0.5| over points with a set",
+    "mean_size_bow": "Figure 4: mean |S_t| with BoW features on test points flipped under both feature sets",
+    "mean_size_embeddings": "Figure 4: the same with embedding ('BERT') features",
+    "embeddings_larger": "Figure 4: mean_size_embeddings > mean_size_bow (the paper's claim: true)",
+    "mean_abs_delta_k<k>_<method>": "Figure 2: mean |P'(y=1) - P(y=1)| after relabeling the top-k of that ranking and retraining",
+    "ip_relabel_largest_mean_abs_delta": "Figure 2: share of the k values at which ip_relabel has the largest mean |Δp| of all rankings",
+    "mean_size_noise_<r>": "Figure 6: mean |S_t| (over seeds) with a share r of training labels flipped",
+    "accuracy_noise_<r>": "Figure 6: test accuracy (mean over seeds) at noise ratio r",
+    "size_decreases_0_to_0.5": "Figure 6: mean |S_t| at noise 0.5 < at noise 0",
+    "size_increases_0.5_to_0.9": "Figure 6: mean |S_t| at noise 0.9 > at noise 0.5",
+    "accuracy_drop_0_to_0.3": "Figure 6: accuracy at noise 0 minus accuracy at noise 0.3",
+    "not_reproduced": "the paper's data set is not available offline (value: the reason)",
+}
+
+
+def paper_records() -> list[dict]:
+    """The paper's numbers as flat records ``{study, dataset, features, metric, paper}``."""
+    out = []
+    for study, table in PAPER.items():
+        for key, metrics in table.items():
+            ds, feats = key.split("/")
+            for metric, value in metrics.items():
+                out.append({"study": study, "dataset": ds, "features": feats, "metric": metric, "paper": value})
+    return out
+
+
+def paper_value(study: str, dataset: str, features: str, metric: str):
+    """One number of :data:`PAPER`, or None."""
+    return PAPER.get(study, {}).get(f"{dataset}/{features}", {}).get(metric)

@@ -1,0 +1,481 @@
+"""The paper's experiments, each returning a pandas DataFrame.
+
+Every function takes a ``seed`` and a size knob (``n_test=``) so a notebook can
+run it small in CI and in full for users.  Sweeps that refit many models go
+through :class:`joblib.Parallel` (default ``n_jobs=1``), so wrapping a call in
+``with joblib.parallel_backend("dask"):`` scales it out without code changes.
+No function here imports matplotlib; see :mod:`cfdkit.plots`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from ._setup import FEATURES, Prepared, canonical_dataset, make_audit, prepare
+
+__all__ = [
+    "audit_points", "table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2",
+    "noise_sweep", "tag_bias", "relabel_vs_remove", "RANK_DIRECTION", "clear_cache",
+]
+
+_CACHE: dict = {}
+
+
+def clear_cache():
+    """Forget the per-point audits memoized by :func:`audit_points`."""
+    _CACHE.clear()
+
+
+def _points_frame(prep: Prepared, fs, ver) -> pd.DataFrame:
+    n_train = len(prep.y_train)
+    df = pd.DataFrame({
+        "dataset": prep.info["dataset"],
+        "features": prep.info["features"],
+        "test_index": prep.info["test_index"],
+        "y_true": prep.y_test,
+        "prob": fs.prob,
+        "predicted_label": fs.predicted_label,
+        "size": fs.size,
+        "size_pct": 100.0 * fs.size / n_train,
+        "found": fs.found,
+        "abs_p_minus_half": np.abs(fs.prob - 0.5),
+        "margin": np.abs(fs.prob - prep.threshold),
+    })
+    df["correct"] = df["predicted_label"] == df["y_true"]
+    if ver is not None:
+        df["flipped"] = ver.flipped
+        df["new_prob"] = ver.new_prob
+    df["indices"] = [fs.indices(i).tolist() for i in range(len(fs))]
+    return df
+
+
+def audit_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
+                 verify: bool = True, device=None, progress: bool = False, data_home=None,
+                 cache: bool = True) -> pd.DataFrame:
+    """Algorithm 1 (+ verification by retraining) for every (sampled) test point.
+
+    Returns one row per test point: ``test_index, y_true, prob, predicted_label,
+    size (|S_t|, 0 = not found), size_pct (% of the training set), found,
+    abs_p_minus_half, margin (|p - tau|), correct, flipped, new_prob (with
+    verify), indices`` (training rows of ``S_t``, greedy order).  ``df.attrs``
+    holds ``n_train, threshold, l2, seconds_sets, seconds_verify, seconds, notes``.
+    Results are memoized per arguments (``cache=False`` or :func:`clear_cache`).
+    """
+    key = (canonical_dataset(dataset), features, n_test, seed, verify, str(device), str(data_home))
+    if cache and key in _CACHE:
+        df = _CACHE[key]
+        out = df.copy()
+        out.attrs = dict(df.attrs)
+        return out
+    t0 = time.perf_counter()
+    prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
+    audit = make_audit(prep, device=device, seed=seed, progress=progress)
+    fs = audit.flip_sets(prep.X_test)
+    t_sets = time.perf_counter() - t0
+    ver = audit.verify(fs) if verify else None
+    df = _points_frame(prep, fs, ver)
+    df.attrs = {
+        "n_train": len(prep.y_train), "threshold": prep.threshold, "l2": prep.l2, "seconds_sets": t_sets,
+        "seconds_verify": (ver.seconds if ver is not None else 0.0), "seconds": time.perf_counter() - t0,
+        "seconds_setup": prep.info["seconds"], "seconds_algorithm1": fs.seconds, "notes": prep.info["notes"],
+        "dataset": prep.info["dataset"], "features": prep.info["features"],
+    }
+    if cache:
+        _CACHE[key] = df
+    out = df.copy()
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _combos(datasets, features):
+    out = []
+    for d in datasets:
+        d = canonical_dataset(d)
+        fs = [f for f in (features or FEATURES[d]) if f in FEATURES[d]] or [FEATURES[d][0]]
+        out.extend((d, f) for f in fs)
+    return out
+
+
+def summarize_points(df: pd.DataFrame) -> dict:
+    """Table-2 style summary of an :func:`audit_points` frame."""
+    found = df["found"].to_numpy()
+    sizes = df.loc[found, "size"]
+    row = {
+        "dataset": df.attrs.get("dataset"), "features": df.attrs.get("features"),
+        "n_train": df.attrs.get("n_train"), "n_test": len(df), "threshold": df.attrs.get("threshold"),
+        "l2": df.attrs.get("l2"), "accuracy": float(df["correct"].mean()) if len(df) else np.nan,
+        "found_rate": float(found.mean()) if len(df) else np.nan,
+        "mean_size": float(sizes.mean()) if len(sizes) else np.nan,
+        "median_size": float(sizes.median()) if len(sizes) else np.nan,
+        "mean_size_pct": float(df.loc[found, "size_pct"].mean()) if len(sizes) else np.nan,
+        "seconds": df.attrs.get("seconds"), "seconds_algorithm1": df.attrs.get("seconds_algorithm1"),
+        "seconds_verify": df.attrs.get("seconds_verify"),
+    }
+    if "flipped" in df:
+        row["flip_rate"] = float(df["flipped"].mean()) if len(df) else np.nan
+        row["success_ratio"] = float(df.loc[found, "flipped"].mean()) if found.any() else np.nan
+    row["ms_per_test_point"] = 1000.0 * row["seconds_algorithm1"] / max(1, len(df)) if row["seconds_algorithm1"] else np.nan
+    return row
+
+
+def table2(datasets=("loan", "sst2", "hate-speech"), features=None, n_test: int | None = None, seed: int = 0,
+           *, verify: bool = True, device=None, n_jobs: int = 1, progress: bool = True, data_home=None) -> pd.DataFrame:
+    """Table 2: share of test points with a set ``S_t`` found, share really flipped, their ratio.
+
+    One row per (dataset, features): ``found_rate`` (Algorithm 1 returned a
+    set), ``flip_rate`` (retraining with ``S_t`` relabeled flipped the
+    prediction, :meth:`RelabelAudit.verify`; counted over all test points as the
+    paper does), ``success_ratio = flip_rate / found_rate``, ``mean_size``,
+    ``median_size``, ``mean_size_pct`` (of the training set), ``accuracy``,
+    ``seconds`` (end to end), ``ms_per_test_point`` (Algorithm 1 only, Table 3/8).
+    ``features=None`` runs every feature set of each data set.
+    """
+    combos = _combos(datasets, features)
+    jobs = (delayed(audit_points)(d, f, n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
+            for d, f in tqdm(combos, desc="table2", disable=not progress))
+    frames = Parallel(n_jobs=n_jobs)(jobs)
+    for (d, f), fr in zip(combos, frames):  # memoize results computed in workers, too
+        _CACHE.setdefault((d, f, n_test, seed, verify, str(device), str(data_home)), fr)
+    return pd.DataFrame([summarize_points(fr) for fr in frames])
+
+
+def size_distribution(dataset: str = "hate-speech", features=("bow", "embeddings"), n_test: int | None = None,
+                      seed: int = 0, *, verify: bool = True, device=None, data_home=None) -> pd.DataFrame:
+    """Figure 3 (and 7/9): ``|S_t|`` per test point, also as % of the training set.
+
+    One row per test point and feature set (``found`` marks points with a set;
+    ``size`` is 0 where none was found).  ``flipped`` is the verification.
+    """
+    frames = [audit_points(dataset, f, n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
+              for f in _feature_list(dataset, features)]
+    cols = ["dataset", "features", "test_index", "prob", "predicted_label", "size", "size_pct", "found"]
+    out = pd.concat([fr[cols + (["flipped"] if "flipped" in fr else [])] for fr in frames], ignore_index=True)
+    out.attrs["n_train"] = {fr.attrs["features"]: fr.attrs["n_train"] for fr in frames}
+    return out
+
+
+def _feature_list(dataset, features):
+    d = canonical_dataset(dataset)
+    if features is None:
+        return list(FEATURES[d])
+    if isinstance(features, str):
+        features = [features]
+    return [f for f in features if f in FEATURES[d]] or [FEATURES[d][0]]
+
+
+def size_vs_confidence(dataset: str = "hate-speech", features=("bow", "embeddings"), n_test: int | None = None,
+                       seed: int = 0, *, verify: bool = True, device=None, data_home=None) -> pd.DataFrame:
+    """Figure 5 (and 8/10): ``|S_t|`` against the confidence ``|p - 0.5|`` for points with a set.
+
+    Columns: ``dataset, features, test_index, prob, abs_p_minus_half, margin
+    (|p - tau|), size, spearman`` (Spearman rank correlation of size with
+    ``|p - 0.5|`` within the feature set, repeated on each row),
+    ``spearman_margin`` (the same with ``|p - tau|``).  ``df.attrs["spearman"]``
+    maps features to the correlation.
+    """
+    from scipy.stats import spearmanr
+
+    rows, rho = [], {}
+    for f in _feature_list(dataset, features):
+        fr = audit_points(dataset, f, n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
+        fr = fr[fr["found"]].copy()
+        r = spearmanr(fr["size"], fr["abs_p_minus_half"]).statistic if len(fr) > 2 else np.nan
+        rm = spearmanr(fr["size"], fr["margin"]).statistic if len(fr) > 2 else np.nan
+        fr["spearman"], fr["spearman_margin"] = float(r), float(rm)
+        rho[f] = float(r)
+        rows.append(fr[["dataset", "features", "test_index", "prob", "abs_p_minus_half", "margin", "size",
+                        "spearman", "spearman_margin"]])
+    out = pd.concat(rows, ignore_index=True)
+    out.attrs["spearman"] = rho
+    return out
+
+
+def bow_vs_embedding(datasets=("sst2", "hate-speech"), n_test: int | None = None, seed: int = 0, *,
+                     verify: bool = True, device=None, data_home=None) -> pd.DataFrame:
+    """Figure 4: mean ``|S_t|`` with BoW vs embedding features on the *shared* flipped test points.
+
+    A test point is shared when its prediction was flipped (verified by
+    retraining; with ``verify=False``: a set was found) under both feature
+    sets.  Columns: ``dataset, n_shared, mean_size_bow, mean_size_embeddings,
+    median_size_bow, median_size_embeddings, embeddings_larger`` (bool).
+    """
+    rows = []
+    for d in datasets:
+        a = audit_points(d, "bow", n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
+        b = audit_points(d, "embeddings", n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
+        col = "flipped" if verify else "found"
+        ok = a[col].to_numpy() & b[col].to_numpy()
+        sa, sb = a.loc[ok, "size"], b.loc[ok, "size"]
+        rows.append({"dataset": canonical_dataset(d), "n_shared": int(ok.sum()),
+                     "mean_size_bow": float(sa.mean()) if ok.any() else np.nan,
+                     "mean_size_embeddings": float(sb.mean()) if ok.any() else np.nan,
+                     "median_size_bow": float(sa.median()) if ok.any() else np.nan,
+                     "median_size_embeddings": float(sb.median()) if ok.any() else np.nan,
+                     "share_embeddings_larger": float((sb.to_numpy() > sa.to_numpy()).mean()) if ok.any() else np.nan})
+        rows[-1]["embeddings_larger"] = bool(rows[-1]["mean_size_embeddings"] > rows[-1]["mean_size_bow"])
+    return pd.DataFrame(rows)
+
+
+#: How :func:`figure2` orders the training points of each method (``"toward_flip"``:
+#: most negative score first when the prediction is 1, most positive when 0;
+#: ``"descending"``: largest score first; ``"ascending"``: smallest first).
+RANK_DIRECTION = {
+    "ip_relabel": "toward_flip",   # estimated change of P(y=1) when relabeled: the most flip-ward first
+    "ip_remove": "toward_flip",    # estimated change of P(y=1) when removed: those supporting the prediction most
+    "influence": "ascending",      # -grad L_t H^-1 grad L_i: most negative = most helpful to the predicted label
+    "relatif": "descending",       # cosine in H^-1/2 space: most positive = most supportive
+    "grad_dot": "descending",      # <grad L_t, grad L_i>: most positive = most supportive
+    "grad_cos": "descending",      # cos(grad L_t, grad L_i): most positive = most supportive
+    "random": "descending",        # seeded uniform scores: a random order
+}
+
+
+def _rank(scores: np.ndarray, pred: np.ndarray, direction: str, k: int) -> np.ndarray:
+    """Top-k training indices per row, (n_test, k)."""
+    if direction == "toward_flip":
+        s = np.where(pred[:, None] == 1, scores, -scores)  # ascending of s = toward flipping
+    elif direction == "descending":
+        s = -scores
+    else:
+        s = scores
+    part = np.argpartition(s, kth=min(k, s.shape[1]) - 1, axis=1)[:, :k]
+    order = np.take_along_axis(s, part, axis=1).argsort(axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _figure2_method(audit, X_test, pred, prob, method, ks, threshold):
+    sc = audit.scores(X_test, method)
+    kmax = max(ks)
+    top = _rank(sc, pred, RANK_DIRECTION[method], kmax)
+    del sc
+    n = len(pred)
+    sets = [top[i, :k] for k in ks for i in range(n)]
+    rows = np.tile(np.arange(n), len(ks))
+    import scipy.sparse as sp
+
+    Xr = X_test[rows] if (sp.issparse(X_test) or isinstance(X_test, np.ndarray)) else X_test
+    new = audit.retrain_probabilities(Xr, sets, kind="relabel").reshape(len(ks), n)
+    out = []
+    for j, k in enumerate(ks):
+        d = new[j] - prob
+        toward = np.where(pred == 1, -d, d)
+        out.append({"method": method, "k": int(k), "mean_abs_delta": float(np.abs(d).mean()),
+                    "sem_abs_delta": float(np.abs(d).std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan,
+                    "mean_delta_toward_flip": float(toward.mean()),
+                    "flip_rate": float(((new[j] > threshold) != (pred == 1)).mean())})
+    return out
+
+
+def figure2(dataset: str = "sst2", features: str = "bow", ks=(1, 5, 10, 20, 50, 100, 200), n_test: int = 100,
+            seed: int = 0, *, methods=tuple(RANK_DIRECTION), device=None, n_jobs: int = 1, progress: bool = True,
+            data_home=None) -> pd.DataFrame:
+    """Figure 2: mean ``|Delta p|`` after relabeling the top-k training points of each ranking.
+
+    For ``n_test`` random test points (100 in the paper, SST), each method
+    ranks the training set, the top ``k`` labels are flipped, the model is
+    **really** refit (:meth:`RelabelAudit.retrain_probabilities`, one refit per
+    test point and k) and ``|P'(y=1) - P(y=1)|`` is averaged.
+
+    Ranking directions (:data:`RANK_DIRECTION`): ``ip_relabel`` is the
+    estimated change of ``P(y=1)`` when that label is flipped, so it is ranked
+    by benefit toward flipping (most negative first when the prediction is 1,
+    most positive when 0).  The other scores are ranked as in the paper, most
+    influential / supportive of the current prediction first: ``ip_remove``
+    (estimated change when removed) toward flipping, i.e. the points whose
+    removal hurts the prediction most; ``influence`` ascending (Koh & Liang's
+    sign: negative = helpful for the predicted label); ``relatif``,
+    ``grad_dot``, ``grad_cos`` descending (positive = supportive); ``random``
+    a seeded random order.  The test label used by influence/relatif/grad_* is
+    the predicted label.
+
+    Columns: ``method, k, mean_abs_delta, sem_abs_delta, mean_delta_toward_flip,
+    flip_rate`` (share of the points whose prediction flipped).
+    """
+    prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
+    audit = make_audit(prep, device=device, seed=seed)
+    prob = audit.predict_proba(prep.X_test)
+    pred = (prob > prep.threshold).astype(np.int64)
+    ks = sorted({int(k) for k in ks if 0 < int(k) <= len(prep.y_train)})
+    jobs = (delayed(_figure2_method)(audit, prep.X_test, pred, prob, m, ks, prep.threshold)
+            for m in tqdm(methods, desc="figure2", disable=not progress))
+    res = Parallel(n_jobs=n_jobs)(jobs)
+    df = pd.DataFrame([r for rr in res for r in rr])
+    df.insert(0, "dataset", prep.info["dataset"])
+    df.insert(1, "features", prep.info["features"])
+    df.attrs["n_test"] = len(prep.y_test)
+    return df
+
+
+def _noise_one(dataset, features, ratio, s, n_test, device, data_home, flip_seed):
+    from ..datasets import flip_labels
+
+    prep = prepare(dataset, features, seed=s, n_test=n_test, data_home=data_home)
+    y_noisy, _ = flip_labels(prep.y_train, float(ratio), seed=flip_seed)
+    audit = make_audit(prep, device=device, seed=s, y_train=y_noisy)
+    fs = audit.flip_sets(prep.X_test)
+    acc = float((fs.predicted_label == prep.y_test).mean())
+    found = fs.found
+    return {"noise": float(round(ratio, 10)), "seed": s, "accuracy": acc, "found_rate": float(found.mean()),
+            "mean_size": float(fs.size[found].mean()) if found.any() else np.nan,
+            "median_size": float(np.median(fs.size[found])) if found.any() else np.nan}
+
+
+def noise_sweep(dataset: str = "hate-speech", features: str | None = "bow", noise_ratios=np.arange(0, 1.0, 0.1),
+                seeds=(0, 1, 2), n_test: int | None = None, *, device=None, n_jobs: int = 1, progress: bool = True,
+                data_home=None) -> pd.DataFrame:
+    """Figure 6: flip a share of training labels (seeded), refit, mean ``|S_t|`` and test accuracy.
+
+    For every noise ratio and seed, ``round(ratio * n_train)`` training labels
+    are flipped (:func:`cfdkit.datasets.flip_labels` with that seed), the model
+    refit, and Algorithm 1 run on the (clean-labelled) test points.  Returns
+    one row per ratio with the mean and standard deviation over seeds:
+    ``noise, mean_size, mean_size_std, accuracy, accuracy_std, found_rate,
+    found_rate_std, n_seeds``; ``df.attrs["runs"]`` has one row per (ratio, seed).
+    The paper does not say which data set Figure 6 uses; the default is hate
+    speech (BoW), its representative data set in §3.3.
+    """
+    grid = [(float(r), int(s)) for r in noise_ratios for s in seeds]
+    jobs = (delayed(_noise_one)(dataset, features, r, s, n_test, device, data_home, 1000 + s)
+            for r, s in tqdm(grid, desc="noise sweep", disable=not progress))
+    runs = pd.DataFrame(Parallel(n_jobs=n_jobs)(jobs))
+    g = runs.groupby("noise")
+    out = pd.DataFrame({
+        "mean_size": g["mean_size"].mean(), "mean_size_std": g["mean_size"].std(ddof=0),
+        "accuracy": g["accuracy"].mean(), "accuracy_std": g["accuracy"].std(ddof=0),
+        "found_rate": g["found_rate"].mean(), "found_rate_std": g["found_rate"].std(ddof=0),
+        "n_seeds": g["seed"].count(),
+    }).reset_index()
+    out.insert(0, "dataset", canonical_dataset(dataset))
+    out.insert(1, "features", features or FEATURES[canonical_dataset(dataset)][0])
+    out.attrs["runs"] = runs
+    return out
+
+
+def tag_bias(dataset: str = "loan", features: str | None = None, n_test: int | None = None, seed: int = 0, *,
+             share_x: float = 0.4, bias: float = 0.9, device=None, data_home=None) -> pd.DataFrame:
+    """§3.4: group attribution bias through a "tag" feature (loan data).
+
+    A binary "tag" column is added to train and test rows (tag X with
+    probability ``share_x`` = 40 %, else tag Y; seeded).  ``bias`` = 90 % of the
+    *qualified* (label 0 = no default) tag-X training rows are relabeled as
+    default (1): that set is ``B``.  The model is refit on the biased labels,
+    Algorithm 1 is run on the misclassified test points (test labels are
+    clean), and for each found ``S_t`` the share of its members inside ``B``
+    is computed.
+
+    Returns one row per tag (``X``, ``Y``): ``tag, n_test, n_misclassified,
+    n_found, mean_share_in_biased, mean_size, size_biased`` (|B|),
+    ``n_train``.  ``df.attrs["points"]`` holds the per-point values.
+    (The loan data are the PARTIAL 20k subset, with many duplicated rows.)
+    """
+    prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
+    rng = np.random.default_rng(seed + 104729)
+    tag_tr = rng.random(len(prep.y_train)) < share_x
+    tag_te = rng.random(len(prep.y_test)) < share_x
+    y = prep.y_train.copy()
+    qualified = np.nonzero(tag_tr & (y == 0))[0]
+    B = np.sort(rng.choice(qualified, size=int(round(bias * qualified.size)), replace=False))
+    y[B] = 1
+    X_tr, X_te = _add_column(prep.X_train, tag_tr), _add_column(prep.X_test, tag_te)
+    audit = make_audit(prep, device=device, seed=seed, X_train=X_tr, y_train=y)
+    prob = audit.predict_proba(X_te)
+    mis = np.nonzero((prob > prep.threshold).astype(int) != prep.y_test)[0]
+    in_B = np.zeros(len(y), dtype=bool)
+    in_B[B] = True
+    pts = []
+    if mis.size:
+        fs = audit.flip_sets(_rows(X_te, mis))
+        for j, i in enumerate(mis):
+            idx = fs.indices(j)
+            pts.append({"test_row": int(i), "tag": "X" if tag_te[i] else "Y", "y_true": int(prep.y_test[i]),
+                        "prob": float(prob[i]), "size": int(idx.size), "found": bool(idx.size),
+                        "share_in_biased": float(in_B[idx].mean()) if idx.size else np.nan})
+    pts = pd.DataFrame(pts, columns=["test_row", "tag", "y_true", "prob", "size", "found", "share_in_biased"])
+    rows = []
+    for t, mask in (("X", tag_te), ("Y", ~tag_te)):
+        p = pts[pts["tag"] == t]
+        f = p[p["found"]]
+        rows.append({"tag": t, "n_test": int(mask.sum()), "n_misclassified": len(p), "n_found": len(f),
+                     "mean_share_in_biased": float(f["share_in_biased"].mean()) if len(f) else np.nan,
+                     "mean_size": float(f["size"].mean()) if len(f) else np.nan,
+                     "size_biased": int(B.size), "n_train": len(y)})
+    out = pd.DataFrame(rows)
+    out.insert(0, "dataset", prep.info["dataset"])
+    out.attrs["points"] = pts
+    out.attrs["biased_idx"] = B
+    return out
+
+
+def _add_column(X, col):
+    import scipy.sparse as sp
+
+    c = np.asarray(col, dtype=np.float64)[:, None]
+    if sp.issparse(X):
+        return sp.hstack([X, sp.csr_matrix(c)], format="csr")
+    return np.hstack([np.asarray(X, dtype=np.float64), c])
+
+
+def _rows(X, idx):
+    return X[idx]
+
+
+def _rvr_one(dataset, features, noise, n_test, seed, device, data_home, max_rounds):
+    prep = prepare(dataset, features, seed=seed, noise=noise, data_home=data_home)
+    audit = make_audit(prep, device=device, seed=seed)
+    prob = audit.predict_proba(prep.X_test)
+    pred = (prob > prep.threshold).astype(np.int64)
+    rng = np.random.default_rng(seed + 15485863)
+    pool = np.nonzero(pred != prep.y_test)[0] if noise > 0 else np.arange(len(pred))
+    pick = np.sort(rng.choice(pool, size=min(n_test, pool.size), replace=False)) if n_test else pool
+    Xp = _rows(prep.X_test, pick)
+    noisy = np.zeros(len(prep.y_train), dtype=bool)
+    noisy[prep.info["noisy_idx"]] = True
+    res = {"relabel": audit.flip_sets(Xp), "removal_alg1": audit.removal_sets(Xp, "alg1"),
+           "removal_alg2": audit.removal_sets(Xp, "alg2", max_rounds=max_rounds)}
+    common = np.logical_and.reduce([r.found for r in res.values()])
+    rows = []
+    for m, r in res.items():
+        f = r.found
+        n_noisy = np.array([noisy[r.indices(i)].sum() for i in range(len(r))], dtype=float)
+        n_norm = r.size - n_noisy
+        rows.append({"dataset": prep.info["dataset"], "features": prep.info["features"], "noise": float(noise),
+                     "method": m, "test_points": "misclassified" if noise > 0 else "random",
+                     "n_points": len(r), "n_found": int(f.sum()), "found_rate": float(f.mean()) if len(r) else np.nan,
+                     "mean_size": float(r.size[f].mean()) if f.any() else np.nan,
+                     "mean_noisy": float(n_noisy[f].mean()) if f.any() else np.nan,
+                     "mean_normal": float(n_norm[f].mean()) if f.any() else np.nan,
+                     "n_common": int(common.sum()),
+                     "mean_size_common": float(r.size[common].mean()) if common.any() else np.nan,
+                     "mean_noisy_common": float(n_noisy[common].mean()) if common.any() else np.nan,
+                     "mean_normal_common": float(n_norm[common].mean()) if common.any() else np.nan,
+                     "seconds": r.seconds})
+    return rows
+
+
+def relabel_vs_remove(datasets=("loan", "sst2", "hate-speech"), noise=(0.3, 0.0), n_test: int | None = 50,
+                      seed: int = 0, *, features: dict | None = None, device=None, n_jobs: int = 1,
+                      max_rounds: int = 100, progress: bool = True, data_home=None) -> pd.DataFrame:
+    """Table 4 (noise 0.3) and Table 7 (noise 0): sizes of removal (Alg1, Alg2) vs relabel sets.
+
+    With noise, ``noise`` of the training labels are flipped (the set ``N``)
+    and the test points are (up to ``n_test`` randomly chosen) misclassified
+    ones; without noise they are ``n_test`` random test points.  For each
+    method: ``mean_size`` over points where it found a set, ``mean_noisy`` =
+    mean ``|S_t ∩ N|`` and ``mean_normal`` = mean ``|S_t \\ N|``, and the same
+    over the points where all three methods found a set (``*_common``).
+    ``features`` maps dataset to features (default: loan tabular, others BoW).
+    Removal Alg1/Alg2 are :meth:`RelabelAudit.removal_sets` (Yang, Jain &
+    Wallace 2023 as in their reference code, without its bugs).
+    """
+    noise = [noise] if np.isscalar(noise) else list(noise)
+    grid = [(canonical_dataset(d), float(nz)) for nz in noise for d in datasets]
+    feats = features or {}
+    jobs = (delayed(_rvr_one)(d, feats.get(d), nz, n_test, seed, device, data_home, max_rounds)
+            for d, nz in tqdm(grid, desc="relabel vs remove", disable=not progress))
+    res = Parallel(n_jobs=n_jobs)(jobs)
+    return pd.DataFrame([r for rr in res for r in rr])

@@ -1,0 +1,141 @@
+"""End-to-end: JupyterLab + headless Chromium run notebooks/00_quickstart.ipynb and click Verify.
+
+Starts JupyterLab on 127.0.0.1 (free port, random token), opens the notebook with Playwright driving
+the system Chromium (/usr/bin/chromium; set CFDKIT_CHROMIUM to override), runs all cells, waits for
+the FlipExplorer, clicks Verify and waits for the result text.  Screenshots go to tests/artifacts/
+(one per explorer: the quickstart's FlipExplorer, then each explorer of notebooks/explorer.ipynb).
+Setup: tests/BROWSER_SETUP.md.  Skips, saying why, only where Playwright or a browser is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ART = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("CFDKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
+    or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.slow
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed; see tests/BROWSER_SETUP.md")
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}; apt-get install -y chromium (see tests/BROWSER_SETUP.md)",
+                allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ)
+    # the kernel must import cfdkit_widgets and the notebook-local studies module from this checkout
+    shim = ROOT / ".shim"
+    extra = [str(ROOT), str(ROOT / "notebooks")] + ([str(shim)] if shim.exists() else [])
+    env["PYTHONPATH"] = os.pathsep.join(extra + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["CFDKIT_FAST"] = "1"
+    env.setdefault("CFDKIT_DATA_HOME", str(ROOT.parent / "shared" / "data"))
+    env["JUPYTER_CONFIG_DIR"] = str(tmp_path_factory.mktemp("jupyter_config"))
+    log = open(ART / "jupyterlab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True",
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see {ART / 'jupyterlab.log'}")
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("JupyterLab did not start within 60 s")
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _open_and_run(browser, base, token, path, wait_for, timeout=240_000):
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(f"{base}/lab/tree/{path}?token={token}&reset")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=120_000)
+    # wait for the kernel to be idle, then run everything
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_timeout(3000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(wait_for, timeout=timeout)
+    # dismiss JupyterLab's "get notified about news?" toast so it does not cover the screenshots
+    for btn in page.locator(".Toastify__toast button", has_text="No").all():
+        try:
+            btn.click(timeout=2000)
+        except Exception:
+            pass
+    page.evaluate("document.querySelectorAll('.Toastify').forEach(e => e.remove())")
+    return page
+
+
+def test_quickstart_flip_explorer_verify(lab, browser):
+    base, token = lab
+    ART.mkdir(exist_ok=True)
+    page = _open_and_run(browser, base, token, "notebooks/00_quickstart.ipynb", ".cfd-flip-explorer .cfd-verify")
+    ex = page.locator(".cfd-flip-explorer").last
+    ex.scroll_into_view_if_needed()
+    assert "FlipExplorer" in ex.inner_text()
+    assert ex.locator("table.cfd-table").count() == 1
+    assert ex.locator(".widget-slider, .jupyter-widget-slider, .widget-hslider").count() >= 1
+    ex.locator(".cfd-verify").click()
+    page.wait_for_selector(".cfd-verify-result", timeout=120_000)
+    txt = ex.locator(".cfd-verify-result").inner_text()
+    assert "Retrained with" in txt and ("flipped" in txt)
+    ex.screenshot(path=str(ART / "flip_explorer.png"))
+    page.close()
+
+
+def test_explorer_app_renders_every_explorer(lab, browser):
+    base, token = lab
+    page = _open_and_run(browser, base, token, "notebooks/explorer.ipynb", ".cfd-study-explorer >> nth=3")
+    studies = page.locator(".cfd-study-explorer")
+    assert studies.count() == 4
+    names = ["noise_sweep_explorer", "relabel_remove_explorer", "method_comparison_explorer", "group_bias_explorer"]
+    for k, name in enumerate(names):
+        el = studies.nth(k)
+        el.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        el.screenshot(path=str(ART / f"{name}.png"))
+    assert "Noise sweep" in studies.nth(0).inner_text()
+    page.close()

@@ -1,0 +1,263 @@
+"""Widgets built headlessly: pure functions directly, then each explorer driven from Python.
+
+Run: PYTHONPATH=.:.shim pytest tests/test_widgets.py   (``.shim/cfdkit_widgets -> ../widgets``)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+pytest.importorskip("ipywidgets")
+import matplotlib
+
+matplotlib.use("Agg")
+
+from cfdkit import RelabelAudit
+from cfdkit.datasets import make_synthetic
+import cfdkit_widgets as cw
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = make_synthetic(n_train=300, n_test=30, n_features=5, noise=0.1, seed=3)
+    audit = RelabelAudit(l2=1.0).fit(ds.X_train, ds.y_train)
+    res = audit.flip_sets(ds.X_test)
+    texts = [f"test point number {i} {'alpha' if i % 2 else 'beta'}" for i in range(ds.n_test)]
+    train_texts = [f"train row {j}" for j in range(ds.n_train)]
+    return ds, audit, res, texts, train_texts
+
+
+# --------------------------------------------------------------- pure functions
+def test_search_texts():
+    texts = ["The quick brown fox", "a lazy dog", "Quick dog!", "nothing"]
+    assert cw.search_texts(texts, "quick") == [0, 2]
+    assert cw.search_texts(texts, "DOG quick") == [2]
+    assert cw.search_texts(texts, "") == []
+    assert cw.search_texts(texts, "zebra") == []
+    assert cw.search_texts(texts, "3") == [3]
+    assert cw.search_texts(texts * 10, "dog", limit=3) == [1, 2, 5]
+
+
+def test_describe_rows_dataframe_dense_sparse():
+    df = pd.DataFrame({"Income": [1.5, 2.0], "Married": ["yes", "no"]})
+    assert cw.describe_rows(df) == ["Income=1.5, Married=yes", "Income=2, Married=no"]
+    A = np.array([[0.0, -3.0, 1.0], [2.0, 0.0, 0.0]])
+    assert cw.describe_rows(A, ["a", "b", "c"], max_items=2) == ["b=-3, c=1", "a=2, b=0"]
+    S = sp.csr_matrix(A)
+    assert cw.describe_rows(S, ["a", "b", "c"]) == ["b=-3, c=1", "a=2"]
+
+
+def test_point_summary_and_table(setup):
+    ds, audit, res, texts, train_texts = setup
+    i = int(np.nonzero(res.size > 0)[0][0])
+    s = cw.point_summary(res, i, texts, ds.y_test, ("neg", "pos"))
+    assert s["size"] == res.size[i] and s["found"]
+    assert s["prob"] == pytest.approx(res.prob[i])
+    assert s["text"] == texts[i] and s["label_name"].endswith(f"({ds.y_test[i]})")
+    tab = cw.flip_set_table(res, i, ds.y_train, train_texts, max_rows=None)
+    assert list(tab.columns) == ["rank", "train_index", "text", "label", "new_label", "effect", "prob_after"]
+    assert len(tab) == res.size[i]
+    np.testing.assert_array_equal(tab["train_index"], res.indices(i))
+    np.testing.assert_allclose(tab["effect"], res.effects(i))
+    assert tab["text"].iloc[0] == train_texts[res.indices(i)[0]]
+    assert (tab["label"].astype(int) + tab["new_label"].astype(int) == 1).all()
+    np.testing.assert_allclose(tab["prob_after"].iloc[-1], res.path(i)[-1])
+    assert len(cw.flip_set_table(res, i, ds.y_train, max_rows=2)) == min(2, res.size[i])
+
+
+def test_probability_path_crosses_threshold(setup):
+    _, _, res, _, _ = setup
+    i = int(np.nonzero(res.size > 0)[0][0])
+    p = cw.probability_path(res, i)
+    assert list(p["k"]) == list(range(res.size[i] + 1))
+    assert not p["crossed"].iloc[:-1].any() and p["crossed"].iloc[-1]
+    fig = cw.path_figure(res, i)
+    assert fig.axes[0].get_xlabel().startswith("k")
+
+
+def test_bad_selections_raise_readable_errors(setup):
+    ds, audit, res, _, _ = setup
+    with pytest.raises(cw.ExplorerError, match="No test point selected"):
+        cw.point_summary(res, None)
+    with pytest.raises(cw.ExplorerError, match="does not exist"):
+        cw.flip_set_table(res, 10_000, ds.y_train)
+
+
+def test_verify_point_matches_verify(setup):
+    ds, audit, res, _, _ = setup
+    i = int(np.nonzero(res.size > 0)[0][0])
+    out = cw.verify_point(audit, ds.X_test, res, i)
+    ver = audit.verify(res)
+    assert out["new_prob"] == pytest.approx(ver.new_prob[i], abs=1e-8)
+    assert out["flipped"] == bool(ver.flipped[i])
+
+
+# --------------------------------------------------------------- FlipExplorer
+def test_flip_explorer_renders_and_verifies(setup):
+    ds, audit, res, texts, train_texts = setup
+    ex = cw.FlipExplorer(audit, ds.X_test, texts=texts, labels=ds.y_test, train_texts=train_texts,
+                         result=res, label_names=("neg", "pos"))
+    i = ex.index
+    assert res.size[i] > 0
+    assert f"Test point #{i}" in ex.header.value and texts[i] in ex.header.value
+    assert f"<b>{res.size[i]}</b>" in ex.header.value
+    assert ex.table.value.count("<tr") == min(res.size[i], 50) + 1  # header + rows
+    assert len(ex.path_data) == res.size[i] + 1
+    ex.verify_button.click()
+    assert "Retrained with" in ex.status.value
+    assert ("flipped ✔" in ex.status.value) == ex.verified[i]["flipped"]
+    assert ex.progress.layout.visibility == "hidden" and not ex.verify_button.disabled
+    # move with the slider
+    j = (i + 1) % len(res.size)
+    ex.slider.value = j
+    assert f"Test point #{j}" in ex.header.value and ex.status.value == ""
+    ex.slider.value = i  # verified results are remembered
+    assert "Retrained with" in ex.status.value
+
+
+def test_flip_explorer_search_box(setup):
+    ds, audit, res, texts, train_texts = setup
+    ex = cw.FlipExplorer(audit, ds.X_test, texts=texts, result=res, train_texts=train_texts)
+    ex.search.value = "number 7 alpha"
+    assert ex.matches.options[0][1] == 7 and ex.index == 7
+    assert "Test point #7" in ex.header.value
+    ex.search.value = "no such words"
+    assert "No test text contains" in ex.message.value
+
+
+def test_flip_explorer_bad_selections_show_messages(setup):
+    ds, audit, res, texts, _ = setup
+    ex = cw.FlipExplorer(audit, ds.X_test, result=res)
+    ex.show(None)
+    assert "No test point selected" in ex.message.value
+    ex.show(999)
+    assert "does not exist" in ex.message.value
+    empty = [k for k in range(len(res.size)) if res.size[k] == 0]
+    if empty:
+        ex.slider.value = empty[0]
+        assert ex.verify_button.disabled and "none found" in ex.header.value
+    assert ex.run_verify(empty[0] if empty else 999) is None
+    assert "cfd-error" in ex.message.value
+
+
+def test_flip_explorer_failed_refit_shows_message(setup):
+    ds, audit, res, _, _ = setup
+
+    class Broken:
+        y_train_ = audit.y_train_
+
+        def flip_sets(self, X):
+            return res
+
+        def retrain_probabilities(self, *a, **k):
+            raise RuntimeError("solver exploded")
+
+    ex = cw.FlipExplorer(Broken(), ds.X_test)
+    assert ex.run_verify() is None
+    assert "Retraining failed" in ex.message.value and "solver exploded" in ex.message.value
+    assert "Traceback" not in ex.message.value
+
+
+# --------------------------------------------------------------- study explorers
+def fake_noise_sweep(noise_ratios, seeds, n_test):
+    rows = [{"noise_ratio": r, "seed": s, "mean_size": 100 * (1 - r) + s, "accuracy": 0.9 - r / 2}
+            for r in noise_ratios for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def test_parse_float_list():
+    assert cw.parse_float_list("0, 0.1 0.25") == [0.0, 0.1, 0.25]
+    with pytest.raises(ValueError, match="outside"):
+        cw.parse_float_list("0.5, 2")
+    with pytest.raises(ValueError, match="Could not read"):
+        cw.parse_float_list("a, b")
+
+
+def test_summaries():
+    s = cw.summarize_noise_sweep(fake_noise_sweep([0.0, 0.2], [0, 1], 10))
+    assert list(s["noise_ratio"]) == [0.0, 0.2]
+    np.testing.assert_allclose(s["mean_size"], [100.5, 80.5])
+    assert list(s["seeds"]) == [2, 2]
+    tb = pd.DataFrame({"tag": ["X", "X", "Y", "Y"], "size": [4, 2, 5, 0], "share_in_B": [0.5, 1.0, 0.2, np.nan]})
+    t = cw.summarize_tag_bias(tb)
+    assert list(t["tag"]) == ["X", "Y"] and list(t["points"]) == [2, 1]
+    np.testing.assert_allclose(t["share_in_B"], [0.75, 0.2])
+    mc = pd.DataFrame({"method": ["a", "a", "b", "b"], "k": [1, 2, 1, 2], "mean_abs_delta": [.1, .2, .3, .4]})
+    m = cw.summarize_method_comparison(mc)
+    assert list(m.index) == ["b", "a"] and list(m.columns) == [1, 2]
+    rr = pd.DataFrame({"method": ["relabel", "relabel", "removal_alg1"], "size": [3, 5, 10],
+                       "in_noise": [2, 4, 6], "not_in_noise": [1, 1, 4]})
+    r = cw.summarize_relabel_remove(rr)
+    assert list(r["method"]) == ["relabel", "removal_alg1"]
+    np.testing.assert_allclose(r["mean_size"], [4, 10])
+    with pytest.raises(ValueError, match="no column"):
+        cw.summarize_noise_sweep(pd.DataFrame({"x": [1]}))
+
+
+def test_noise_sweep_explorer_run():
+    calls = []
+
+    def run(**kw):
+        calls.append(kw)
+        return fake_noise_sweep(**kw)
+
+    ex = cw.NoiseSweepExplorer(run=run, noise_ratios=[0.0, 0.3], seeds=2, n_test=20)
+    ex.controls["noise_ratios"].value = "0, 0.1, 0.2"
+    ex.run_button.click()
+    assert calls == [{"noise_ratios": [0.0, 0.1, 0.2], "seeds": [0, 1], "n_test": 20}]
+    assert "done: 6 result rows" in ex.status.value
+    assert ex.table.value.count("<tr") == 1 + 3 and "0.100" in ex.table.value
+    assert ex.message.value == ""
+    ex.controls["noise_ratios"].value = "0, 7"
+    assert ex.run() is None and "outside" in ex.message.value and "Traceback" not in ex.message.value
+
+
+def test_study_explorer_failed_run_shows_message():
+    def boom(**kw):
+        raise RuntimeError("refit diverged")
+
+    ex = cw.GroupBiasExplorer(run=boom)
+    ex.run_button.click()
+    assert "refit diverged" in ex.message.value and not ex.run_button.disabled
+
+
+def test_group_bias_and_method_and_relabel_explorers():
+    seen = {}
+
+    def tag_bias(**kw):
+        seen["tag"] = kw
+        return pd.DataFrame({"tag": ["X", "Y"], "size": [3, 4], "share_in_B": [0.6, 0.25]})
+
+    g = cw.GroupBiasExplorer(run=tag_bias, n_test=50)
+    g.controls["bias_rate"].value = 0.8
+    g.run_button.click()
+    assert seen["tag"]["bias_rate"] == 0.8 and seen["tag"]["n_test"] == 50
+    assert "0.600" in g.table.value and "0.250" in g.table.value
+
+    def fig2(methods, ks, n_test, seed):
+        return pd.DataFrame([{"method": m, "k": k, "mean_abs_delta": k / 100 * (i + 1)}
+                             for i, m in enumerate(methods) for k in ks])
+
+    m = cw.MethodComparisonExplorer(run=fig2)
+    m.controls["methods"].value = ("ip_relabel", "random")
+    m.controls["ks"].value = "5, 10"
+    m.run_button.click()
+    assert list(m.summary.index) == ["random", "ip_relabel"] and list(m.summary.columns) == [5, 10]
+    m.controls["methods"].value = ()
+    assert m.run() is None and "Select at least one method" in m.message.value
+
+    r = cw.RelabelRemoveExplorer(result=pd.DataFrame({"method": ["relabel"], "size": [3], "in_noise": [2],
+                                                      "not_in_noise": [1]}))
+    assert "relabel" in r.table.value
+
+
+def test_default_run_missing_experiment_is_a_message(monkeypatch):
+    import cfdkit_widgets.studies as st
+
+    monkeypatch.setattr(st.NoiseSweepExplorer, "experiment", "no_such_function_xyz")
+    ex = cw.NoiseSweepExplorer()
+    ex.run_button.click()
+    assert "cfdkit.experiments" in ex.message.value

@@ -1,0 +1,451 @@
+"""``FlipExplorer``: one test point, its flip set ``S_t``, the probability path, and a real retrain.
+
+The widget is a thin view.  Everything it shows comes from small pure
+functions in this module, which are tested on their own:
+
+* :func:`describe_rows` -- one short string per row of a feature table,
+* :func:`search_texts` -- test points whose text contains every query word,
+* :func:`point_summary` -- text, label, predicted probability and ``|S_t|`` of one test point,
+* :func:`flip_set_table` -- the table of ``S_t`` (training text, label, new label, effect),
+* :func:`probability_path` -- estimated ``P(y=1)`` as the greedy set grows,
+* :func:`verify_point` -- retrain with ``S_t`` relabeled and report the new probability.
+
+Only the public cfdkit API is used: ``RelabelAudit.flip_sets``,
+``RelabelAudit.retrain_probabilities``, ``RelabelAudit.y_train_`` and
+``FlipSets.indices / effects / path / prob / size / threshold``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "FlipExplorer",
+    "describe_rows",
+    "search_texts",
+    "point_summary",
+    "flip_set_table",
+    "probability_path",
+    "verify_point",
+    "path_figure",
+]
+
+
+class ExplorerError(ValueError):
+    """A selection the explorer cannot show; its message is meant for the user."""
+
+
+# ------------------------------------------------------------------ pure logic
+def describe_rows(X, feature_names: Sequence[str] | None = None, max_items: int = 6) -> list[str]:
+    """One short human-readable string per row of ``X``.
+
+    ``X`` may be a pandas DataFrame (``"col=value, ..."``), a dense array or a
+    scipy sparse matrix (the ``max_items`` largest-magnitude non-zero features,
+    ``"name=value"``).  Used to show tabular or numeric training points in the
+    ``S_t`` table where there are no texts.
+    """
+    if isinstance(X, pd.DataFrame):
+        cols = list(X.columns)
+        out = []
+        for row in X.itertuples(index=False):
+            items = [f"{c}={_fmt(v)}" for c, v in zip(cols, row)]
+            out.append(", ".join(items[:max_items]) + (", …" if len(items) > max_items else ""))
+        return out
+    if hasattr(X, "tocsr"):
+        X = X.tocsr()
+        n, d = X.shape
+        names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(d)]
+        out = []
+        for i in range(n):
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            cols, vals = X.indices[lo:hi], X.data[lo:hi]
+            order = np.argsort(-np.abs(vals), kind="stable")[:max_items]
+            out.append(", ".join(f"{names[cols[j]]}={_fmt(vals[j])}" for j in order) or "(empty)")
+        return out
+    A = np.asarray(X)
+    if A.ndim != 2:
+        raise ValueError(f"X must be 2-D (rows x features); got shape {A.shape}.")
+    names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(A.shape[1])]
+    out = []
+    for row in A:
+        order = np.argsort(-np.abs(row), kind="stable")[:max_items]
+        out.append(", ".join(f"{names[j]}={_fmt(row[j])}" for j in order))
+    return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def search_texts(texts: Sequence[str], query: str, limit: int = 20) -> list[int]:
+    """Indices of the texts containing every word of ``query`` (case-insensitive), at most ``limit``.
+
+    A query that is a plain integer also matches the test point with that index.
+    An empty query matches nothing.
+    """
+    q = (query or "").strip()
+    if not q:
+        return []
+    hits: list[int] = []
+    if q.isdigit() and int(q) < len(texts):
+        hits.append(int(q))
+    words = [w for w in re.split(r"\s+", q.lower()) if w]
+    for i, t in enumerate(texts):
+        if len(hits) >= limit:
+            break
+        low = str(t).lower()
+        if all(w in low for w in words) and i not in hits:
+            hits.append(i)
+    return hits[:limit]
+
+
+def _check_index(res, i) -> int:
+    if i is None:
+        raise ExplorerError("No test point selected; pick one with the slider or the search box.")
+    n = len(res.size)
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        raise ExplorerError(f"The test point must be an integer index; got {i!r}.")
+    if not 0 <= int(i) < n:
+        raise ExplorerError(f"Test point {i} does not exist; there are {n} test points (0 to {n - 1}).")
+    return int(i)
+
+
+def _label_name(v, label_names) -> str:
+    if v is None:
+        return "—"
+    v = int(v)
+    return f"{label_names[v]} ({v})" if label_names is not None else str(v)
+
+
+def point_summary(res, i, texts=None, labels=None, label_names=None) -> dict:
+    """What the header of the explorer shows for test point ``i``.
+
+    Returns a dict with ``index, text, label, prob, predicted, size, found,
+    threshold, estimated_new_prob``.
+    """
+    i = _check_index(res, i)
+    prob = float(res.prob[i])
+    pred = int(prob > res.threshold)
+    size = int(res.size[i])
+    return {
+        "index": i,
+        "text": None if texts is None else str(texts[i]),
+        "label": None if labels is None else int(labels[i]),
+        "label_name": None if labels is None else _label_name(labels[i], label_names),
+        "prob": prob,
+        "predicted": pred,
+        "predicted_name": _label_name(pred, label_names),
+        "size": size,
+        "found": size > 0,
+        "threshold": float(res.threshold),
+        "estimated_new_prob": float(res.path(i)[-1]) if size else float("nan"),
+    }
+
+
+def flip_set_table(res, i, train_labels, train_texts=None, label_names=None, max_rows: int | None = 50) -> pd.DataFrame:
+    """The table of ``S_t`` for test point ``i``, in greedy order.
+
+    Columns: ``rank`` (1-based), ``train_index``, ``text`` (training text or
+    feature description, when given), ``label`` (current training label),
+    ``new_label`` (the label it would get: ``1 - label`` for relabeling),
+    ``effect`` (estimated change of ``P(y=1)``) and ``prob_after`` (estimated
+    ``P(y=1)`` once this and all earlier members are relabeled).  At most
+    ``max_rows`` rows (None: all).  Empty (same columns) where no set exists.
+    """
+    i = _check_index(res, i)
+    idx = res.indices(i)
+    eff = res.effects(i)
+    path = res.path(i)[1:]
+    y = np.asarray(train_labels)
+    cols = ["rank", "train_index"] + (["text"] if train_texts is not None else []) + [
+        "label", "new_label", "effect", "prob_after"]
+    if idx.size == 0:
+        return pd.DataFrame({c: [] for c in cols})
+    if max_rows is not None:
+        idx, eff, path = idx[:max_rows], eff[:max_rows], path[:max_rows]
+    lab = y[idx].astype(int)
+    new = lab if getattr(res, "kind", "relabel") == "remove" else 1 - lab
+    data = {"rank": np.arange(1, idx.size + 1), "train_index": idx}
+    if train_texts is not None:
+        data["text"] = [str(train_texts[j]) for j in idx]
+    data["label"] = [_label_name(v, label_names) for v in lab]
+    data["new_label"] = (["(removed)"] * idx.size if getattr(res, "kind", "relabel") == "remove"
+                         else [_label_name(v, label_names) for v in new])
+    data["effect"] = eff
+    data["prob_after"] = path
+    return pd.DataFrame(data, columns=cols)
+
+
+def probability_path(res, i) -> pd.DataFrame:
+    """Estimated ``P(y=1)`` after relabeling the first ``k`` members of ``S_t``, ``k = 0..|S_t|``.
+
+    Columns ``k``, ``prob``, ``crossed`` (the prediction at ``k`` differs from
+    the original one).  One row (``k = 0``) where no set exists.
+    """
+    i = _check_index(res, i)
+    p = res.path(i)
+    pred0 = p[0] > res.threshold
+    return pd.DataFrame({"k": np.arange(p.size), "prob": p, "crossed": (p > res.threshold) != pred0})
+
+
+def path_figure(res, i, ax=None, title: str | None = None):
+    """Matplotlib figure of :func:`probability_path` with the threshold ``tau`` drawn."""
+    import matplotlib.pyplot as plt
+
+    df = probability_path(res, i)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.0))
+    else:
+        fig = ax.figure
+    ax.plot(df["k"], df["prob"], marker="o" if len(df) <= 40 else None, ms=3, lw=1.5, label="estimated P(y=1)")
+    ax.axhline(res.threshold, color="crimson", ls="--", lw=1, label=f"τ = {res.threshold:g}")
+    cross = df.index[df["crossed"]]
+    if len(cross):
+        k = int(df["k"][cross[0]])
+        ax.axvline(k, color="grey", ls=":", lw=1)
+        ax.annotate(f"flips at k={k}", (k, res.threshold), textcoords="offset points", xytext=(-60, 8), fontsize=8)
+    ax.set_xlabel("k (greedy set size)")
+    ax.set_ylabel("P(y=1)")
+    lo, hi = float(df["prob"].min()), float(df["prob"].max())
+    ax.set_ylim(min(lo, res.threshold) - 0.05, max(hi, res.threshold) + 0.05)
+    ax.set_title(title or f"Test point {int(i)}: probability path")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def verify_point(audit, X_test, res, i) -> dict:
+    """Retrain with ``S_t`` of test point ``i`` relabeled; the real new probability.
+
+    Calls ``audit.retrain_probabilities(X_test[i:i+1], [S_t])`` (one refit).
+    Returns ``index, size, old_prob, estimated_prob, new_prob, flipped,
+    threshold``.  Raises :class:`ExplorerError` (a readable message) where
+    there is no set, and wraps a failed refit the same way.
+    """
+    i = _check_index(res, i)
+    idx = res.indices(i)
+    if idx.size == 0:
+        raise ExplorerError(f"Test point {i} has no flip set S_t (Algorithm 1 found none), so there is nothing "
+                            "to retrain with.")
+    row = X_test[i:i + 1] if not isinstance(X_test, pd.DataFrame) else X_test.iloc[i:i + 1]
+    try:
+        new = float(audit.retrain_probabilities(row, [idx], kind=getattr(res, "kind", "relabel"))[0])
+    except Exception as exc:  # the widget must show a message, never a traceback
+        raise ExplorerError(f"Retraining failed: {type(exc).__name__}: {exc}") from exc
+    old = float(res.prob[i])
+    return {
+        "index": i,
+        "size": int(idx.size),
+        "old_prob": old,
+        "estimated_prob": float(res.path(i)[-1]),
+        "new_prob": new,
+        "flipped": bool((new > res.threshold) != (old > res.threshold)),
+        "threshold": float(res.threshold),
+    }
+
+
+# ------------------------------------------------------------------ the widget
+def _table_html(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<i>S<sub>t</sub> is empty: no set of training labels is estimated to flip this prediction.</i>"
+    fmt = {"effect": "{:+.4f}".format, "prob_after": "{:.4f}".format}
+    body = df.to_html(index=False, escape=True, formatters=fmt, classes="cfd-table", border=0)
+    return ("<div style='max-height:320px;overflow:auto'>"
+            "<style>.cfd-table td{max-width:520px;white-space:normal;font-size:12px;padding:2px 6px}"
+            ".cfd-table th{font-size:12px;text-align:left}</style>" + body + "</div>")
+
+
+class FlipExplorer:
+    """Pick a test point; see its flip set ``S_t``, the probability path, and verify by retraining.
+
+    Parameters
+    ----------
+    audit : cfdkit.RelabelAudit
+        Fitted.
+    X_test : array, sparse matrix or DataFrame of features
+        The rows the audit's ``flip_sets`` ran on (or will run on).
+    texts, labels : sequence, optional
+        Test texts (enables the search box) and true test labels.
+    train_texts, train_labels : sequence, optional
+        Training texts (or :func:`describe_rows` strings) and labels for the
+        ``S_t`` table; ``train_labels`` defaults to ``audit.y_train_``.
+    result : cfdkit.FlipSets, optional
+        Precomputed ``audit.flip_sets(X_test)``; computed here otherwise.
+    label_names : pair of str, optional
+        Names of labels 0 and 1, e.g. ``("noHate", "hate")``.
+    index : int, default: the first point with a set
+    max_rows : int, default 50
+        Rows of the ``S_t`` table shown.
+
+    Attributes (the widgets, for tests and layouts)
+    -----------------------------------------------
+    slider, search, matches, header, table, plot, verify_button, progress, status, widget
+    """
+
+    def __init__(self, audit, X_test, texts=None, labels=None, train_texts=None, train_labels=None, result=None,
+                 *, label_names=None, index: int | None = None, max_rows: int = 50):
+        import ipywidgets as W
+
+        self.audit = audit
+        self.X_test = X_test
+        self.texts = texts
+        self.labels = None if labels is None else np.asarray(labels)
+        self.train_texts = train_texts
+        self.train_labels = np.asarray(audit.y_train_ if train_labels is None else train_labels)
+        self.label_names = label_names
+        self.max_rows = max_rows
+        self.result = audit.flip_sets(X_test) if result is None else result
+        self.verified: dict[int, dict] = {}
+        self.path_data = None
+        n = len(self.result.size)
+        if index is None:
+            found = np.nonzero(self.result.size > 0)[0]
+            index = int(found[0]) if found.size else 0
+
+        self.slider = W.IntSlider(value=index, min=0, max=max(n - 1, 0), description="test point",
+                                  continuous_update=False, layout=W.Layout(width="420px"))
+        self.search = W.Text(placeholder="search test texts…", description="search",
+                             layout=W.Layout(width="420px", display="" if texts is not None else "none"))
+        self.matches = W.Dropdown(options=[], description="matches",
+                                  layout=W.Layout(width="640px", display="none"))
+        self.header = W.HTML()
+        self.table = W.HTML()
+        self.plot = W.Output(layout=W.Layout(min_height="240px"))
+        self.verify_button = W.Button(description="Verify (retrain)", button_style="primary", icon="refresh",
+                                      tooltip="Retrain the model with S_t relabeled and check the prediction")
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="", bar_style="info",
+                                      layout=W.Layout(width="160px", visibility="hidden"))
+        self.status = W.HTML()
+        self.message = W.HTML()
+        self.widget = W.VBox([
+            W.HTML("<b>FlipExplorer</b> — which training labels, relabeled, flip this prediction?"),
+            W.HBox([self.slider, self.search]), self.matches, self.message, self.header,
+            W.HBox([self.verify_button, self.progress, self.status]),
+            W.HBox([self.plot, self.table]),
+        ])
+        self.widget.add_class("cfd-flip-explorer")
+        self.verify_button.add_class("cfd-verify")
+        self.status.add_class("cfd-verify-status")
+
+        self.slider.observe(lambda ch: self.show(ch["new"]), names="value")
+        self.search.observe(lambda ch: self._on_search(ch["new"]), names="value")
+        self.matches.observe(self._on_match, names="value")
+        self.verify_button.on_click(lambda _b: self.run_verify())
+        self.show(index)
+
+    # ---- actions
+    @property
+    def index(self) -> int:
+        return int(self.slider.value)
+
+    def show(self, i) -> None:
+        """Render test point ``i`` (header, table, path).  Bad indices give a message."""
+        self.status.value = ""
+        try:
+            s = point_summary(self.result, i, self.texts, self.labels, self.label_names)
+            table = flip_set_table(self.result, i, self.train_labels, self.train_texts, self.label_names,
+                                   self.max_rows)
+        except ExplorerError as exc:
+            self._error(str(exc))
+            return
+        self.message.value = ""
+        self.header.value = self._header_html(s)
+        shown = f" (first {self.max_rows} of {s['size']})" if s["size"] > self.max_rows else ""
+        self.table.value = f"<b>S<sub>t</sub>{shown}</b>" + _table_html(table)
+        self.verify_button.disabled = not s["found"]
+        if s["index"] in self.verified:
+            self.status.value = self._verify_html(self.verified[s["index"]])
+        self.path_data = probability_path(self.result, s["index"])
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            import matplotlib.pyplot as plt
+            fig = path_figure(self.result, s["index"])
+            if _in_ipython():
+                from IPython.display import display
+                display(fig)
+            plt.close(fig)
+
+    def _on_search(self, query) -> None:
+        if self.texts is None:
+            return
+        hits = search_texts(self.texts, query)
+        if not (query or "").strip():
+            self.matches.layout.display = "none"
+            self.message.value = ""
+            return
+        if not hits:
+            self.matches.options = []
+            self.matches.layout.display = "none"
+            self._error(f"No test text contains {query!r}.")
+            return
+        self.message.value = ""
+        self.matches.options = [(f"#{j}: {str(self.texts[j])[:90]}", j) for j in hits]
+        self.matches.layout.display = ""
+        self.matches.value = hits[0]
+
+    def _on_match(self, ch) -> None:
+        if ch["new"] is not None:
+            self.slider.value = int(ch["new"])
+
+    def run_verify(self, i=None) -> dict | None:
+        """Retrain for test point ``i`` (default: the selected one) and show the outcome."""
+        i = self.index if i is None else i
+        self.progress.layout.visibility = "visible"
+        self.progress.value = 0
+        self.verify_button.disabled = True
+        self.status.value = "<span class='cfd-running'>⏳ retraining with S<sub>t</sub> relabeled…</span>"
+        try:
+            out = verify_point(self.audit, self.X_test, self.result, i)
+        except ExplorerError as exc:
+            self.status.value = ""
+            self._error(str(exc))
+            return None
+        finally:
+            self.progress.value = 1
+            self.progress.layout.visibility = "hidden"
+            self.verify_button.disabled = False
+        self.verified[out["index"]] = out
+        self.message.value = ""
+        self.status.value = self._verify_html(out)
+        return out
+
+    # ---- rendering
+    def _error(self, msg: str) -> None:
+        self.message.value = f"<div class='cfd-error' style='color:#a40000'>⚠ {html.escape(msg)}</div>"
+
+    def _header_html(self, s) -> str:
+        parts = [f"<b>Test point #{s['index']}</b>"]
+        if s["text"] is not None:
+            parts.append(f"<div style='margin:4px 0;padding:4px;background:#f4f4f4'>{html.escape(s['text'])}</div>")
+        lab = f"true label <b>{html.escape(s['label_name'])}</b> · " if s["label"] is not None else ""
+        size = (f"|S<sub>t</sub>| = <b>{s['size']}</b> (estimated P(y=1) after: {s['estimated_new_prob']:.4f})"
+                if s["found"] else "|S<sub>t</sub>| = <b>none found</b>")
+        parts.append(f"<div>{lab}predicted <b>{html.escape(s['predicted_name'])}</b> · "
+                     f"P(y=1) = <b>{s['prob']:.4f}</b> (τ = {s['threshold']:g}) · {size}</div>")
+        return "".join(parts)
+
+    def _verify_html(self, out) -> str:
+        verdict = ("<b style='color:#0a7a0a'>flipped ✔</b>" if out["flipped"]
+                   else "<b style='color:#a40000'>not flipped ✘</b>")
+        return (f"<span class='cfd-verify-result'>Retrained with {out['size']} labels changed: P(y=1) "
+                f"{out['old_prob']:.4f} → <b>{out['new_prob']:.4f}</b> (estimated {out['estimated_prob']:.4f}); "
+                f"{verdict}</span>")
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
+
+
+def _in_ipython() -> bool:
+    try:
+        from IPython import get_ipython
+        return get_ipython() is not None
+    except ImportError:  # pragma: no cover
+        return False
