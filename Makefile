@@ -27,7 +27,7 @@ demo: setup
 	@echo "Wrote results/audit/summary.json, sets.csv and figures."
 
 test: setup setup-browser
-	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider $(PYTEST_ARGS)
+	CFDKIT_FAST=1 $(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_flip.py
