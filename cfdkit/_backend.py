@@ -1,0 +1,220 @@
+"""Array plumbing: devices, conversion to torch, and the design matrix.
+
+Everything numeric in cfdkit runs in torch, float64, on the device the user
+asks for.  This module is the one place where user arrays (numpy,
+scipy.sparse, pandas, torch, CuPy) become torch tensors, and where the
+intercept column is folded in without ever densifying a sparse matrix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+DTYPE = torch.float64
+
+
+
+def csr(crow, col, val, size) -> torch.Tensor:
+    """Build a torch sparse CSR tensor quietly.
+
+    torch warns that CSR support is "beta" and that invariant checks are off;
+    the tensors built here come from canonical (sorted, deduplicated) CSR
+    structure, so neither warning is actionable for users.
+    """
+    with quiet_sparse():
+        return torch.sparse_csr_tensor(crow, col, val, size=size, check_invariants=False)
+
+
+class quiet_sparse(warnings.catch_warnings):
+    """Context manager silencing torch's sparse-CSR beta warnings."""
+
+    def __enter__(self):
+        out = super().__enter__()
+        warnings.filterwarnings("ignore", message=".*[Ss]parse.*", category=UserWarning)
+        return out
+
+
+def resolve_device(device=None) -> torch.device:
+    """Return the torch device to compute on.
+
+    ``None`` picks CUDA when a GPU is present, else the CPU.  Strings and
+    ``torch.device`` objects are passed through; asking for CUDA where there is
+    none raises a ``ValueError`` that says so.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device; use None, 'cpu' or 'cuda'.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; use device='cpu' or None.")
+    return dev
+
+
+def _is_cupy(x) -> bool:
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def _scipy_to_torch_csr(A: sp.spmatrix, device: torch.device) -> torch.Tensor:
+    A = sp.csr_matrix(A, dtype=np.float64)
+    A.sum_duplicates()
+    A.sort_indices()
+    return csr(
+        torch.from_numpy(A.indptr.astype(np.int64)),
+        torch.from_numpy(A.indices.astype(np.int64)),
+        torch.from_numpy(A.data),
+        A.shape,
+    ).to(device)
+
+
+def to_torch_matrix(X, device: torch.device, name: str = "X") -> torch.Tensor:
+    """Convert a 2-D array-like to a float64 torch tensor on ``device``.
+
+    Dense inputs give a dense (strided) tensor; scipy.sparse and torch sparse
+    inputs give a sparse CSR tensor, never a dense copy.
+    """
+    if sp.issparse(X):
+        return _scipy_to_torch_csr(X, device)
+    if isinstance(X, torch.Tensor):
+        if X.layout == torch.strided:
+            return X.detach().to(device=device, dtype=DTYPE)
+        with quiet_sparse():
+            if X.layout == torch.sparse_coo:
+                X = X.coalesce().to_sparse_csr()
+            elif X.layout != torch.sparse_csr:
+                X = X.to_sparse_csr()
+        return X.to(device=device, dtype=DTYPE)
+    if _is_cupy(X):
+        # zero-copy through DLPack; float64 conversion copies only if needed
+        return torch.from_dlpack(X).to(device=device, dtype=DTYPE)
+    if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # pandas DataFrame
+        try:
+            X = X.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} has non-numeric columns; encode them first (for example with "
+                "cfdkit.features.tabular_features or pandas.get_dummies)."
+            ) from exc
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{name} must be a numeric 2-D array (numpy, scipy.sparse, pandas, torch or CuPy); "
+            f"got {type(X).__name__} that cannot be converted to float64."
+        ) from exc
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(device)
+
+
+def to_numpy(t) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+@dataclass
+class Design:
+    """A training or test design matrix with the intercept folded in.
+
+    ``X~ = [X, 1]`` is never materialized: products split into the feature
+    part and the intercept part, so sparse matrices stay sparse.  Parameter
+    vectors ``w`` have length ``p + 1`` with the intercept last.
+
+    Attributes
+    ----------
+    X : torch.Tensor, (n, p), dense or sparse CSR float64
+    XT : torch.Tensor or None, (p, n), the transpose kept as CSR for sparse X
+    """
+
+    X: torch.Tensor
+    XT: torch.Tensor | None = None
+
+    @classmethod
+    def from_tensor(cls, X: torch.Tensor) -> "Design":
+        if X.layout == torch.sparse_csr:
+            with quiet_sparse():
+                XT = X.to_sparse_coo().t().coalesce().to_sparse_csr()
+            return cls(X, XT)
+        return cls(X, None)
+
+    @property
+    def sparse(self) -> bool:
+        return self.X.layout == torch.sparse_csr
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def p(self) -> int:
+        """Number of parameters, intercept included."""
+        return int(self.X.shape[1]) + 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.X.device
+
+    def matvec(self, W: torch.Tensor) -> torch.Tensor:
+        """``X~ @ W`` for W of shape (p+1,) or (p+1, m)."""
+        return self.X @ W[:-1] + W[-1]
+
+    def rmatvec(self, R: torch.Tensor) -> torch.Tensor:
+        """``X~.T @ R`` for R of shape (n,) or (n, m)."""
+        feat = (self.XT @ R) if self.sparse else self.X.T @ R
+        return torch.cat([feat, R.sum(0, keepdim=True)], dim=0)
+
+    def rmatvec_sq(self, D: torch.Tensor) -> torch.Tensor:
+        """``(X~ * X~).T @ D`` — the diagonal of ``X~.T diag(d_j) X~`` per column, shape (p+1, m)."""
+        if self.sparse:
+            if not hasattr(self, "_XT_sq"):
+                XT = self.XT
+                self._XT_sq = csr(XT.crow_indices(), XT.col_indices(), XT.values() ** 2, XT.shape)
+            feat = self._XT_sq @ D
+        else:
+            feat = (self.X**2).T @ D
+        return torch.cat([feat, D.sum(0, keepdim=True)], dim=0)
+
+    def gram(self, d: torch.Tensor) -> torch.Tensor:
+        """Dense ``X~.T diag(d) X~`` of shape (p+1, p+1)."""
+        p = self.p
+        G = torch.empty(p, p, dtype=DTYPE, device=self.device)
+        if self.sparse:
+            crow, col, val = self.X.crow_indices(), self.X.col_indices(), self.X.values()
+            rows = torch.repeat_interleave(torch.arange(self.n, device=self.device), crow[1:] - crow[:-1])
+            DX = csr(crow, col, val * d[rows], self.X.shape)
+            G[:-1, :-1] = (self.XT @ DX).to_dense()
+            col_sum = self.XT @ d
+        else:
+            DX = self.X * d[:, None]
+            G[:-1, :-1] = self.X.T @ DX
+            col_sum = DX.sum(0)
+        G[:-1, -1] = col_sum
+        G[-1, :-1] = col_sum
+        G[-1, -1] = d.sum()
+        return G
+
+    def rows(self, idx: torch.Tensor) -> "Design":
+        """Design restricted to the given row indices."""
+        if self.sparse:
+            with quiet_sparse():
+                sub = self.X.to_sparse_coo().index_select(0, idx).coalesce().to_sparse_csr()
+            return Design.from_tensor(sub)
+        return Design(self.X.index_select(0, idx))
+
+    def dense_rows(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense ``X~`` rows (with the 1 column) for a few rows, shape (k, p+1)."""
+        X = self.X if idx is None else (self.rows(idx).X)
+        Xd = X.to_dense() if X.layout != torch.strided else X
+        return torch.cat([Xd, torch.ones(Xd.shape[0], 1, dtype=DTYPE, device=Xd.device)], dim=1)
+
+    def row_sq_norms_weighted(self) -> torch.Tensor:
+        """Squared norms of the rows of ``X~``, shape (n,)."""
+        if self.sparse:
+            sq = csr(self.X.crow_indices(), self.X.col_indices(), self.X.values() ** 2, self.X.shape)
+            return (sq @ torch.ones(self.X.shape[1], 1, dtype=DTYPE, device=self.device)).squeeze(1) + 1.0
+        return (self.X**2).sum(1) + 1.0

@@ -1,0 +1,463 @@
+"""``RelabelAudit``: fit once, then ask which labels would flip each prediction.
+
+The data path: features -> logistic regression (:mod:`cfdkit.model`) ->
+Hessian factorization, once (:mod:`cfdkit.solvers`) -> scores
+(:mod:`cfdkit.scores`) -> flip sets (:mod:`cfdkit.selection`) -> verification
+by retraining (:mod:`cfdkit.retrain`).  This class is the thin layer that
+validates inputs and threads the fitted state through those functions.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._backend import DTYPE, Design, resolve_device
+from ._validation import check_choice, check_features, check_labels, check_positive, check_positive_int, check_threshold
+from .model import hessian, hvp, newton
+from .removal import removal_sets
+from .results import FlipSets, Verification
+from .retrain import FittedState, probabilities_after, refit_sets
+from .scores import METHODS, compute_scores, train_quadratic
+from .selection import greedy_order, greedy_sets
+from .solvers import SOLVERS, InverseHVP, LinearOperator
+
+
+def _parse_bytes(v) -> int:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0:
+        return int(v)
+    if isinstance(v, str):
+        s = v.strip().upper()
+        for unit, f in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)):
+            if s.endswith(unit):
+                try:
+                    val = float(s[: -len(unit)])
+                except ValueError:
+                    break
+                if val > 0:
+                    return int(val * f)
+    raise ValueError(f"memory_budget must be a positive byte count or a string like '512MB'; got {v!r}.")
+
+
+class RelabelAudit:
+    """Which training labels, relabeled, would flip each test prediction?
+
+    Fits an L2-regularized logistic regression (float64, torch; the same
+    optimum as ``sklearn.linear_model.LogisticRegression(C=1/l2)``), factors
+    its Hessian once, and answers for every test point at once:
+
+    * :meth:`scores` — (n_test, n_train) influence-style scores,
+    * :meth:`flip_sets` — Algorithm 1 (Yang, Xu & Yu 2024): the smallest greedy
+      set ``S_t`` whose relabeling is estimated to cross the threshold,
+    * :meth:`verify` — retrain with each set flipped and check,
+    * :meth:`removal_sets` — the removal baselines (Alg1, Alg2) for comparison.
+
+    Parameters
+    ----------
+    l2 : float
+        Regularization ``l2`` of ``sum_i L_i + l2/2 ||w||^2`` (= 1/C in scikit-learn).
+    threshold : float in (0, 1)
+        Decision threshold ``tau``: predicted label is ``P(y=1) > tau``.
+    solver : {"cholesky", "cg", "lissa", "arnoldi"}
+        Inverse-Hessian solver (see :class:`cfdkit.solvers.InverseHVP`).
+    device : None, "cpu", "cuda" or torch.device
+        None uses CUDA when available, else the CPU.
+    tol : float
+        Gradient-norm tolerance of the fit and of every verification refit.
+    max_iter : int
+        Newton iteration cap.
+    solver_options : dict, optional
+        Passed to :class:`~cfdkit.solvers.InverseHVP` (``tol``, ``rank``, ...).
+    memory_budget : int or str
+        Bytes (or "512MB") for score blocks and batched refits.
+    seed : int
+        Seed for the random baseline and the solvers' random starts.
+    progress : bool
+        Show tqdm progress bars on long work.
+
+    Attributes (after fit)
+    ----------------------
+    coef_ : np.ndarray (n_features,), intercept_ : float
+    n_features_in_ : int, n_train_ : int
+    fit_info_ : cfdkit.model.FitInfo
+    hessian_diagnostics_ : cfdkit.solvers.SolverDiagnostics
+    fit_seconds_ : float
+    """
+
+    def __init__(self, l2: float = 1.0, threshold: float = 0.5, solver: str = "cholesky", device=None, *,
+                 tol: float = 1e-10, max_iter: int = 100, solver_options: dict | None = None,
+                 memory_budget="256MB", seed: int = 0, progress: bool = False):
+        self.l2 = l2
+        self.threshold = threshold
+        self.solver = solver
+        self.device = device
+        self.tol = tol
+        self.max_iter = max_iter
+        self.solver_options = solver_options
+        self.memory_budget = memory_budget
+        self.seed = seed
+        self.progress = progress
+
+    # ----------------------------------------------------------------- fit
+    def _validate_params(self):
+        self.l2_ = check_positive(self.l2, "l2", "Regularization must be positive (scikit-learn's C = 1/l2).")
+        self.threshold_ = check_threshold(self.threshold)
+        check_choice(self.solver, "solver", SOLVERS)
+        self.device_ = resolve_device(self.device)
+        self.tol_ = check_positive(self.tol, "tol")
+        self.max_iter_ = check_positive_int(self.max_iter, "max_iter")
+        self.memory_budget_ = _parse_bytes(self.memory_budget)
+        if self.solver_options is not None and not isinstance(self.solver_options, dict):
+            raise TypeError(f"solver_options must be a dict or None; got {type(self.solver_options).__name__}.")
+
+    def fit(self, X, y, *, coef_init=None):
+        """Fit the model on ``X`` (n, d) and binary labels ``y`` (n,), then factor the Hessian.
+
+        ``X`` may be numpy, scipy.sparse (kept sparse), pandas, torch or CuPy.
+        """
+        self._validate_params()
+        t0 = time.perf_counter()
+        Xt = check_features(X, self.device_, "X_train")
+        y_np = check_labels(y, Xt.shape[0], "y_train")
+        train = Design.from_tensor(Xt)
+        yt = torch.as_tensor(y_np, dtype=DTYPE, device=self.device_)
+        W0 = torch.zeros(train.p, 1, dtype=DTYPE, device=self.device_)
+        if coef_init is not None:
+            W0[:, 0] = torch.as_tensor(np.asarray(coef_init, dtype=np.float64), device=self.device_)
+        W, info = newton(train, yt[:, None], W0, self.l2_, tol=self.tol_, max_iter=self.max_iter_)
+        w = W[:, 0]
+        if not info.converged[0]:
+            warnings.warn(f"The logistic-regression fit stopped at gradient norm {info.grad_norm[0]:.3e} "
+                          f"(tol={self.tol_:.1e}) after {info.iterations[0]} Newton steps; results are "
+                          "approximate. Increase max_iter or l2.", RuntimeWarning, stacklevel=2)
+        ihvp = self._make_solver(train, w)
+        sigma = torch.sigmoid(train.matvec(w))
+        self.state_ = FittedState(train, yt, w, self.l2_, ihvp, sigma, self.tol_, self.max_iter_, self.memory_budget_)
+        self.y_train_ = y_np
+        self.n_features_in_ = int(Xt.shape[1])
+        self.n_train_ = int(Xt.shape[0])
+        self.coef_ = w[:-1].cpu().numpy().copy()
+        self.intercept_ = float(w[-1])
+        self.fit_info_ = info
+        self.hessian_diagnostics_ = ihvp.fit_diagnostics_
+        self.fit_seconds_ = time.perf_counter() - t0
+        self._q_train = None
+        return self
+
+    @classmethod
+    def from_sklearn(cls, estimator, X, y, *, threshold: float = 0.5, solver: str = "cholesky", device=None, **kw):
+        """Audit a fitted ``sklearn.linear_model.LogisticRegression``.
+
+        Its ``C``, penalty and intercept define the objective (``l2 = 1/C``);
+        its coefficients warm-start a refit to ``tol``, so the audit works at
+        the exact optimum.  Settings whose objective cfdkit cannot reproduce
+        (L1/elastic-net penalties, liblinear's penalized intercept, class or
+        sample weights, no intercept, multiclass) are refused.
+        """
+        from sklearn.linear_model import LogisticRegression
+
+        if not isinstance(estimator, LogisticRegression):
+            raise TypeError(f"estimator must be a sklearn LogisticRegression; got {type(estimator).__name__}.")
+        if not hasattr(estimator, "coef_"):
+            raise ValueError("estimator is not fitted; call estimator.fit(X, y) first or use RelabelAudit(...).fit(X, y).")
+        params = estimator.get_params()
+        penalty = params.get("penalty", "deprecated")
+        l1_ratio = params.get("l1_ratio", 0.0) or 0.0
+        if penalty not in ("l2", "deprecated") or (penalty == "deprecated" and l1_ratio not in (0, 0.0, None)):
+            raise ValueError(f"estimator uses penalty={penalty!r}, l1_ratio={l1_ratio!r}; cfdkit reproduces only the "
+                             "L2 penalty. Refit with LogisticRegression(C=..., l1_ratio=0) (L2).")
+        if params.get("C") is None or not np.isfinite(params["C"]):
+            raise ValueError("estimator has no finite C (unpenalized); cfdkit needs l2 = 1/C > 0.")
+        if not params.get("fit_intercept", True):
+            raise ValueError("estimator was fitted without an intercept; cfdkit's objective has an unpenalized "
+                             "intercept. Refit with fit_intercept=True.")
+        if params.get("solver") == "liblinear":
+            raise ValueError("solver='liblinear' penalizes the intercept, which cfdkit does not reproduce; refit "
+                             "with solver='lbfgs' or 'newton-cholesky'.")
+        if params.get("class_weight") is not None:
+            raise ValueError("class_weight is set; cfdkit's objective weighs every sample equally. Refit without it.")
+        if estimator.coef_.shape[0] != 1 or len(estimator.classes_) != 2:
+            raise ValueError("estimator is not a binary classifier; cfdkit audits binary labels.")
+        if not np.array_equal(np.asarray(estimator.classes_), [0, 1]):
+            raise ValueError(f"estimator.classes_ is {list(estimator.classes_)}; map labels to 0/1 and refit.")
+        audit = cls(l2=1.0 / float(params["C"]), threshold=threshold, solver=solver, device=device, **kw)
+        init = np.concatenate([estimator.coef_[0], estimator.intercept_])
+        return audit.fit(X, y, coef_init=init)
+
+    def _make_solver(self, train: Design, w: torch.Tensor) -> InverseHVP:
+        opts = dict(self.solver_options or {})
+        opts.setdefault("seed", self.seed)
+        ihvp = InverseHVP(self.solver, **opts)
+        if self.solver == "cholesky":
+            return ihvp.fit(hessian(train, w, self.l2_))
+        s = torch.sigmoid(train.matvec(w))
+        d = (s * (1 - s))[:, None]
+        l2 = self.l2_
+        mask = torch.ones(train.p, 1, dtype=DTYPE, device=w.device)
+        mask[-1] = 0
+        op = LinearOperator(lambda V: hvp(train, d.expand(-1, V.shape[1]), V, l2), (train.p, train.p), DTYPE, w.device,
+                            diagonal=lambda: (train.rmatvec_sq(d) + l2 * mask)[:, 0])
+        return ihvp.fit(op)
+
+    def _check_fitted(self):
+        if not hasattr(self, "state_"):
+            raise RuntimeError("This RelabelAudit is not fitted yet; call audit.fit(X_train, y_train) first.")
+
+    # -------------------------------------------------------------- queries
+    def _test_design(self, X_test, name="X_test") -> Design:
+        self._check_fitted()
+        return Design.from_tensor(check_features(X_test, self.device_, name, self.n_features_in_))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """``P(y=1)`` for each row of ``X``; float64 (n,)."""
+        Xt = self._test_design(X, "X")
+        return torch.sigmoid(Xt.matvec(self.state_.w)).cpu().numpy()
+
+    def _block_rows(self, n_test: int) -> int:
+        per_row = 8 * 4 * max(self.n_train_, self.state_.train.p)
+        return int(max(1, min(n_test, self.memory_budget_ // per_row)))
+
+    def _blocks(self, n, desc):
+        step = self._block_rows(n)
+        starts = list(range(0, n, step))
+        return tqdm(starts, desc=desc, disable=not self.progress or len(starts) < 2, leave=False), step
+
+    def scores(self, X_test, method: str = "ip_relabel", y_test=None) -> np.ndarray:
+        """Scores of every training point for every test point, float64 (n_test, n_train).
+
+        See :mod:`cfdkit.scores` for each method's definition and sign.  ``y_test``
+        (used by influence, relatif, grad_dot, grad_cos) defaults to the predicted labels.
+        """
+        check_choice(method, "method", METHODS)
+        Xt = self._test_design(X_test)
+        st = self.state_
+        sig_t = torch.sigmoid(Xt.matvec(st.w))
+        if y_test is None:
+            yt = (sig_t > self.threshold_).to(DTYPE)
+        else:
+            yt = torch.as_tensor(check_labels_any(y_test, Xt.n), dtype=DTYPE, device=self.device_)
+        if method == "relatif" and self._q_train is None:
+            self._q_train = train_quadratic(st.train, st.ihvp)
+        out = np.empty((Xt.n, self.n_train_))
+        blocks, step = self._blocks(Xt.n, f"scores ({method})")
+        for s in blocks:
+            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
+            sc, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp, Xt=Xt.rows(rows),
+                                   sigma_t=sig_t[rows], y_t=yt[rows], seed=self.seed, row_offset=s, q_train=self._q_train)
+            out[s:s + len(rows)] = sc.cpu().numpy()
+        return out
+
+    def flip_sets(self, X_test) -> FlipSets:
+        """Algorithm 1 for every test row: the smallest greedy relabel set ``S_t``.
+
+        Memory stays bounded by ``memory_budget``: test rows are processed in
+        blocks, and each block is searched with a top-k pass first.
+        """
+        Xt = self._test_design(X_test)
+        t0 = time.perf_counter()
+        st = self.state_
+        sig_t = torch.sigmoid(Xt.matvec(st.w))
+        sets, deltas, diag = [], [], None
+        blocks, step = self._blocks(Xt.n, "flip sets")
+        for s in blocks:
+            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
+            eff, diag = compute_scores("ip_relabel", train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
+                                       Xt=Xt.rows(rows), sigma_t=sig_t[rows], y_t=sig_t[rows])
+            _, ss, dd = greedy_sets(eff, sig_t[rows], self.threshold_)
+            sets.extend(ss)
+            deltas.extend(dd)
+        return FlipSets.from_lists(kind="relabel", method="ip_relabel", threshold=self.threshold_,
+                                   prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
+                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt)
+
+    def removal_sets(self, X_test, algorithm: str = "alg1", max_rounds: int = 100, min_shrink: int = 1) -> FlipSets:
+        """Removal baselines: smallest set of training points whose *removal* is estimated to flip.
+
+        ``algorithm="alg1"``: one-shot greedy set from IP-remove scores (Kong et al. 2021;
+        Yang, Jain & Wallace 2023, Alg. 1).  ``"alg2"``: Yang et al.'s iterative
+        refinement (Alg. 2) — shrink the set, re-estimating the influence with the
+        Hessian of the remaining data, up to ``max_rounds`` rounds, stopping when the
+        set shrinks by ``min_shrink`` points or fewer.  See :mod:`cfdkit.removal`.
+        """
+        check_choice(algorithm, "algorithm", ("alg1", "alg2"))
+        Xt = self._test_design(X_test)
+        t0 = time.perf_counter()
+        st = self.state_
+        sig_t = torch.sigmoid(Xt.matvec(st.w))
+        sets, deltas, diag = [], [], None
+        blocks, step = self._blocks(Xt.n, f"removal {algorithm}")
+        for s in blocks:
+            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
+            sub = Xt.rows(rows)
+            eff, diag = compute_scores("ip_remove", train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
+                                       Xt=sub, sigma_t=sig_t[rows], y_t=sig_t[rows])
+            ss, dd = removal_sets(st, sub, sig_t[rows], eff, self.threshold_, algorithm, max_rounds, min_shrink)
+            sets.extend(ss)
+            deltas.extend(dd)
+        return FlipSets.from_lists(kind="remove", method=f"removal_{algorithm}", threshold=self.threshold_,
+                                   prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
+                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt)
+
+    # -------------------------------------------------------- verification
+    def retrain_probabilities(self, X_test, sets, kind: str = "relabel") -> np.ndarray:
+        """Retrain once per test row with ``sets[i]`` relabeled (or removed); new ``P(y=1)`` (n_test,).
+
+        ``sets`` is a list of index arrays, one per row of ``X_test``.  Empty
+        sets give the original probability without a refit.
+        """
+        check_choice(kind, "kind", ("relabel", "remove"))
+        Xt = self._test_design(X_test)
+        if len(sets) != Xt.n:
+            raise ValueError(f"sets has {len(sets)} entries but X_test has {Xt.n} rows; pass one index set per test row.")
+        clean = [self._check_index_set(s, i) for i, s in enumerate(sets)]
+        return self._retrain_probs(Xt, clean, kind)
+
+    def _check_index_set(self, s, i):
+        a = np.asarray(s, dtype=np.int64).reshape(-1)
+        if a.size and (a.min() < 0 or a.max() >= self.n_train_):
+            raise ValueError(f"sets[{i}] has indices outside [0, {self.n_train_}); pass training row indices.")
+        if np.unique(a).size != a.size:
+            raise ValueError(f"sets[{i}] repeats a training index; each point can be relabeled once.")
+        return a
+
+    def _retrain_probs(self, Xt: Design, sets, kind):
+        rows = np.array([i for i, s in enumerate(sets) if len(s) > 0], dtype=np.int64)
+        out = torch.sigmoid(Xt.matvec(self.state_.w)).cpu().numpy()
+        if rows.size:
+            W, info = refit_sets(self.state_, [sets[i] for i in rows], kind, progress=self.progress)
+            out[rows] = probabilities_after(self.state_, Xt, rows, W)
+            self._last_refit_info = info
+        return out
+
+    def verify(self, res: FlipSets, minimize: bool = False, max_expand: int | None = None) -> Verification:
+        """Retrain with every found set applied and check whether the prediction flipped.
+
+        Parameters
+        ----------
+        res : FlipSets
+            From :meth:`flip_sets` or :meth:`removal_sets` of this audit.
+        minimize : bool
+            Also find, by bisection over ``k`` with real refits, the smallest
+            prefix of the greedy order whose retraining flips (assuming that
+            flipping is monotone in ``k``, which it usually but not always is).
+            Where the full estimated set does not flip, prefixes up to
+            ``max_expand`` (default: every helpful point) are tried by doubling.
+        """
+        self._check_fitted()
+        if not isinstance(res, FlipSets):
+            raise TypeError(f"res must be the FlipSets returned by flip_sets/removal_sets; got {type(res).__name__}.")
+        if res._test is None or res._test.p != self.state_.train.p:
+            raise ValueError("res was not produced by this audit (feature count differs); recompute it with audit.flip_sets.")
+        t0 = time.perf_counter()
+        st = self.state_
+        Xt = res._test
+        n = len(res)
+        found = res.size > 0
+        rows = np.nonzero(found)[0]
+        new_prob = np.full(n, np.nan)
+        gn = np.full(n, np.nan)
+        conv = np.zeros(n, dtype=bool)
+        refits = 0
+        if rows.size:
+            W, info = refit_sets(st, [res.indices(i) for i in rows], res.kind, progress=self.progress, desc="verifying")
+            refits += rows.size
+            new_prob[rows] = probabilities_after(st, Xt, rows, W)
+            gn[rows], conv[rows] = info.grad_norm, info.converged
+            if not info.converged.all():
+                warnings.warn(f"{int((~info.converged).sum())} verification refits stopped above tol={st.tol:.1e} "
+                              f"(max gradient norm {np.nanmax(info.grad_norm):.2e}).", RuntimeWarning, stacklevel=2)
+        orig = res.prob > res.threshold
+        flipped = np.zeros(n, dtype=bool)
+        flipped[rows] = (new_prob[rows] > res.threshold) != orig[rows]
+        pred_delta = res.predicted_prob - res.prob
+        act_delta = new_prob - res.prob
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
+        ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv)
+        if minimize:
+            vs, vp, extra = self._minimize(res, flipped, new_prob, max_expand)
+            ver.verified_size, ver.verified_new_prob = vs, vp
+            refits += extra
+        ver.refits = refits
+        ver.seconds = time.perf_counter() - t0
+        return ver
+
+    def _minimize(self, res: FlipSets, flipped, new_prob, max_expand):
+        """Bisection over prefix length k with real refits, all test points in lock-step."""
+        st = self.state_
+        Xt = res._test
+        n = len(res)
+        orig = res.prob > res.threshold
+        lo = np.zeros(n, dtype=np.int64)
+        hi = np.zeros(n, dtype=np.int64)  # smallest k known to flip (0 = none known)
+        hi_prob = np.full(n, np.nan)
+        found = res.size > 0
+        hi[flipped] = res.size[flipped]
+        hi_prob[flipped] = new_prob[flipped]
+        lo[found & ~flipped] = res.size[found & ~flipped]
+        refits = 0
+        # orders beyond S_t are needed where the set did not flip (or for removal sets); compute lazily
+        orders = {i: res.indices(i) for i in np.nonzero(found)[0]}
+        need = np.nonzero(found & ~flipped)[0]
+        if need.size:
+            sig_t = torch.as_tensor(res.prob, dtype=DTYPE, device=self.device_)
+            r = torch.as_tensor(need, device=self.device_)
+            method = "ip_relabel" if res.kind == "relabel" else "ip_remove"
+            eff, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp, Xt=Xt.rows(r),
+                                    sigma_t=sig_t[r], y_t=sig_t[r])
+            for j, (idx, _e) in enumerate(greedy_order(eff, sig_t[r], res.threshold)):
+                orders[int(need[j])] = idx
+            # expand by doubling until a prefix flips or the helpful points run out
+            active = list(need)
+            while active:
+                ks, cand = [], []
+                for i in active:
+                    cap = len(orders[i]) if max_expand is None else min(len(orders[i]), max_expand)
+                    k = min(2 * lo[i], cap)
+                    if k <= lo[i]:
+                        continue
+                    ks.append(k)
+                    cand.append(i)
+                if not cand:
+                    break
+                probs = self._retrain_probs_rows(Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind)
+                refits += len(cand)
+                active = []
+                for i, k, pr in zip(cand, ks, probs):
+                    if (pr > res.threshold) != orig[i]:
+                        hi[i], hi_prob[i] = k, pr
+                    else:
+                        lo[i] = k
+                        active.append(i)
+        # bisection between lo (does not flip) and hi (flips)
+        while True:
+            cand = [i for i in range(n) if hi[i] > 0 and hi[i] - lo[i] > 1]
+            if not cand:
+                break
+            mids = [(lo[i] + hi[i]) // 2 for i in cand]
+            probs = self._retrain_probs_rows(Xt, cand, [orders[i][:m] for i, m in zip(cand, mids)], res.kind)
+            refits += len(cand)
+            for i, m, pr in zip(cand, mids, probs):
+                if (pr > res.threshold) != orig[i]:
+                    hi[i], hi_prob[i] = m, pr
+                else:
+                    lo[i] = m
+        return hi, np.where(hi > 0, hi_prob, np.nan), refits
+
+    def _retrain_probs_rows(self, Xt: Design, rows, sets, kind):
+        W, _ = refit_sets(self.state_, sets, kind, progress=self.progress, desc="minimizing")
+        return probabilities_after(self.state_, Xt, np.asarray(rows), W)
+
+
+def check_labels_any(y, n):
+    """Binary test labels (one class allowed)."""
+    arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"y_test must be 1-D with one label per test row ({n}); got shape {arr.shape}.")
+    if not np.all(np.isin(arr, (0, 1))):
+        raise ValueError("y_test must contain only 0 and 1; binarize the labels first.")
+    return arr.astype(np.float64)

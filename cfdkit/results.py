@@ -1,0 +1,193 @@
+"""Result containers: flip sets and their verification.
+
+Both hold plain numpy arrays with documented shapes, and turn into pandas
+DataFrames a notebook can show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class FlipSets:
+    """Flip sets ``S_t`` for a block of test points.
+
+    Attributes
+    ----------
+    kind : {"relabel", "remove"}
+        What is done to the training points of a set.
+    method : str
+        How the sets were found ("ip_relabel", "removal_alg1", "removal_alg2").
+    threshold : float
+        Decision threshold ``tau``: the prediction is ``prob > tau``.
+    prob : np.ndarray[float64] (n_test,)
+        ``P(y=1)`` before any change.
+    size : np.ndarray[int64] (n_test,)
+        ``|S_t|``; 0 where no set exists.
+    predicted_prob : np.ndarray[float64] (n_test,)
+        ``prob`` plus the summed estimated effects of the set (NaN where no set).
+    offsets : np.ndarray[int64] (n_test + 1,)
+        ``indices(i) == flat_indices[offsets[i]:offsets[i+1]]``.
+    flat_indices : np.ndarray[int64] (size.sum(),)
+    flat_effects : np.ndarray[float64] (size.sum(),)
+        Estimated change of ``P(y=1)`` contributed by each set member.
+    seconds : float
+        Wall time spent finding the sets (scores and selection).
+    diagnostics : object
+        Inverse-Hessian solver diagnostics of the run.
+    """
+
+    kind: str
+    method: str
+    threshold: float
+    prob: np.ndarray
+    size: np.ndarray
+    predicted_prob: np.ndarray
+    offsets: np.ndarray
+    flat_indices: np.ndarray
+    flat_effects: np.ndarray
+    seconds: float = 0.0
+    diagnostics: object = None
+    _test: object = field(default=None, repr=False)  # the test Design, for verification
+
+    @classmethod
+    def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, test=None):
+        size = np.array([len(s) for s in sets], dtype=np.int64)
+        offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+        np.cumsum(size, out=offsets[1:])
+        flat_i = np.concatenate(sets).astype(np.int64) if len(sets) else np.empty(0, np.int64)
+        flat_e = np.concatenate(deltas).astype(np.float64) if len(deltas) else np.empty(0)
+        prob = np.asarray(prob, dtype=np.float64)
+        sums = np.zeros(len(sets))
+        nz = size > 0
+        if nz.any():
+            sums[nz] = np.add.reduceat(flat_e, offsets[:-1][nz])
+        pred = np.where(nz, prob + sums, np.nan)
+        return cls(kind, method, float(threshold), prob, size, pred, offsets, flat_i, flat_e, float(seconds), diagnostics, test)
+
+    def __len__(self) -> int:
+        return int(self.size.shape[0])
+
+    @property
+    def found(self) -> np.ndarray:
+        """bool (n_test,): a set exists."""
+        return self.size > 0
+
+    @property
+    def predicted_label(self) -> np.ndarray:
+        """int64 (n_test,): the prediction before any change, ``prob > threshold``."""
+        return (self.prob > self.threshold).astype(np.int64)
+
+    def _check(self, i) -> int:
+        n = len(self)
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"i must be an integer test-row index; got {type(i).__name__}.")
+        if not -n <= int(i) < n:
+            raise IndexError(f"test row {i} is out of range for {n} test points.")
+        return int(i) % n
+
+    def indices(self, i) -> np.ndarray:
+        """Training indices of ``S_t`` for test row ``i``, in greedy order (int64)."""
+        i = self._check(i)
+        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
+
+    def effects(self, i) -> np.ndarray:
+        """Estimated change of ``P(y=1)`` from each member of ``S_t`` (float64), greedy order."""
+        i = self._check(i)
+        return self.flat_effects[self.offsets[i]:self.offsets[i + 1]].copy()
+
+    def path(self, i) -> np.ndarray:
+        """Estimated probability after relabeling the first k members, k = 0..|S_t| (float64)."""
+        i = self._check(i)
+        return self.prob[i] + np.concatenate([[0.0], np.cumsum(self.effects(i))])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per test point: prob, predicted label, size, estimated new prob, the indices."""
+        return pd.DataFrame({
+            "test_index": np.arange(len(self)),
+            "prob": self.prob,
+            "predicted_label": self.predicted_label,
+            "size": self.size,
+            "found": self.found,
+            "estimated_new_prob": self.predicted_prob,
+            "indices": [self.indices(i).tolist() for i in range(len(self))],
+        })
+
+    def summary(self) -> dict:
+        s = self.size[self.size > 0]
+        return {
+            "n_test": len(self),
+            "found_rate": float(self.found.mean()) if len(self) else float("nan"),
+            "mean_size": float(s.mean()) if s.size else float("nan"),
+            "median_size": float(np.median(s)) if s.size else float("nan"),
+        }
+
+
+@dataclass
+class Verification:
+    """What happened when each found set was applied and the model retrained.
+
+    Attributes
+    ----------
+    flipped : np.ndarray[bool] (n_test,)
+        The retrained model's prediction differs from the original; False where no set.
+    new_prob : np.ndarray[float64] (n_test,)
+        ``P(y=1)`` after retraining; NaN where ``size == 0``.
+    predicted_delta, actual_delta : np.ndarray[float64] (n_test,)
+        Estimated (influence) and actual (refit) change of ``P(y=1)``; NaN where no set.
+    rel_error : np.ndarray[float64] (n_test,)
+        ``|predicted_delta - actual_delta| / |actual_delta|``.
+    grad_norm : np.ndarray[float64] (n_test,)
+        Final gradient norm of each refit (NaN where no set).
+    converged : np.ndarray[bool] (n_test,)
+    verified_size : np.ndarray[int64] (n_test,) or None
+        With ``minimize=True``: the smallest prefix ``k`` of the greedy order
+        whose retraining flips the prediction (bisection over ``k``); 0 where none.
+    verified_new_prob : np.ndarray[float64] (n_test,) or None
+    seconds : float
+    """
+
+    sets: FlipSets
+    flipped: np.ndarray
+    new_prob: np.ndarray
+    predicted_delta: np.ndarray
+    actual_delta: np.ndarray
+    rel_error: np.ndarray
+    grad_norm: np.ndarray
+    converged: np.ndarray
+    verified_size: np.ndarray | None = None
+    verified_new_prob: np.ndarray | None = None
+    seconds: float = 0.0
+    refits: int = 0
+
+    def to_frame(self) -> pd.DataFrame:
+        df = self.sets.to_frame()
+        df["flipped"] = self.flipped
+        df["new_prob"] = self.new_prob
+        df["predicted_delta"] = self.predicted_delta
+        df["actual_delta"] = self.actual_delta
+        df["rel_error"] = self.rel_error
+        if self.verified_size is not None:
+            df["verified_size"] = self.verified_size
+            df["verified_new_prob"] = self.verified_new_prob
+        return df
+
+    def summary(self) -> dict:
+        found = self.sets.found
+        out = dict(self.sets.summary())
+        out["flip_rate"] = float(self.flipped.mean()) if len(found) else float("nan")
+        out["success_ratio"] = float(self.flipped[found].mean()) if found.any() else float("nan")
+        ok = found & np.isfinite(self.actual_delta)
+        if ok.sum() >= 2:
+            out["pearson_delta"] = float(np.corrcoef(self.predicted_delta[ok], self.actual_delta[ok])[0, 1])
+            out["median_rel_error"] = float(np.median(self.rel_error[ok]))
+        if self.verified_size is not None:
+            v = self.verified_size[self.verified_size > 0]
+            out["verified_found_rate"] = float((self.verified_size > 0).mean())
+            out["mean_verified_size"] = float(v.mean()) if v.size else float("nan")
+        out["seconds"] = self.seconds
+        return out
