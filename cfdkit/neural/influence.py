@@ -91,7 +91,9 @@ def inverse_hvp(H: torch.Tensor, B: torch.Tensor, solver: str = "cholesky", **op
         InverseHVP = None
     if InverseHVP is not None:
         res = InverseHVP(solver=solver, **opts).fit(H).solve(B)
-        return res.x, dict(getattr(res, "diagnostics", {}) or {}, backend="cfdkit.solvers")
+        d = res.diagnostics
+        return res.x, {"backend": "cfdkit.solvers", "solver": d.solver, "converged": bool(d.converged),
+                       "summary": d.summary()}
     if solver != "cholesky":
         raise ValueError(f"solver={solver!r} needs cfdkit.solvers (not available here); use solver='cholesky'.")
     L = torch.linalg.cholesky(H)
