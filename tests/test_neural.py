@@ -13,6 +13,15 @@ from cfdkit.neural.rankings import activation_pattern, lr_surrogate
 EPOCHS = 150
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny problems: intra-op threads only add sync cost (badly so on a loaded 2-core box)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def make_data(n=48, d=3, seed=0, noise=0.7):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
