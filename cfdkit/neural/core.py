@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -44,6 +45,10 @@ class NeuralCFD:
         Show tqdm progress bars.
     ranking_options : dict
         Extra keyword arguments for the ranking function.
+    num_threads : int or None
+        Torch intra-op threads during ``fit``/``search`` (restored afterwards); ``None`` leaves
+        torch's setting.  For these tiny networks 1 thread is often fastest, and on a loaded
+        machine 2+ threads can be an order of magnitude slower (spin-waiting).
 
     Examples
     --------
@@ -53,7 +58,8 @@ class NeuralCFD:
 
     def __init__(self, hidden=(8, 8), budget: int = 10, ranking="combined", seed: int = 0, epochs: int = 300,
                  lr: float = 1e-2, device=None, dtype=torch.float64, phi=None, psi=same_label_as_prediction,
-                 max_batch: int | None = None, progress: bool = True, ranking_options: dict | None = None):
+                 max_batch: int | None = None, progress: bool = True, ranking_options: dict | None = None,
+                 num_threads: int | None = None):
         self.hidden = check_hidden(hidden)
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
             raise ValueError(f"budget must be a positive int (bias budget m), got {budget!r}; e.g. budget=10.")
@@ -69,6 +75,19 @@ class NeuralCFD:
         self.max_batch = max_batch
         self.progress = bool(progress)
         self.ranking_options = dict(ranking_options or {})
+        if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}.")
+        self.num_threads = num_threads
+
+    @contextmanager
+    def _threads(self):
+        old = torch.get_num_threads()
+        if self.num_threads:
+            torch.set_num_threads(int(self.num_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
 
     # -- helpers -----------------------------------------------------------------------------
     def _t(self, A) -> torch.Tensor:
@@ -94,7 +113,8 @@ class NeuralCFD:
         self._X, self._y = self._t(X), self._t(y)
         self.params0_ = init_params(X.shape[1], self.hidden, self.seed, self.config.dtype, self.device)
         t0 = time.perf_counter()
-        self.model_ = ReLUNet(train_params(self._X, self._y, self.params0_, self.config))
+        with self._threads():
+            self.model_ = ReLUNet(train_params(self._X, self._y, self.params0_, self.config))
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
@@ -122,6 +142,11 @@ class NeuralCFD:
         return S
 
     def search(self, X_test, ranking=None, budget: int | None = None, sequential: bool = False) -> CFDResult:
+        """Algorithm 1 for every test row (see :meth:`_search`)."""
+        with self._threads():
+            return self._search(X_test, ranking, budget, sequential)
+
+    def _search(self, X_test, ranking=None, budget: int | None = None, sequential: bool = False) -> CFDResult:
         """Algorithm 1 for every test row: rank once, then retrain prefixes k = 1..m (batched).
 
         Parameters
