@@ -1,0 +1,18 @@
+"""Counterfactual datasets for small ReLU networks (Kim, Mitchell, Wang, NLDL 2026).
+
+Modules: :mod:`.model` (network + deterministic full-batch Adam), :mod:`.batched` (vectorised
+ensemble retraining), :mod:`.rankings` / :mod:`.influence` (which labels to flip first),
+:mod:`.filters` (φ, ψ), :mod:`.search` (Algorithm 1), :mod:`.results`, :mod:`.ground_truth`,
+:mod:`.core` (:class:`NeuralCFD`).
+"""
+from .core import NeuralCFD
+from .filters import all_candidates, near_boundary, same_label_as_prediction
+from .ground_truth import GroundTruth, exhaustive_cfd, ranking_recall
+from .influence import influence  # noqa: F401  (registers the "influence" ranking)
+from .model import ReLUNet, TrainConfig, as_relu_net
+from .rankings import RANKINGS, get_ranking, masked_order, register_ranking
+from .results import CFDResult
+
+__all__ = ["NeuralCFD", "CFDResult", "ReLUNet", "TrainConfig", "as_relu_net", "RANKINGS", "register_ranking",
+           "get_ranking", "masked_order", "same_label_as_prediction", "all_candidates", "near_boundary",
+           "GroundTruth", "exhaustive_cfd", "ranking_recall"]

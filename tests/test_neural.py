@@ -1,0 +1,294 @@
+"""Tests for cfdkit.neural (tiny data; the whole file runs in well under a minute on 2 cores)."""
+import numpy as np
+import pytest
+import torch
+
+from cfdkit.neural import (RANKINGS, NeuralCFD, as_relu_net, exhaustive_cfd, masked_order,
+                           ranking_recall, same_label_as_prediction)
+from cfdkit.neural.batched import member, train_batched
+from cfdkit.neural.influence import influence, training_hessian
+from cfdkit.neural.model import TrainConfig, init_params, train_params
+from cfdkit.neural.rankings import activation_pattern, lr_surrogate
+
+EPOCHS = 150
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny problems: intra-op threads only add sync cost (badly so on a loaded 2-core box)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def make_data(n=48, d=3, seed=0, noise=0.7):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + 0.5 * X[:, 1] + noise * rng.normal(size=n) > 0).astype(np.int64)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_data()
+    Xt = make_data(n=12, seed=1)[0]
+    return X, y, Xt
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, _ = data
+    return NeuralCFD(hidden=(4, 4), budget=4, epochs=EPOCHS, progress=False).fit(X, y)
+
+
+# ---------------------------------------------------------------- determinism / batching
+def test_fit_is_deterministic(data):
+    X, y, Xt = data
+    a = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=3).fit(X, y)
+    b = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=3).fit(X, y)
+    c = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=4).fit(X, y)
+    assert all(torch.equal(p, q) for p, q in zip(a.model_.params, b.model_.params))
+    assert not all(torch.equal(p, q) for p, q in zip(a.model_.params, c.model_.params))
+    ra, rb = a.search(Xt), b.search(Xt)
+    np.testing.assert_array_equal(ra.found, rb.found)
+    np.testing.assert_array_equal(ra.k, rb.k)
+    np.testing.assert_array_equal(ra.order, rb.order)
+    np.testing.assert_array_equal(ra.new_logit, rb.new_logit)   # NaN == NaN here
+
+
+def test_retrain_without_flips_reproduces_original(fitted):
+    m = fitted.retrain([])
+    assert all(torch.equal(p, q) for p, q in zip(m.params, fitted.model_.params))
+
+
+def test_batched_members_equal_sequential_retrains(data):
+    X, y, _ = data
+    Xt_, yt = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.float64)
+    cfg = TrainConfig(epochs=EPOCHS)
+    p0 = init_params(X.shape[1], (5, 3), seed=2)
+    flips = [[], [0], [3, 7], [1, 2, 5, 11]]
+    Y = yt.repeat(len(flips), 1)
+    for b, f in enumerate(flips):
+        Y[b, f] = 1 - Y[b, f]
+    P = train_batched(Xt_, Y, p0, cfg)
+    for b in range(len(flips)):
+        ps = train_params(Xt_, Y[b], p0, cfg)
+        diff = max(float((u - v).abs().max()) for u, v in zip(member(P, b), ps))
+        assert diff < 1e-9, diff        # float64 round-off, not necessarily bit for bit
+    # members differ from each other (labels matter)
+    assert float((P[0][0] - P[0][3]).abs().max()) > 1e-6
+
+
+# ---------------------------------------------------------------- rankings
+@pytest.mark.parametrize("name", sorted(RANKINGS))
+def test_ranking_shape_and_finite(fitted, data, name):
+    X, y, Xt = data
+    S = fitted.rank(Xt[:5], name)
+    assert S.shape == (5, len(X)) and S.dtype == np.float64
+    assert np.isfinite(S).all()
+
+
+def test_lr_surrogate_matches_least_squares_relabel_change(fitted, data):
+    X, y, Xt = data
+    S = lr_surrogate(fitted.model_, X, y, Xt, ridge=0.0)
+    Xa = np.hstack([X, np.ones((len(X), 1))])
+    Ta = np.hstack([Xt, np.ones((len(Xt), 1))])
+    pred0 = Ta @ np.linalg.lstsq(Xa, y, rcond=None)[0]
+    direction = np.where(fitted.model_.logit(Xt) > 0, -1.0, 1.0)
+    for i in (0, 5, 17):
+        y2 = y.copy(); y2[i] = 1 - y2[i]
+        pred1 = Ta @ np.linalg.lstsq(Xa, y2, rcond=None)[0]
+        np.testing.assert_allclose(S[:, i], (pred1 - pred0) * direction, atol=1e-9)
+    # the top-scored flip pushes every test surrogate towards the other class
+    top = S.argmax(1)
+    assert (S[np.arange(len(Xt)), top] > 0).all()
+
+
+def test_activation_pattern_identical_point_is_most_similar(fitted, data):
+    X, y, _ = data
+    S = activation_pattern(fitted.model_, X, y, X[:6])
+    np.testing.assert_allclose(S[np.arange(6), np.arange(6)], 1.0)
+    z1, z2 = fitted.model_.hidden_preactivations(X)
+    B = np.hstack([z1, z2]) > 0
+    np.testing.assert_allclose(S[2], 1 - (B[2][None] != B).mean(1))
+    G = fitted.rank(X[:6], "activation_gradient")
+    assert np.allclose(G[np.arange(6), np.arange(6)], 1.0) or np.all(G[np.arange(6), np.arange(6)] == 0)
+
+
+def test_l2_and_random(fitted, data):
+    X, y, Xt = data
+    S = fitted.rank(Xt, "l2_distance")
+    d = ((Xt[:, None, :] - X[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(S.argmax(1), d.argmin(1))
+    r0 = RANKINGS["random"](fitted.model_, X, y, Xt, seed=0)
+    np.testing.assert_array_equal(r0, RANKINGS["random"](fitted.model_, X, y, Xt, seed=0))
+    assert not np.array_equal(r0, RANKINGS["random"](fitted.model_, X, y, Xt, seed=1))
+
+
+def test_combined_is_rank_mean_and_respects_mask(fitted, data):
+    X, y, Xt = data
+    pred = fitted.model_.predict(Xt)
+    mask = same_label_as_prediction(X, y, Xt, pred)
+    S = fitted.rank(Xt, "combined", mask=mask)
+    order, n_cand = masked_order(S, mask, budget=len(X))
+    for t in range(len(Xt)):
+        valid = order[t][order[t] >= 0]
+        assert len(valid) == n_cand[t] and mask[t, valid].all()
+    # the best combined point is never worse than last in both component rankings
+    a = lr_surrogate(fitted.model_, X, y, Xt); b = activation_pattern(fitted.model_, X, y, Xt)
+    best = order[:, 0]
+    assert all(a[t, best[t]] >= np.min(a[t][mask[t]]) for t in range(len(Xt)))
+    # a training point that is top in both components is top combined
+    a2 = a.copy(); b2 = b.copy(); j = np.flatnonzero(mask[0])[0]
+    a2[0, j] = a.max() + 1; b2[0, j] = b.max() + 1
+    from cfdkit.neural.rankings import _rank_mean
+    assert np.argmax(_rank_mean(a2, b2, mask)[0]) == j
+
+
+def test_masked_order_pads(fitted):
+    S = np.array([[3.0, 1.0, 2.0, 0.0]])
+    mask = np.array([[True, False, True, False]])
+    order, n = masked_order(S, mask, budget=3)
+    np.testing.assert_array_equal(order, [[0, 2, -1]]); assert n[0] == 2
+
+
+def test_influence_hessian_and_formula(data):
+    X, y, Xt = data
+    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=EPOCHS, progress=False).fit(X[:20], y[:20])
+    params = cfd.model_.params
+    Xs, ys = torch.as_tensor(X[:20]), torch.as_tensor(y[:20], dtype=torch.float64)
+    H = training_hessian(params, Xs, ys, chunk=7)
+    from cfdkit.neural.influence import flat_params
+    from cfdkit.neural.model import forward
+    theta, unflat = flat_params(params)
+    J = lambda t: torch.nn.functional.binary_cross_entropy_with_logits(forward(unflat(t), Xs), ys)
+    Href = torch.autograd.functional.hessian(J, theta)
+    assert torch.allclose(H, Href, atol=1e-10)
+    S, info = influence(cfd.model_, X[:20], y[:20], Xt[:2], damping=0.5, return_info=True)
+    # independent: Δlogit = -∇f(x_t)ᵀ (H+λI)⁻¹ ∇θ[L(x_i,1-y_i) - L(x_i,y_i)] / n
+    i = 4
+    y_flip = ys.clone(); y_flip[i] = 1 - y_flip[i]
+    Li = lambda t, yy: torch.nn.functional.binary_cross_entropy_with_logits(forward(unflat(t), Xs[i:i + 1]), yy[i:i + 1])
+    gdiff = torch.autograd.functional.jacobian(lambda t: Li(t, y_flip) - Li(t, ys), theta) / 20
+    gt = torch.autograd.functional.jacobian(lambda t: forward(unflat(t), torch.as_tensor(Xt[:1]))[0], theta)
+    delta = float(-gt @ torch.linalg.solve(Href + 0.5 * torch.eye(len(theta), dtype=H.dtype), gdiff))
+    direction = -1.0 if cfd.model_.logit(Xt[:1])[0] > 0 else 1.0
+    assert abs(S[0, i] - direction * delta) < 1e-8 * max(1.0, abs(delta))
+    assert info["damping"] == 0.5
+
+
+# ---------------------------------------------------------------- Algorithm 1
+def test_search_stops_at_first_flip_and_really_flips(fitted, data):
+    X, y, Xt = data
+    res = fitted.search(Xt, ranking="lr_surrogate")
+    assert res.found.any(), "constructed data should give at least one CFD"
+    for i in np.flatnonzero(res.found):
+        flip = res.indices(i)
+        assert len(flip) == res.k[i] >= 1
+        new = fitted.retrain(flip).logit(Xt[i:i + 1])[0]
+        assert (new > 0) != (res.logit[i] > 0)
+        assert abs(new - res.new_logit[i]) < 1e-8
+        if res.k[i] > 1:        # the previous prefix did not flip
+            prev = fitted.retrain(flip[:-1]).logit(Xt[i:i + 1])[0]
+            assert (prev > 0) == (res.logit[i] > 0)
+        assert (y[flip] == (res.logit[i] > 0)).all()      # default ψ: same label as prediction
+    assert np.isnan(res.new_logit[~res.found]).all() and (res.k[~res.found] == 0).all()
+    seq = fitted.search(Xt[:6], ranking="lr_surrogate", sequential=True)
+    np.testing.assert_array_equal(seq.found, res.found[:6])
+    np.testing.assert_array_equal(seq.k, res.k[:6])
+    df = res.to_frame()
+    assert len(df) == len(Xt) and {"found", "k", "flipped", "logit", "new_logit"} <= set(df.columns)
+
+
+def test_phi_filter_skips_rows(fitted, data):
+    X, y, Xt = data
+    cfd = NeuralCFD(hidden=(4, 4), budget=2, epochs=EPOCHS, progress=False,
+                    phi=lambda Xq, lg: np.arange(len(Xq)) % 2 == 0).fit(X, y)
+    res = cfd.search(Xt)
+    assert not res.found[1::2].any() and (res.order[1::2] == -1).all() and res.searched[::2].all()
+
+
+# ---------------------------------------------------------------- ground truth
+def test_ground_truth_recall_on_tiny_set():
+    X, y = make_data(n=14, d=2, seed=5, noise=1.0)
+    Xt = make_data(n=8, d=2, seed=6)[0]
+    cfd = NeuralCFD(hidden=(4, 4), budget=2, epochs=120, progress=False).fit(X, y)
+    gt = exhaustive_cfd(cfd, Xt, max_k=2)
+    assert gt.n_subsets == 14 + 91
+    for t in np.flatnonzero(gt.found):      # witnesses really flip
+        new = cfd.retrain(list(gt.witness[t])).logit(Xt[t:t + 1])[0]
+        assert (new > 0) != (cfd.model_.logit(Xt[t:t + 1])[0] > 0)
+        assert len(gt.witness[t]) == gt.k[t]
+    tab = ranking_recall(cfd, Xt, gt, rankings=("combined", "random", "l2_distance"))
+    assert (tab.found_not_in_truth == 0).all()      # truth is exhaustive
+    assert ((tab.recall >= 0) & (tab.recall <= 1)).all()
+    res = cfd.search(Xt, ranking="combined", budget=2)
+    both = res.found & gt.found
+    assert (res.k[both] >= gt.k[both]).all()        # truth is minimal
+
+
+# ---------------------------------------------------------------- bad input
+def test_bad_inputs(data):
+    X, y, Xt = data
+    mk = lambda **kw: NeuralCFD(**{"hidden": (4, 4), "budget": 2, "epochs": 5, "progress": False, **kw})
+    with pytest.raises(ValueError, match="y_train"):
+        mk().fit(X, np.where(y == 1, 2, 0))
+    with pytest.raises(ValueError, match="budget"):
+        mk(budget=0)
+    with pytest.raises(ValueError, match="budget"):
+        mk(budget=len(X) + 1).fit(X, y)
+    Xn = X.copy(); Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        mk().fit(Xn, y)
+    Xi = X.copy(); Xi[1, 1] = np.inf
+    with pytest.raises(ValueError, match="X_train"):
+        mk().fit(Xi, y)
+    with pytest.raises(ValueError, match="length"):
+        mk().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="ranking"):
+        mk(ranking="nope")
+    with pytest.raises(ValueError, match="hidden"):
+        mk(hidden=(4, 4, 4))
+    fitted = mk().fit(X, y)
+    with pytest.raises(ValueError, match="X_test"):
+        fitted.search(Xt[:, :2])
+    Xtn = Xt.copy(); Xtn[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN/inf"):
+        fitted.search(Xtn)
+    with pytest.raises(ValueError, match="budget"):
+        fitted.search(Xt, budget=-1)
+    with pytest.raises(ValueError, match="ranking"):
+        fitted.search(Xt, ranking="unknown")
+    with pytest.raises(TypeError, match="model"):
+        activation_pattern("not a net", X, y, Xt)
+    bad = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4), torch.nn.ReLU(),
+                              torch.nn.Linear(4, 1))
+    with pytest.raises(TypeError, match="ReLU"):
+        as_relu_net(bad)
+    with pytest.raises(TypeError, match="model"):
+        lr_surrogate(torch.nn.Linear(3, 1), X, y, Xt)
+    with pytest.raises(RuntimeError, match="fit"):
+        mk().search(Xt)
+    with pytest.raises(TypeError, match="psi"):
+        mk(psi="same").fit(X, y).search(Xt)
+
+
+def test_sequential_module_roundtrip(fitted, data):
+    X, _, _ = data
+    mod = fitted.model_.to_module()
+    with torch.no_grad():
+        ref = mod(torch.as_tensor(X)).squeeze(-1).numpy()
+    np.testing.assert_allclose(ref, fitted.model_.logit(X), atol=1e-12)
+    np.testing.assert_allclose(as_relu_net(mod).logit(X), fitted.model_.logit(X), atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_matches_cpu(data):
+    X, y, Xt = data
+    cpu = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, device="cpu").fit(X, y)
+    gpu = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, device="cuda").fit(X, y)
+    np.testing.assert_allclose(cpu.model_.logit(Xt), gpu.model_.logit(Xt), atol=1e-8)
+    rc, rg = cpu.search(Xt), gpu.search(Xt)
+    np.testing.assert_array_equal(rc.k[np.abs(rc.logit) > 1e-6], rg.k[np.abs(rc.logit) > 1e-6])
