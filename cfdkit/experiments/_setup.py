@@ -67,9 +67,12 @@ class Prepared(NamedTuple):
 def canonical_dataset(name: str) -> str:
     from ..datasets._api import _canonical  # same aliases as cfdkit.datasets.load
 
-    key = _canonical(name)
+    try:
+        key = _canonical(name)
+    except ValueError:
+        key = None
     if key not in FEATURES:
-        raise ValueError(f"dataset {name!r} is not part of the paper's experiments; choose one of "
+        raise ValueError(f"unknown dataset {name!r} for the paper's experiments; choose one of "
                          f"{', '.join(FEATURES)}.")
     return key
 
