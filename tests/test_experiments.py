@@ -10,7 +10,7 @@ import pytest
 from cfdkit import experiments as E
 from cfdkit.experiments import paper
 
-from .conftest import shared_data_dir
+from conftest import shared_data_dir
 
 DATA = shared_data_dir()
 needs_data = pytest.mark.skipif(DATA is None, reason="no shared data (CFDKIT_DATA_HOME or ../shared/data)")
