@@ -1,0 +1,142 @@
+"""Command line: ``cfdkit audit`` and ``cfdkit reproduce`` (also ``python -m cfdkit``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _writable_dir(path: str) -> Path:
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".cfdkit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise CLIError(f"cannot write to output folder {str(p)!r}: {e.strerror or e}") from None
+    return p
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .experiments.reproduce import STUDY_ORDER
+
+    ap = _Parser(prog="cfdkit", description="Counterfactual datasets: which training labels, relabeled, flip a "
+                                            "prediction (Yang, Xu & Yu 2024).")
+    sub = ap.add_subparsers(dest="command", parser_class=_Parser, required=True)
+    a = sub.add_parser("audit", help="find and verify a flip set S_t for every test point of a data set")
+    a.add_argument("--dataset", required=True, help="hate-speech, sst2, loan or synthetic (no data needed)")
+    a.add_argument("--features", default=None,
+                   help="bow or embeddings (text; 'embeddings' = all-MiniLM-L6-v2, the paper's 'BERT'), "
+                        "tabular (loan), dense or bow (synthetic); default: the first")
+    a.add_argument("--out", required=True, help="output folder (created)")
+    a.add_argument("--n-test", type=int, default=None, help="audit a seeded random subset of N test points")
+    a.add_argument("--no-verify", action="store_true", help="skip verification by retraining")
+    a.add_argument("--device", nargs="?", const="cuda", default=None,
+                   help="torch device (default: CUDA when available, else CPU; '--device' alone = cuda)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
+    r = sub.add_parser("reproduce", help="run the paper's studies; write REPRODUCTION.md and reproduction.json")
+    r.add_argument("--out", required=True, help="output folder (created)")
+    r.add_argument("--only", nargs="+", metavar="STUDY", choices=STUDY_ORDER, help="studies: " + ", ".join(STUDY_ORDER))
+    r.add_argument("--fast", action="store_true", help="small sizes (a few minutes)")
+    r.add_argument("--synthetic", action="store_true", help="replace every data set by synthetic data (no files needed)")
+    r.add_argument("--n-jobs", type=int, default=1, help="joblib workers for the sweeps (default 1)")
+    r.add_argument("--no-plots", action="store_true")
+    return ap
+
+
+def _audit(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .experiments import audit_points, summarize_points
+
+    if args.n_test is not None and args.n_test < 1:
+        raise CLIError(f"--n-test must be >= 1; got {args.n_test}")
+    out = _writable_dir(args.out)
+    t0 = time.perf_counter()
+    df = audit_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, verify=not args.no_verify,
+                      device=args.device, progress=True, cache=False)
+    s = summarize_points(df)
+    summary = {
+        "dataset": s["dataset"], "features": s["features"], "n_train": int(s["n_train"]), "n_test": int(s["n_test"]),
+        "threshold": float(s["threshold"]), "found_rate": s["found_rate"], "flip_rate": s.get("flip_rate"),
+        "mean_size": s["mean_size"], "median_size": s["median_size"], "seconds": time.perf_counter() - t0,
+        "l2": s["l2"], "accuracy": s["accuracy"], "success_ratio": s.get("success_ratio"),
+        "seconds_algorithm1": s["seconds_algorithm1"], "seconds_verify": s["seconds_verify"],
+        "verified": not args.no_verify, "seed": args.seed, "notes": df.attrs.get("notes", []),
+    }
+    summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
+    sets = pd.DataFrame({
+        "index": df["test_index"], "prob": df["prob"], "size": df["size"],
+        "flipped": df["flipped"] if "flipped" in df else pd.NA,
+        "new_prob": df["new_prob"] if "new_prob" in df else np.nan,
+        "training_indices": [" ".join(map(str, ix)) for ix in df["indices"]],
+    })
+    sets.to_csv(out / "sets.csv", index=False)
+    if not args.no_plots:
+        from . import plots
+
+        plots.save(plots.size_distribution(df), out / "size_distribution.png")
+        if df["found"].sum() > 2:
+            plots.save(plots.size_vs_confidence(df), out / "size_vs_confidence.png")
+    summary["seconds"] = time.perf_counter() - t0
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    fr = summary["flip_rate"]
+    print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points, found "
+          f"{100 * summary['found_rate']:.1f} %" + ("" if fr is None else f", flipped {100 * fr:.1f} %") +
+          f", mean |S_t| {summary['mean_size']}, {summary['seconds']:.1f} s -> {out}")
+    return 0
+
+
+def _reproduce(args) -> int:
+    from .experiments.reproduce import run_reproduction
+
+    out = _writable_dir(args.out)
+    if args.n_jobs < 1:
+        raise CLIError(f"--n-jobs must be >= 1; got {args.n_jobs}")
+    run_reproduction(out, only=args.only, fast=args.fast, synthetic=args.synthetic, n_jobs=args.n_jobs,
+                     plot=not args.no_plots)
+    print(f"wrote {out / 'REPRODUCTION.md'} and {out / 'reproduction.json'}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``cfdkit`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _audit(args) if args.command == "audit" else _reproduce(args)
+    except CLIError as e:
+        msg = str(e)
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError, KeyError) as e:
+        from .datasets import DownloadError
+
+        if isinstance(e, DownloadError):
+            msg = f"data not available (offline?): {e}"
+        else:
+            msg = f"{type(e).__name__}: {e}" if not isinstance(e, (ValueError, OSError)) else str(e)
+    except KeyboardInterrupt:
+        sys.stderr.write("cfdkit: interrupted\n")
+        return 130
+    line = " ".join(str(msg).split())
+    sys.stderr.write(f"cfdkit: error: {line}\n")
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Figures of the paper's studies (matplotlib; the compute code never imports it).
+
+Each function takes the DataFrame a :mod:`cfdkit.experiments` function returns
+and returns a :class:`matplotlib.figure.Figure`.  Install ``cfdkit[plots]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2", "noise_sweep",
+           "tag_bias", "relabel_vs_remove", "save"]
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        if matplotlib.get_backend().lower() not in ("agg",) and not _interactive():
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("cfdkit.plots needs matplotlib: pip install 'cfdkit[plots]'") from e
+    return plt
+
+
+def _interactive() -> bool:
+    import sys
+
+    return "ipykernel" in sys.modules
+
+
+def _label(row) -> str:
+    return f"{row['dataset']}\n{row['features']}"
+
+
+def table2(df):
+    """Table 2 as bars: found_rate and flip_rate per (dataset, features)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(df)), 3.2))
+    x = np.arange(len(df))
+    ax.bar(x - 0.2, df["found_rate"], 0.4, label="found $S_t$")
+    if "flip_rate" in df:
+        ax.bar(x + 0.2, df["flip_rate"], 0.4, label="flip successful")
+    ax.set_xticks(x, [_label(r) for _, r in df.iterrows()], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share of test points")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def size_distribution(df, bins: int = 30):
+    """Figure 3: histogram of |S_t| (found sets) per feature set, x in % of the training set."""
+    plt = _plt()
+    groups = list(df.groupby(["dataset", "features"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4 * len(groups), 3), squeeze=False)
+    for ax, ((d, f), g) in zip(axes[0], groups):
+        s = g.loc[g["found"], "size_pct"]
+        ax.hist(s, bins=bins, color="C0")
+        ax.axvline(2.0, color="C3", ls="--", lw=1, label="2 % of training set")
+        ax.set_title(f"{d} / {f}", fontsize=9)
+        ax.set_xlabel("$|S_t|$ (% of training set)")
+        ax.set_ylabel("test points")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def size_vs_confidence(df):
+    """Figure 5: |S_t| against |p - 0.5|, one panel per feature set (Spearman in the title)."""
+    from scipy.stats import spearmanr
+
+    plt = _plt()
+    d = df[df["size"] > 0] if "size" in df else df
+    groups = list(d.groupby(["dataset", "features"], sort=False))
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4 * max(1, len(groups)), 3), squeeze=False)
+    for ax, ((ds, f), g) in zip(axes[0], groups):
+        rho = spearmanr(g["size"], g["abs_p_minus_half"]).statistic if len(g) > 2 else np.nan
+        ax.scatter(g["abs_p_minus_half"], g["size"], s=6, alpha=0.6)
+        ax.set_yscale("log")
+        ax.set_title(f"{ds} / {f}  (Spearman {rho:.2f})", fontsize=9)
+        ax.set_xlabel("|p - 0.5|")
+        ax.set_ylabel("$|S_t|$")
+    fig.tight_layout()
+    return fig
+
+
+def bow_vs_embedding(df):
+    """Figure 4: mean |S_t| on shared flipped test points, BoW vs embeddings."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(3.5, 1.8 * len(df)), 3))
+    x = np.arange(len(df))
+    ax.bar(x - 0.2, df["mean_size_bow"], 0.4, label="BoW LR")
+    ax.bar(x + 0.2, df["mean_size_embeddings"], 0.4, label="embeddings LR ('BERT')")
+    ax.set_xticks(x, [f"{r.dataset}\n(n={r.n_shared})" for r in df.itertuples()], fontsize=8)
+    ax.set_ylabel("mean $|S_t|$")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure2(df):
+    """Figure 2: mean |Δp| after relabeling the top-k of each ranking, vs k."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for m, g in df.groupby("method", sort=False):
+        g = g.sort_values("k")
+        ax.errorbar(g["k"], g["mean_abs_delta"], yerr=g.get("sem_abs_delta"), marker="o", ms=3, capsize=2,
+                    lw=2.5 if m == "ip_relabel" else 1.2, label=m)
+    ax.set_xscale("log")
+    ax.set_xlabel("k (training labels relabeled)")
+    ax.set_ylabel("mean |Δp| (real refit)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def noise_sweep(df):
+    """Figure 6: mean |S_t| (solid) and accuracy (dashed) against the noise ratio, ± std over seeds."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    x = df["noise"]
+    ax.plot(x, df["mean_size"], "-o", color="C0", label="mean $|S_t|$")
+    ax.fill_between(x, df["mean_size"] - df["mean_size_std"], df["mean_size"] + df["mean_size_std"], color="C0", alpha=0.2)
+    ax.set_xlabel("noise ratio")
+    ax.set_ylabel("mean $|S_t|$", color="C0")
+    ax2 = ax.twinx()
+    ax2.plot(x, df["accuracy"], "--s", color="C1", label="accuracy")
+    ax2.fill_between(x, df["accuracy"] - df["accuracy_std"], df["accuracy"] + df["accuracy_std"], color="C1", alpha=0.2)
+    ax2.set_ylabel("test accuracy", color="C1")
+    ax2.set_ylim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+def tag_bias(df):
+    """§3.4: mean share of S_t inside the biased set B, tag X vs tag Y."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(3.5, 3))
+    ax.bar(df["tag"].map(lambda t: f"tag {t}"), df["mean_share_in_biased"], color=["C3", "C0"][: len(df)])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean share of $S_t$ in B")
+    fig.tight_layout()
+    return fig
+
+
+def relabel_vs_remove(df):
+    """Tables 4/7: mean set sizes per method (stacked noisy / normal where there is noise)."""
+    plt = _plt()
+    groups = list(df.groupby(["noise", "dataset"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(3 * len(groups), 3), squeeze=False)
+    for ax, ((nz, d), g) in zip(axes[0], groups):
+        x = np.arange(len(g))
+        if nz > 0:
+            ax.bar(x, g["mean_noisy"], color="C3", label="noisy")
+            ax.bar(x, g["mean_normal"], bottom=g["mean_noisy"], color="C0", label="normal")
+            ax.legend(fontsize=7)
+        else:
+            ax.bar(x, g["mean_size"], color="C0")
+        ax.set_xticks(x, [m.replace("removal_", "rm ") for m in g["method"]], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_title(f"{d}, noise {nz:g}", fontsize=9)
+        ax.set_ylabel("mean $|S_t|$")
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path, dpi: int = 90) -> str:
+    """Save ``fig`` as PNG and close it; returns the path."""
+    plt = _plt()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return str(path)
