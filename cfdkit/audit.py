@@ -90,7 +90,7 @@ class RelabelAudit:
 
     def __init__(self, l2: float = 1.0, threshold: float = 0.5, solver: str = "cholesky", device=None, *,
                  tol: float = 1e-10, max_iter: int = 100, solver_options: dict | None = None,
-                 memory_budget="256MB", seed: int = 0, progress: bool = False):
+                 memory_budget="1GB", seed: int = 0, progress: bool = False):
         self.l2 = l2
         self.threshold = threshold
         self.solver = solver
