@@ -188,7 +188,15 @@ class Design:
 
     def matvec(self, W: torch.Tensor) -> torch.Tensor:
         """``X~ @ W`` for W of shape (p+1,) or (p+1, m)."""
+        if W.dim() == 2 and not self.sparse:
+            return torch.addmm(W[-1:], self.X, W[:-1])
         return self._feat(W[:-1]) + W[-1]
+
+    def kernel_t(self, V: torch.Tensor) -> torch.Tensor:
+        """``(X~ @ V).T`` as a contiguous (m, n) tensor, for V of shape (p+1, m)."""
+        if not self.sparse:
+            return torch.addmm(V[-1][:, None], V[:-1].T, self.X.T)
+        return torch.add(self._feat(V[:-1]).T, V[-1][:, None])
 
     def _rfeat(self, R: torch.Tensor, squared: bool = False) -> torch.Tensor:
         if self.S is not None:

@@ -267,7 +267,7 @@ class RelabelAudit:
             rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
             eff, diag = compute_scores("ip_relabel", train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
                                        Xt=Xt.rows(rows), sigma_t=sig_t[rows], y_t=sig_t[rows])
-            _, ss, dd = greedy_sets(eff, sig_t[rows], self.threshold_)
+            _, ss, dd = greedy_sets(eff, sig_t[rows], self.threshold_, inplace=True)
             sets.extend(ss)
             deltas.extend(dd)
         return FlipSets.from_lists(kind="relabel", method="ip_relabel", threshold=self.threshold_,

@@ -46,8 +46,7 @@ def test_kernel(train: Design, ihvp, Xt: Design) -> tuple[torch.Tensor, object]:
     """``K = X~_t H^{-1} X~^T`` (c, n_train) and the solver diagnostics."""
     Vt = Xt.dense_rows().T.contiguous()  # (p, c)
     res = ihvp.solve(Vt)
-    K = train.matvec(res.x).T  # (c, n_train)
-    return K, res.diagnostics
+    return train.kernel_t(res.x), res.diagnostics  # (c, n_train), contiguous
 
 
 def train_quadratic(train: Design, ihvp, chunk: int = 1024) -> torch.Tensor:
@@ -88,12 +87,12 @@ def compute_scores(method: str, *, train: Design, y: torch.Tensor, sigma: torch.
         ni = torch.sqrt(train.row_sq_norms_weighted())[None, :]
         return torch.sign(res_t) * torch.sign(res_i) * G / (nt * ni), None
     K, diag = test_kernel(train, ihvp, Xt)
-    if method == "ip_relabel":
-        st = (sigma_t * (1 - sigma_t))[:, None]
-        return -st * (2 * y - 1)[None, :] * K, diag
+    if method == "ip_relabel":  # in place: K is a fresh (c, n) block
+        K.mul_(-(sigma_t * (1 - sigma_t))[:, None]).mul_((2 * y - 1)[None, :])
+        return K, diag
     if method == "ip_remove":
-        st = (sigma_t * (1 - sigma_t))[:, None]
-        return st * res_i * K, diag
+        K.mul_((sigma_t * (1 - sigma_t))[:, None]).mul_(res_i)
+        return K, diag
     if method == "influence":
         return -res_t * res_i * K, diag
     if method == "relatif":

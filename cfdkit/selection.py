@@ -47,7 +47,7 @@ def _first_crossing(cs: torch.Tensor, gap: torch.Tensor, strict: torch.Tensor) -
     return torch.where(any_hit, first, torch.full_like(first, -1))
 
 
-def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0: int = 64):
+def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0: int = 256, inplace: bool = False):
     """Algorithm 1 on a block of test points.
 
     Parameters
@@ -61,6 +61,8 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
         The decision threshold ``tau``; the prediction is ``prob > tau``.
     k0 : int
         Width of the first ``topk`` pass.
+    inplace : bool
+        Overwrite ``effects`` with the benefits (saves a copy of the block).
 
     Returns
     -------
@@ -70,10 +72,11 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
     """
     c, n = effects.shape
     pred = prob > threshold
-    benefit = torch.where(pred[:, None], -effects, effects)
+    sign = torch.where(pred, -1.0, 1.0).to(effects.dtype)  # benefit = sign * effect
+    benefit = effects.mul_(sign[:, None]) if inplace else effects * sign[:, None]
     gap = torch.where(pred, prob - threshold, threshold - prob)
     strict = ~pred
-    total = torch.clamp(benefit, min=0).sum(1)
+    total = torch.relu(benefit).sum(1)
     feasible = torch.where(strict, total > gap, total >= gap)
 
     sizes = np.zeros(c, dtype=np.int64)
@@ -96,7 +99,7 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
         d_rows = torch.nonzero(done).squeeze(1)
         first_np = first.cpu().numpy()
         idx_np = idx.cpu().numpy()
-        eff_sorted = torch.gather(effects[todo], 1, idx).cpu().numpy()
+        eff_sorted = (torch.gather(benefit[todo], 1, idx) * sign[todo][:, None]).cpu().numpy()
         todo_np = todo.cpu().numpy()
         for r in d_rows.cpu().numpy():
             kk = int(first_np[r]) + 1
