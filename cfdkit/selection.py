@@ -76,7 +76,8 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
     benefit = effects.mul_(sign[:, None]) if inplace else effects * sign[:, None]
     gap = torch.where(pred, prob - threshold, threshold - prob)
     strict = ~pred
-    total = torch.relu(benefit).sum(1)
+    # sum of the positive benefits without a temporary block: (sum + L1 norm) / 2
+    total = 0.5 * (benefit.sum(1) + torch.linalg.vector_norm(benefit, ord=1, dim=1))
     feasible = torch.where(strict, total > gap, total >= gap)
 
     sizes = np.zeros(c, dtype=np.int64)
@@ -85,7 +86,8 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
     todo = torch.nonzero(feasible).squeeze(1)
     k = min(k0, n)
     while todo.numel() > 0:
-        vals, idx = torch.topk(benefit[todo], k, dim=1, largest=True, sorted=True)
+        block = benefit if todo.numel() == c else benefit[todo]
+        vals, idx = torch.topk(block, k, dim=1, largest=True, sorted=True)
         vals, idx = _ordered_prefix(vals, idx)
         cs = torch.cumsum(vals, dim=1)
         first = _first_crossing(cs, gap[todo], strict[todo])
@@ -99,7 +101,7 @@ def greedy_sets(effects: torch.Tensor, prob: torch.Tensor, threshold: float, k0:
         d_rows = torch.nonzero(done).squeeze(1)
         first_np = first.cpu().numpy()
         idx_np = idx.cpu().numpy()
-        eff_sorted = (torch.gather(benefit[todo], 1, idx) * sign[todo][:, None]).cpu().numpy()
+        eff_sorted = (vals * sign[todo][:, None]).cpu().numpy()  # vals = benefit[todo, idx]
         todo_np = todo.cpu().numpy()
         for r in d_rows.cpu().numpy():
             kk = int(first_np[r]) + 1
