@@ -162,10 +162,74 @@ def test_flip_explorer_failed_refit_shows_message(setup):
 
 
 # --------------------------------------------------------------- study explorers
-def fake_noise_sweep(noise_ratios, seeds, n_test):
-    rows = [{"noise_ratio": r, "seed": s, "mean_size": 100 * (1 - r) + s, "accuracy": 0.9 - r / 2}
-            for r in noise_ratios for s in seeds]
-    return pd.DataFrame(rows)
+def fake_noise_sweep(noise_ratios, seeds, n_test, dataset="hate-speech", features=None, progress=False):
+    """Shaped like cfdkit.experiments.noise_sweep: one row per ratio, per-run rows in attrs["runs"]."""
+    runs = pd.DataFrame([{"noise": r, "seed": s, "accuracy": 0.9 - r / 2, "found_rate": 1.0,
+                          "mean_size": 100 * (1 - r) + s, "median_size": 90.0}
+                         for r in noise_ratios for s in seeds])
+    g = runs.groupby("noise")
+    out = pd.DataFrame({"mean_size": g["mean_size"].mean(), "accuracy": g["accuracy"].mean(),
+                        "n_seeds": g["seed"].count()}).reset_index()
+    out.attrs["runs"] = runs
+    return out
+
+
+def fake_tag_bias(points):
+    out = pd.DataFrame({"tag": ["X", "Y"], "n_found": [1, 1]})
+    out.attrs["points"] = pd.DataFrame(points)
+    return out
+
+
+# --------------------------------------------------------------- adapters (experiments -> widget contracts)
+def test_noise_sweep_runs_adapter():
+    df = fake_noise_sweep([0.0, 0.3], [0, 1], 10)
+    runs = cw.noise_sweep_runs(df)
+    assert list(runs.columns[:2]) == ["noise_ratio", "seed"] and len(runs) == 4
+    assert cw.noise_sweep_runs(runs) is runs                                # already in the contract
+    agg = cw.noise_sweep_runs(pd.DataFrame({"noise": [0.0, 0.1], "mean_size": [5, 4], "accuracy": [.9, .8]}))
+    assert list(agg["seed"]) == [0, 0]                                      # no per-run rows: one "seed"
+    with pytest.raises(ValueError, match="noise"):
+        cw.noise_sweep_runs(pd.DataFrame({"x": [1]}))
+
+
+def test_tag_bias_points_adapter():
+    df = fake_tag_bias({"test_row": [3, 5], "tag": ["X", "Y"], "size": [4, 0], "found": [True, False],
+                        "share_in_biased": [0.5, np.nan]})
+    pts = cw.tag_bias_points(df)
+    assert "share_in_B" in pts and list(pts["test_row"]) == [3, 5]
+    with pytest.raises(ValueError, match="attrs"):
+        cw.tag_bias_points(pd.DataFrame({"tag": ["X"]}))
+
+
+def test_relabel_remove_table_adapter():
+    exp = pd.DataFrame({"dataset": ["loan"] * 2 + ["sst2"] * 2, "noise": 0.3,
+                        "method": ["relabel", "removal_alg1"] * 2, "n_found": [10, 9, 8, 7],
+                        "mean_size": [3.0, 6.0, 4.0, 8.0], "mean_noisy": [2.0, 4.0, 3.0, 5.0],
+                        "mean_normal": [1.0, 2.0, 1.0, 3.0], "seconds": 0.1})
+    t = cw.relabel_remove_table(exp)
+    assert list(t.columns) == ["dataset", "method", "points", "mean_size", "in_noise", "not_in_noise"]
+    assert list(t["points"]) == [10, 9, 8, 7]
+    one = cw.relabel_remove_table(exp[exp.dataset == "loan"])
+    assert "dataset" not in one.columns and list(one["in_noise"]) == [2.0, 4.0]
+
+
+def test_adapters_read_the_real_experiments():
+    from cfdkit import experiments as E
+
+    ns = E.noise_sweep(dataset="synthetic", features="dense", noise_ratios=[0.0, 0.2], seeds=[0, 1], n_test=20,
+                       progress=False)
+    s = cw.summarize_noise_sweep(ns)
+    assert list(s["noise_ratio"]) == [0.0, 0.2] and list(s["seeds"]) == [2, 2]
+    np.testing.assert_allclose(s["mean_size"], ns["mean_size"])
+    rr = E.relabel_vs_remove(datasets=("synthetic",), noise=0.3, n_test=10, progress=False)
+    t = cw.summarize_relabel_remove(rr)
+    assert list(t["method"]) == ["relabel", "removal_alg1", "removal_alg2"]
+    tb = E.tag_bias(dataset="synthetic", n_test=60)
+    g = cw.summarize_tag_bias(tb)
+    assert set(g["tag"]) <= {"X", "Y"} and (g["share_in_B"].between(0, 1)).all()
+    f2 = E.figure2(dataset="synthetic", features="dense", ks=[2, 4], n_test=4, methods=("ip_relabel", "random"),
+                   progress=False)
+    assert list(cw.summarize_method_comparison(f2).columns) == [2, 4]
 
 
 def test_parse_float_list():
@@ -207,8 +271,9 @@ def test_noise_sweep_explorer_run():
     ex = cw.NoiseSweepExplorer(run=run, noise_ratios=[0.0, 0.3], seeds=2, n_test=20)
     ex.controls["noise_ratios"].value = "0, 0.1, 0.2"
     ex.run_button.click()
-    assert calls == [{"noise_ratios": [0.0, 0.1, 0.2], "seeds": [0, 1], "n_test": 20}]
-    assert "done: 6 result rows" in ex.status.value
+    assert calls == [{"dataset": "hate-speech", "features": None, "noise_ratios": [0.0, 0.1, 0.2],
+                      "seeds": [0, 1], "n_test": 20, "progress": False}]
+    assert "done: 3 result rows" in ex.status.value
     assert ex.table.value.count("<tr") == 1 + 3 and "0.100" in ex.table.value
     assert ex.message.value == ""
     ex.controls["noise_ratios"].value = "0, 7"
@@ -229,15 +294,15 @@ def test_group_bias_and_method_and_relabel_explorers():
 
     def tag_bias(**kw):
         seen["tag"] = kw
-        return pd.DataFrame({"tag": ["X", "Y"], "size": [3, 4], "share_in_B": [0.6, 0.25]})
+        return fake_tag_bias({"tag": ["X", "Y"], "size": [3, 4], "share_in_biased": [0.6, 0.25]})
 
     g = cw.GroupBiasExplorer(run=tag_bias, n_test=50)
-    g.controls["bias_rate"].value = 0.8
+    g.controls["bias"].value = 0.8
     g.run_button.click()
-    assert seen["tag"]["bias_rate"] == 0.8 and seen["tag"]["n_test"] == 50
+    assert seen["tag"] == {"bias": 0.8, "share_x": 0.4, "n_test": 50, "seed": 0}
     assert "0.600" in g.table.value and "0.250" in g.table.value
 
-    def fig2(methods, ks, n_test, seed):
+    def fig2(methods, ks, n_test, seed, dataset, progress):
         return pd.DataFrame([{"method": m, "k": k, "mean_abs_delta": k / 100 * (i + 1)}
                              for i, m in enumerate(methods) for k in ks])
 
@@ -252,6 +317,18 @@ def test_group_bias_and_method_and_relabel_explorers():
     r = cw.RelabelRemoveExplorer(result=pd.DataFrame({"method": ["relabel"], "size": [3], "in_noise": [2],
                                                       "not_in_noise": [1]}))
     assert "relabel" in r.table.value
+    kw = {}
+
+    def rvr(**k):
+        kw.update(k)
+        return pd.DataFrame({"dataset": "sst2", "noise": 0.3, "method": ["relabel", "removal_alg2"],
+                             "n_found": [5, 4], "mean_size": [3.0, 7.0], "mean_noisy": [2.0, 5.0],
+                             "mean_normal": [1.0, 2.0]})
+
+    r = cw.RelabelRemoveExplorer(run=rvr, dataset="sst2", n_test=20)
+    r.run_button.click()
+    assert kw == {"datasets": ("sst2",), "noise": 0.3, "n_test": 20, "seed": 0, "progress": False}
+    assert list(r.summary["in_noise"]) == [2.0, 5.0] and "removal_alg2" in r.table.value
 
 
 def test_default_run_missing_experiment_is_a_message(monkeypatch):

@@ -22,6 +22,9 @@ from .flip import (
     verify_point,
 )
 from .studies import (
+    noise_sweep_runs,
+    relabel_remove_table,
+    tag_bias_points,
     GroupBiasExplorer,
     MethodComparisonExplorer,
     NoiseSweepExplorer,
@@ -45,6 +48,9 @@ __all__ = [
     "summarize_noise_sweep",
     "summarize_relabel_remove",
     "summarize_tag_bias",
+    "noise_sweep_runs",
+    "relabel_remove_table",
+    "tag_bias_points",
     "ExplorerError",
     "FlipExplorer",
     "describe_rows",
