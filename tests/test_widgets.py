@@ -338,3 +338,106 @@ def test_default_run_missing_experiment_is_a_message(monkeypatch):
     ex = cw.NoiseSweepExplorer()
     ex.run_button.click()
     assert "cfdkit.experiments" in ex.message.value
+
+
+# --------------------------------------------------------------- NeuralCFDExplorer
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def neural_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(70, 3))
+    y = (X[:, 0] + 0.3 * rng.normal(size=70) > 0).astype(np.int64)
+    tr = pd.DataFrame({"a": X[:60, 0], "b": X[:60, 1], "c": X[:60, 2]})
+    te = pd.DataFrame({"a": X[60:, 0], "b": X[60:, 1], "c": X[60:, 2]})
+    return cw.NeuralData(X[:60], y[:60], X[60:], y[60:], tr, te, "toy", ("no", "yes"))
+
+
+def test_neural_pure_functions(neural_data):
+    d = neural_data
+    assert cw.check_index(3, 10) == 3
+    for bad, msg in ((None, "No test case"), (10, "does not exist"), ("x", "not a number"), (-1, "does not exist")):
+        with pytest.raises(cw.ExplorerError, match=msg):
+            cw.check_index(bad, 10)
+    idx, sc = cw.top_ranked([0.1, 0.9, 0.5, 0.9, -1.0], mask=[True, True, False, True, True], top=3)
+    assert idx.tolist() == [1, 3, 0] and sc.tolist() == [0.9, 0.9, 0.1]           # ties keep training order
+    assert cw.top_ranked([1.0, 2.0], mask=[False, False])[0].size == 0
+    t = cw.ranking_table([4, 1], [2.0, 1.0], d.y_train, d.train_rows, d.label_names, max_features=2)
+    assert list(t.columns) == ["rank", "train_index", "score", "label", "a", "b"]
+    assert t["label"].tolist() == [d.label_names[d.y_train[4]], d.label_names[d.y_train[1]]]
+    assert t["a"].iloc[0] == d.train_rows["a"].iloc[4]
+    comp = cw.flip_comparison(d.test_rows.iloc[2], d.train_rows, [5, 7], d.y_train, d.label_names, test_label=1)
+    assert list(comp.index) == ["a", "b", "c"] and comp.shape == (3, 3)
+    assert comp.columns[0] == "test row (true: yes)"
+    y5 = d.y_train[5]
+    assert comp.columns[1] == f"train #5: {d.label_names[y5]} → {d.label_names[1 - y5]}"
+    np.testing.assert_allclose(comp.iloc[:, 2], d.train_rows.iloc[7])
+
+
+def test_neural_explorer_search_headless(neural_data):
+    from cfdkit.neural import NeuralCFD
+
+    d = neural_data
+    cfd = NeuralCFD(hidden=(4, 4), budget=6, epochs=60, seed=0, progress=False).fit(d.X_train, d.y_train)
+    ex = cw.NeuralCFDExplorer(cfd=cfd, data=d, top=5)
+    assert ex.dataset.options == ("toy",) and ex.budget.value == 6
+    assert "test case #0 of 10" in ex.header.value and ex.ranking_html.value.count("<tr") == 1 + 5
+    # the search must agree with NeuralCFD.search on that row
+    ref = cfd.search(d.X_test, budget=6)
+    hits = np.nonzero(ref.found)[0]
+    assert hits.size, "the toy problem should have at least one CFD"
+    j = int(hits[0])
+    ex.test_index.value = j
+    assert f"test case #{j}" in ex.header.value
+    ex.search_button.click()
+    s = ex.last
+    assert s["found"] and s["k"] == ref.k[j] and s["flipped"] == ref.indices(j).tolist()
+    assert s["logit_before"] == pytest.approx(ref.logit[j]) and s["logit_after"] == pytest.approx(ref.new_logit[j])
+    assert np.sign(s["logit_before"]) != np.sign(s["logit_after"])
+    assert "CFD found" in ex.status.value and "Is it meaningful?" in ex.result_html.value
+    assert ex.comparison.shape == (3, 1 + s["k"])
+    assert ex.progress.layout.visibility == "hidden" and not ex.search_button.disabled
+    # a case without a CFD within budget 1 (if any) says so; changing the budget clears the result
+    ex.budget.value = 1
+    assert ex.result_html.value == "" and ex.last is None
+    miss = [i for i in range(len(d.y_test)) if not (ref.found[i] and ref.k[i] == 1)]
+    if miss:
+        ex.test_index.value = miss[0]
+        ex.search_button.click()
+        assert "No CFD within budget m = 1" in ex.status.value and ex.result_html.value == ""
+    # another ranking re-ranks without retraining
+    ex.ranking.value = "l2_distance"
+    assert ex.ranking_html.value.count("<tr") == 1 + 5
+
+
+def test_neural_explorer_bad_selections_are_messages(neural_data):
+    d = neural_data
+    ex = cw.NeuralCFDExplorer(datasets=("toy", "broken"), loader=lambda name: d if name == "toy" else 1 / 0,
+                              budget=3, epochs=30, top=4)
+    ex.test_index.value = 99
+    assert "does not exist" in ex.message.value and ex.ranking_html.value == ""
+    assert ex.run_search() is None and "does not exist" in ex.message.value
+    ex.test_index.value = 1
+    assert ex.message.value == "" and "test case #1" in ex.header.value
+    ex.dataset.value = "broken"
+    assert "ZeroDivisionError" in ex.message.value and "Traceback" not in ex.message.value
+    ex.search_button.click()
+    assert "Search failed" in ex.message.value and not ex.search_button.disabled
+    ex.dataset.value = "toy"
+    ex.budget.max = 100
+    ex.budget.value = 61
+    assert ex.run_search() is None and "exceeds the 60 training rows" in ex.message.value
+
+
+def test_load_neural_data_salary():
+    from conftest import shared_data_dir
+
+    home = shared_data_dir()
+    if home is None or not (home / "fairness" / "salary").exists():
+        pytest.skip("shared salary data not available")
+    d = cw.load_neural_data("salary", home)
+    assert len(d.train_rows) == len(d.y_train) == len(d.X_train) and list(d.train_rows.columns)[:2] == ["Degree", "Rank"]
+    assert d.label_names == cw.LABEL_NAMES["salary"]
+    with pytest.raises(cw.ExplorerError, match="Could not load"):
+        cw.load_neural_data("no_such_set", home)
