@@ -2,6 +2,8 @@
 
     python notebooks/build.py            # write only
     python notebooks/build.py --execute  # write and run (stores outputs and widget state)
+    python notebooks/build.py --prose    # only update the markdown of already executed notebooks
+                                         # (their code cells must be unchanged; outputs are kept)
 
 Markdown cells start with "md:"; everything else is code.  Run from the repo root with
 PYTHONPATH=.:.shim and CFDKIT_DATA_HOME set.  Which size produced the stored outputs is
@@ -183,6 +185,23 @@ def write(name, cells):
     return path
 
 
+def refresh_markdown(name, cells):
+    """Replace the markdown cells of an executed notebook; refuses if any code cell differs."""
+    path = HERE / f"{name}.ipynb"
+    nb = nbf.read(path, as_version=4)
+    if len(nb.cells) != len(cells):
+        raise SystemExit(f"{path.name}: cell count changed; rebuild with --execute")
+    for cell, src in zip(nb.cells, cells):
+        if src.startswith("md:"):
+            if cell.cell_type != "markdown":
+                raise SystemExit(f"{path.name}: cell kinds changed; rebuild with --execute")
+            cell.source = src[3:]
+        elif cell.cell_type != "code" or cell.source != src.rstrip("\n"):
+            raise SystemExit(f"{path.name}: code changed; rebuild with --execute")
+    nbf.write(nb, path)
+    return path
+
+
 def execute(path):
     from nbclient import NotebookClient
 
@@ -199,6 +218,9 @@ if __name__ == "__main__":
     NB.update(MORE)
     for name, cells in NB.items():
         if only and name not in only:
+            continue
+        if "--prose" in sys.argv:
+            print("updated markdown of", refresh_markdown(name, cells).name)
             continue
         p = write(name, cells)
         if "--execute" in sys.argv:

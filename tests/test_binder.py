@@ -32,8 +32,9 @@ DIST_MODULES = {
     "joblib": {"joblib"},
     "platformdirs": {"platformdirs"},
 }
-#: the repository's own top-level modules, installed by "-e ." (and notebooks/studies.py, found next to them)
-OWN = {"cfdkit", "cfdkit_widgets"} | {p.stem for p in (ROOT / "notebooks").glob("*.py")}
+#: the repository's own top-level modules, installed by "-e ." (notebooks import no notebook-local helpers:
+#: the studies live in cfdkit.experiments)
+OWN = {"cfdkit", "cfdkit_widgets"}
 
 
 def _req_names(path: Path) -> set[str]:

@@ -3,7 +3,8 @@
 Starts JupyterLab on 127.0.0.1 (free port, random token), opens the notebook with Playwright driving
 the system Chromium (/usr/bin/chromium; set CFDKIT_CHROMIUM to override), runs all cells, waits for
 the FlipExplorer, clicks Verify and waits for the result text.  Screenshots go to tests/artifacts/
-(one per explorer: the quickstart's FlipExplorer, then each explorer of notebooks/explorer.ipynb).
+(one per explorer: the quickstart's FlipExplorer, then each explorer of notebooks/explorer.ipynb, the
+NeuralCFDExplorer after a click on Search).
 Setup: tests/BROWSER_SETUP.md.  Skips, saying why, only where Playwright or a browser is missing.
 """
 
@@ -44,9 +45,9 @@ def _free_port() -> int:
 def lab(tmp_path_factory):
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
-    # the kernel must import cfdkit_widgets and the notebook-local studies module from this checkout
+    # the kernel must import cfdkit and cfdkit_widgets from this checkout
     shim = ROOT / ".shim"
-    extra = [str(ROOT), str(ROOT / "notebooks")] + ([str(shim)] if shim.exists() else [])
+    extra = [str(ROOT)] + ([str(shim)] if shim.exists() else [])
     env["PYTHONPATH"] = os.pathsep.join(extra + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     env["CFDKIT_FAST"] = "1"
     env.setdefault("CFDKIT_DATA_HOME", str(ROOT.parent / "shared" / "data"))
@@ -128,7 +129,7 @@ def test_quickstart_flip_explorer_verify(lab, browser):
 
 def test_explorer_app_renders_every_explorer(lab, browser):
     base, token = lab
-    page = _open_and_run(browser, base, token, "notebooks/explorer.ipynb", ".cfd-study-explorer >> nth=3")
+    page = _open_and_run(browser, base, token, "notebooks/explorer.ipynb", ".cfd-neural-explorer .cfd-search")
     studies = page.locator(".cfd-study-explorer")
     assert studies.count() == 4
     names = ["noise_sweep_explorer", "relabel_remove_explorer", "method_comparison_explorer", "group_bias_explorer"]
@@ -138,4 +139,14 @@ def test_explorer_app_renders_every_explorer(lab, browser):
         page.wait_for_timeout(300)
         el.screenshot(path=str(ART / f"{name}.png"))
     assert "Noise sweep" in studies.nth(0).inner_text()
+    # the neural explorer: ranking shown, Search retrains and shows the flipped rows next to the test row
+    nx = page.locator(".cfd-neural-explorer").last
+    nx.scroll_into_view_if_needed()
+    assert "NeuralCFDExplorer" in nx.inner_text() and nx.locator("table.cfd-table").count() == 1
+    nx.locator(".cfd-search").click()
+    page.wait_for_selector(".cfd-search-result", timeout=120_000)
+    txt = nx.locator(".cfd-search-result").inner_text()
+    assert "CFD found" in txt or "No CFD" in txt
+    page.wait_for_timeout(300)
+    nx.screenshot(path=str(ART / "neural_cfd_explorer.png"))
     page.close()

@@ -162,10 +162,74 @@ def test_flip_explorer_failed_refit_shows_message(setup):
 
 
 # --------------------------------------------------------------- study explorers
-def fake_noise_sweep(noise_ratios, seeds, n_test):
-    rows = [{"noise_ratio": r, "seed": s, "mean_size": 100 * (1 - r) + s, "accuracy": 0.9 - r / 2}
-            for r in noise_ratios for s in seeds]
-    return pd.DataFrame(rows)
+def fake_noise_sweep(noise_ratios, seeds, n_test, dataset="hate-speech", features=None, progress=False):
+    """Shaped like cfdkit.experiments.noise_sweep: one row per ratio, per-run rows in attrs["runs"]."""
+    runs = pd.DataFrame([{"noise": r, "seed": s, "accuracy": 0.9 - r / 2, "found_rate": 1.0,
+                          "mean_size": 100 * (1 - r) + s, "median_size": 90.0}
+                         for r in noise_ratios for s in seeds])
+    g = runs.groupby("noise")
+    out = pd.DataFrame({"mean_size": g["mean_size"].mean(), "accuracy": g["accuracy"].mean(),
+                        "n_seeds": g["seed"].count()}).reset_index()
+    out.attrs["runs"] = runs
+    return out
+
+
+def fake_tag_bias(points):
+    out = pd.DataFrame({"tag": ["X", "Y"], "n_found": [1, 1]})
+    out.attrs["points"] = pd.DataFrame(points)
+    return out
+
+
+# --------------------------------------------------------------- adapters (experiments -> widget contracts)
+def test_noise_sweep_runs_adapter():
+    df = fake_noise_sweep([0.0, 0.3], [0, 1], 10)
+    runs = cw.noise_sweep_runs(df)
+    assert list(runs.columns[:2]) == ["noise_ratio", "seed"] and len(runs) == 4
+    assert cw.noise_sweep_runs(runs) is runs                                # already in the contract
+    agg = cw.noise_sweep_runs(pd.DataFrame({"noise": [0.0, 0.1], "mean_size": [5, 4], "accuracy": [.9, .8]}))
+    assert list(agg["seed"]) == [0, 0]                                      # no per-run rows: one "seed"
+    with pytest.raises(ValueError, match="noise"):
+        cw.noise_sweep_runs(pd.DataFrame({"x": [1]}))
+
+
+def test_tag_bias_points_adapter():
+    df = fake_tag_bias({"test_row": [3, 5], "tag": ["X", "Y"], "size": [4, 0], "found": [True, False],
+                        "share_in_biased": [0.5, np.nan]})
+    pts = cw.tag_bias_points(df)
+    assert "share_in_B" in pts and list(pts["test_row"]) == [3, 5]
+    with pytest.raises(ValueError, match="attrs"):
+        cw.tag_bias_points(pd.DataFrame({"tag": ["X"]}))
+
+
+def test_relabel_remove_table_adapter():
+    exp = pd.DataFrame({"dataset": ["loan"] * 2 + ["sst2"] * 2, "noise": 0.3,
+                        "method": ["relabel", "removal_alg1"] * 2, "n_found": [10, 9, 8, 7],
+                        "mean_size": [3.0, 6.0, 4.0, 8.0], "mean_noisy": [2.0, 4.0, 3.0, 5.0],
+                        "mean_normal": [1.0, 2.0, 1.0, 3.0], "seconds": 0.1})
+    t = cw.relabel_remove_table(exp)
+    assert list(t.columns) == ["dataset", "method", "points", "mean_size", "in_noise", "not_in_noise"]
+    assert list(t["points"]) == [10, 9, 8, 7]
+    one = cw.relabel_remove_table(exp[exp.dataset == "loan"])
+    assert "dataset" not in one.columns and list(one["in_noise"]) == [2.0, 4.0]
+
+
+def test_adapters_read_the_real_experiments():
+    from cfdkit import experiments as E
+
+    ns = E.noise_sweep(dataset="synthetic", features="dense", noise_ratios=[0.0, 0.2], seeds=[0, 1], n_test=20,
+                       progress=False)
+    s = cw.summarize_noise_sweep(ns)
+    assert list(s["noise_ratio"]) == [0.0, 0.2] and list(s["seeds"]) == [2, 2]
+    np.testing.assert_allclose(s["mean_size"], ns["mean_size"])
+    rr = E.relabel_vs_remove(datasets=("synthetic",), noise=0.3, n_test=10, progress=False)
+    t = cw.summarize_relabel_remove(rr)
+    assert list(t["method"]) == ["relabel", "removal_alg1", "removal_alg2"]
+    tb = E.tag_bias(dataset="synthetic", n_test=60)
+    g = cw.summarize_tag_bias(tb)
+    assert set(g["tag"]) <= {"X", "Y"} and (g["share_in_B"].between(0, 1)).all()
+    f2 = E.figure2(dataset="synthetic", features="dense", ks=[2, 4], n_test=4, methods=("ip_relabel", "random"),
+                   progress=False)
+    assert list(cw.summarize_method_comparison(f2).columns) == [2, 4]
 
 
 def test_parse_float_list():
@@ -207,8 +271,9 @@ def test_noise_sweep_explorer_run():
     ex = cw.NoiseSweepExplorer(run=run, noise_ratios=[0.0, 0.3], seeds=2, n_test=20)
     ex.controls["noise_ratios"].value = "0, 0.1, 0.2"
     ex.run_button.click()
-    assert calls == [{"noise_ratios": [0.0, 0.1, 0.2], "seeds": [0, 1], "n_test": 20}]
-    assert "done: 6 result rows" in ex.status.value
+    assert calls == [{"dataset": "hate-speech", "features": None, "noise_ratios": [0.0, 0.1, 0.2],
+                      "seeds": [0, 1], "n_test": 20, "progress": False}]
+    assert "done: 3 result rows" in ex.status.value
     assert ex.table.value.count("<tr") == 1 + 3 and "0.100" in ex.table.value
     assert ex.message.value == ""
     ex.controls["noise_ratios"].value = "0, 7"
@@ -229,15 +294,15 @@ def test_group_bias_and_method_and_relabel_explorers():
 
     def tag_bias(**kw):
         seen["tag"] = kw
-        return pd.DataFrame({"tag": ["X", "Y"], "size": [3, 4], "share_in_B": [0.6, 0.25]})
+        return fake_tag_bias({"tag": ["X", "Y"], "size": [3, 4], "share_in_biased": [0.6, 0.25]})
 
     g = cw.GroupBiasExplorer(run=tag_bias, n_test=50)
-    g.controls["bias_rate"].value = 0.8
+    g.controls["bias"].value = 0.8
     g.run_button.click()
-    assert seen["tag"]["bias_rate"] == 0.8 and seen["tag"]["n_test"] == 50
+    assert seen["tag"] == {"bias": 0.8, "share_x": 0.4, "n_test": 50, "seed": 0}
     assert "0.600" in g.table.value and "0.250" in g.table.value
 
-    def fig2(methods, ks, n_test, seed):
+    def fig2(methods, ks, n_test, seed, dataset, progress):
         return pd.DataFrame([{"method": m, "k": k, "mean_abs_delta": k / 100 * (i + 1)}
                              for i, m in enumerate(methods) for k in ks])
 
@@ -252,6 +317,18 @@ def test_group_bias_and_method_and_relabel_explorers():
     r = cw.RelabelRemoveExplorer(result=pd.DataFrame({"method": ["relabel"], "size": [3], "in_noise": [2],
                                                       "not_in_noise": [1]}))
     assert "relabel" in r.table.value
+    kw = {}
+
+    def rvr(**k):
+        kw.update(k)
+        return pd.DataFrame({"dataset": "sst2", "noise": 0.3, "method": ["relabel", "removal_alg2"],
+                             "n_found": [5, 4], "mean_size": [3.0, 7.0], "mean_noisy": [2.0, 5.0],
+                             "mean_normal": [1.0, 2.0]})
+
+    r = cw.RelabelRemoveExplorer(run=rvr, dataset="sst2", n_test=20)
+    r.run_button.click()
+    assert kw == {"datasets": ("sst2",), "noise": 0.3, "n_test": 20, "seed": 0, "progress": False}
+    assert list(r.summary["in_noise"]) == [2.0, 5.0] and "removal_alg2" in r.table.value
 
 
 def test_default_run_missing_experiment_is_a_message(monkeypatch):
@@ -261,3 +338,106 @@ def test_default_run_missing_experiment_is_a_message(monkeypatch):
     ex = cw.NoiseSweepExplorer()
     ex.run_button.click()
     assert "cfdkit.experiments" in ex.message.value
+
+
+# --------------------------------------------------------------- NeuralCFDExplorer
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def neural_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(70, 3))
+    y = (X[:, 0] + 0.3 * rng.normal(size=70) > 0).astype(np.int64)
+    tr = pd.DataFrame({"a": X[:60, 0], "b": X[:60, 1], "c": X[:60, 2]})
+    te = pd.DataFrame({"a": X[60:, 0], "b": X[60:, 1], "c": X[60:, 2]})
+    return cw.NeuralData(X[:60], y[:60], X[60:], y[60:], tr, te, "toy", ("no", "yes"))
+
+
+def test_neural_pure_functions(neural_data):
+    d = neural_data
+    assert cw.check_index(3, 10) == 3
+    for bad, msg in ((None, "No test case"), (10, "does not exist"), ("x", "not a number"), (-1, "does not exist")):
+        with pytest.raises(cw.ExplorerError, match=msg):
+            cw.check_index(bad, 10)
+    idx, sc = cw.top_ranked([0.1, 0.9, 0.5, 0.9, -1.0], mask=[True, True, False, True, True], top=3)
+    assert idx.tolist() == [1, 3, 0] and sc.tolist() == [0.9, 0.9, 0.1]           # ties keep training order
+    assert cw.top_ranked([1.0, 2.0], mask=[False, False])[0].size == 0
+    t = cw.ranking_table([4, 1], [2.0, 1.0], d.y_train, d.train_rows, d.label_names, max_features=2)
+    assert list(t.columns) == ["rank", "train_index", "score", "label", "a", "b"]
+    assert t["label"].tolist() == [d.label_names[d.y_train[4]], d.label_names[d.y_train[1]]]
+    assert t["a"].iloc[0] == d.train_rows["a"].iloc[4]
+    comp = cw.flip_comparison(d.test_rows.iloc[2], d.train_rows, [5, 7], d.y_train, d.label_names, test_label=1)
+    assert list(comp.index) == ["a", "b", "c"] and comp.shape == (3, 3)
+    assert comp.columns[0] == "test row (true: yes)"
+    y5 = d.y_train[5]
+    assert comp.columns[1] == f"train #5: {d.label_names[y5]} → {d.label_names[1 - y5]}"
+    np.testing.assert_allclose(comp.iloc[:, 2], d.train_rows.iloc[7])
+
+
+def test_neural_explorer_search_headless(neural_data):
+    from cfdkit.neural import NeuralCFD
+
+    d = neural_data
+    cfd = NeuralCFD(hidden=(4, 4), budget=6, epochs=60, seed=0, progress=False).fit(d.X_train, d.y_train)
+    ex = cw.NeuralCFDExplorer(cfd=cfd, data=d, top=5)
+    assert ex.dataset.options == ("toy",) and ex.budget.value == 6
+    assert "test case #0 of 10" in ex.header.value and ex.ranking_html.value.count("<tr") == 1 + 5
+    # the search must agree with NeuralCFD.search on that row
+    ref = cfd.search(d.X_test, budget=6)
+    hits = np.nonzero(ref.found)[0]
+    assert hits.size, "the toy problem should have at least one CFD"
+    j = int(hits[0])
+    ex.test_index.value = j
+    assert f"test case #{j}" in ex.header.value
+    ex.search_button.click()
+    s = ex.last
+    assert s["found"] and s["k"] == ref.k[j] and s["flipped"] == ref.indices(j).tolist()
+    assert s["logit_before"] == pytest.approx(ref.logit[j]) and s["logit_after"] == pytest.approx(ref.new_logit[j])
+    assert np.sign(s["logit_before"]) != np.sign(s["logit_after"])
+    assert "CFD found" in ex.status.value and "Is it meaningful?" in ex.result_html.value
+    assert ex.comparison.shape == (3, 1 + s["k"])
+    assert ex.progress.layout.visibility == "hidden" and not ex.search_button.disabled
+    # a case without a CFD within budget 1 (if any) says so; changing the budget clears the result
+    ex.budget.value = 1
+    assert ex.result_html.value == "" and ex.last is None
+    miss = [i for i in range(len(d.y_test)) if not (ref.found[i] and ref.k[i] == 1)]
+    if miss:
+        ex.test_index.value = miss[0]
+        ex.search_button.click()
+        assert "No CFD within budget m = 1" in ex.status.value and ex.result_html.value == ""
+    # another ranking re-ranks without retraining
+    ex.ranking.value = "l2_distance"
+    assert ex.ranking_html.value.count("<tr") == 1 + 5
+
+
+def test_neural_explorer_bad_selections_are_messages(neural_data):
+    d = neural_data
+    ex = cw.NeuralCFDExplorer(datasets=("toy", "broken"), loader=lambda name: d if name == "toy" else 1 / 0,
+                              budget=3, epochs=30, top=4)
+    ex.test_index.value = 99
+    assert "does not exist" in ex.message.value and ex.ranking_html.value == ""
+    assert ex.run_search() is None and "does not exist" in ex.message.value
+    ex.test_index.value = 1
+    assert ex.message.value == "" and "test case #1" in ex.header.value
+    ex.dataset.value = "broken"
+    assert "ZeroDivisionError" in ex.message.value and "Traceback" not in ex.message.value
+    ex.search_button.click()
+    assert "Search failed" in ex.message.value and not ex.search_button.disabled
+    ex.dataset.value = "toy"
+    ex.budget.max = 100
+    ex.budget.value = 61
+    assert ex.run_search() is None and "exceeds the 60 training rows" in ex.message.value
+
+
+def test_load_neural_data_salary():
+    from conftest import shared_data_dir
+
+    home = shared_data_dir()
+    if home is None or not (home / "fairness" / "salary").exists():
+        pytest.skip("shared salary data not available")
+    d = cw.load_neural_data("salary", home)
+    assert len(d.train_rows) == len(d.y_train) == len(d.X_train) and list(d.train_rows.columns)[:2] == ["Degree", "Rank"]
+    assert d.label_names == cw.LABEL_NAMES["salary"]
+    with pytest.raises(cw.ExplorerError, match="Could not load"):
+        cw.load_neural_data("no_such_set", home)

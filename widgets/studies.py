@@ -6,13 +6,21 @@ is pressed) and a pure *summary* function turning that frame into the table
 shown; the figure is drawn from the summary.  The summaries are tested on
 their own; the explorers only wire controls to ``run(**kwargs)``.
 
-Column contracts of the frames the summaries read (one row per seed, or per
-test point, as noted):
+The explorers read the frames that ``cfdkit.experiments`` returns.  Small pure
+*adapters* (tested on their own) turn them into the column contracts the
+summaries read; frames already in that contract pass through unchanged:
 
-* noise sweep: ``noise_ratio, seed, mean_size, accuracy`` (optionally ``found_rate``);
-* group bias: one row per audited test point: ``tag`` (``"X"``/``"Y"``), ``size``, ``share_in_B``;
-* method comparison: ``method, k, mean_abs_delta`` (one row per method and ``k``, optionally per seed);
-* relabel vs remove: one row per method and test point: ``method, size, in_noise, not_in_noise``.
+* noise sweep: :func:`noise_sweep_runs` -> one row per (ratio, seed):
+  ``noise_ratio, seed, mean_size, accuracy`` (optionally ``found_rate``), from
+  ``experiments.noise_sweep(...).attrs["runs"]`` (column ``noise``);
+* group bias: :func:`tag_bias_points` -> one row per audited test point:
+  ``tag`` (``"X"``/``"Y"``), ``size``, ``share_in_B``, from
+  ``experiments.tag_bias(...).attrs["points"]`` (column ``share_in_biased``);
+* method comparison: ``method, k, mean_abs_delta`` (``experiments.figure2`` as is);
+* relabel vs remove: :func:`relabel_remove_table` -> one row per (data set, noise,) method:
+  ``method, points, mean_size, in_noise, not_in_noise`` from ``experiments.relabel_vs_remove``
+  (``n_found, mean_noisy, mean_normal``), or aggregated from per-point rows
+  ``method, size, in_noise, not_in_noise``.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ __all__ = [
     "summarize_method_comparison",
     "summarize_relabel_remove",
     "parse_float_list",
+    "noise_sweep_runs",
+    "tag_bias_points",
+    "relabel_remove_table",
 ]
 
 
@@ -61,8 +72,72 @@ def parse_float_list(text: str, lo: float = 0.0, hi: float = 1.0) -> list[float]
     return vals
 
 
+# ------------------------------------------------------------------ adapters: cfdkit.experiments -> contracts
+def noise_sweep_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (noise ratio, seed) with ``noise_ratio, seed, mean_size, accuracy[, found_rate]``.
+
+    Accepts the frame of ``cfdkit.experiments.noise_sweep`` (its per-run rows are in
+    ``df.attrs["runs"]``, column ``noise``), its ``attrs["runs"]`` frame itself, or a frame
+    already in the contract.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"noise sweep: expected a pandas DataFrame, got {type(df).__name__}.")
+    if "noise_ratio" in df.columns:
+        return df
+    runs = df.attrs.get("runs")
+    src = runs if isinstance(runs, pd.DataFrame) else df
+    if "noise" not in src.columns:
+        raise ValueError(f"noise sweep: the result has no column 'noise' or 'noise_ratio'; it has {list(src.columns)}.")
+    out = src.rename(columns={"noise": "noise_ratio"})
+    if "seed" not in out.columns:
+        out = out.assign(seed=0)
+    return out
+
+
+def tag_bias_points(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per audited (misclassified) test point with ``tag, size, share_in_B``.
+
+    Accepts the frame of ``cfdkit.experiments.tag_bias`` (per-point rows in
+    ``df.attrs["points"]``, column ``share_in_biased``), that points frame, or a frame
+    already in the contract.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"group bias: expected a pandas DataFrame, got {type(df).__name__}.")
+    if "share_in_B" in df.columns:
+        return df
+    pts = df.attrs.get("points")
+    src = pts if isinstance(pts, pd.DataFrame) else df
+    if "share_in_biased" not in src.columns:
+        raise ValueError("group bias: expected cfdkit.experiments.tag_bias's frame (per-point rows in "
+                         f"attrs['points']) or a column 'share_in_B'; got {list(src.columns)}.")
+    return src.rename(columns={"share_in_biased": "share_in_B"})
+
+
+def relabel_remove_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (data set, noise,) method: ``points`` (with a set), ``mean_size``, ``in_noise``, ``not_in_noise``.
+
+    Reads ``cfdkit.experiments.relabel_vs_remove`` (``n_found, mean_size, mean_noisy,
+    mean_normal``; the ``dataset`` / ``noise`` columns are kept when they vary) or
+    per-point rows ``method, size, in_noise, not_in_noise`` (sets of size 0 = not found are dropped).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"relabel vs remove: expected a pandas DataFrame, got {type(df).__name__}.")
+    if "mean_noisy" in df.columns:
+        _need(df, ["method", "n_found", "mean_size", "mean_noisy", "mean_normal"], "relabel vs remove")
+        keys = [c for c in ("dataset", "noise") if c in df.columns and df[c].nunique() > 1]
+        out = df[keys + ["method", "n_found", "mean_size", "mean_noisy", "mean_normal"]].rename(
+            columns={"n_found": "points", "mean_noisy": "in_noise", "mean_normal": "not_in_noise"})
+        return out.reset_index(drop=True)
+    _need(df, ["method", "size", "in_noise", "not_in_noise"], "relabel vs remove")
+    ok = df[df["size"] > 0]
+    g = ok.groupby("method", sort=False).agg(points=("size", "size"), mean_size=("size", "mean"),
+                                             in_noise=("in_noise", "mean"), not_in_noise=("not_in_noise", "mean"))
+    return g.reset_index()
+
+
 def summarize_noise_sweep(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean (and std over seeds) of ``|S_t|`` and accuracy per noise ratio."""
+    """Mean (and std over seeds) of ``|S_t|`` and accuracy per noise ratio (any :func:`noise_sweep_runs` input)."""
+    df = noise_sweep_runs(df)
     _need(df, ["noise_ratio", "mean_size", "accuracy"], "noise sweep")
     agg = {"mean_size": ["mean", "std"], "accuracy": ["mean", "std"]}
     if "found_rate" in df.columns:
@@ -75,7 +150,9 @@ def summarize_noise_sweep(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_tag_bias(df: pd.DataFrame) -> pd.DataFrame:
-    """Per tag: number of audited points, mean ``|S_t|`` and mean share of ``S_t`` inside ``B``."""
+    """Per tag: number of audited points, mean ``|S_t|`` and mean share of ``S_t`` inside ``B``
+    (any :func:`tag_bias_points` input)."""
+    df = tag_bias_points(df)
     _need(df, ["tag", "size", "share_in_B"], "group bias")
     ok = df[df["size"] > 0]
     g = ok.groupby("tag").agg(points=("size", "size"), mean_size=("size", "mean"),
@@ -91,12 +168,9 @@ def summarize_method_comparison(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_relabel_remove(df: pd.DataFrame) -> pd.DataFrame:
-    """Per method: mean ``|S_t|`` and its split into noisy / clean training points (Table 4)."""
-    _need(df, ["method", "size", "in_noise", "not_in_noise"], "relabel vs remove")
-    ok = df[df["size"] > 0]
-    g = ok.groupby("method", sort=False).agg(points=("size", "size"), mean_size=("size", "mean"),
-                                             in_noise=("in_noise", "mean"), not_in_noise=("not_in_noise", "mean"))
-    return g.reset_index()
+    """Per method: mean ``|S_t|`` and its split into noisy / clean training points (Table 4); see
+    :func:`relabel_remove_table`."""
+    return relabel_remove_table(df)
 
 
 def _resolve(name: str) -> Callable:
@@ -215,24 +289,28 @@ class StudyExplorer:
 class NoiseSweepExplorer(StudyExplorer):
     """``|S_t|`` and accuracy as the share of flipped training labels grows (§3.3, Figure 6).
 
-    ``run(noise_ratios=[...], seeds=[...], n_test=...)`` -> frame with
-    ``noise_ratio, seed, mean_size, accuracy``; default ``cfdkit.experiments.noise_sweep``.
+    ``run(dataset=..., features=None, noise_ratios=[...], seeds=[...], n_test=..., progress=False)``;
+    default ``cfdkit.experiments.noise_sweep`` (read through :func:`noise_sweep_runs`).
     """
 
     title = "Noise sweep: |S_t| and accuracy vs noise ratio"
     experiment = "noise_sweep"
     summarize = staticmethod(summarize_noise_sweep)
 
-    def _controls(self, W, noise_ratios="0, 0.1, 0.2, 0.3, 0.4, 0.5", seeds=2, n_test=50, **_):
+    DATASETS = ("hate-speech", "sst2", "loan", "synthetic")
+
+    def _controls(self, W, dataset="hate-speech", noise_ratios="0, 0.1, 0.2, 0.3, 0.4, 0.5", seeds=2, n_test=50, **_):
         text = noise_ratios if isinstance(noise_ratios, str) else ", ".join(f"{v:g}" for v in noise_ratios)
-        return {"noise_ratios": W.Text(value=text, description="noise ratios", layout=W.Layout(width="340px")),
+        return {"dataset": W.Dropdown(options=list(self.DATASETS), value=dataset, description="data set"),
+                "noise_ratios": W.Text(value=text, description="noise ratios", layout=W.Layout(width="340px")),
                 "seeds": W.IntSlider(value=seeds, min=1, max=10, description="seeds"),
                 "n_test": W.IntSlider(value=n_test, min=10, max=500, step=10, description="test points")}
 
     def kwargs(self) -> dict:
-        return {"noise_ratios": parse_float_list(self.controls["noise_ratios"].value, 0.0, 1.0),
+        return {"dataset": self.controls["dataset"].value, "features": None,
+                "noise_ratios": parse_float_list(self.controls["noise_ratios"].value, 0.0, 1.0),
                 "seeds": list(range(self.controls["seeds"].value)),
-                "n_test": self.controls["n_test"].value}
+                "n_test": self.controls["n_test"].value, "progress": False}
 
     def draw(self, s, ax):
         ax.errorbar(s["noise_ratio"], s["mean_size"], yerr=s["mean_size_std"].fillna(0), marker="o", label="mean |S_t|")
@@ -249,18 +327,18 @@ class NoiseSweepExplorer(StudyExplorer):
 class GroupBiasExplorer(StudyExplorer):
     """§3.4: share of ``S_t`` inside the biased set ``B`` for misclassified "tag X" vs "tag Y" points.
 
-    ``run(bias_rate=..., tag_x_share=..., n_test=..., seed=...)`` -> one row per
-    audited point with ``tag, size, share_in_B``; default ``cfdkit.experiments.tag_bias``.
+    ``run(bias=..., share_x=..., n_test=..., seed=...)``; default ``cfdkit.experiments.tag_bias``
+    (loan data; read through :func:`tag_bias_points`).
     """
 
     title = "Group attribution bias: how much of S_t lies in the biased set B?"
     experiment = "tag_bias"
     summarize = staticmethod(summarize_tag_bias)
 
-    def _controls(self, W, bias_rate=0.9, tag_x_share=0.4, n_test=100, seed=0, **_):
-        return {"bias_rate": W.FloatSlider(value=bias_rate, min=0.0, max=1.0, step=0.05, description="bias rate"),
-                "tag_x_share": W.FloatSlider(value=tag_x_share, min=0.05, max=0.95, step=0.05, description="tag X share"),
-                "n_test": W.IntSlider(value=n_test, min=10, max=1000, step=10, description="test points"),
+    def _controls(self, W, bias=0.9, share_x=0.4, n_test=500, seed=0, **_):
+        return {"bias": W.FloatSlider(value=bias, min=0.0, max=1.0, step=0.05, description="bias rate"),
+                "share_x": W.FloatSlider(value=share_x, min=0.05, max=0.95, step=0.05, description="tag X share"),
+                "n_test": W.IntSlider(value=n_test, min=10, max=2400, step=10, description="test points"),
                 "seed": W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))}
 
     def kwargs(self) -> dict:
@@ -278,8 +356,8 @@ class GroupBiasExplorer(StudyExplorer):
 class MethodComparisonExplorer(StudyExplorer):
     """Figure 2: mean ``|Δp|`` after relabeling the top-k training points ranked by each method.
 
-    ``run(methods=[...], ks=[...], n_test=..., seed=...)`` -> ``method, k, mean_abs_delta``;
-    default ``cfdkit.experiments.figure2``.
+    ``run(dataset=..., methods=[...], ks=[...], n_test=..., seed=..., progress=False)`` ->
+    ``method, k, mean_abs_delta``; default ``cfdkit.experiments.figure2``.
     """
 
     title = "Method comparison: mean |Δp| after relabeling the top-k points"
@@ -287,9 +365,12 @@ class MethodComparisonExplorer(StudyExplorer):
     summarize = staticmethod(summarize_method_comparison)
     METHODS = ("ip_relabel", "ip_remove", "influence", "relatif", "grad_dot", "grad_cos", "random")
 
-    def _controls(self, W, methods=METHODS, ks="10, 20, 50, 100", n_test=20, seed=0, **_):
+    DATASETS = ("sst2", "hate-speech", "loan", "synthetic")
+
+    def _controls(self, W, dataset="sst2", methods=METHODS, ks="5, 10, 20", n_test=10, seed=0, **_):
         text = ks if isinstance(ks, str) else ", ".join(str(k) for k in ks)
-        return {"methods": W.SelectMultiple(options=list(self.METHODS), value=[m for m in methods if m in self.METHODS],
+        return {"dataset": W.Dropdown(options=list(self.DATASETS), value=dataset, description="data set"),
+                "methods": W.SelectMultiple(options=list(self.METHODS), value=[m for m in methods if m in self.METHODS],
                                             description="methods", rows=4),
                 "ks": W.Text(value=text, description="k values", layout=W.Layout(width="300px")),
                 "n_test": W.IntSlider(value=n_test, min=5, max=200, step=5, description="test points"),
@@ -300,8 +381,8 @@ class MethodComparisonExplorer(StudyExplorer):
         if not methods:
             raise ValueError("Select at least one method.")
         ks = [int(v) for v in parse_float_list(self.controls["ks"].value, 1, 1e9)]
-        return {"methods": methods, "ks": ks, "n_test": self.controls["n_test"].value,
-                "seed": self.controls["seed"].value}
+        return {"dataset": self.controls["dataset"].value, "methods": methods, "ks": ks,
+                "n_test": self.controls["n_test"].value, "seed": self.controls["seed"].value, "progress": False}
 
     def draw(self, s, ax):
         for m, row in s.iterrows():
@@ -314,26 +395,34 @@ class MethodComparisonExplorer(StudyExplorer):
 class RelabelRemoveExplorer(StudyExplorer):
     """§3.5 / Table 4: ``|S_t|`` for relabeling vs removal, split into noisy and clean points.
 
-    ``run(noise=..., n_test=..., seed=...)`` -> ``method, size, in_noise, not_in_noise``;
-    default ``cfdkit.experiments.relabel_vs_remove``.
+    ``run(datasets=(dataset,), noise=..., n_test=..., seed=..., progress=False)``; default
+    ``cfdkit.experiments.relabel_vs_remove`` (read through :func:`relabel_remove_table`).
     """
 
     title = "Relabel vs remove: how many points, and how many of them noisy?"
     experiment = "relabel_vs_remove"
     summarize = staticmethod(summarize_relabel_remove)
 
-    def _controls(self, W, noise=0.3, n_test=30, seed=0, **_):
-        return {"noise": W.FloatSlider(value=noise, min=0.0, max=0.5, step=0.05, description="noise"),
+    DATASETS = ("loan", "sst2", "hate-speech", "synthetic")
+
+    def _controls(self, W, dataset="loan", noise=0.3, n_test=30, seed=0, **_):
+        return {"dataset": W.Dropdown(options=list(self.DATASETS), value=dataset, description="data set"),
+                "noise": W.FloatSlider(value=noise, min=0.0, max=0.5, step=0.05, description="noise"),
                 "n_test": W.IntSlider(value=n_test, min=5, max=300, step=5, description="test points"),
                 "seed": W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))}
 
     def kwargs(self) -> dict:
-        return {k: w.value for k, w in self.controls.items()}
+        c = self.controls
+        return {"datasets": (c["dataset"].value,), "noise": c["noise"].value, "n_test": c["n_test"].value,
+                "seed": c["seed"].value, "progress": False}
 
     def draw(self, s, ax):
         x = np.arange(len(s))
         ax.bar(x, s["in_noise"], label="in noise set N")
         ax.bar(x, s["not_in_noise"], bottom=s["in_noise"], label="clean points")
-        ax.set_xticks(x, s["method"], fontsize=8)
+        labels = [m.replace("removal_", "remove ") for m in s["method"]]
+        if "dataset" in s.columns:
+            labels = [f"{d}\n{m}" for d, m in zip(s["dataset"], labels)]
+        ax.set_xticks(x, labels, fontsize=7)
         ax.set_ylabel("mean |S_t|")
         ax.legend(fontsize=8)
