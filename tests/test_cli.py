@@ -103,3 +103,22 @@ def test_bad_arguments():
     _one_line_error(_run("audit", "--dataset", "synthetic"))  # --out missing
     _one_line_error(_run("audit", "--dataset", "synthetic", "--out", "/tmp/x", "--n-test", "0"))
     _one_line_error(_run("audit", "--dataset", "synthetic", "--features", "embeddings", "--out", "/tmp/x"))
+
+
+def test_reproduce_neural_table_writes_records(tmp_path):
+    """`cfdkit reproduce --only neural-table --fast` writes its records next to the other studies'."""
+    out = tmp_path / "rep"
+    args = ["reproduce", "--out", str(out), "--only", "neural-table", "--fast", "--no-plots"]
+    if DATA is None:
+        args.append("--synthetic")
+    r = _run(*args, env_extra={"CFDKIT_DATA_HOME": str(DATA)} if DATA else None)
+    assert r.returncode == 0, r.stderr
+    recs = json.loads((out / "reproduction.json").read_text())
+    neural = [x for x in recs if x["study"] == "neural-table"]
+    found = [x for x in neural if x["metric"].startswith("cfds_found_") and x["dataset"] != "all"]
+    cases = {(x["dataset"], x["metric"][len("test_cases_"):]): x["cfdkit"] for x in neural
+             if x["metric"].startswith("test_cases_") and x["dataset"] != "all"}
+    assert found
+    for x in found:  # a count of test cases, never more than were searched
+        assert 0 <= x["cfdkit"] <= cases[(x["dataset"], x["metric"][len("cfds_found_"):])]
+    assert "Neural networks" in (out / "REPRODUCTION.md").read_text()

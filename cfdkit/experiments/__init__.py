@@ -10,13 +10,11 @@ from .paper import METRICS, PAPER, paper_records
 from .studies import (RANK_DIRECTION, audit_points, bow_vs_embedding, clear_cache, figure2, noise_sweep,
                       relabel_vs_remove, size_distribution, size_vs_confidence, summarize_points, table2, tag_bias)
 
-# --- neural-table hook -------------------------------------------------------------------------------
-# ``neural_table.py`` (Table: CFD sets for neural models) is written by another engineer and wired
-# here by the maintainer; nothing is imported for it yet.
-# ------------------------------------------------------------------------------------------------------
+from .neural_table import load_arrays, neural_cfd_table
 
 __all__ = [
     "FEATURES", "L2", "THRESHOLD", "Prepared", "make_audit", "prepare", "METRICS", "PAPER", "paper_records",
     "RANK_DIRECTION", "audit_points", "bow_vs_embedding", "clear_cache", "figure2", "noise_sweep",
     "relabel_vs_remove", "size_distribution", "size_vs_confidence", "summarize_points", "table2", "tag_bias",
+    "load_arrays", "neural_cfd_table",
 ]
