@@ -171,6 +171,8 @@ def bench_b(device, results):
 def bench_c(device, results, n_sample=40):
     from sklearn.linear_model import LogisticRegression
 
+    from cfdkit import RelabelAudit
+
     if "a_audit" not in results:
         bench_a(device, results)
     audit, res = results["a_audit"], results["a_res"]
@@ -179,25 +181,36 @@ def bench_c(device, results, n_sample=40):
     print(f"(c) verification of all {found.size} found hate-speech sets")
     t0 = now()
     ver = audit.verify(res)
-    t_ours = now() - t0
+    t_strict = now() - t0
+    loose = RelabelAudit(l2=10.0, threshold=0.25, device=device, tol=1e-6).fit(Xtr, y)
+    res_l = loose.flip_sets(Xte)
+    t0 = now()
+    ver_l = loose.verify(res_l)
+    t_loose = now() - t0
     rng = np.random.default_rng(0)
     sample = rng.choice(found, min(n_sample, found.size), replace=False)
     t0 = now()
-    diffs = []
+    diffs, diffs_l = [], []
     for i in sample:
         y2 = y.copy()
         S = res.indices(i)
         y2[S] = 1 - y2[S]
         clf = LogisticRegression(C=0.1, tol=1e-8, max_iter=10_000).fit(Xtr, y2)
-        diffs.append(abs(clf.predict_proba(Xte[i])[0, 1] - ver.new_prob[i]))
+        p = clf.predict_proba(Xte[i])[0, 1]
+        diffs.append(abs(p - ver.new_prob[i]))
+        if np.array_equal(res_l.indices(i), S):
+            diffs_l.append(abs(p - ver_l.new_prob[i]))
     t_sample = now() - t0
     t_ref = t_sample / len(sample) * found.size
-    print(f"    cfdkit verify: {t_ours:.2f} s for {found.size} refits (flip rate {ver.flipped.mean():.1%}, "
-          f"max grad norm {np.nanmax(ver.grad_norm):.1e})")
-    print(f"    sequential sklearn (lbfgs, tol=1e-8): {t_sample / len(sample):.3f} s per refit -> "
-          f"{t_ref:.1f} s for all; max |dprob| vs cfdkit on {len(sample)} sampled sets: {max(diffs):.1e}")
-    print(f"    ratio (c): {t_ref / t_ours:.1f}x  (target >= 20x)")
-    results["c"] = t_ref / t_ours
+    print(f"    sequential sklearn (lbfgs, tol=1e-8 on the mean loss, i.e. ~1e-4 on cfdkit's summed gradient): "
+          f"{t_sample / len(sample) * 1e3:.0f} ms per refit -> {t_ref:.1f} s for all")
+    print(f"    cfdkit verify, tol=1e-10 (the fit's default): {t_strict:.2f} s, flip rate {ver.flipped.mean():.1%}, "
+          f"max grad norm {np.nanmax(ver.grad_norm):.1e}, max |dprob| vs sklearn {max(diffs):.1e}")
+    print(f"    cfdkit verify, tol=1e-6: {t_loose:.2f} s, flip rate {ver_l.flipped.mean():.1%}"
+          + (f", max |dprob| vs sklearn {max(diffs_l):.1e}" if diffs_l else ""))
+    print(f"    ratio (c): {t_ref / t_strict:.1f}x at tol=1e-10, {t_ref / t_loose:.1f}x at tol=1e-6  (target >= 20x)")
+    results["c"] = t_ref / t_strict
+    results["c_loose"] = t_ref / t_loose
 
 
 def bench_d(device, results):
