@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .batched import auto_chunk, forward_members_at, train_batched
+from .fast import train_single
 from .model import TrainConfig, forward, train_params
 
 __all__ = ["member_table", "search_batched", "search_sequential", "first_flip"]
@@ -88,11 +89,12 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
     hidden = (params0[0].shape[1], params0[2].shape[1])
     mb = max_batch or auto_chunk(X.shape[0], hidden, itemsize=params0[0].element_size())
     out = np.empty(len(t_idx))
+    XT = X.t().contiguous()
     starts = range(0, len(t_idx), mb)
     for s in tqdm(starts, desc="retrain (batched)", disable=not progress, total=len(starts)):
         sl = slice(s, s + mb)
         Y = _labels_for(y, order, t_idx[sl], k[sl])
-        P = train_batched(X, Y, params0, cfg)
+        P = train_batched(X, Y, params0, cfg, XT=XT)
         xt = X_test[torch.as_tensor(t_idx[sl], device=X.device)]
         out[sl] = forward_members_at(P, xt).double().cpu().numpy()
     return (*first_flip(t_idx, k, out, logit0, n_test), len(t_idx))
@@ -100,11 +102,16 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
 
 def search_sequential(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, X_test: torch.Tensor,
                       order: np.ndarray, rows: np.ndarray, logit0: np.ndarray, early_stop: bool = True,
-                      progress: bool = False):
+                      progress: bool = False, trainer: str = "autograd"):
     """Literal Algorithm 1: one retrain per k, stopping at the first flip (``early_stop``).
 
-    Same return values as :func:`search_batched`.
+    ``trainer="autograd"`` uses :func:`cfdkit.neural.model.train_params` (the library's
+    single-network trainer); ``"manual"`` uses the hand-written trainer with one member
+    (:func:`cfdkit.neural.fast.train_single`).  Same return values as :func:`search_batched`.
     """
+    if trainer not in ("autograd", "manual"):
+        raise ValueError(f"trainer must be 'autograd' or 'manual', got {trainer!r}.")
+    XT = X.t().contiguous()
     n_test = X_test.shape[0]
     found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
     n_trained = 0
@@ -113,7 +120,8 @@ def search_sequential(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfi
         for kk in range(1, kmax + 1):
             yk = y.clone(); idx = torch.as_tensor(order[t, :kk], device=y.device)
             yk[idx] = 1.0 - yk[idx]
-            p = train_params(X, yk, params0, cfg); n_trained += 1
+            p = (train_params(X, yk, params0, cfg) if trainer == "autograd"
+                 else train_single(X, yk, params0, cfg, XT=XT)); n_trained += 1
             with torch.no_grad():
                 lg = float(forward(p, X_test[t:t + 1])[0])
             if (lg > 0) != (logit0[t] > 0) and not found[t]:
