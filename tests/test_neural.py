@@ -316,3 +316,15 @@ def test_gpu_matches_cpu(data):
     np.testing.assert_allclose(cpu.model_.logit(Xt), gpu.model_.logit(Xt), atol=1e-8)
     rc, rg = cpu.search(Xt), gpu.search(Xt)
     np.testing.assert_array_equal(rc.k[np.abs(rc.logit) > 1e-6], rg.k[np.abs(rc.logit) > 1e-6])
+
+
+def test_rounds_schedule_and_cache_match_training_all_prefixes(data):
+    X, y, Xt = data
+    a = NeuralCFD(hidden=(4, 4), budget=4, epochs=60, progress=False, schedule="all", cache=False).fit(X, y)
+    b = NeuralCFD(hidden=(4, 4), budget=4, epochs=60, progress=False).fit(X, y)     # rounds + cache
+    for r in ("lr_surrogate", "l2_distance"):
+        ra, rb = a.search(Xt, ranking=r), b.search(Xt, ranking=r)
+        np.testing.assert_array_equal(ra.found, rb.found); np.testing.assert_array_equal(ra.k, rb.k)
+        np.testing.assert_allclose(ra.new_logit, rb.new_logit, atol=1e-10)
+        assert rb.info["n_trained"] <= ra.info["n_trained"]
+    assert b.search(Xt, ranking="l2_distance").info["n_trained"] == 0      # all flip sets cached
