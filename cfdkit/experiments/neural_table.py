@@ -187,12 +187,66 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     cap = {d: a.max_train for d in a.subsample_datasets} if a.max_train else None
-    df = neural_cfd_table(datasets=a.datasets, n_test=a.n_test, budget=a.budget, rankings=a.rankings, seed=a.seed,
-                          data_home=a.data_home, hidden=tuple(a.hidden), epochs=a.epochs, max_train=cap,
-                          num_threads=a.threads, verbose=True)
-    df.to_csv(a.out, index=False)
-    return df
+    parts = []
+    for name in a.datasets:         # the CSV is rewritten after every dataset, so partial runs are kept
+        parts.append(neural_cfd_table(datasets=(name,), n_test=a.n_test, budget=a.budget, rankings=a.rankings,
+                                      seed=a.seed, data_home=a.data_home, hidden=tuple(a.hidden), epochs=a.epochs,
+                                      max_train=cap, num_threads=a.threads, verbose=True))
+        pd.concat(parts, ignore_index=True).to_csv(a.out, index=False)
+    return pd.concat(parts, ignore_index=True)
 
 
 if __name__ == "__main__":
     main()
+
+
+def table_markdown(df: pd.DataFrame) -> str:
+    """Markdown: Table 1 (found per ranking, paper side by side, totals) and Tables 2-3
+    (ranking overhead / runtime per test input for combined, random, l2_distance vs the paper)."""
+    rk = [r for r in ALL_RANKINGS if r in set(df.ranking)] + sorted(set(df.ranking) - set(ALL_RANKINGS))
+    ds = [d for d in FAIRNESS if d in set(df.dataset)] + sorted(set(df.dataset) - set(FAIRNESS))
+    piv = df.pivot_table(index="dataset", columns="ranking", values="found", aggfunc="first")
+    meta = df.groupby("dataset").first()
+    head = ["dataset", "n_train used / full", "tests"] + rk + ["paper tests", "paper ours", "paper random", "paper L2"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    tot = {r: 0 for r in rk}; tot_missing = {r: False for r in rk}; ntest = 0
+    for d in ds:
+        m = meta.loc[d]; p = PAPER.get(d)
+        cells = [d, f"{m.n_train} / {m.n_train_full}" + (" (sub)" if m.subsampled else ""), str(m.test_cases)]
+        for r in rk:
+            v = piv.loc[d].get(r, np.nan)
+            if pd.isna(v):
+                cells.append("–"); tot_missing[r] = True
+            else:
+                cells.append(str(int(v))); tot[r] += int(v)
+        ntest += int(m.test_cases)
+        cells += [str(p[0]), str(p[1][0]), str(p[1][1]), str(p[1][2])] if p else ["–"] * 4
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["**total**", "", str(ntest)] + [f"**{tot[r]}**" + ("*" if tot_missing[r] else "") for r in rk]
+    cells += [str(PAPER_TOTAL["test_cases"]), str(PAPER_TOTAL["combined"]), str(PAPER_TOTAL["random"]),
+              str(PAPER_TOTAL["l2_distance"])]
+    lines.append("| " + " | ".join(cells) + " |")
+    out = ["### Table 1: CFDs found (test inputs with a flip within budget m)", ""] + lines
+    if any(tot_missing.values()):
+        out += ["", "\\* total over the datasets where the ranking was run."]
+    out += ["", "### Tables 2-3: seconds per test input, ours (paper)", "",
+            "Rank = ranking overhead; runtime = ranking + batched retraining (early-stop rounds), amortised "
+            "over the test inputs.", ""]
+    cols = [r for r in rk if r != "random" and r != "l2_distance" and r != "combined"]
+    head = ["dataset"] + [f"{r} rank / runtime" for r in ("combined", "random", "l2_distance")] + \
+           [f"{r} rank / runtime" for r in cols]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in ds:
+        cells = [d]
+        for r in ("combined", "random", "l2_distance") + tuple(cols):
+            row = df[(df.dataset == d) & (df.ranking == r)]
+            if not len(row):
+                cells.append("–"); continue
+            row = row.iloc[0]
+            s = f"{row.rank_s_per_test:.3f} / {row.runtime_s_per_test:.2f}"
+            j = _PAPER_COL.get(r)
+            if d in PAPER and j is not None:
+                s += f" ({PAPER[d][2][j]:.2f} / {PAPER[d][3][j]:.2f})"
+            cells.append(s)
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
