@@ -243,7 +243,7 @@ def table_markdown(df: pd.DataFrame) -> str:
             if not len(row):
                 cells.append("–"); continue
             row = row.iloc[0]
-            s = f"{row.rank_s_per_test:.3f} / {row.runtime_s_per_test:.2f}"
+            s = f"{row.rank_s_per_test:.4f} / {row.runtime_s_per_test:.2f}"
             j = _PAPER_COL.get(r)
             if d in PAPER and j is not None:
                 s += f" ({PAPER[d][2][j]:.2f} / {PAPER[d][3][j]:.2f})"
