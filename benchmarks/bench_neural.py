@@ -1,9 +1,13 @@
 """Batched vs sequential retraining for the same Algorithm-1 candidates.
 
 Trains the m prefix datasets (k = 1..m flips of the ``combined`` ranking) of each of
-``--n-test`` test inputs twice in one run: as one vectorised ensemble (cfdkit's batched path)
-and one network at a time (the literal loop, here without early stopping so both do the same
-work), checks that both give the same first-flip k, and prints the speed ratio.
+``--n-test`` test inputs three times in one run: as one vectorised ensemble (cfdkit's batched
+path, hand-written trainer), and one network at a time (the literal loop, here without early
+stopping so all do the same work) with (a) the library's autograd single-network trainer
+``model.train_params`` and (b) the same hand-written trainer with B = 1.  The test rows are
+split into ``--rounds`` groups and the three runs are interleaved group by group, so load
+changes on a shared machine hit all three alike.  Checks that all give the same first-flip k
+and prints both speed ratios.
 
     PYTHONPATH=. python benchmarks/bench_neural.py --dataset german --data-home /work/shared/data
     PYTHONPATH=. python benchmarks/bench_neural.py --dataset synthetic --device cuda
@@ -44,6 +48,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--max-batch", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rounds", type=int, default=4, help="interleave the three runs over this many row groups")
+    ap.add_argument("--skip-autograd", action="store_true", help="skip the (slow) autograd sequential run")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -70,21 +76,38 @@ def main(argv=None):
         if cfd.device.type == "cuda":
             torch.cuda.synchronize()
 
-    sync(); t0 = time.perf_counter()
-    fb, kb, _, nb = search_batched(cfd._X, cfd._y, cfd.params0_, cfd.config, Xt, order, rows, res.logit,
-                                   max_batch=a.max_batch)
-    sync(); tb = time.perf_counter() - t0
-    sync(); t0 = time.perf_counter()
-    fs, ks, _, ns = search_sequential(cfd._X, cfd._y, cfd.params0_, cfd.config, Xt, order, rows, res.logit,
-                                      early_stop=False)
-    sync(); ts = time.perf_counter() - t0
-    same = bool(np.array_equal(fb, fs) and np.array_equal(kb, ks))
-    print(f"networks trained: batched {nb}, sequential {ns} (same candidate datasets)")
-    print(f"batched    {tb:8.2f} s   ({tb / nb * 1e3:7.2f} ms / network)")
-    print(f"sequential {ts:8.2f} s   ({ts / ns * 1e3:7.2f} ms / network)")
-    print(f"speed-up (sequential / batched): {ts / tb:.1f}x   same first-flip k: {same}   "
-          f"CFDs found: {int(fb.sum())}/{len(rows)}")
-    return ts / tb
+    groups = [g for g in np.array_split(rows, max(1, min(a.rounds, len(rows)))) if len(g)]
+    tb = ts = tm = 0.0
+    fb = np.zeros(len(Xq), bool); kb = np.zeros(len(Xq), np.int64); nb = ns = nm = 0
+    fs, ks, fm, km = fb.copy(), kb.copy(), fb.copy(), kb.copy()
+    args = (cfd._X, cfd._y, cfd.params0_, cfd.config, Xt, order)
+    for g in groups:            # interleaved: batched, sequential-autograd, sequential-manual per group
+        sync(); t0 = time.perf_counter()
+        f, k, _, nn = search_batched(*args, g, res.logit, max_batch=a.max_batch)
+        sync(); tb += time.perf_counter() - t0; fb[g], kb[g], nb = f[g], k[g], nb + nn
+        if not a.skip_autograd:
+            sync(); t0 = time.perf_counter()
+            f, k, _, nn = search_sequential(*args, g, res.logit, early_stop=False, trainer="autograd")
+            sync(); ts += time.perf_counter() - t0; fs[g], ks[g], ns = f[g], k[g], ns + nn
+        sync(); t0 = time.perf_counter()
+        f, k, _, nn = search_sequential(*args, g, res.logit, early_stop=False, trainer="manual")
+        sync(); tm += time.perf_counter() - t0; fm[g], km[g], nm = f[g], k[g], nm + nn
+    same = bool(np.array_equal(fb, fm) and np.array_equal(kb, km)
+                and (a.skip_autograd or (np.array_equal(fb, fs) and np.array_equal(kb, ks))))
+    try:
+        load = "  loadavg after %.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        load = ""
+    print(f"networks trained: batched {nb}, sequential {nm} (same candidate datasets; {len(groups)} interleaved rounds)")
+    print(f"batched (hand-written, chunks of {a.max_batch or 'auto'})  {tb:8.2f} s   ({tb / nb * 1e3:7.2f} ms / network)")
+    if not a.skip_autograd:
+        print(f"sequential, autograd train_params     {ts:8.2f} s   ({ts / ns * 1e3:7.2f} ms / network)")
+    print(f"sequential, hand-written B=1          {tm:8.2f} s   ({tm / nm * 1e3:7.2f} ms / network)")
+    if not a.skip_autograd:
+        print(f"speed-up vs sequential autograd:      {ts / tb:.1f}x")
+    print(f"speed-up vs sequential hand-written:  {tm / tb:.1f}x")
+    print(f"same first-flip k: {same}   CFDs found: {int(fb[rows].sum())}/{len(rows)}{load}")
+    return (ts / tb if not a.skip_autograd else None), tm / tb
 
 
 if __name__ == "__main__":

@@ -27,3 +27,21 @@ def test_neural_cfd_table_columns_and_bounds():
     assert (df.runtime_s_per_test >= df.rank_s_per_test).all()
     assert df.paper_found.isna().all()          # no paper numbers for synthetic data
     assert sum(v[1][0] for v in PAPER.values()) == 174 and sum(v[0] for v in PAPER.values()) == 1113
+
+
+def test_subsample_train_is_seeded_and_stratified():
+    from cfdkit.experiments.neural_table import subsample_train
+    X = np.arange(1000, dtype=float)[:, None]; y = (np.arange(1000) % 4 == 0).astype(np.int64)   # 25 % positives
+    Xs, ys, idx = subsample_train(X, y, 200, seed=3)
+    assert len(ys) == 200 and ys.sum() == 50 and np.all(np.diff(idx) > 0)
+    assert np.array_equal(idx, subsample_train(X, y, 200, seed=3)[2])
+    assert len(subsample_train(X, y, None)[1]) == 1000 and len(subsample_train(X, y, 5000)[1]) == 1000
+
+
+def test_table_markdown_and_subsample_columns():
+    from cfdkit.experiments.neural_table import table_markdown
+    df = neural_cfd_table(datasets=("synthetic",), n_test=3, budget=2, rankings=("combined", "random"),
+                          epochs=10, hidden=(3, 3), max_train={"synthetic": 100})
+    assert (df.n_train == 100).all() and (df.n_train_full == 480).all() and df.subsampled.all()
+    md = table_markdown(df)
+    assert "| synthetic | 100 / 480 (sub) | 3 |" in md and "**total**" in md

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["load_arrays", "neural_cfd_table", "PAPER"]
+__all__ = ["load_arrays", "neural_cfd_table", "subsample_train", "PAPER"]
 
 # dataset: (test cases, (ours, random, l2) found, (ours, random, l2) overhead s, (ours, random, l2) runtime s)
 PAPER = {
@@ -53,25 +53,52 @@ def load_arrays(name: str, data_home=None, seed: int = 0):
     return Xtr, np.asarray(ds.y_train, np.int64), Xte, np.asarray(ds.y_test, np.int64)
 
 
-def _rows_for(name, Xtr, ytr, Xte, n_test, budget, rankings, seed, hidden, epochs, progress):
+def subsample_train(X, y, max_train: int | None, seed: int = 0):
+    """Seeded, class-stratified subsample of at most ``max_train`` training rows (sorted indices).
+
+    Returns ``(X_sub, y_sub, idx)``; the full set (``idx = arange(n)``) if ``max_train`` is None
+    or ``>= n``.  Each class keeps ``round(max_train * share)`` rows (at least 1).
+    """
+    n = len(y)
+    if max_train is None or max_train >= n:
+        return X, y, np.arange(n)
+    rng = np.random.default_rng(seed)
+    parts = []
+    for c in np.unique(y):
+        ic = np.flatnonzero(y == c)
+        parts.append(rng.choice(ic, size=max(1, int(round(max_train * len(ic) / n))), replace=False))
+    idx = np.sort(np.concatenate(parts))
+    return X[idx], y[idx], idx
+
+
+def _rows_for(name, Xtr, ytr, Xte, n_test, budget, rankings, seed, hidden, epochs, progress, n_train_full=None,
+              num_threads=None):
+    import time
     from cfdkit.neural import NeuralCFD
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.permutation(len(Xte))[: min(n_test, len(Xte))])
     Xq = Xte[idx]
-    cfd = NeuralCFD(hidden=hidden, budget=min(budget, len(ytr)), seed=seed, epochs=epochs, progress=progress).fit(Xtr, ytr)
+    cfd = NeuralCFD(hidden=hidden, budget=min(budget, len(ytr)), seed=seed, epochs=epochs, progress=progress,
+                    num_threads=num_threads).fit(Xtr, ytr)
     rows = []
     for r in rankings:
+        t0 = time.perf_counter()
         res = cfd.search(Xq, ranking=r)
+        wall = time.perf_counter() - t0
         n = len(Xq)
         paper = PAPER.get(name)
         j = _PAPER_COL.get(r)
         rows.append({
-            "dataset": name, "ranking": r, "n_train": len(ytr), "test_cases": n, "budget": res.budget,
+            "dataset": name, "ranking": r, "n_train": len(ytr),
+            "n_train_full": len(ytr) if n_train_full is None else n_train_full,
+            "subsampled": n_train_full is not None and n_train_full > len(ytr),
+            "test_cases": n, "budget": res.budget, "epochs": epochs, "hidden": "x".join(map(str, hidden)),
             "found": res.n_found, "found_rate": res.n_found / n,
             "mean_k": float(res.k[res.found].mean()) if res.n_found else np.nan,
             "rank_s_per_test": res.rank_seconds / n,
             "runtime_s_per_test": (res.rank_seconds + res.retrain_seconds) / n,
             "fit_seconds": cfd.fit_seconds_,
+            "networks_trained": res.info["n_trained"], "wall_s": wall,
             "paper_test_cases": paper[0] if paper else np.nan,
             "paper_found": paper[1][j] if paper and j is not None else np.nan,
             "paper_rank_s_per_test": paper[2][j] if paper and j is not None else np.nan,
@@ -83,7 +110,8 @@ def _rows_for(name, Xtr, ytr, Xte, n_test, budget, rankings, seed, hidden, epoch
 def neural_cfd_table(datasets=("salary", "student", "german"), n_test: int = 200, budget: int = 10,
                      rankings=("combined", "lr_surrogate", "activation_pattern", "random", "l2_distance"),
                      seed: int = 0, fast: bool = False, data_home=None, hidden=(8, 8), epochs: int | None = None,
-                     progress: bool = False) -> pd.DataFrame:
+                     progress: bool = False, max_train=None, skip=None, num_threads: int | None = None,
+                     verbose: bool = False) -> pd.DataFrame:
     """Tables 1-3 of the paper, per dataset × ranking.
 
     Parameters
@@ -95,6 +123,13 @@ def neural_cfd_table(datasets=("salary", "student", "german"), n_test: int = 200
         the paper's "Our Method"/"Random Sampling"/"L2 Distance" numbers alongside.
     fast : small settings for smoke tests (``n_test <= 20``, 100 epochs).
     epochs : Adam steps (default 300, or 100 if ``fast``).
+    max_train : None, int, or dict name → int.  Training sets larger than this are replaced by a
+        seeded, class-stratified subsample (:func:`subsample_train`); the rows say so
+        (``n_train``, ``n_train_full``, ``subsampled``).  Test inputs are not affected.
+    skip : optional dict name → iterable of rankings not to run on that dataset (e.g. the
+        exact-Hessian ``influence`` ranking on large sets).
+    num_threads : torch intra-op threads during fit/search (None: torch's setting).
+    verbose : print one line per (dataset, ranking) as it finishes.
 
     Returns
     -------
@@ -108,5 +143,110 @@ def neural_cfd_table(datasets=("salary", "student", "german"), n_test: int = 200
     rows = []
     for name in datasets:
         Xtr, ytr, Xte, _ = load_arrays(name, data_home, seed)
-        rows += _rows_for(name, Xtr, ytr, Xte, n_test, budget, rankings, seed, tuple(hidden), epochs, progress)
+        cap = max_train.get(name) if isinstance(max_train, dict) else max_train
+        n_full = len(ytr)
+        Xtr, ytr, _ = subsample_train(Xtr, ytr, cap, seed)
+        rk = [r for r in rankings if r not in set((skip or {}).get(name, ()))]
+        new = _rows_for(name, Xtr, ytr, Xte, n_test, budget, rk, seed, tuple(hidden), epochs, progress,
+                        n_train_full=n_full, num_threads=num_threads)
+        if verbose:
+            for r in new:
+                print(f"{r['dataset']:8s} {r['ranking']:20s} n_train={r['n_train']:6d}/{r['n_train_full']:6d} "
+                      f"found {r['found']:4d}/{r['test_cases']} nets {r['networks_trained']:5d} "
+                      f"rank {r['rank_s_per_test']:.4f} s/test  wall {r['wall_s']:7.1f} s", flush=True)
+        rows += new
     return pd.DataFrame(rows)
+
+
+ALL_RANKINGS = ("combined", "lr_surrogate", "activation_pattern", "activation_gradient", "l2_distance",
+                "random", "influence")
+FAIRNESS = ("salary", "student", "german", "compas", "default", "bank", "adult")
+
+
+def main(argv=None):
+    """CLI: run the table for some datasets and write a CSV (partial runs can be concatenated).
+
+        PYTHONPATH=. python -m cfdkit.experiments.neural_table --datasets default bank adult \\
+            --max-train 2000 --epochs 200 --out /tmp/part2.csv
+    """
+    import argparse
+    import os
+    ap = argparse.ArgumentParser(description="neural CFD Tables 1-3")
+    ap.add_argument("--datasets", nargs="+", default=list(FAIRNESS))
+    ap.add_argument("--rankings", nargs="+", default=list(ALL_RANKINGS))
+    ap.add_argument("--n-test", type=int, default=200)
+    ap.add_argument("--budget", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--hidden", type=int, nargs=2, default=(8, 8))
+    ap.add_argument("--max-train", type=int, default=None,
+                    help="subsample training sets larger than this (applies to --subsample-datasets)")
+    ap.add_argument("--subsample-datasets", nargs="*", default=["default", "bank", "adult"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-home", default=os.environ.get("CFDKIT_DATA_HOME"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    cap = {d: a.max_train for d in a.subsample_datasets} if a.max_train else None
+    parts = []
+    for name in a.datasets:         # the CSV is rewritten after every dataset, so partial runs are kept
+        parts.append(neural_cfd_table(datasets=(name,), n_test=a.n_test, budget=a.budget, rankings=a.rankings,
+                                      seed=a.seed, data_home=a.data_home, hidden=tuple(a.hidden), epochs=a.epochs,
+                                      max_train=cap, num_threads=a.threads, verbose=True))
+        pd.concat(parts, ignore_index=True).to_csv(a.out, index=False)
+    return pd.concat(parts, ignore_index=True)
+
+
+if __name__ == "__main__":
+    main()
+
+
+def table_markdown(df: pd.DataFrame) -> str:
+    """Markdown: Table 1 (found per ranking, paper side by side, totals) and Tables 2-3
+    (ranking overhead / runtime per test input for combined, random, l2_distance vs the paper)."""
+    rk = [r for r in ALL_RANKINGS if r in set(df.ranking)] + sorted(set(df.ranking) - set(ALL_RANKINGS))
+    ds = [d for d in FAIRNESS if d in set(df.dataset)] + sorted(set(df.dataset) - set(FAIRNESS))
+    piv = df.pivot_table(index="dataset", columns="ranking", values="found", aggfunc="first")
+    meta = df.groupby("dataset").first()
+    head = ["dataset", "n_train used / full", "tests"] + rk + ["paper tests", "paper ours", "paper random", "paper L2"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    tot = {r: 0 for r in rk}; tot_missing = {r: False for r in rk}; ntest = 0
+    for d in ds:
+        m = meta.loc[d]; p = PAPER.get(d)
+        cells = [d, f"{m.n_train} / {m.n_train_full}" + (" (sub)" if m.subsampled else ""), str(m.test_cases)]
+        for r in rk:
+            v = piv.loc[d].get(r, np.nan)
+            if pd.isna(v):
+                cells.append("–"); tot_missing[r] = True
+            else:
+                cells.append(str(int(v))); tot[r] += int(v)
+        ntest += int(m.test_cases)
+        cells += [str(p[0]), str(p[1][0]), str(p[1][1]), str(p[1][2])] if p else ["–"] * 4
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["**total**", "", str(ntest)] + [f"**{tot[r]}**" + ("*" if tot_missing[r] else "") for r in rk]
+    cells += [str(PAPER_TOTAL["test_cases"]), str(PAPER_TOTAL["combined"]), str(PAPER_TOTAL["random"]),
+              str(PAPER_TOTAL["l2_distance"])]
+    lines.append("| " + " | ".join(cells) + " |")
+    out = ["### Table 1: CFDs found (test inputs with a flip within budget m)", ""] + lines
+    if any(tot_missing.values()):
+        out += ["", "\\* total over the datasets where the ranking was run."]
+    out += ["", "### Tables 2-3: seconds per test input, ours (paper)", "",
+            "Rank = ranking overhead; runtime = ranking + batched retraining (early-stop rounds), amortised "
+            "over the test inputs.", ""]
+    cols = [r for r in rk if r != "random" and r != "l2_distance" and r != "combined"]
+    head = ["dataset"] + [f"{r} rank / runtime" for r in ("combined", "random", "l2_distance")] + \
+           [f"{r} rank / runtime" for r in cols]
+    out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for d in ds:
+        cells = [d]
+        for r in ("combined", "random", "l2_distance") + tuple(cols):
+            row = df[(df.dataset == d) & (df.ranking == r)]
+            if not len(row):
+                cells.append("–"); continue
+            row = row.iloc[0]
+            s = f"{row.rank_s_per_test:.4f} / {row.runtime_s_per_test:.2f}"
+            j = _PAPER_COL.get(r)
+            if d in PAPER and j is not None:
+                s += f" ({PAPER[d][2][j]:.2f} / {PAPER[d][3][j]:.2f})"
+            cells.append(s)
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"

@@ -1,11 +1,12 @@
 """Batched retraining: many label vectors, one vectorised ensemble.
 
 All members share the inputs ``X`` and the initial weights; they differ only in their label
-vector ``Y[b]``.  Weights are stacked along a leading member axis ``B`` and trained with
-batched matmuls (``torch.matmul`` broadcasting / ``baddbmm``) and the same elementwise Adam
-rule as :func:`cfdkit.neural.model.train_params`.  The losses of the members are summed;
-since no member depends on another's weights, the gradient of member ``b`` is exactly the
-gradient of its own loss.
+vector ``Y[b]``.  :func:`train_batched` runs the hand-written ensemble trainer
+:func:`cfdkit.neural.fast.train_ensemble` (layer 1 of all members as one GEMM, manual backward,
+fused Adam over one flat buffer; ~4x faster than the autograd version at n ≈ 800).
+:func:`train_batched_autograd` is the earlier autograd version (weights stacked on a member
+axis, batched matmuls, losses summed: since no member depends on another's weights, the
+gradient of member ``b`` is exactly the gradient of its own loss), kept as a reference.
 
 Equality with the sequential trainer: Adam and the loss are elementwise, so the only source
 of difference is the matmul kernel (a batched GEMM may sum in a different order from a single
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import torch
 
+from .fast import train_ensemble
 from .model import Params, TrainConfig, adam_step, loss_fn
 
 __all__ = ["stack_params", "member", "forward_batched", "forward_members_at",
-           "train_batched", "auto_chunk"]
+           "train_batched", "train_batched_autograd", "auto_chunk"]
 
 
 def stack_params(params0: Params, B: int) -> Params:
@@ -49,8 +51,29 @@ def forward_members_at(params: Params, Xb: torch.Tensor) -> torch.Tensor:
     return (a2 * w3).sum(-1) + b3
 
 
-def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig) -> Params:
-    """Train ``B = Y.shape[0]`` networks at once, all from ``params0``.
+def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig,
+                  XT: torch.Tensor | None = None) -> Params:
+    """Train ``B = Y.shape[0]`` networks at once, all from ``params0`` (hand-written trainer).
+
+    Parameters
+    ----------
+    X : tensor (n, d)
+        Shared training inputs.
+    Y : tensor (B, n)
+        One 0./1. label vector per member.
+    params0 : unbatched initial parameters (same for every member).
+    cfg : TrainConfig
+    XT : optional contiguous ``X.T``, reused across chunks.
+
+    Returns
+    -------
+    Stacked trained parameters, leading axis ``B``.
+    """
+    return train_ensemble(X, Y.to(X.dtype), params0, cfg, XT=XT)
+
+
+def train_batched_autograd(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig) -> Params:
+    """Reference: train ``B = Y.shape[0]`` networks at once with autograd (slower).
 
     Parameters
     ----------
@@ -76,10 +99,11 @@ def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainC
     return tuple(p.detach() for p in params)
 
 
-def auto_chunk(n: int, hidden, itemsize: int = 8, mem_bytes: float = 1.5e9) -> int:
-    """Members per chunk so that activations and their gradients stay under ``mem_bytes``.
-
-    Roughly ``12 * n * (h1 + h2)`` numbers per member are alive during a step.
+def auto_chunk(n: int, hidden, itemsize: int = 8, mem_bytes: float = 8 * 2**20, lo: int = 8, hi: int = 64) -> int:
+    """Members per chunk: the hand-written trainer keeps ``3 n (h1 + h2) + n`` numbers per
+    member alive; aim for a working set of about ``mem_bytes`` (cache-sized, default 8 MiB),
+    clipped to ``[lo, hi]`` members (measured at n = 800, (8, 8): 8 → 97, 20 → 94, 40 → 95,
+    80 → 103 µs per member-step, 1 thread).
     """
-    per = 12 * n * (hidden[0] + hidden[1] + 2) * itemsize
-    return max(1, int(mem_bytes // max(per, 1)))
+    per = (3 * n * (hidden[0] + hidden[1]) + n) * itemsize
+    return int(min(hi, max(lo, mem_bytes // max(per, 1))))

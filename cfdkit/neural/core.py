@@ -45,6 +45,13 @@ class NeuralCFD:
         Show tqdm progress bars.
     ranking_options : dict
         Extra keyword arguments for the ranking function.
+    schedule : ``"rounds"`` (default) or ``"all"``
+        Batched retraining schedule (see :func:`cfdkit.neural.search.search_batched`):
+        ``"rounds"`` stops each test input at its first flip (Algorithm 1's early stop, done in
+        batched rounds); ``"all"`` trains every prefix k = 1..m.  Same results, less work.
+    cache : bool
+        Reuse a retrain whose flip set was already trained for this fitted model (another test
+        input, another ranking); cleared by ``fit``.  Default True.
     num_threads : int or None
         Torch intra-op threads during ``fit``/``search`` (restored afterwards); ``None`` leaves
         torch's setting.  For these tiny networks 1 thread is often fastest, and on a loaded
@@ -59,7 +66,7 @@ class NeuralCFD:
     def __init__(self, hidden=(8, 8), budget: int = 10, ranking="combined", seed: int = 0, epochs: int = 300,
                  lr: float = 1e-2, device=None, dtype=torch.float64, phi=None, psi=same_label_as_prediction,
                  max_batch: int | None = None, progress: bool = True, ranking_options: dict | None = None,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, schedule: str = "rounds", cache: bool = True):
         self.hidden = check_hidden(hidden)
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
             raise ValueError(f"budget must be a positive int (bias budget m), got {budget!r}; e.g. budget=10.")
@@ -78,6 +85,9 @@ class NeuralCFD:
         if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}.")
         self.num_threads = num_threads
+        if schedule not in ("rounds", "all"):
+            raise ValueError(f"schedule must be 'rounds' or 'all', got {schedule!r}.")
+        self.schedule, self.cache = schedule, bool(cache)
 
     @contextmanager
     def _threads(self):
@@ -111,6 +121,7 @@ class NeuralCFD:
         check_budget(self.budget, len(X))
         self.X_train_, self.y_train_ = X, y
         self._X, self._y = self._t(X), self._t(y)
+        self._cache = {}
         self.params0_ = init_params(X.shape[1], self.hidden, self.seed, self.config.dtype, self.device)
         t0 = time.perf_counter()
         with self._threads():
@@ -178,7 +189,8 @@ class NeuralCFD:
         rank_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         runner = search_sequential if sequential else search_batched
-        kw = {} if sequential else {"max_batch": self.max_batch}
+        kw = {} if sequential else {"max_batch": self.max_batch, "schedule": self.schedule,
+                                    "cache": self._cache if self.cache else None}
         found, k, new_logit, n_trained = runner(self._X, self._y, self.params0_, self.config, self._t(Xt),
                                                 order, rows, logit0, progress=self.progress, **kw)
         retrain_s = time.perf_counter() - t0

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .batched import auto_chunk, forward_members_at, train_batched
+from .fast import train_single
 from .model import TrainConfig, forward, train_params
 
 __all__ = ["member_table", "search_batched", "search_sequential", "first_flip"]
@@ -68,43 +69,103 @@ def first_flip(t_idx, k, member_logit, logit0, n_test: int):
 
 def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, X_test: torch.Tensor,
                    order: np.ndarray, rows: np.ndarray, logit0: np.ndarray, max_batch: int | None = None,
-                   progress: bool = False):
+                   progress: bool = False, schedule: str = "all", cache: dict | None = None):
     """Batched Algorithm-1 retraining for the test rows ``rows``.
 
     Parameters
     ----------
     X (n, d), y (n,) tensors; params0 initial weights; X_test (n_test, d) tensor;
     order (n_test, m) ranked candidates; rows (r,) rows to search; logit0 (n_test,) original logits.
-    max_batch : members per chunk (auto from memory if None).
+    max_batch : members per chunk (auto, cache-sized, if None).
+    schedule : ``"all"`` trains every prefix k = 1..m of every row as one ensemble (the
+        benchmark's like-for-like workload); ``"rounds"`` is Algorithm 1's early stop done in
+        batched rounds: each round trains the next ``s`` prefixes of every row that has not
+        flipped yet, ``s = ceil(max_batch / rows left)`` (1 while many rows are left), so rows
+        that flip early cost no further networks.  Both give the same first flip per row
+        (each retrain depends only on its own prefix).
+    cache : optional dict, flip set → trained parameters.  A prefix whose flip *set* was
+        already trained (another row, another ranking, same fitted model) is reused, not
+        retrained.  The caller owns it and must drop it when ``X``, ``y``, ``params0`` or ``cfg``
+        change.  (A cached member may come from another chunk layout: equal to round-off.)
 
     Returns
     -------
     found, k, new_logit arrays (n_test,), and the number of networks trained.
     """
-    t_idx, k = member_table(order, rows)
+    if schedule not in ("all", "rounds"):
+        raise ValueError(f"schedule must be 'all' or 'rounds', got {schedule!r}.")
     n_test = X_test.shape[0]
-    if len(t_idx) == 0:
-        return (*first_flip(t_idx, k, np.zeros(0), logit0, n_test), 0)
     hidden = (params0[0].shape[1], params0[2].shape[1])
     mb = max_batch or auto_chunk(X.shape[0], hidden, itemsize=params0[0].element_size())
-    out = np.empty(len(t_idx))
-    starts = range(0, len(t_idx), mb)
-    for s in tqdm(starts, desc="retrain (batched)", disable=not progress, total=len(starts)):
-        sl = slice(s, s + mb)
-        Y = _labels_for(y, order, t_idx[sl], k[sl])
-        P = train_batched(X, Y, params0, cfg)
-        xt = X_test[torch.as_tensor(t_idx[sl], device=X.device)]
-        out[sl] = forward_members_at(P, xt).double().cpu().numpy()
-    return (*first_flip(t_idx, k, out, logit0, n_test), len(t_idx))
+    XT = X.t().contiguous()
+    n_trained = [0]
+    bar = tqdm(desc="retrain (batched)", disable=not progress, unit="net")
+
+    def logits_for(t_idx, k):
+        """Logit of the retrain on prefix ``order[t, :k]`` at ``X_test[t]``, per member."""
+        keys = [np.sort(order[t, :kk]).tobytes() for t, kk in zip(t_idx, k)]
+        store = {} if cache is None else cache
+        todo, seen = [], set()
+        for b, key in enumerate(keys):
+            if key not in store and key not in seen:
+                seen.add(key); todo.append(b)
+        for s0 in range(0, len(todo), mb):
+            sl = np.asarray(todo[s0:s0 + mb])
+            P = train_batched(X, _labels_for(y, order, t_idx[sl], k[sl]), params0, cfg, XT=XT)
+            for j, b in enumerate(sl):
+                store[keys[b]] = tuple(p[j] for p in P)
+            n_trained[0] += len(sl); bar.update(len(sl))
+        out = np.empty(len(t_idx))
+        for s0 in range(0, len(t_idx), 4096):
+            ks = keys[s0:s0 + 4096]
+            P = tuple(torch.stack([store[kk][g] for kk in ks]) for g in range(6))
+            xt = X_test[torch.as_tensor(t_idx[s0:s0 + 4096], device=X.device)]
+            out[s0:s0 + 4096] = forward_members_at(P, xt).double().cpu().numpy()
+        return out
+
+    if schedule == "all":
+        t_idx, k = member_table(order, rows)
+        out = logits_for(t_idx, k) if len(t_idx) else np.zeros(0)
+        bar.close()
+        return (*first_flip(t_idx, k, out, logit0, n_test), n_trained[0])
+
+    found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
+    kmax = (order >= 0).sum(1)
+    nxt = np.ones(n_test, np.int64)
+    active = [int(t) for t in rows if kmax[t] > 0]
+    while active:
+        step = max(1, -(-mb // len(active)))
+        t_list, k_list = [], []
+        for t in active:
+            ks = np.arange(nxt[t], min(kmax[t], nxt[t] + step - 1) + 1)
+            t_list.append(np.full(len(ks), t)); k_list.append(ks)
+        t_idx, k = np.concatenate(t_list).astype(np.int64), np.concatenate(k_list).astype(np.int64)
+        f, kk, lg = first_flip(t_idx, k, logits_for(t_idx, k), logit0, n_test)
+        still = []
+        for t in active:
+            if f[t]:
+                found[t], kf[t], nl[t] = True, kk[t], lg[t]
+            else:
+                nxt[t] += step
+                if nxt[t] <= kmax[t]:
+                    still.append(t)
+        active = still
+    bar.close()
+    return found, kf, nl, n_trained[0]
 
 
 def search_sequential(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, X_test: torch.Tensor,
                       order: np.ndarray, rows: np.ndarray, logit0: np.ndarray, early_stop: bool = True,
-                      progress: bool = False):
+                      progress: bool = False, trainer: str = "autograd"):
     """Literal Algorithm 1: one retrain per k, stopping at the first flip (``early_stop``).
 
-    Same return values as :func:`search_batched`.
+    ``trainer="autograd"`` uses :func:`cfdkit.neural.model.train_params` (the library's
+    single-network trainer); ``"manual"`` uses the hand-written trainer with one member
+    (:func:`cfdkit.neural.fast.train_single`).  Same return values as :func:`search_batched`.
     """
+    if trainer not in ("autograd", "manual"):
+        raise ValueError(f"trainer must be 'autograd' or 'manual', got {trainer!r}.")
+    XT = X.t().contiguous()
     n_test = X_test.shape[0]
     found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
     n_trained = 0
@@ -113,7 +174,8 @@ def search_sequential(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfi
         for kk in range(1, kmax + 1):
             yk = y.clone(); idx = torch.as_tensor(order[t, :kk], device=y.device)
             yk[idx] = 1.0 - yk[idx]
-            p = train_params(X, yk, params0, cfg); n_trained += 1
+            p = (train_params(X, yk, params0, cfg) if trainer == "autograd"
+                 else train_single(X, yk, params0, cfg, XT=XT)); n_trained += 1
             with torch.no_grad():
                 lg = float(forward(p, X_test[t:t + 1])[0])
             if (lg > 0) != (logit0[t] > 0) and not found[t]:
