@@ -68,19 +68,25 @@ def size_distribution(df, bins: int = 30):
 
 
 def size_vs_confidence(df):
-    """Figure 5: |S_t| against |p - 0.5|, one panel per feature set (Spearman in the title)."""
+    """Figure 5: |S_t| against the confidence, one panel per feature set (Spearman in the title).
+
+    The paper plots ``|p - 0.5|``; where the frame has ``margin`` (``|p - tau|``) that is used
+    instead, because with a threshold other than 0.5 (hate speech: 0.25) the distance to the
+    decision boundary is what a set has to overcome.
+    """
     from scipy.stats import spearmanr
 
     plt = _plt()
     d = df[df["size"] > 0] if "size" in df else df
+    xcol, xlabel = ("margin", "|p - τ| (distance to the threshold)") if "margin" in d else ("abs_p_minus_half", "|p - 0.5|")
     groups = list(d.groupby(["dataset", "features"], sort=False))
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4 * max(1, len(groups)), 3), squeeze=False)
     for ax, ((ds, f), g) in zip(axes[0], groups):
-        rho = spearmanr(g["size"], g["abs_p_minus_half"]).statistic if len(g) > 2 else np.nan
-        ax.scatter(g["abs_p_minus_half"], g["size"], s=6, alpha=0.6)
+        rho = spearmanr(g["size"], g[xcol]).statistic if len(g) > 2 else np.nan
+        ax.scatter(g[xcol], g["size"], s=6, alpha=0.6)
         ax.set_yscale("log")
         ax.set_title(f"{ds} / {f}  (Spearman {rho:.2f})", fontsize=9)
-        ax.set_xlabel("|p - 0.5|")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("$|S_t|$")
     fig.tight_layout()
     return fig
