@@ -251,28 +251,36 @@ class RelabelAudit:
             out[s:s + len(rows)] = sc.cpu().numpy()
         return out
 
+    def _search(self, X_test, method: str, kind: str, name: str, desc: str, select) -> FlipSets:
+        """Scores block by block, then ``select(test_block, prob_block, effects) -> (sets, deltas)``."""
+        Xt = self._test_design(X_test)
+        t0 = time.perf_counter()
+        st = self.state_
+        sig_t = torch.sigmoid(Xt.matvec(st.w))
+        sets, deltas, diag = [], [], None
+        blocks, step = self._blocks(Xt.n, desc)
+        for s in blocks:
+            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
+            sub = Xt.rows(rows)
+            eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
+                                       Xt=sub, sigma_t=sig_t[rows], y_t=sig_t[rows])
+            ss, dd = select(sub, sig_t[rows], eff)
+            sets.extend(ss)
+            deltas.extend(dd)
+        return FlipSets.from_lists(kind=kind, method=name, threshold=self.threshold_,
+                                   prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
+                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt)
+
     def flip_sets(self, X_test) -> FlipSets:
         """Algorithm 1 for every test row: the smallest greedy relabel set ``S_t``.
 
         Memory stays bounded by ``memory_budget``: test rows are processed in
         blocks, and each block is searched with a top-k pass first.
         """
-        Xt = self._test_design(X_test)
-        t0 = time.perf_counter()
-        st = self.state_
-        sig_t = torch.sigmoid(Xt.matvec(st.w))
-        sets, deltas, diag = [], [], None
-        blocks, step = self._blocks(Xt.n, "flip sets")
-        for s in blocks:
-            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
-            eff, diag = compute_scores("ip_relabel", train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                       Xt=Xt.rows(rows), sigma_t=sig_t[rows], y_t=sig_t[rows])
-            _, ss, dd = greedy_sets(eff, sig_t[rows], self.threshold_, inplace=True)
-            sets.extend(ss)
-            deltas.extend(dd)
-        return FlipSets.from_lists(kind="relabel", method="ip_relabel", threshold=self.threshold_,
-                                   prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
-                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt)
+        def select(sub, prob, eff):
+            return greedy_sets(eff, prob, self.threshold_, inplace=True)[1:]
+
+        return self._search(X_test, "ip_relabel", "relabel", "ip_relabel", "flip sets", select)
 
     def removal_sets(self, X_test, algorithm: str = "alg1", max_rounds: int = 100, min_shrink: int = 1) -> FlipSets:
         """Removal baselines: smallest set of training points whose *removal* is estimated to flip.
@@ -284,23 +292,11 @@ class RelabelAudit:
         set shrinks by ``min_shrink`` points or fewer.  See :mod:`cfdkit.removal`.
         """
         check_choice(algorithm, "algorithm", ("alg1", "alg2"))
-        Xt = self._test_design(X_test)
-        t0 = time.perf_counter()
-        st = self.state_
-        sig_t = torch.sigmoid(Xt.matvec(st.w))
-        sets, deltas, diag = [], [], None
-        blocks, step = self._blocks(Xt.n, f"removal {algorithm}")
-        for s in blocks:
-            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
-            sub = Xt.rows(rows)
-            eff, diag = compute_scores("ip_remove", train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                       Xt=sub, sigma_t=sig_t[rows], y_t=sig_t[rows])
-            ss, dd = removal_sets(st, sub, sig_t[rows], eff, self.threshold_, algorithm, max_rounds, min_shrink)
-            sets.extend(ss)
-            deltas.extend(dd)
-        return FlipSets.from_lists(kind="remove", method=f"removal_{algorithm}", threshold=self.threshold_,
-                                   prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
-                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt)
+
+        def select(sub, prob, eff):
+            return removal_sets(self.state_, sub, prob, eff, self.threshold_, algorithm, max_rounds, min_shrink)
+
+        return self._search(X_test, "ip_remove", "remove", f"removal_{algorithm}", f"removal {algorithm}", select)
 
     # -------------------------------------------------------- verification
     def retrain_probabilities(self, X_test, sets, kind: str = "relabel") -> np.ndarray:
