@@ -1,7 +1,13 @@
 # cfdkit: two commands do everything on a fresh machine (see README.md).
 #   make demo   set up, then run the main job (an audit; hate speech if the data is present, else synthetic)
 #   make test   set up, then run every test (package tests, notebooks under nbval, the browser test)
+# Every command below runs with $(PY) and the cfdkit installed into it, e.g. in a fresh virtual environment:
+#   d=$(mktemp -d); python3 -m venv $d/venv && make test PY=$d/venv/bin/python
 PY ?= python3
+# The interpreter's own bin folder goes first on PATH, so notebook kernels ("python3" kernelspec -> `python`),
+# console scripts and subprocesses all use $(PY)'s environment, not whatever `python` is first on PATH.
+PYBIN := $(shell $(PY) -c "import os, sys; print(os.path.dirname(sys.executable))")
+export PATH := $(PYBIN):$(PATH)
 # The data home: ../shared/data beside the repository when it exists (CI, developers), else the
 # user cache, where the loaders download files on first use and check their sha256.
 SHARED := $(abspath $(CURDIR)/../shared/data)
@@ -12,18 +18,20 @@ endif
 endif
 DEMO_DATASET := $(if $(CFDKIT_DATA_HOME),hate-speech,synthetic)
 PYTEST_ARGS ?=
+# Exact versions (constraints.txt): the environment tests, notebooks, Binder and `cfdkit reproduce` run in.
+PIP := $(PY) -m pip install -q -c constraints.txt
 
-.PHONY: setup setup-browser demo test bench
+.PHONY: setup setup-browser demo test bench lock
 setup:
 	# CPU torch first (a fresh machine has the 2.13.0 wheel on disk), so nothing pulls a CUDA build
-	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev,notebooks,embeddings]"
+	$(PIP) "torch==2.13.0"
+	$(PIP) -e ".[dev,notebooks,embeddings]"
 
 setup-browser:
-	bash tests/setup_browser.sh
+	PY=$(PY) bash tests/setup_browser.sh
 
 demo: setup
-	cfdkit audit --dataset $(DEMO_DATASET) --features bow --out results/audit
+	$(PY) -m cfdkit audit --dataset $(DEMO_DATASET) --features bow --out results/audit
 	@echo "Wrote results/audit/summary.json, sets.csv and figures."
 
 test: setup setup-browser
@@ -31,3 +39,13 @@ test: setup setup-browser
 
 bench: setup
 	$(PY) benchmarks/bench_flip.py
+
+# Refresh constraints.txt on purpose: run in a fresh virtual environment (make lock PY=...), review the diff,
+# then re-execute the notebooks so that their stored outputs come from the new versions.
+lock:
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev,notebooks,embeddings]"
+	PY=$(PY) bash tests/setup_browser.sh
+	{ sed -n '1,/^$$/p' constraints.txt | grep '^#'; \
+	  $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu$$/torch==\1/' | grep -v '^cfdkit'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt

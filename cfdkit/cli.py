@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,16 +24,61 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _writable_dir(path: str) -> Path:
-    p = Path(path)
+def _check_out(path: str) -> Path:
+    """The --out argument: non-empty, not an existing file, its parent creatable and writable."""
+    if not isinstance(path, str) or not path.strip():
+        raise CLIError("--out is empty; give the output folder, e.g. --out results/audit")
+    p = Path(path).expanduser()
+    if p.resolve() == Path.cwd().resolve() or p.resolve() == Path(p.resolve().anchor):
+        raise CLIError(f"--out {path!r} is the working directory or the root; give a folder of its own, "
+                       "e.g. --out results/audit (the whole folder is replaced when the run completes)")
+    if p.exists() and not p.is_dir():
+        raise CLIError(f"--out {str(p)!r} exists and is not a folder; choose another path")
+    parent = p.resolve().parent
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        probe = p / f".cfdkit-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=f".{p.name}.probe-", dir=parent))
+        probe.rmdir()
     except OSError as e:
         raise CLIError(f"cannot write to output folder {str(p)!r}: {e.strerror or e}") from None
     return p
+
+
+@contextlib.contextmanager
+def _atomic_dir(path: Path):
+    """Write a run into a temporary folder beside ``path``; move it into place only when the run completes.
+
+    A run that fails leaves ``path`` exactly as it was (an earlier run's files are not mixed with this one's);
+    a run that completes replaces the whole folder.
+    """
+    path = path.resolve()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    os.chmod(tmp, 0o777 & ~_umask())
+    old = None
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        os.replace(path, old / "previous")
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _require(module: str, what: str, extra: str) -> None:
+    """Check an optional dependency before any work starts."""
+    if importlib.util.find_spec(module) is None:
+        raise CLIError(f"{what} needs the Python package {module!r}, which is not installed; "
+                       f"pip install 'cfdkit[{extra}]' (or pass another option), then run again")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,14 +110,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _audit(args) -> int:
+    if args.n_test is not None and args.n_test < 1:
+        raise CLIError(f"--n-test must be >= 1; got {args.n_test}")
+    target = _check_out(args.out)
+    if (args.features or "").lower() in ("embeddings", "embedding", "bert"):
+        _require("sentence_transformers", "--features embeddings", "embeddings")
+    if not args.no_plots:
+        _require("matplotlib", "the figures (drop them with --no-plots)", "plots")
+    with _atomic_dir(target) as out:
+        summary = _audit_into(args, out)
+    fr = summary["flip_rate"]
+    print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points, found "
+          f"{100 * summary['found_rate']:.1f} %" + ("" if fr is None else f", flipped {100 * fr:.1f} %") +
+          f", mean |S_t| {summary['mean_size']}, {summary['seconds']:.1f} s -> {target}")
+    return 0
+
+
+def _audit_into(args, out: Path) -> dict:
     import numpy as np
     import pandas as pd
 
     from .experiments import audit_points, summarize_points
 
-    if args.n_test is not None and args.n_test < 1:
-        raise CLIError(f"--n-test must be >= 1; got {args.n_test}")
-    out = _writable_dir(args.out)
     t0 = time.perf_counter()
     df = audit_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, verify=not args.no_verify,
                       device=args.device, progress=True, cache=False)
@@ -97,22 +160,24 @@ def _audit(args) -> int:
             plots.save(plots.size_vs_confidence(df), out / "size_vs_confidence.png")
     summary["seconds"] = time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    fr = summary["flip_rate"]
-    print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points, found "
-          f"{100 * summary['found_rate']:.1f} %" + ("" if fr is None else f", flipped {100 * fr:.1f} %") +
-          f", mean |S_t| {summary['mean_size']}, {summary['seconds']:.1f} s -> {out}")
-    return 0
+    return summary
 
 
 def _reproduce(args) -> int:
     from .experiments.reproduce import run_reproduction
 
-    out = _writable_dir(args.out)
     if args.n_jobs < 1:
         raise CLIError(f"--n-jobs must be >= 1; got {args.n_jobs}")
-    run_reproduction(out, only=args.only, fast=args.fast, synthetic=args.synthetic, n_jobs=args.n_jobs,
-                     plot=not args.no_plots)
-    print(f"wrote {out / 'REPRODUCTION.md'} and {out / 'reproduction.json'}")
+    target = _check_out(args.out)
+    studies = set(args.only or ())
+    if not args.synthetic and (not studies or studies & {"table2", "figure4"}):
+        _require("sentence_transformers", "the embedding rows of table2/figure4 (or --only other studies)", "embeddings")
+    if not args.no_plots:
+        _require("matplotlib", "the figures (drop them with --no-plots)", "plots")
+    with _atomic_dir(target) as out:
+        run_reproduction(out, only=args.only, fast=args.fast, synthetic=args.synthetic, n_jobs=args.n_jobs,
+                         plot=not args.no_plots)
+    print(f"wrote {target / 'REPRODUCTION.md'} and {target / 'reproduction.json'}")
     return 0
 
 

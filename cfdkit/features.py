@@ -59,6 +59,10 @@ def bag_of_words(
         Texts transformed with that vocabulary (unseen words are ignored).
     max_features : int or None, default 5000
         Keep the most frequent words (in the training texts); ``None`` keeps all.
+        Words tied at the cut-off are kept in alphabetical order, so the vocabulary
+        is the same on every machine (scikit-learn's own ``max_features`` breaks
+        such ties with an unstable sort whose result depends on numpy's version
+        and the CPU).
     binary : bool, default True
         1.0 if a word occurs, instead of its count.
     **vectorizer_kw
@@ -90,10 +94,24 @@ def bag_of_words(
         raise ValueError(f"max_features must be a positive int or None, got {max_features!r}")
     if "dtype" in vectorizer_kw:
         raise TypeError("dtype is fixed to float64 by bag_of_words; do not pass it.")
-    vec = CountVectorizer(max_features=max_features, binary=binary, dtype=np.float64, **vectorizer_kw)
+    if "vocabulary" in vectorizer_kw and max_features is not None:
+        raise ValueError("pass either vocabulary= or max_features=, not both (max_features=None keeps a given vocabulary).")
+    vec = CountVectorizer(binary=binary, dtype=np.float64, **vectorizer_kw)
     X_train = vec.fit_transform(train_texts).tocsr()
+    vocab = vec.get_feature_names_out()
+    if max_features is not None and X_train.shape[1] > max_features:
+        # scikit-learn's own max_features keeps the top words with numpy's default (unstable) argsort, so which of
+        # the words tied at the cut-off are kept depends on numpy's version and on the CPU's SIMD sort kernels.
+        # Keep the most frequent words with ties broken alphabetically, the same on every machine.
+        freq = np.asarray(X_train.sum(axis=0)).ravel()
+        keep = np.sort(np.argsort(-freq, kind="stable")[:max_features])   # columns are in alphabetical order
+        X_train = X_train[:, keep].tocsr()
+        vocab = vocab[keep]
+        vec = CountVectorizer(binary=binary, dtype=np.float64, vocabulary=vocab.tolist(),
+                              **{k: v for k, v in vectorizer_kw.items() if k not in ("min_df", "max_df")})
     X_test = vec.transform(test_texts).tocsr()
-    return X_train, X_test, vec.get_feature_names_out().tolist()
+    X_train.sort_indices(); X_test.sort_indices()
+    return X_train, X_test, vocab.tolist()
 
 
 # ------------------------------------------------------------------- tabular

@@ -83,8 +83,48 @@ def test_requirements_install_cpu_torch_and_the_repo():
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
     names = _req_names(REQ)
     assert "<repo>" in names, "binder must install the repository itself (-e . or .)"
-    for dist in ("torch", "ipywidgets", "jupyterlab", "voila"):
-        assert dist in names, f"{dist} missing from binder/requirements.txt"
+    assert "torch" in names, "torch missing from binder/requirements.txt"
+    assert ".[notebooks]" in text, "binder must install the notebooks extra (-e .[notebooks])"
+    for dist in ("ipywidgets", "jupyterlab", "voila"):
+        assert dist in _project_deps(), f"{dist} missing from the notebooks extra in pyproject.toml"
+
+
+CONSTRAINTS = ROOT / "constraints.txt"
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin (name==version)"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_binder_and_make_install_with_the_constraints_file():
+    assert "-c ../constraints.txt" in REQ.read_text(), "binder/requirements.txt must install with -c ../constraints.txt"
+    assert "-c constraints.txt" in (ROOT / "Makefile").read_text(), "make setup must install with -c constraints.txt"
+    pins = _pins()
+    for dist in ("torch", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "ipywidgets", "nbval"):
+        assert dist in pins, f"{dist} is not pinned in constraints.txt"
+
+
+def test_this_environment_is_the_pinned_one():
+    """The stored notebook outputs are only meaningful in the pinned environment (issue 8)."""
+    from importlib import metadata
+
+    pins = _pins()
+    wrong = {}
+    for dist in ("torch", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "sentence-transformers"):
+        try:
+            have = metadata.version(dist).split("+")[0]
+        except metadata.PackageNotFoundError:
+            continue
+        if have != pins[dist]:
+            wrong[dist] = (have, pins[dist])
+    assert not wrong, f"installed vs constraints.txt: {wrong}; run `make setup` (pip install -c constraints.txt ...)"
 
 
 def test_every_notebook_import_is_installed_on_binder():

@@ -170,3 +170,20 @@ def test_embeddings_shape_and_cache(tmp_path, monkeypatch):
     # a changed text is a cache miss
     with pytest.raises(AssertionError, match="cache hit"):
         sentence_embeddings(texts[:2] + ["other"], cache_dir=tmp_path, cache_key="toy set")
+
+
+def test_bag_of_words_ties_at_the_cutoff_are_broken_alphabetically(monkeypatch):
+    """The kept vocabulary must not depend on numpy's sort kernels (issue 8: notebook outputs moved with numpy)."""
+    texts = ["common zeta", "common beta", "common alpha", "common delta", "common gamma", "common eta"]
+    _, _, vocab = bag_of_words(texts, ["alpha"], max_features=3)
+    # "common" occurs 6 times; the five others once each: the two alphabetically first of them are kept
+    assert vocab == ["alpha", "beta", "common"]
+    # the same words whatever the order of the training texts
+    _, _, vocab2 = bag_of_words(texts[::-1], ["alpha"], max_features=3)
+    assert vocab2 == vocab
+    # and the same as a full vocabulary restricted to those words
+    Xa, Xta, va = bag_of_words(texts, ["alpha beta zeta"], max_features=3)
+    Xf, Xtf, vf = bag_of_words(texts, ["alpha beta zeta"], max_features=None)
+    cols = [vf.index(w) for w in va]
+    assert (Xa.toarray() == Xf[:, cols].toarray()).all() and (Xta.toarray() == Xtf[:, cols].toarray()).all()
+    assert Xta.toarray().tolist() == [[1.0, 1.0, 0.0]]

@@ -1,0 +1,101 @@
+"""Issue 8: CLI output folders are written atomically; --out is checked; optional dependencies are checked first."""
+
+import json
+import os
+
+import pytest
+
+from cfdkit import cli
+from cfdkit.cli import main
+
+
+def _audit(out, *extra):
+    return main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify", *extra])
+
+
+def test_failed_rerun_leaves_the_previous_run_untouched(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "aud"
+    assert _audit(out, "--seed", "1", "--no-plots") == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"summary.json", "sets.csv"} <= set(before)
+
+    from cfdkit import plots
+
+    def boom(*a, **k):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(plots, "save", boom)
+    assert _audit(out, "--seed", "2") == 2                      # fails after sets.csv was written (to the temp folder)
+    assert "figure failed" in capsys.readouterr().err
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before                                      # old sets.csv + summary.json, nothing new mixed in
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "aud"]
+    assert leftovers == [], f"temporary folders left behind: {leftovers}"
+
+
+def test_successful_rerun_replaces_the_whole_folder(tmp_path, capsys):
+    out = tmp_path / "aud"
+    out.mkdir()
+    (out / "stale.png").write_bytes(b"old figure")
+    assert _audit(out, "--no-plots") == 0
+    assert not (out / "stale.png").exists()
+    assert json.loads((out / "summary.json").read_text())["n_test"] == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aud"]
+    mode = (out / "summary.json").stat().st_mode & 0o777
+    assert mode & 0o044, f"summary.json is not readable by others: {oct(mode)}"
+
+
+@pytest.mark.parametrize("bad", ["", "   "])
+def test_empty_out_is_refused(bad, capsys):
+    assert _audit(bad) == 2
+    assert "--out is empty" in capsys.readouterr().err
+
+
+def test_working_directory_as_out_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("x")
+    assert _audit(".") == 2
+    assert "working directory" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert _audit(f) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert f.read_text() == "x"
+
+
+def test_missing_optional_dependency_is_reported_before_any_work(tmp_path, monkeypatch, capsys):
+    calls = []
+    import cfdkit.experiments as E
+
+    monkeypatch.setattr(E, "audit_points", lambda *a, **k: calls.append(1))
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert _audit(tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "--no-plots" in err
+    assert calls == [] and not (tmp_path / "o").exists()
+
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    assert main(["audit", "--dataset", "hate-speech", "--features", "embeddings", "--out", str(tmp_path / "o")]) == 2
+    assert "sentence_transformers" in capsys.readouterr().err and calls == []
+
+
+def test_reproduce_failure_keeps_previous_output(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "REPRODUCTION.md").write_text("previous run")
+    import cfdkit.experiments.reproduce as R
+
+    def half_then_fail(o, **k):
+        (o / "REPRODUCTION.md").write_text("half")
+        raise RuntimeError("study failed")
+
+    monkeypatch.setattr(R, "run_reproduction", half_then_fail)
+    assert main(["reproduce", "--out", str(out), "--synthetic", "--only", "tag-bias", "--no-plots"]) == 2
+    assert (out / "REPRODUCTION.md").read_text() == "previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
