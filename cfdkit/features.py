@@ -199,7 +199,8 @@ def _standardize(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
         out = (a - mean) / std
     bad = ~np.isfinite(out)
     if bad.any():
-        out = np.where(bad, a / std - mean / std, out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.where(bad, a / std - mean / std, out)
     if not np.isfinite(out).all():
         cols = np.flatnonzero(~np.isfinite(out).all(axis=0))
         raise ValueError(
