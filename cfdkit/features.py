@@ -88,6 +88,8 @@ def bag_of_words(
         isinstance(max_features, bool) or not isinstance(max_features, numbers.Integral) or max_features < 1
     ):
         raise ValueError(f"max_features must be a positive int or None, got {max_features!r}")
+    if not isinstance(binary, (bool, np.bool_)):
+        raise TypeError(f"binary must be True or False, got {binary!r}")
     if "dtype" in vectorizer_kw:
         raise TypeError("dtype is fixed to float64 by bag_of_words; do not pass it.")
     vec = CountVectorizer(max_features=max_features, binary=binary, dtype=np.float64, **vectorizer_kw)
