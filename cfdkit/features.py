@@ -14,7 +14,7 @@ import hashlib
 import numbers
 import os
 import re
-import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,6 +92,8 @@ def bag_of_words(
         isinstance(max_features, bool) or not isinstance(max_features, numbers.Integral) or max_features < 1
     ):
         raise ValueError(f"max_features must be a positive int or None, got {max_features!r}")
+    if not isinstance(binary, (bool, np.bool_)):
+        raise TypeError(f"binary must be True or False, got {binary!r}")
     if "dtype" in vectorizer_kw:
         raise TypeError("dtype is fixed to float64 by bag_of_words; do not pass it.")
     if "vocabulary" in vectorizer_kw and max_features is not None:
@@ -150,6 +152,85 @@ def _one_hot(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     return out
 
 
+def _numeric_block(df, num: list, which: str) -> np.ndarray:
+    """``df[num]`` as float64 (NaN for missing); refuses text, complex and infinite values by column."""
+    import pandas as pd
+
+    for c in num:
+        col = df[c]
+        if pd.api.types.is_complex_dtype(col.dtype) or (
+            col.dtype == object and any(isinstance(v, (complex, np.complexfloating)) for v in col)
+        ):
+            raise TypeError(
+                f"numeric column {c!r} of the {which} DataFrame holds complex numbers; tabular_features "
+                "does not drop imaginary parts silently. Pass the real part (df[col].to_numpy().real) "
+                "or its magnitude (abs) as a real column."
+            )
+    try:
+        a = df[num].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"numeric columns must hold numbers ({exc}); list text columns as categorical") from exc
+    inf = np.isinf(a)
+    if inf.any():
+        bad = [num[j] for j in np.flatnonzero(inf.any(axis=0))]
+        raise ValueError(
+            f"numeric column(s) {bad} of the {which} DataFrame contain infinite values "
+            f"({int(inf.sum())} cells); replace them (e.g. df.replace([np.inf, -np.inf], np.nan) "
+            "to treat them as missing, or clip them) before calling tabular_features."
+        )
+    return a
+
+
+def _stable_mean_std(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and (population) standard deviation without overflow or underflow.
+
+    The plain ``a.mean(0)`` / ``a.std(0)`` is used where it is finite and
+    exact enough (so ordinary data give the same bits as always); a column
+    whose sum or squares overflow (values near ``1e308``) or whose squares
+    underflow to zero (values near ``1e-300``) is divided by its largest
+    magnitude first.  Constant columns get ``std = 1`` (only centred).
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        mean = a.mean(axis=0)
+        std = a.std(axis=0)
+    constant = (a == a[:1]).all(axis=0) if len(a) else np.ones(a.shape[1], bool)
+    redo = ~np.isfinite(mean) | ~np.isfinite(std) | ((std == 0) & ~constant)
+    if redo.any():
+        b = a[:, redo]
+        scale = np.max(np.abs(b), axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        u = b / scale
+        mean[redo] = u.mean(axis=0) * scale
+        std[redo] = u.std(axis=0) * scale
+        tiny = redo.copy()
+        tiny[redo] = (std[redo] == 0) & ~constant[redo]
+        if tiny.any():  # a spread below the smallest float64: nothing to scale by
+            raise ValueError(
+                "numeric column(s) at position(s) "
+                f"{np.flatnonzero(tiny).tolist()} vary by less than float64 can represent; rescale them."
+            )
+    std = np.where(constant | (std == 0), 1.0, std)
+    return mean, std
+
+
+def _standardize(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(a - mean) / std`` computed as ``a/std - mean/std`` where the difference would overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (a - mean) / std
+    bad = ~np.isfinite(out)
+    if bad.any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.where(bad, a / std - mean / std, out)
+    if not np.isfinite(out).all():
+        cols = np.flatnonzero(~np.isfinite(out).all(axis=0))
+        raise ValueError(
+            f"numeric column(s) at position(s) {cols.tolist()} cannot be standardised in float64: test "
+            "values lie too far outside the training range (their z-scores overflow); rescale those "
+            "columns (e.g. take logs) first."
+        )
+    return out
+
+
 def tabular_features(data):
     """One-hot encode categoricals and standardise numerics (fit on train).
 
@@ -192,22 +273,23 @@ def tabular_features(data):
     if not cat and not num:
         raise ValueError("no columns given: categorical and numeric are both empty")
 
+    if len(train) == 0:
+        raise ValueError(
+            "the training DataFrame has no rows; tabular_features learns medians, means, standard "
+            "deviations and categories from the training rows, so pass at least one."
+        )
+
     blocks_tr, blocks_te, names = [], [], []
     if num:
-        try:
-            a_tr = train[num].to_numpy(dtype=np.float64, na_value=np.nan)
-            a_te = test[num].to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"numeric columns must hold numbers ({exc}); list text columns as categorical") from exc
+        a_tr = _numeric_block(train, num, "train")
+        a_te = _numeric_block(test, num, "test")
         med = np.nanmedian(a_tr, axis=0) if len(a_tr) else np.zeros(len(num))
         med = np.where(np.isnan(med), 0.0, med)
         a_tr = np.where(np.isnan(a_tr), med, a_tr)
         a_te = np.where(np.isnan(a_te), med, a_te)
-        mean = a_tr.mean(axis=0)
-        std = a_tr.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        blocks_tr.append((a_tr - mean) / std)
-        blocks_te.append((a_te - mean) / std)
+        mean, std = _stable_mean_std(a_tr)
+        blocks_tr.append(_standardize(a_tr, mean, std))
+        blocks_te.append(_standardize(a_te, mean, std))
         names += list(num)
     for c in cat:
         v_tr, v_te = _as_category_strings(train[c]), _as_category_strings(test[c])
@@ -255,14 +337,29 @@ def _default_cache_dir() -> Path:
 
 
 def _save_atomic(path: Path, arr: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    from .datasets._atomic import sweep_stale, write_atomic
+
+    sweep_stale(path.parent, path.name)  # temp files of a killed earlier run
+    write_atomic(path, lambda fh: np.save(fh, arr, allow_pickle=False), fsync=False)
+
+
+def _read_cache(path: Path, n: int) -> np.ndarray | None:
+    """The cached embeddings, or ``None`` when the file is missing, empty, truncated,
+    of another shape or dtype, or holds non-finite values (then it is recomputed)."""
+    if not path.is_file():
+        return None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        arr = np.load(path, allow_pickle=False)
+    except Exception:  # EOFError (empty), ValueError/OSError (truncated, not .npy), ...: recompute
+        return None
+    if (
+        not isinstance(arr, np.ndarray)
+        or arr.shape != (n, EMBEDDING_DIM)
+        or arr.dtype.kind != "f"
+        or not np.isfinite(arr).all()
+    ):
+        return None
+    return arr.astype(np.float64, copy=False)
 
 
 def sentence_embeddings(
@@ -303,6 +400,14 @@ def sentence_embeddings(
     numpy.ndarray of float64, shape (n, 384)
         Unit-norm rows.
 
+    Notes
+    -----
+    A cache file that is empty, truncated, of the wrong shape or holds
+    NaN/inf is treated as missing: the embeddings are recomputed and the file
+    rewritten.  When the cache folder is not writable the computed embeddings
+    are still returned, with a ``RuntimeWarning``.  Cache files get the usual
+    umask-respecting mode (``0o644`` for umask 022).
+
     Raises
     ------
     ImportError
@@ -313,6 +418,16 @@ def sentence_embeddings(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(device, str):
         raise TypeError(f"device must be a str such as 'cpu' or 'cuda', got {type(device).__name__}")
+    if cache_key is not None and not isinstance(cache_key, str):
+        raise TypeError(f"cache_key must be a str such as 'sst2-train' or None, got {type(cache_key).__name__}")
+    if cache_dir is not None:
+        if not isinstance(cache_dir, (str, os.PathLike)):
+            raise TypeError(f"cache_dir must be a folder path (str or path-like) or None, got {type(cache_dir).__name__}")
+        if isinstance(cache_dir, str) and not cache_dir.strip():
+            raise ValueError("cache_dir is an empty string; pass a folder path, or None for the default cache folder.")
+    for flag, val in (("use_cache", use_cache), ("show_progress", show_progress)):
+        if not isinstance(val, (bool, np.bool_)):
+            raise TypeError(f"{flag} must be True or False, got {val!r}")
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float64)
 
@@ -322,13 +437,9 @@ def sentence_embeddings(
         folder = folder / "all-MiniLM-L6-v2"
         prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", cache_key)[:64] + "-" if cache_key else ""
         path = folder / f"{prefix}{_texts_digest(texts)[:32]}.npy"
-        if path.is_file():
-            try:
-                arr = np.load(path, allow_pickle=False)
-                if arr.shape == (len(texts), EMBEDDING_DIM):
-                    return arr.astype(np.float64, copy=False)
-            except (OSError, ValueError):
-                pass  # unreadable cache file: recompute and overwrite
+        cached = _read_cache(path, len(texts))
+        if cached is not None:
+            return cached
 
     model = _load_model(device)
     emb = model.encode(
@@ -336,7 +447,22 @@ def sentence_embeddings(
         convert_to_numpy=True, show_progress_bar=show_progress,
     )
     emb = np.asarray(emb, dtype=np.float64)
+    if emb.shape != (len(texts), EMBEDDING_DIM) or not np.isfinite(emb).all():
+        raise RuntimeError(
+            f"the embedding model returned an array of shape {emb.shape} "
+            f"{'with non-finite values ' if emb.size and not np.isfinite(emb).all() else ''}"
+            f"for {len(texts)} texts (expected ({len(texts)}, {EMBEDDING_DIM}), finite); nothing was cached."
+        )
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomic(path, emb)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save_atomic(path, emb)
+        except OSError as exc:
+            warnings.warn(
+                f"sentence_embeddings: could not write the cache file {str(path)!r} ({type(exc).__name__}: "
+                f"{exc}); the embeddings are returned but not cached. Pass a writable cache_dir= or "
+                "use_cache=False.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return emb

@@ -90,8 +90,12 @@ def search_texts(texts: Sequence[str], query: str, limit: int = 20) -> list[int]
     A query that is a plain integer also matches the test point with that index.
     An empty query matches nothing.
     """
+    if query is not None and not isinstance(query, str):
+        raise TypeError(f"query must be a str, got {type(query).__name__}.")
+    if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, np.integer)) or limit < 0:
+        raise ValueError(f"limit must be a non-negative int, got {limit!r}.")
     q = (query or "").strip()
-    if not q:
+    if not q or texts is None:
         return []
     hits: list[int] = []
     if q.isdigit() and int(q) < len(texts):
@@ -117,11 +121,26 @@ def _check_index(res, i) -> int:
     return int(i)
 
 
+def _check_len(seq, need: int, name: str, what: str) -> None:
+    """``seq`` must have at least ``need`` entries (else a readable :class:`ExplorerError`)."""
+    if seq is None:
+        return
+    try:
+        n = len(seq)
+    except TypeError:
+        raise ExplorerError(f"{name} must be a sequence (one entry per {what}), got {type(seq).__name__}.") from None
+    if n < need:
+        raise ExplorerError(f"{name} has {n} entries but {what} #{need - 1} is needed; pass one entry per "
+                            f"{what} (the same rows as the audit).")
+
+
 def _label_name(v, label_names) -> str:
     if v is None:
         return "—"
     v = int(v)
-    return f"{label_names[v]} ({v})" if label_names is not None else str(v)
+    if label_names is not None and v in (0, 1) and len(label_names) > v:
+        return f"{label_names[v]} ({v})"
+    return str(v)
 
 
 def point_summary(res, i, texts=None, labels=None, label_names=None) -> dict:
@@ -131,6 +150,8 @@ def point_summary(res, i, texts=None, labels=None, label_names=None) -> dict:
     threshold, estimated_new_prob``.
     """
     i = _check_index(res, i)
+    _check_len(texts, i + 1, "texts", "test point")
+    _check_len(labels, i + 1, "labels", "test point")
     prob = float(res.prob[i])
     pred = int(prob > res.threshold)
     size = int(res.size[i])
@@ -160,6 +181,9 @@ def flip_set_table(res, i, train_labels, train_texts=None, label_names=None, max
     ``max_rows`` rows (None: all).  Empty (same columns) where no set exists.
     """
     i = _check_index(res, i)
+    if max_rows is not None and (isinstance(max_rows, (bool, np.bool_)) or not isinstance(max_rows, (int, np.integer))
+                                 or max_rows < 0):
+        raise ExplorerError(f"max_rows must be a non-negative int or None, got {max_rows!r}.")
     idx = res.indices(i)
     eff = res.effects(i)
     path = res.path(i)[1:]
@@ -170,6 +194,9 @@ def flip_set_table(res, i, train_labels, train_texts=None, label_names=None, max
         return pd.DataFrame({c: [] for c in cols})
     if max_rows is not None:
         idx, eff, path = idx[:max_rows], eff[:max_rows], path[:max_rows]
+    need = int(idx.max()) + 1
+    _check_len(y, need, "train_labels", "training point")
+    _check_len(train_texts, need, "train_texts", "training point")
     lab = y[idx].astype(int)
     new = lab if getattr(res, "kind", "relabel") == "remove" else 1 - lab
     data = {"rank": np.arange(1, idx.size + 1), "train_index": idx}
@@ -305,6 +332,18 @@ class FlipExplorer:
         self.verified: dict[int, dict] = {}
         self.path_data = None
         n = len(self.result.size)
+        n_train = len(self.train_labels)
+        for nm, seq, want, what in (("texts", texts, n, "test point"), ("labels", self.labels, n, "test point"),
+                                    ("train_texts", train_texts, n_train, "training point")):
+            if seq is not None and len(seq) != want:
+                raise ValueError(f"{nm} has {len(seq)} entries but there are {want} {what}s; pass one entry per "
+                                 f"{what}, in the same order as the audit's rows.")
+        if max_rows is not None and (isinstance(max_rows, (bool, np.bool_))
+                                     or not isinstance(max_rows, (int, np.integer)) or max_rows < 0):
+            raise ValueError(f"max_rows must be a non-negative int or None, got {max_rows!r}.")
+        if index is not None and (isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer))
+                                  or not 0 <= index < max(n, 1)):
+            raise ValueError(f"index must be an int in [0, {max(n - 1, 0)}] (a test point), got {index!r}.")
         if index is None:
             found = np.nonzero(self.result.size > 0)[0]
             index = int(found[0]) if found.size else 0

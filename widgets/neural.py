@@ -84,9 +84,13 @@ def check_index(index, n: int, what: str = "test case") -> int:
     """``index`` as an int in ``[0, n)``, else a readable :class:`ExplorerError`."""
     if index is None:
         raise ExplorerError(f"No {what} selected.")
+    if isinstance(index, (bool, np.bool_)):
+        raise ExplorerError(f"{what.capitalize()} {index!r} is not a number.")
+    if isinstance(index, (float, np.floating)) and not float(index).is_integer():
+        raise ExplorerError(f"{what.capitalize()} {index!r} is not a whole number.")
     try:
         i = int(index)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ExplorerError(f"{what.capitalize()} {index!r} is not a number.") from None
     if n <= 0:
         raise ExplorerError(f"There are no {what}s.")
@@ -103,17 +107,37 @@ def top_ranked(scores, mask=None, top: int = 10) -> tuple[np.ndarray, np.ndarray
     """
     from cfdkit.neural import masked_order
 
+    if isinstance(top, (bool, np.bool_)) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ExplorerError(f"top must be a positive int (rows to show), got {top!r}.")
     s = np.asarray(scores, dtype=np.float64).reshape(1, -1)
+    if s.shape[1] == 0:
+        raise ExplorerError("scores is empty: there are no training rows to rank.")
     m = None if mask is None else np.asarray(mask, dtype=bool).reshape(1, -1)
+    if m is not None and m.shape != s.shape:
+        raise ExplorerError(f"mask has {m.shape[1]} entries but scores has {s.shape[1]}; pass one per training row.")
     order, n_cand = masked_order(s, m, min(int(top), s.shape[1]))
     idx = order[0][order[0] >= 0]
     return idx, s[0, idx]
 
 
+def _check_names(label_names) -> None:
+    if isinstance(label_names, str) or not hasattr(label_names, "__len__") or len(label_names) < 2:
+        raise ExplorerError(f"label_names must be a pair (name of label 0, name of label 1), got {label_names!r}.")
+
+
 def ranking_table(idx, scores, y_train, train_rows: pd.DataFrame | None = None, label_names=("0", "1"),
                   max_features: int = 4) -> pd.DataFrame:
     """One row per ranked training point: ``rank, train_index, score, label`` and its first features."""
-    idx = np.asarray(idx, dtype=np.int64)
+    idx = np.asarray(idx, dtype=np.int64).ravel()
+    y = np.asarray(y_train)
+    _check_names(label_names)
+    if np.asarray(scores).size != idx.size:
+        raise ExplorerError(f"scores has {np.asarray(scores).size} entries but idx has {idx.size}.")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(y)):
+        raise ExplorerError(f"training row #{int(idx.max() if idx.max() >= len(y) else idx.min())} does not exist "
+                            f"(y_train has {len(y)} rows).")
+    if train_rows is not None and idx.size and idx.max() >= len(train_rows):
+        raise ExplorerError(f"train_rows has {len(train_rows)} rows but training row #{int(idx.max())} is ranked.")
     df = pd.DataFrame({"rank": np.arange(1, len(idx) + 1), "train_index": idx,
                        "score": np.asarray(scores, dtype=np.float64),
                        "label": [label_names[int(v)] for v in np.asarray(y_train)[idx]]})
@@ -125,6 +149,8 @@ def ranking_table(idx, scores, y_train, train_rows: pd.DataFrame | None = None, 
 
 def logit_summary(result, j: int = 0, label_names=("0", "1")) -> dict:
     """Logit and class of test row ``j`` of a :class:`cfdkit.neural.CFDResult` before and after the flips."""
+    _check_names(label_names)
+    j = check_index(j, len(result.logit), "test row")
     before = float(result.logit[j])
     after = float(result.new_logit[j]) if result.found[j] else float("nan")
     pb = int(before > 0)
@@ -142,7 +168,12 @@ def flip_comparison(test_row: pd.Series, train_rows: pd.DataFrame, idx, y_train,
     Column names say each training row's label change, e.g. ``"train #17: good credit → bad credit"``;
     a cell equal to the test row's value is kept as is, so matches are easy to spot.
     """
-    idx = [int(i) for i in np.asarray(idx, dtype=np.int64)]
+    _check_names(label_names)
+    idx = [int(i) for i in np.asarray(idx, dtype=np.int64).ravel()]
+    n = min(len(train_rows), len(np.asarray(y_train)))
+    bad = [i for i in idx if not 0 <= i < n]
+    if bad:
+        raise ExplorerError(f"training row(s) {bad} do not exist (train_rows / y_train have {n} rows).")
     head = "test row" + (f" (true: {label_names[int(test_label)]})" if test_label is not None else "")
     cols = {head: pd.Series(test_row).reset_index(drop=True)}
     for i in idx:
@@ -193,7 +224,15 @@ class NeuralCFDExplorer:
                  data_home=None, loader=None):
         import ipywidgets as W
 
-        self.settings = {"hidden": tuple(hidden), "epochs": int(epochs), "seed": int(seed)}
+        for nm, v, lo in (("budget", budget, 1), ("epochs", epochs, 1), ("seed", seed, 0), ("top", top, 1),
+                          ("index", index, 0)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ValueError(f"{nm} must be an int >= {lo}, got {v!r}.")
+        if index > 10**6:
+            raise ValueError(f"index must be at most 10**6, got {index!r}.")
+        from cfdkit.neural.validation import check_hidden
+
+        self.settings = {"hidden": check_hidden(hidden), "epochs": int(epochs), "seed": int(seed)}
         self.top = int(top)
         self.data_home = data_home
         self._loader = loader or (lambda name: load_neural_data(name, data_home, seed))
@@ -210,6 +249,8 @@ class NeuralCFDExplorer:
             self._models[data.name], self._data[data.name] = cfd, data
             datasets = (data.name,)
             budget, ranking = cfd.budget, cfd.ranking if isinstance(cfd.ranking, str) else ranking
+        if isinstance(datasets, str):
+            datasets = (datasets,)
         datasets = tuple(datasets)
         if not datasets:
             raise ValueError("give at least one data set name, e.g. datasets=('salary', 'german').")
@@ -219,7 +260,7 @@ class NeuralCFDExplorer:
         self.test_index = W.BoundedIntText(value=int(index), min=0, max=10**6, description="test case",
                                            layout=W.Layout(width="200px"))
         self.ranking = W.Dropdown(options=rankings, value=ranking, description="ranking")
-        self.budget = W.IntSlider(value=int(budget), min=1, max=30, description="budget m", continuous_update=False)
+        self.budget = W.IntSlider(value=int(budget), min=1, max=max(30, int(budget)), description="budget m", continuous_update=False)
         self.search_button = W.Button(description="Search (retrain)", button_style="primary", icon="search",
                                       tooltip="Flip the top-k labels for k = 1..m, retrain, stop at the first flip")
         self.progress = W.IntProgress(value=0, min=0, max=1, bar_style="info",

@@ -44,7 +44,7 @@ def _canonical(name: str) -> str:
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
     key = _ALIASES.get(key, key)
     if key not in _LOADERS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(list_datasets())}")
+        raise ValueError(f"unknown data set name={name!r}; valid names: {', '.join(list_datasets())}")
     return key
 
 

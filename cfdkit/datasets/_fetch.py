@@ -8,21 +8,33 @@ Order of sources for a missing file:
 2. otherwise the original public source pinned in the registry (a verbatim
    download, or a download plus a converter for derived files).
 
-Downloads are written to a temporary file in the destination folder, checked
-against the registry's sha256 and only then moved into place with
-:func:`os.replace`, so the data home never holds a half-written file.
+Downloads are written to a uniquely named temporary file in the destination
+folder, checked against the registry's sha256 and only then moved into place
+with :func:`os.replace`, so the data home never holds a half-written file.
+Temporary files are removed on errors, ``Ctrl-C`` and ``SIGTERM``; those of a
+process killed with ``SIGKILL`` are swept (after a day) by the next download
+into the same folder.  Files get the usual umask-respecting mode (``0o644``
+for umask 022), so a shared data home stays readable for everybody.
+
+A corrupt or truncated upstream archive (for example a cut-off ``.tar.gz``)
+is reported for that source, and the next source is tried.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import http.client
 import os
-import tempfile
+import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+import zlib
 from pathlib import Path
+
+from ._atomic import cleanup_on_terminate, sweep_stale, temp_in, write_atomic
 
 from ._checksum import sha256_bytes, sha256_file
 from ._convert import CONVERTERS
@@ -117,20 +129,33 @@ def _stream(url: str, sink, *, desc: str, progress: bool) -> None:
                 bar.close()
 
 
-def _download_error(
-    spec: RemoteFile, target: Path, home: Path, url: str, exc: BaseException
-) -> DownloadError:
+def _reason(exc: BaseException) -> tuple[str, int | None]:
     status = getattr(exc, "code", None) if isinstance(exc, urllib.error.HTTPError) else None
     if status is not None:
         reason = f"the server answered HTTP {status}"
         if status == 404:
             reason += " (not found: the mirror or source does not have this file)"
+    elif isinstance(exc, CorruptUpstreamError):
+        reason = str(exc)
     else:
         reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+    return reason, status
+
+
+def _download_error(
+    spec: RemoteFile, target: Path, home: Path, attempts: list[tuple[str, BaseException]]
+) -> DownloadError:
+    reasons = [(url, *_reason(exc)) for url, exc in attempts]
+    url, _, status = reasons[-1]
+    if len(reasons) == 1:
+        where = f"could not download it from {url} ({reasons[0][1]})"
+    else:
+        where = "could not obtain it from any of its sources: " + "; ".join(
+            f"{u} ({r})" for u, r, _ in reasons)
     return DownloadError(
         f"Data file {spec.path!r} is missing: looked for it at {str(target)!r} "
         f"(data home {str(home)!r}) "
-        f"and could not download it from {url} ({reason}). To fix: set {DATA_HOME_ENV} "
+        f"and {where}. To fix: set {DATA_HOME_ENV} "
         f"(or pass data_home=) to a folder that already holds {spec.path!r}, for "
         f"example a copy of the project's shared/data folder; or connect to the internet; "
         f"or set {MIRROR_ENV} (or pass mirror=) to a base URL laid out like the data home.",
@@ -138,9 +163,17 @@ def _download_error(
     )
 
 
+class CorruptUpstreamError(ValueError):
+    """The bytes from one upstream source could not be converted (corrupt or truncated archive)."""
+
+
+#: What the converters raise on a corrupt or truncated archive / file.
+_CORRUPT = (EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError, csv.Error,
+            KeyError, IndexError, ValueError, OSError)
+
+
 def _temp_in(folder: Path, name: str) -> tuple[int, Path]:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    return fd, Path(tmp)
+    return temp_in(folder, name)
 
 
 def _download_verbatim(spec: RemoteFile, target: Path, url: str, *, progress: bool) -> None:
@@ -174,16 +207,7 @@ def _download_verbatim(spec: RemoteFile, target: Path, url: str, *, progress: bo
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = _temp_in(target.parent, target.name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(target, data)
 
 
 def _download_converted(spec: RemoteFile, target: Path, url: str, *, progress: bool) -> None:
@@ -199,7 +223,13 @@ def _download_converted(spec: RemoteFile, target: Path, url: str, *, progress: b
             "Nothing was saved; use a mirror or a data home that holds the file.",
             path=url, expected=up.sha256, actual=sha256_bytes(raw),
         )
-    data = CONVERTERS[up.convert](raw)
+    try:
+        data = CONVERTERS[up.convert](raw)
+    except _CORRUPT as exc:
+        raise CorruptUpstreamError(
+            f"the archive downloaded from {url} is corrupt or truncated ({len(raw)} bytes; "
+            f"{type(exc).__name__}: {exc}); nothing was saved"
+        ) from exc
     actual = sha256_bytes(data)
     if actual != spec.sha256:
         raise ChecksumError(
@@ -289,19 +319,20 @@ def fetch_file(
             path=spec.path,
         ) from exc
 
-    last_exc: DownloadError | None = None
-    for url in urls:
-        try:
-            if convert:
-                _download_converted(spec, target, url, progress=progress)
-            else:
-                _download_verbatim(spec, target, url, progress=progress)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            if isinstance(exc, (ChecksumError, DownloadError)):
-                raise
-            last_exc = _download_error(spec, target, home, url, exc)
-            last_exc.__cause__ = exc
-            continue
-        return verify_file(target, spec)
-    assert last_exc is not None
-    raise last_exc
+    sweep_stale(target.parent, target.name)  # temp files of killed downloads (SIGKILL)
+    attempts: list[tuple[str, BaseException]] = []
+    with cleanup_on_terminate():
+        for url in urls:
+            try:
+                if convert:
+                    _download_converted(spec, target, url, progress=progress)
+                else:
+                    _download_verbatim(spec, target, url, progress=progress)
+            except (OSError, ValueError, EOFError, http.client.HTTPException) as exc:
+                if isinstance(exc, (ChecksumError, DownloadError)):
+                    raise
+                attempts.append((url, exc))
+                continue
+            return verify_file(target, spec)
+    err = _download_error(spec, target, home, attempts)
+    raise err from attempts[-1][1]

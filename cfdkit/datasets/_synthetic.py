@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -100,8 +101,12 @@ def make_synthetic(
     seed = check_seed(seed)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be a share of training labels in [0, 1], got {noise!r}")
-    if isinstance(class_sep, bool) or not isinstance(class_sep, numbers.Real) or class_sep < 0:
-        raise ValueError(f"class_sep must be a non-negative number, got {class_sep!r}")
+    if isinstance(class_sep, bool) or not isinstance(class_sep, numbers.Real):
+        raise TypeError(f"class_sep must be a real number such as 3.0, got {type(class_sep).__name__}")
+    if not math.isfinite(class_sep) or class_sep < 0:
+        raise ValueError(f"class_sep must be a finite non-negative number (e.g. 3.0), got {class_sep!r}")
+    if not isinstance(sparse, (bool, np.bool_)):
+        raise TypeError(f"sparse must be True or False, got {sparse!r} ({type(sparse).__name__})")
 
     rng = np.random.default_rng(seed)
     if sparse:
@@ -109,8 +114,16 @@ def make_synthetic(
         z = rng.standard_normal(n_features)
         probs = []
         for sign in (-1.0, 1.0):
-            w = base * np.exp(sign * class_sep / 2.0 * z)
-            probs.append(w / w.sum())
+            with np.errstate(over="ignore", invalid="ignore"):
+                w = base * np.exp(sign * class_sep / 2.0 * z)
+                p = w / w.sum()
+            if not np.isfinite(p).all():
+                raise ValueError(
+                    f"class_sep={class_sep!r} is too large for sparse=True: the word weights "
+                    "exp(class_sep/2 * z) overflow float64; use a smaller class_sep (values above ~20 "
+                    "already separate the classes fully)."
+                )
+            probs.append(p)
         X_tr, y_tr = _sparse(rng, n_train, n_features, class_sep, probs, doc_length)
         X_te, y_te = _sparse(rng, n_test, n_features, class_sep, probs, doc_length)
         names = [f"w{j}" for j in range(n_features)]
@@ -119,6 +132,11 @@ def make_synthetic(
         u /= np.linalg.norm(u)
         X_tr, y_tr = _dense(rng, n_train, n_features, class_sep, u)
         X_te, y_te = _dense(rng, n_test, n_features, class_sep, u)
+        if not (np.isfinite(X_tr).all() and np.isfinite(X_te).all()):
+            raise ValueError(
+                f"class_sep={class_sep!r} is too large: the features overflow float64; use a smaller "
+                "class_sep (values above ~20 already separate the classes fully)."
+            )
         names = [f"x{j}" for j in range(n_features)]
     y_noisy, flipped = flip_labels(y_tr, noise, seed=seed + 1)
     return Dataset(

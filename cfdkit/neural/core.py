@@ -12,9 +12,20 @@ from .model import ReLUNet, TrainConfig, init_params, resolve_device, train_para
 from .rankings import get_ranking, masked_order
 from .results import CFDResult
 from .search import search_batched, search_sequential
-from .validation import check_budget, check_hidden, check_X, check_y
+from .validation import check_budget, check_flip, check_hidden, check_seed, check_X, check_y
 
-__all__ = ["NeuralCFD"]
+__all__ = ["NeuralCFD", "NeuralNotFittedError"]
+
+try:
+    from sklearn.exceptions import NotFittedError as _NotFittedBase
+except ImportError:  # pragma: no cover
+    class _NotFittedBase(ValueError, AttributeError):
+        pass
+
+
+class NeuralNotFittedError(_NotFittedBase, RuntimeError):
+    """``search``/``rank``/``retrain`` before ``fit``: scikit-learn's ``NotFittedError``
+    (and a ``RuntimeError``, as raised before)."""
 
 
 class NeuralCFD:
@@ -68,26 +79,66 @@ class NeuralCFD:
                  max_batch: int | None = None, progress: bool = True, ranking_options: dict | None = None,
                  num_threads: int | None = None, schedule: str = "rounds", cache: bool = True):
         self.hidden = check_hidden(hidden)
-        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0:
-            raise ValueError(f"budget must be a positive int (bias budget m), got {budget!r}; e.g. budget=10.")
-        self.budget = int(budget)
+        self.budget = self._check_budget_param(budget)
         get_ranking(ranking)
         self.ranking = ranking
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.config = TrainConfig(epochs=epochs, lr=lr, dtype=dtype)
         self.device = resolve_device(device)
         self.phi, self.psi = phi, psi
-        if max_batch is not None and (not isinstance(max_batch, (int, np.integer)) or max_batch < 1):
-            raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}.")
-        self.max_batch = max_batch
-        self.progress = bool(progress)
+        self.max_batch = self._check_optional_count(max_batch, "max_batch")
+        self.progress = self._check_flag(progress, "progress")
+        if ranking_options is not None and not isinstance(ranking_options, dict):
+            raise TypeError(f"ranking_options must be a dict of keyword arguments or None, "
+                            f"got {type(ranking_options).__name__}.")
         self.ranking_options = dict(ranking_options or {})
-        if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
-            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}.")
-        self.num_threads = num_threads
-        if schedule not in ("rounds", "all"):
+        self.num_threads = self._check_optional_count(num_threads, "num_threads")
+        if not isinstance(schedule, str) or schedule not in ("rounds", "all"):
             raise ValueError(f"schedule must be 'rounds' or 'all', got {schedule!r}.")
-        self.schedule, self.cache = schedule, bool(cache)
+        self.schedule, self.cache = schedule, self._check_flag(cache, "cache")
+
+    # -- parameter checks (run in __init__ and again in fit, so attributes set later are checked) --
+    @staticmethod
+    def _check_budget_param(budget) -> int:
+        if isinstance(budget, (bool, np.bool_)) or not isinstance(budget, (int, np.integer)) or budget <= 0:
+            raise ValueError(f"budget must be a positive int (bias budget m), got {budget!r}; e.g. budget=10.")
+        return int(budget)
+
+    @staticmethod
+    def _check_optional_count(value, name: str):
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+                                  or value < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}.")
+        return None if value is None else int(value)
+
+    @staticmethod
+    def _check_flag(value, name: str) -> bool:
+        if not isinstance(value, (bool, np.bool_, int, np.integer)) or (
+                not isinstance(value, (bool, np.bool_)) and value not in (0, 1)):
+            raise TypeError(f"{name} must be True or False, got {value!r}.")
+        return bool(value)
+
+    def _check_params(self) -> None:
+        """Re-check every parameter (an attribute may have been set after construction)."""
+        self.hidden = check_hidden(self.hidden)
+        self.budget = self._check_budget_param(self.budget)
+        get_ranking(self.ranking)
+        self.seed = check_seed(self.seed)
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"config must be a cfdkit.neural.TrainConfig, got {type(self.config).__name__}; "
+                            "pass epochs=, lr=, dtype= to NeuralCFD instead.")
+        self.device = resolve_device(self.device)
+        for nm in ("phi", "psi"):
+            v = getattr(self, nm)
+            if v is not None and not callable(v):
+                raise TypeError(f"{nm} must be a callable filter or None, got {type(v).__name__} {v!r}; see "
+                                "cfdkit.neural.filters (e.g. psi=cfdkit.neural.same_label_as_prediction).")
+        self.max_batch = self._check_optional_count(self.max_batch, "max_batch")
+        self.num_threads = self._check_optional_count(self.num_threads, "num_threads")
+        if not isinstance(self.ranking_options, dict):
+            raise TypeError(f"ranking_options must be a dict, got {type(self.ranking_options).__name__}.")
+        if not isinstance(self.schedule, str) or self.schedule not in ("rounds", "all"):
+            raise ValueError(f"schedule must be 'rounds' or 'all', got {self.schedule!r}.")
 
     @contextmanager
     def _threads(self):
@@ -105,7 +156,8 @@ class NeuralCFD:
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise RuntimeError("call fit(X_train, y_train) before search/rank/retrain.")
+            raise NeuralNotFittedError("This NeuralCFD is not fitted yet; call fit(X_train, y_train) before "
+                                       "search/rank/retrain.")
 
     # -- public ------------------------------------------------------------------------------
     def fit(self, X_train, y_train) -> "NeuralCFD":
@@ -116,25 +168,31 @@ class NeuralCFD:
         X_train : (n, d) numeric, finite
         y_train : (n,) binary 0/1
         """
+        self._check_params()
         X = check_X(X_train, "X_train")
         y = check_y(y_train, len(X), "y_train")
         check_budget(self.budget, len(X))
+        if hasattr(self, "model_"):  # a failed re-fit must not leave the old model beside the new data
+            del self.model_
         self.X_train_, self.y_train_ = X, y
         self._X, self._y = self._t(X), self._t(y)
         self._cache = {}
         self.params0_ = init_params(X.shape[1], self.hidden, self.seed, self.config.dtype, self.device)
         t0 = time.perf_counter()
         with self._threads():
-            self.model_ = ReLUNet(train_params(self._X, self._y, self.params0_, self.config))
+            model = ReLUNet(train_params(self._X, self._y, self.params0_, self.config))
+        if not all(bool(torch.isfinite(p).all()) for p in model.params):
+            raise ValueError(f"training diverged: the network's weights became NaN/inf with lr={self.config.lr!r}, "
+                             f"epochs={self.config.epochs}; lower lr (default 1e-2) or rescale X_train "
+                             "(e.g. cfdkit.features.tabular_features standardises numeric columns).")
+        self.model_ = model
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
     def retrain(self, flip) -> ReLUNet:
         """Sequentially retrain from the same initial weights with labels ``flip`` flipped."""
         self._check_fitted()
-        flip = np.asarray(flip, dtype=np.int64).ravel()
-        if flip.size and (flip.min() < 0 or flip.max() >= len(self.y_train_)):
-            raise ValueError(f"flip indices must lie in [0, {len(self.y_train_)}), got {flip.tolist()}.")
+        flip = check_flip(flip, len(self.y_train_), "flip")
         y = self._y.clone()
         idx = torch.as_tensor(flip, device=self.device)
         y[idx] = 1.0 - y[idx]
@@ -146,6 +204,11 @@ class NeuralCFD:
         Xt = check_X(X_test, "X_test", self.X_train_.shape[1])
         name = self.ranking if ranking is None else ranking
         fn = get_ranking(name)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != bool or mask.shape != (len(Xt), len(self.X_train_)):
+                raise ValueError(f"mask must be a boolean array of shape {(len(Xt), len(self.X_train_))} "
+                                 f"(test rows x training rows), got dtype {mask.dtype} shape {mask.shape}.")
         S = np.asarray(fn(self.model_, self.X_train_, self.y_train_, Xt, mask=mask, seed=self.seed,
                           **self.ranking_options), dtype=np.float64)
         if S.shape != (len(Xt), len(self.X_train_)):
@@ -172,6 +235,8 @@ class NeuralCFD:
         CFDResult
         """
         self._check_fitted()
+        if not isinstance(sequential, (bool, np.bool_)):
+            raise TypeError(f"sequential must be True or False, got {sequential!r}.")
         Xt = check_X(X_test, "X_test", self.X_train_.shape[1])
         m = check_budget(self.budget if budget is None else budget, len(self.X_train_))
         name = self.ranking if ranking is None else ranking

@@ -55,13 +55,25 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     psi : ``"same"`` (use ``cfd.psi``), ``None`` (no filter) or a ψ callable.
     max_subsets : refuse enumerations larger than this (ValueError).
     """
+    if not hasattr(cfd, "_check_fitted"):
+        raise TypeError(f"cfd must be a fitted cfdkit.neural.NeuralCFD, got {type(cfd).__name__}.")
     cfd._check_fitted()
-    from .validation import check_X
+    from .validation import check_flip, check_X
     Xt = check_X(X_test, "X_test", cfd.X_train_.shape[1])
     n = len(cfd.y_train_)
-    cand = np.arange(n) if candidates is None else np.asarray(candidates, np.int64)
-    if not isinstance(max_k, (int, np.integer)) or max_k < 1:
+    if isinstance(max_k, (bool, np.bool_)) or not isinstance(max_k, (int, np.integer)) or max_k < 1:
         raise ValueError(f"max_k must be a positive int, got {max_k!r}.")
+    if (isinstance(max_subsets, (bool, np.bool_)) or not isinstance(max_subsets, (int, np.integer))
+            or max_subsets < 1):
+        raise ValueError(f"max_subsets must be a positive int, got {max_subsets!r}.")
+    if max_batch is not None and (isinstance(max_batch, (bool, np.bool_))
+                                  or not isinstance(max_batch, (int, np.integer)) or max_batch < 1):
+        raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}.")
+    if not (psi is None or callable(psi) or (isinstance(psi, str) and psi == "same")):
+        raise ValueError(f"psi must be 'same' (use cfd.psi), None (no filter) or a callable, got {psi!r}.")
+    cand = np.arange(n) if candidates is None else check_flip(candidates, n, "candidates")
+    if cand.size == 0:
+        raise ValueError("candidates is empty; pass at least one training index (or None for all).")
     total = sum(comb(len(cand), j) for j in range(1, max_k + 1))
     if total > max_subsets:
         raise ValueError(f"exhaustive enumeration needs {total} retrains (> max_subsets={max_subsets}); "
@@ -102,6 +114,13 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
     DataFrame with columns ranking, truth_found, found, recall (found ∩ truth / truth),
     minimal (found with the true minimal k), found_not_in_truth (should be 0).
     """
+    if not isinstance(truth, GroundTruth):
+        raise TypeError(f"truth must be the GroundTruth returned by exhaustive_cfd, got {type(truth).__name__}.")
+    if isinstance(rankings, str) or callable(rankings):
+        rankings = (rankings,)
+    rankings = tuple(rankings)
+    if not rankings:
+        raise ValueError("rankings is empty; pass at least one ranking name, e.g. rankings=('combined',).")
     rows = []
     for r in rankings:
         res = cfd.search(X_test, ranking=r, budget=truth.max_k)

@@ -21,6 +21,7 @@ Parameters are a plain tuple ``(W1, b1, W2, b2, w3, b3)`` with shapes
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Tuple
 
@@ -58,12 +59,23 @@ class TrainConfig:
     dtype: torch.dtype = torch.float64
 
     def __post_init__(self):
-        if not isinstance(self.epochs, (int, np.integer)) or isinstance(self.epochs, bool) or self.epochs < 1:
+        if (isinstance(self.epochs, (bool, np.bool_)) or not isinstance(self.epochs, numbers.Integral)
+                or self.epochs < 1):
             raise ValueError(f"epochs must be a positive int, got {self.epochs!r}; pass e.g. epochs=300.")
-        if not (isinstance(self.lr, (float, int)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive finite float, got {self.lr!r}.")
-        if self.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}.")
+        for nm in ("lr", "beta1", "beta2", "eps"):
+            v = getattr(self, nm)
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{nm} must be a positive finite float, got {v!r}" +
+                                 ("; pass e.g. lr=1e-2." if nm == "lr" else "."))
+        for nm in ("beta1", "beta2"):
+            if not getattr(self, nm) < 1:
+                raise ValueError(f"{nm} must lie in (0, 1), got {getattr(self, nm)!r}.")
+        if not isinstance(self.dtype, torch.dtype) or self.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}"
+                             " (pass the torch dtype object, e.g. dtype=torch.float64).")
+        object.__setattr__(self, "epochs", int(self.epochs))
+        for nm in ("lr", "beta1", "beta2", "eps"):
+            object.__setattr__(self, nm, float(getattr(self, nm)))
 
 
 def resolve_device(device=None) -> torch.device:
@@ -71,14 +83,31 @@ def resolve_device(device=None) -> torch.device:
 
     Raises
     ------
+    TypeError
+        ``device`` of another type.
     ValueError
-        If a CUDA device is requested but CUDA is not available.
+        Not a device name, a device type other than CPU/CUDA (``"mps"``, ``"meta"``), CUDA
+        requested where there is none, or a CUDA index this machine does not have.
     """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu' or None.")
+    if isinstance(device, (bool, np.bool_)) or not isinstance(device, (str, torch.device, numbers.Integral)):
+        raise TypeError(f"device must be None, a str such as 'cpu' or 'cuda', or a torch.device, "
+                        f"got {type(device).__name__}.")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device ({exc}); use None, 'cpu' or 'cuda'.") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r} is not supported by cfdkit.neural (only CPU and CUDA); "
+                         "use None, 'cpu' or 'cuda'.")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu' or None.")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device={device!r} does not exist: this machine has {n} CUDA device(s) "
+                             f"(cuda:0..cuda:{n - 1}); use device='cuda' or 'cuda:0'.")
     return dev
 
 

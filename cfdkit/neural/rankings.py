@@ -63,6 +63,9 @@ def get_ranking(name) -> RankingFn:
     """
     if callable(name):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"ranking must be a name in {sorted(RANKINGS)} or a callable, got {type(name).__name__} "
+                        f"{name!r}.")
     if name not in RANKINGS:
         raise ValueError(f"ranking={name!r} is unknown; use one of {sorted(RANKINGS)} "
                          f"or register your own with cfdkit.neural.register_ranking.")
