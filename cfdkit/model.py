@@ -46,6 +46,38 @@ class FitInfo:
     converged: np.ndarray
 
 
+def _check_problem(design, Y, W, l2, w_name: str = "W0", tol=None, max_iter=None) -> None:
+    """Argument checks of the public entry points (cheap: types, shapes, finiteness of W, l2, tol)."""
+    import numbers
+
+    if not isinstance(design, Design):
+        raise TypeError(f"design must be a cfdkit._backend.Design (e.g. Design.from_tensor(X)); got {type(design).__name__}.")
+    if not isinstance(W, torch.Tensor) or W.dtype != DTYPE:
+        raise TypeError(f"{w_name} must be a float64 torch tensor of shape (p,) or (p, m) with p = {design.p}; "
+                        f"got {type(W).__name__}{'' if not isinstance(W, torch.Tensor) else ' ' + str(W.dtype)}.")
+    if W.dim() not in (1, 2) or W.shape[0] != design.p:
+        raise ValueError(f"{w_name} must have shape ({design.p},) or ({design.p}, m) (features + intercept); "
+                         f"got {tuple(W.shape)}.")
+    if not bool(torch.isfinite(W).all()):
+        raise ValueError(f"{w_name} contains NaN or infinite values; pass finite weights.")
+    if Y is not None:
+        if not isinstance(Y, torch.Tensor):
+            raise TypeError(f"Y must be a float64 torch tensor of shape (n, m); got {type(Y).__name__}.")
+        want = (design.n,) if W.dim() == 1 else (design.n, W.shape[1])
+        if tuple(Y.shape) != want:
+            raise ValueError(f"Y must have shape {want} to match the design and {w_name}; got {tuple(Y.shape)}.")
+        if not bool(torch.isfinite(Y).all()):
+            raise ValueError("Y contains NaN or infinite values; labels must be 0/1.")
+    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not (float(l2) >= 0 and np.isfinite(float(l2))):
+        raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}.")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not float(tol) > 0
+                            or not np.isfinite(float(tol))):
+        raise ValueError(f"tol must be a finite number > 0; got {tol!r}.")
+    if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
+                                 or int(max_iter) < 1):
+        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
+
+
 def _penalty_mask(p: int, device) -> torch.Tensor:
     m = torch.ones(p, 1, dtype=DTYPE, device=device)
     m[-1] = 0.0
@@ -54,6 +86,7 @@ def _penalty_mask(p: int, device) -> torch.Tensor:
 
 def objective(design: Design, Y: torch.Tensor, W: torch.Tensor, l2: float) -> torch.Tensor:
     """``R(w)`` for each column of W (p, m) against labels Y (n, m); returns (m,)."""
+    _check_problem(design, Y, W, l2, "W")
     return objective_from_z(design.matvec(W), Y, W, l2)
 
 
@@ -77,6 +110,9 @@ def hvp(design: Design, D: torch.Tensor, V: torch.Tensor, l2: float) -> torch.Te
 
 def hessian(design: Design, w: torch.Tensor, l2: float) -> torch.Tensor:
     """Dense Hessian (p, p) of ``R`` at ``w`` (p,)."""
+    _check_problem(design, None, w, l2, "w")
+    if w.dim() != 1:
+        raise ValueError(f"w must have shape ({design.p},); got {tuple(w.shape)}.")
     s = torch.sigmoid(design.matvec(w))
     H = design.gram(s * (1 - s))
     H.diagonal()[:-1] += l2
@@ -133,6 +169,9 @@ def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol:
     W : torch.Tensor (p, m)
     info : FitInfo
     """
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     W = W0.clone()
     p, m = W.shape
     mask = _penalty_mask(p, W.device)
@@ -223,6 +262,9 @@ def newton_globalized(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: flo
     W : torch.Tensor (p, m)
     info : FitInfo
     """
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     W = W0.clone()
     p, m = W.shape
     dev = W.device
@@ -332,6 +374,9 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     backtracking; a column whose line search cannot make progress at
     round-off level is reported as not converged).
     """
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     p, m = W0.shape
     dev = W0.device
     out_W = W0.clone()

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._backend import DTYPE, Design
-from .model import FitInfo, lbfgs, newton_globalized, objective
+from .model import FitInfo, lbfgs, newton_globalized, objective_from_z
 
 
 @dataclass
@@ -66,8 +66,7 @@ class FittedState:
 
 
 def _weighted_objective(state, Y, W, S):
-    from .model import objective_from_z
-
+    """``R`` of each column (S: optional sample weights), without argument checks (W may hold inf)."""
     return objective_from_z(state.train.matvec(W), Y, W, state.l2, S)
 
 
@@ -125,8 +124,8 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
         dW = state.ihvp.solve(state.train.rmatvec(C)).x
         W0 = state.w[:, None] - dW
         Wh = state.w[:, None].expand(-1, len(block))
-        f_inf = objective(state.train, Y, W0, state.l2) if S is None else _weighted_objective(state, Y, W0, S)
-        f_hat = objective(state.train, Y, Wh, state.l2) if S is None else _weighted_objective(state, Y, Wh, S)
+        f_inf = _weighted_objective(state, Y, W0, S)
+        f_hat = _weighted_objective(state, Y, Wh, S)
         worse = ~torch.isfinite(f_inf) | (f_inf > f_hat)
         if bool(worse.any()):
             W0[:, worse] = state.w[:, None]
