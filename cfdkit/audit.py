@@ -86,6 +86,14 @@ class RelabelAudit:
     ----------------------
     coef_ : np.ndarray (n_features,), intercept_ : float
     n_features_in_ : int, n_train_ : int
+    feature_names_in_ : np.ndarray of str (n_features,)
+        Only when fitted on a DataFrame with string column names; test
+        DataFrames are then reordered by name (missing/unexpected columns are
+        refused), and arrays are used by position with a warning.
+    fit_fingerprint_ : str
+        Hash of the training data and shape, labels, parameters and
+        coefficients; every FlipSets/Verification carries it as
+        ``fingerprint``, and :meth:`verify` refuses results of another fit.
     fit_info_ : cfdkit.model.FitInfo
     hessian_diagnostics_ : cfdkit.solvers.SolverDiagnostics
     fit_seconds_ : float

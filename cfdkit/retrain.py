@@ -6,8 +6,15 @@ become columns of one batched Newton iteration (:func:`cfdkit.model.lbfgs`),
 warm-started at the fitted weights plus the influence estimate of the change
 (which is exactly the first Newton step), with the original Hessian's
 Cholesky factor as L-BFGS's initial inverse Hessian when there is one, and
-converged to the same gradient tolerance as the original fit.  This is a real refit, not another
-approximation: the result is the unique minimizer of the altered objective.
+converged to the same gradient tolerance as the original fit.  Where the
+influence start is worse than the fitted weights (a near-singular Hessian:
+weakly regularized, nearly separable data) the refit starts from the fitted
+weights, and refits L-BFGS leaves unconverged are finished by a globalized
+(Levenberg-Marquardt damped, trust-region type) Newton method
+(:func:`cfdkit.model.newton_globalized`).  This is a real refit, not another
+approximation: the result is the unique minimizer of the altered objective,
+and a refit that does not reach the tolerance is reported as such
+(``FitInfo.converged``), never as an answer.
 """
 
 from __future__ import annotations
