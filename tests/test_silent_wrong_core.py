@@ -292,3 +292,17 @@ def test_nonfinite_rhs_refused_by_every_solver(solver, bad):
     B[1, 1] = bad
     with pytest.raises(ValueError, match="NaN or infinite"):
         ih.solve(B)
+
+
+# ------------------------------------------------------------------------ GPU (skipped without CUDA)
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_gpu_separable_refits_and_device_index():
+    X, y, Xt = _separable()
+    cpu = RelabelAudit(l2=1e-8, device="cpu").fit(X, y)
+    gpu = RelabelAudit(l2=1e-8, device="cuda").fit(X, y)
+    vc, vg = cpu.verify(cpu.flip_sets(Xt)), gpu.verify(gpu.flip_sets(Xt))
+    assert vc.converged.all() and vg.converged.all()
+    np.testing.assert_allclose(vg.new_prob, vc.new_prob, atol=1e-6, equal_nan=True)
+    with pytest.raises(ValueError, match="only"):
+        RelabelAudit(device=f"cuda:{torch.cuda.device_count()}").fit(X, y)
