@@ -5,6 +5,7 @@ prediction?  ``RelabelAudit`` answers it for L2 logistic regression — every
 test point at once, verified by retraining.  See ``README.md`` for the tour.
 """
 
+from ._validation import NotFittedError
 from .audit import RelabelAudit
 from .results import FlipSets, Verification
 from .scores import METHODS
@@ -22,4 +23,5 @@ __all__ = [
     "SolverConvergenceWarning",
     "METHODS",
     "SOLVERS",
+    "NotFittedError",
 ]

@@ -43,17 +43,30 @@ def resolve_device(device=None) -> torch.device:
     """Return the torch device to compute on.
 
     ``None`` picks CUDA when a GPU is present, else the CPU.  Strings and
-    ``torch.device`` objects are passed through; asking for CUDA where there is
-    none raises a ``ValueError`` that says so.
+    ``torch.device`` objects naming the CPU or a present CUDA device are
+    passed through; anything else (no CUDA, a CUDA index beyond the GPUs
+    present, ``"mps"``, ``"meta"``, ...) raises a ``ValueError`` saying what is
+    available.
     """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device={device!r} is not a device; use None, 'cpu', 'cuda' or 'cuda:<index>'.")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device; use None, 'cpu' or 'cuda'.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; use device='cpu' or None.")
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device; use None, 'cpu', 'cuda' or 'cuda:<index>'.") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; use device='cpu' or None.")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device={device!r} asks for CUDA device {dev.index} but only {count} "
+                             f"{'is' if count == 1 else 'are'} present (indices 0..{count - 1}).")
+        return dev
+    if dev.type != "cpu":
+        raise ValueError(f"device={device!r} is not supported: cfdkit computes in float64 on the CPU or on CUDA "
+                         "GPUs; use device='cpu', 'cuda' or None.")
     return dev
 
 

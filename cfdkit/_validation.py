@@ -8,11 +8,58 @@ what to do about it.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 from ._backend import to_torch_matrix
+
+
+class NotFittedError(_SkNotFittedError, RuntimeError):
+    """A method that needs a fitted object was called before ``fit``.
+
+    Subclasses scikit-learn's ``NotFittedError`` (ValueError, AttributeError)
+    and ``RuntimeError`` (what cfdkit raised before).
+    """
+
+
+class ResultIndexError(IndexError):
+    """A test-row index outside a result's range (an ``IndexError`` with cfdkit's own message)."""
+
+
+#: Largest feature magnitude accepted: beyond it the Hessian's sums of ``x_i x_j``
+#: (times the number of rows) can overflow float64 and the fit breaks down.
+def max_feature_magnitude(n_rows: int) -> float:
+    return float(np.sqrt(np.finfo(np.float64).max / (16.0 * max(int(n_rows), 1))))
+
+
+def _is_complex(X) -> bool:
+    if isinstance(X, torch.Tensor):
+        return X.is_complex()
+    if sp.issparse(X):
+        return np.issubdtype(X.dtype, np.complexfloating)
+    dt = getattr(X, "dtype", None)
+    if dt is not None:
+        try:
+            if np.issubdtype(np.dtype(dt), np.complexfloating):
+                return True
+        except TypeError:
+            pass
+    dts = getattr(X, "dtypes", None)  # pandas DataFrame
+    if dts is not None:
+        try:
+            return any(np.issubdtype(np.dtype(d), np.complexfloating) for d in dts)
+        except TypeError:
+            return False
+    if isinstance(X, (list, tuple)):
+        try:
+            return np.iscomplexobj(np.asarray(X))
+        except (TypeError, ValueError):
+            return False
+    return False
 
 
 def check_features(X, device, name: str = "X", n_features: int | None = None) -> torch.Tensor:
@@ -33,6 +80,11 @@ def check_features(X, device, name: str = "X", n_features: int | None = None) ->
             f"{name} looks like a list of texts; turn texts into features first, "
             "e.g. cfdkit.features.bag_of_words(train_texts, test_texts)."
         )
+    if _is_complex(X):
+        raise TypeError(
+            f"{name} is complex-valued; cfdkit fits real features only. Pass the real part, the magnitude, "
+            "or both as separate columns (e.g. np.hstack([X.real, X.imag]))."
+        )
     T = to_torch_matrix(X, device, name)
     if T.dim() == 1:
         raise ValueError(
@@ -49,6 +101,14 @@ def check_features(X, device, name: str = "X", n_features: int | None = None) ->
         raise ValueError(
             f"{name} contains {bad} NaN or infinite value(s); impute or drop them before fitting "
             "(e.g. sklearn.impute.SimpleImputer)."
+        )
+    big = float(torch.abs(vals).max()) if vals.numel() else 0.0
+    lim = max_feature_magnitude(T.shape[0] if n_features is None else 1)
+    if big > lim:
+        raise ValueError(
+            f"{name} has values up to {big:.3g} in magnitude (limit {lim:.3g}): products of such features "
+            "overflow float64 in the Hessian. Rescale the features (e.g. sklearn.preprocessing.StandardScaler "
+            "or MaxAbsScaler) before fitting."
         )
     if n_features is not None and T.shape[1] != n_features:
         raise ValueError(
@@ -136,3 +196,95 @@ def check_positive_int(value, name: str, allow_none: bool = False):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return int(value)
+
+
+def check_finite_real(value, name: str, lo: float | None = None, hi: float | None = None,
+                      lo_open: bool = False, hint: str = "") -> float:
+    """A finite real number (numpy scalars included) in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}.{(' ' + hint) if hint else ''}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite; got {value!r}.{(' ' + hint) if hint else ''}")
+    if lo is not None and (v < lo or (lo_open and v == lo)):
+        op = ">" if lo_open else ">="
+        raise ValueError(f"{name} must be {op} {lo:g}; got {value!r}.{(' ' + hint) if hint else ''}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be <= {hi:g}; got {value!r}.{(' ' + hint) if hint else ''}")
+    return v
+
+
+def check_nonneg_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative integer; got {type(value).__name__} {value!r}.")
+    if int(value) < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+    return int(value)
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """An integer seed in [0, 2**32) (numpy's range); strings and floats are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in [0, 2**32); got {type(value).__name__} {value!r}. "
+                        f"Pass e.g. {name}=0.")
+    if not 0 <= int(value) < 2**32:
+        raise ValueError(f"{name} must be an integer in [0, 2**32); got {value!r}.")
+    return int(value)
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {type(value).__name__} {value!r}.")
+    return bool(value)
+
+
+def feature_names_of(X):
+    """Column names of a pandas DataFrame when they are all strings (as scikit-learn), else None."""
+    cols = getattr(X, "columns", None)
+    if cols is None or not hasattr(X, "to_numpy"):
+        return None
+    names = list(cols)
+    if len(names) and all(isinstance(c, str) for c in names):
+        return np.asarray(names, dtype=object)
+    return None
+
+
+def align_features(X, fitted_names, name: str, owner: str = "RelabelAudit"):
+    """Reorder a test DataFrame's columns to ``fitted_names``, as scikit-learn's checks would.
+
+    A DataFrame whose column set equals the fitted names is reordered by
+    name; missing or unexpected columns raise a ``ValueError`` listing them.
+    A non-DataFrame after a DataFrame fit is used by position with a
+    ``UserWarning`` (scikit-learn does the same); a DataFrame after a fit
+    without names warns likewise.
+    """
+    names = feature_names_of(X)
+    if fitted_names is None:
+        if names is not None:
+            warnings.warn(f"{name} has feature names, but {owner} was fitted without feature names; "
+                          "columns are used by position.", UserWarning, stacklevel=4)
+        return X
+    if names is None:
+        if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+            raise ValueError(f"{name} is a DataFrame whose column names are not all strings, but {owner} was "
+                             f"fitted with feature names {list(fitted_names)[:5]}...; give {name} the same columns.")
+        warnings.warn(f"{name} does not have valid feature names, but {owner} was fitted with feature names; "
+                      "columns are used by position.", UserWarning, stacklevel=4)
+        return X
+    fitted = list(fitted_names)
+    got = list(names)
+    if got == fitted:
+        return X
+    missing = [c for c in fitted if c not in set(got)]
+    unexpected = [c for c in got if c not in set(fitted)]
+    if missing or unexpected or len(set(got)) != len(got):
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:10]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:10]}")
+        if not parts:
+            parts.append("duplicated column names")
+        raise ValueError(f"{name}'s columns do not match the feature names seen at fit ({'; '.join(parts)}); "
+                         "pass a frame with the training columns (any order) or transform it the same way.")
+    return X[fitted]

@@ -9,6 +9,7 @@ validates inputs and threads the fitted state through those functions.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
 
@@ -17,7 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ._backend import DTYPE, Design, resolve_device
-from ._validation import check_choice, check_features, check_labels, check_positive, check_positive_int, check_threshold
+from ._validation import (NotFittedError, align_features, check_bool, check_choice, check_features, check_labels,
+                          check_nonneg_int, check_positive, check_positive_int, check_seed, check_threshold,
+                          feature_names_of)
 from .model import hessian, hvp, newton
 from .removal import removal_sets
 from .results import FlipSets, Verification
@@ -83,6 +86,14 @@ class RelabelAudit:
     ----------------------
     coef_ : np.ndarray (n_features,), intercept_ : float
     n_features_in_ : int, n_train_ : int
+    feature_names_in_ : np.ndarray of str (n_features,)
+        Only when fitted on a DataFrame with string column names; test
+        DataFrames are then reordered by name (missing/unexpected columns are
+        refused), and arrays are used by position with a warning.
+    fit_fingerprint_ : str
+        Hash of the training data and shape, labels, parameters and
+        coefficients; every FlipSets/Verification carries it as
+        ``fingerprint``, and :meth:`verify` refuses results of another fit.
     fit_info_ : cfdkit.model.FitInfo
     hessian_diagnostics_ : cfdkit.solvers.SolverDiagnostics
     fit_seconds_ : float
@@ -111,8 +122,20 @@ class RelabelAudit:
         self.tol_ = check_positive(self.tol, "tol")
         self.max_iter_ = check_positive_int(self.max_iter, "max_iter")
         self.memory_budget_ = _parse_bytes(self.memory_budget)
+        self.seed_ = check_seed(self.seed)
+        check_bool(self.progress, "progress")
         if self.solver_options is not None and not isinstance(self.solver_options, dict):
             raise TypeError(f"solver_options must be a dict or None; got {type(self.solver_options).__name__}.")
+        opts = dict(self.solver_options or {})
+        opts.setdefault("seed", self.seed_)
+        try:
+            InverseHVP(self.solver, **opts)
+        except TypeError as exc:
+            raise TypeError(f"solver_options={self.solver_options!r} has an option InverseHVP does not take "
+                            f"({exc}); see cfdkit.solvers.InverseHVP for tol, maxiter, scale, rank, n_iter, "
+                            "damping, condition, seed, warn.") from exc
+        except ValueError as exc:
+            raise ValueError(f"solver_options: {exc}") from exc
 
     def fit(self, X, y, *, coef_init=None):
         """Fit the model on ``X`` (n, d) and binary labels ``y`` (n,), then factor the Hessian.
@@ -121,13 +144,14 @@ class RelabelAudit:
         """
         self._validate_params()
         t0 = time.perf_counter()
+        names = feature_names_of(X)
         Xt = check_features(X, self.device_, "X_train")
         y_np = check_labels(y, Xt.shape[0], "y_train")
         train = Design.from_tensor(Xt)
         yt = torch.as_tensor(y_np, dtype=DTYPE, device=self.device_)
         W0 = torch.zeros(train.p, 1, dtype=DTYPE, device=self.device_)
         if coef_init is not None:
-            W0[:, 0] = torch.as_tensor(np.asarray(coef_init, dtype=np.float64), device=self.device_)
+            W0[:, 0] = torch.as_tensor(_check_coef_init(coef_init, train.p), device=self.device_)
         W, info = newton(train, yt[:, None], W0, self.l2_, tol=self.tol_, max_iter=self.max_iter_)
         w = W[:, 0]
         if not info.converged[0]:
@@ -139,14 +163,41 @@ class RelabelAudit:
         self.state_ = FittedState(train, yt, w, self.l2_, ihvp, sigma, self.tol_, self.max_iter_, self.memory_budget_)
         self.y_train_ = y_np
         self.n_features_in_ = int(Xt.shape[1])
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self.n_train_ = int(Xt.shape[0])
         self.coef_ = w[:-1].cpu().numpy().copy()
         self.intercept_ = float(w[-1])
         self.fit_info_ = info
         self.hessian_diagnostics_ = ihvp.fit_diagnostics_
-        self.fit_seconds_ = time.perf_counter() - t0
         self._q_train = None
+        self.fit_fingerprint_ = self._fingerprint(Xt, y_np, w)
+        self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def _fingerprint(self, Xt: torch.Tensor, y_np: np.ndarray, w: torch.Tensor) -> str:
+        """Hash of the fitted state: training data and shape, labels, parameters, coefficients."""
+        h = hashlib.blake2b(digest_size=16)
+
+        def add(tag, arr):
+            a = np.ascontiguousarray(arr)
+            h.update(f"{tag}:{a.dtype.str}:{a.shape}".encode())
+            h.update(a.tobytes())
+
+        if Xt.layout == torch.sparse_csr:
+            add("crow", Xt.crow_indices().cpu().numpy())
+            add("col", Xt.col_indices().cpu().numpy())
+            add("val", Xt.values().cpu().numpy())
+        else:
+            add("X", Xt.cpu().numpy())
+        add("y", y_np)
+        add("w", w.detach().cpu().numpy())
+        params = (self.l2_, self.threshold_, self.tol_, self.max_iter_, self.solver, self.seed_,
+                  sorted((str(k), repr(v)) for k, v in (self.solver_options or {}).items()))
+        h.update(repr(params).encode())
+        return h.hexdigest()
 
     @classmethod
     def from_sklearn(cls, estimator, X, y, *, threshold: float = 0.5, solver: str = "cholesky", device=None, **kw):
@@ -185,12 +236,56 @@ class RelabelAudit:
         if not np.array_equal(np.asarray(estimator.classes_), [0, 1]):
             raise ValueError(f"estimator.classes_ is {list(estimator.classes_)}; map labels to 0/1 and refit.")
         audit = cls(l2=1.0 / float(params["C"]), threshold=threshold, solver=solver, device=device, **kw)
-        init = np.concatenate([estimator.coef_[0], estimator.intercept_])
-        return audit.fit(X, y, coef_init=init)
+        init = np.concatenate([estimator.coef_[0], estimator.intercept_]).astype(np.float64)
+        if init.shape[0] != _n_columns(X) + 1:
+            raise ValueError(f"estimator has {init.shape[0] - 1} coefficients but X has {_n_columns(X)} columns; "
+                             "pass the X/y the estimator was fitted on.")
+        audit.fit(X, y, coef_init=init)
+        audit._check_matches_estimator(estimator, init, params)
+        return audit
+
+    def _check_matches_estimator(self, estimator, v: np.ndarray, params: dict) -> None:
+        """Refuse when ``estimator.coef_`` is not (close to) the optimum of the objective on X, y, C.
+
+        The test is on the quantity scikit-learn's solvers stop on: the largest
+        entry of the gradient of its *averaged* objective
+        ``mean_i L_i + ||w||^2 / (2 C n)`` at ``coef_``, which is
+        ``max|grad R(coef_)| / n`` here.  lbfgs, newton-cg and newton-cholesky
+        stop when it is below ``tol``; we allow 10 ``tol`` (100 ``tol`` for
+        sag/saga, which stop on the change of the weights instead).  A
+        tolerance on the coefficients themselves cannot separate the cases:
+        measured, genuine fits differ from the exact optimum by up to 7e-2
+        relative (saga, C=100, ill-conditioned) while a fit with sample
+        weights in [0.2, 2] differs by only 4e-2 — but its gradient (6.6e-3)
+        is 100x above the genuine fits' (at most 8.5e-5 with tol=1e-4).
+        """
+        st = self.state_
+        vt = torch.as_tensor(v, dtype=DTYPE, device=self.device_)[:, None]
+        from .model import gradient
+
+        G, _ = gradient(st.train, st.y[:, None], vt, st.l2)
+        g_avg = float(torch.abs(G).max()) / st.train.n
+        tol = float(params.get("tol", 1e-4) or 1e-4)
+        solver = params.get("solver", "lbfgs")
+        limit = (100.0 if solver in ("sag", "saga") else 10.0) * tol
+        w = np.concatenate([self.coef_, [self.intercept_]])
+        rel = float(np.max(np.abs(w - v)) / max(1.0, float(np.max(np.abs(w)))))
+        self.sklearn_gradient_ = g_avg
+        self.sklearn_coef_rel_diff_ = rel
+        if g_avg > limit:
+            n_iter = np.max(getattr(estimator, "n_iter_", [0]))
+            early = (f" It also stopped at max_iter={params.get('max_iter')} (n_iter_={n_iter}), so it may not have "
+                     "converged." if n_iter >= (params.get("max_iter") or np.inf) else "")
+            raise ValueError(
+                f"estimator.coef_ is not the optimum of LogisticRegression(C={params['C']!r}) on the X and y given: "
+                f"its gradient is {g_avg:.3g} (scikit-learn units, > {limit:.1g} = {limit / tol:g} x tol) and it "
+                f"differs from the optimum by {rel:.3g} (max relative). Likely causes: the estimator was fitted "
+                "with sample_weight, or on other X/y than passed here, or its parameters were changed with "
+                f"set_params after fit.{early} Pass the same X, y (without sample weights) or refit the estimator.")
 
     def _make_solver(self, train: Design, w: torch.Tensor) -> InverseHVP:
         opts = dict(self.solver_options or {})
-        opts.setdefault("seed", self.seed)
+        opts.setdefault("seed", self.seed_)
         ihvp = InverseHVP(self.solver, **opts)
         if self.solver == "cholesky":
             return ihvp.fit(hessian(train, w, self.l2_))
@@ -205,11 +300,23 @@ class RelabelAudit:
 
     def _check_fitted(self):
         if not hasattr(self, "state_"):
-            raise RuntimeError("This RelabelAudit is not fitted yet; call audit.fit(X_train, y_train) first.")
+            raise NotFittedError("This RelabelAudit is not fitted yet; call audit.fit(X_train, y_train) first.")
+
+    def _check_result(self, res, name="res"):
+        """Refuse results from another fit (or not from this class at all)."""
+        if not isinstance(res, FlipSets):
+            raise TypeError(f"{name} must be the FlipSets returned by flip_sets/removal_sets; got {type(res).__name__}.")
+        if res.fingerprint is None or res.fingerprint != self.fit_fingerprint_ or res._test is None:
+            raise ValueError(f"{name} was not produced by this audit's current fit: it came from another fit "
+                             f"(its fit fingerprint {str(res.fingerprint)[:12]}... differs "
+                             f"from this audit's {self.fit_fingerprint_[:12]}...: other training data, labels, "
+                             "parameters or coefficients). Recompute it with this audit: audit.flip_sets(X_test) "
+                             "or audit.removal_sets(X_test).")
 
     # -------------------------------------------------------------- queries
     def _test_design(self, X_test, name="X_test") -> Design:
         self._check_fitted()
+        X_test = align_features(X_test, getattr(self, "feature_names_in_", None), name)
         return Design.from_tensor(check_features(X_test, self.device_, name, self.n_features_in_))
 
     def predict_proba(self, X) -> np.ndarray:
@@ -247,7 +354,7 @@ class RelabelAudit:
         for s in blocks:
             rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
             sc, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp, Xt=Xt.rows(rows),
-                                   sigma_t=sig_t[rows], y_t=yt[rows], seed=self.seed, row_offset=s, q_train=self._q_train)
+                                   sigma_t=sig_t[rows], y_t=yt[rows], seed=self.seed_, row_offset=s, q_train=self._q_train)
             out[s:s + len(rows)] = sc.cpu().numpy()
         return out
 
@@ -269,7 +376,8 @@ class RelabelAudit:
             deltas.extend(dd)
         return FlipSets.from_lists(kind=kind, method=name, threshold=self.threshold_,
                                    prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
-                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt)
+                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt,
+                                   fingerprint=self.fit_fingerprint_)
 
     def flip_sets(self, X_test) -> FlipSets:
         """Algorithm 1 for every test row: the smallest greedy relabel set ``S_t``.
@@ -292,6 +400,8 @@ class RelabelAudit:
         set shrinks by ``min_shrink`` points or fewer.  See :mod:`cfdkit.removal`.
         """
         check_choice(algorithm, "algorithm", ("alg1", "alg2"))
+        max_rounds = check_nonneg_int(max_rounds, "max_rounds")
+        min_shrink = check_nonneg_int(min_shrink, "min_shrink")
 
         def select(sub, prob, eff):
             return removal_sets(self.state_, sub, prob, eff, self.threshold_, algorithm, max_rounds, min_shrink)
@@ -307,13 +417,21 @@ class RelabelAudit:
         """
         check_choice(kind, "kind", ("relabel", "remove"))
         Xt = self._test_design(X_test)
+        if isinstance(sets, (str, bytes)) or not hasattr(sets, "__len__"):
+            raise TypeError(f"sets must be a list of index arrays, one per row of X_test; got {type(sets).__name__}.")
         if len(sets) != Xt.n:
             raise ValueError(f"sets has {len(sets)} entries but X_test has {Xt.n} rows; pass one index set per test row.")
         clean = [self._check_index_set(s, i) for i, s in enumerate(sets)]
         return self._retrain_probs(Xt, clean, kind)
 
     def _check_index_set(self, s, i):
-        a = np.asarray(s, dtype=np.int64).reshape(-1)
+        raw = np.asarray(s)
+        if raw.size and raw.dtype.kind not in "iu":
+            if raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
+                pass  # integral floats (e.g. from a float array) are fine
+            else:
+                raise TypeError(f"sets[{i}] must hold integer training indices; got dtype {raw.dtype}.")
+        a = raw.astype(np.int64).reshape(-1)
         if a.size and (a.min() < 0 or a.max() >= self.n_train_):
             raise ValueError(f"sets[{i}] has indices outside [0, {self.n_train_}); pass training row indices.")
         if np.unique(a).size != a.size:
@@ -327,6 +445,11 @@ class RelabelAudit:
             W, info = refit_sets(self.state_, [sets[i] for i in rows], kind, progress=self.progress)
             out[rows] = probabilities_after(self.state_, Xt, rows, W)
             self._last_refit_info = info
+            if not info.converged.all():
+                bad = rows[~info.converged]
+                out[bad] = np.nan
+                warnings.warn(f"{bad.size} refits stopped above tol={self.state_.tol:.1e}; their probabilities are "
+                              "NaN (no answer). Increase max_iter.", RuntimeWarning, stacklevel=3)
         return out
 
     def verify(self, res: FlipSets, minimize: bool = False, max_expand: int | None = None) -> Verification:
@@ -335,19 +458,31 @@ class RelabelAudit:
         Parameters
         ----------
         res : FlipSets
-            From :meth:`flip_sets` or :meth:`removal_sets` of this audit.
+            From :meth:`flip_sets` or :meth:`removal_sets` of this audit, on
+            this fit: a result from another fit (other data, labels,
+            parameters or coefficients; see ``fit_fingerprint_``) is refused.
         minimize : bool
             Also find, by bisection over ``k`` with real refits, the smallest
             prefix of the greedy order whose retraining flips (assuming that
             flipping is monotone in ``k``, which it usually but not always is).
             Where the full estimated set does not flip, prefixes up to
             ``max_expand`` (default: every helpful point) are tried by doubling.
+        max_expand : int, optional
+            Cap on the prefix length tried by ``minimize``.
+
+        Returns
+        -------
+        Verification
+            A refit that stops above the gradient tolerance (after the
+            globalized Newton method's ``max_iter`` steps) is not an answer:
+            its row gets ``converged=False`` and ``flipped`` NaN, and
+            ``summary()`` computes the flip rate over the converged rows only
+            and reports ``n_not_converged``.
         """
         self._check_fitted()
-        if not isinstance(res, FlipSets):
-            raise TypeError(f"res must be the FlipSets returned by flip_sets/removal_sets; got {type(res).__name__}.")
-        if res._test is None or res._test.p != self.state_.train.p:
-            raise ValueError("res was not produced by this audit (feature count differs); recompute it with audit.flip_sets.")
+        self._check_result(res)
+        minimize = check_bool(minimize, "minimize")
+        max_expand = check_positive_int(max_expand, "max_expand", allow_none=True)
         t0 = time.perf_counter()
         st = self.state_
         Xt = res._test
@@ -356,7 +491,7 @@ class RelabelAudit:
         rows = np.nonzero(found)[0]
         new_prob = np.full(n, np.nan)
         gn = np.full(n, np.nan)
-        conv = np.zeros(n, dtype=bool)
+        conv = np.ones(n, dtype=bool)  # no set: nothing to refit, the answer (not flipped) is known
         refits = 0
         if rows.size:
             W, info = refit_sets(st, [res.indices(i) for i in rows], res.kind, progress=self.progress, desc="verifying")
@@ -365,25 +500,37 @@ class RelabelAudit:
             gn[rows], conv[rows] = info.grad_norm, info.converged
             if not info.converged.all():
                 warnings.warn(f"{int((~info.converged).sum())} verification refits stopped above tol={st.tol:.1e} "
-                              f"(max gradient norm {np.nanmax(info.grad_norm):.2e}).", RuntimeWarning, stacklevel=2)
+                              f"(max gradient norm {np.nanmax(info.grad_norm):.2e}); those rows are marked "
+                              "converged=False and counted neither as flipped nor as not flipped.",
+                              RuntimeWarning, stacklevel=2)
         orig = res.prob > res.threshold
-        flipped = np.zeros(n, dtype=bool)
-        flipped[rows] = (new_prob[rows] > res.threshold) != orig[rows]
+        flipped_b = np.zeros(n, dtype=bool)
+        flipped_b[rows] = (new_prob[rows] > res.threshold) != orig[rows]
+        flipped_b &= conv
+        if conv.all():
+            flipped = flipped_b
+        else:
+            flipped = flipped_b.astype(np.float64)
+            flipped[~conv] = np.nan
         pred_delta = res.predicted_prob - res.prob
         act_delta = new_prob - res.prob
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
-        ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv)
+        ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint)
         if minimize:
-            vs, vp, extra = self._minimize(res, flipped, new_prob, max_expand)
+            vs, vp, extra = self._minimize(res, flipped_b, new_prob, conv, max_expand)
             ver.verified_size, ver.verified_new_prob = vs, vp
             refits += extra
         ver.refits = refits
         ver.seconds = time.perf_counter() - t0
         return ver
 
-    def _minimize(self, res: FlipSets, flipped, new_prob, max_expand):
-        """Bisection over prefix length k with real refits, all test points in lock-step."""
+    def _minimize(self, res: FlipSets, flipped, new_prob, conv, max_expand):
+        """Bisection over prefix length k with real refits, all test points in lock-step.
+
+        Rows whose verification refit, or any refit of their search, did not
+        converge get ``verified_size = -1`` (unknown) and NaN probability.
+        """
         st = self.state_
         Xt = res._test
         n = len(res)
@@ -392,13 +539,14 @@ class RelabelAudit:
         hi = np.zeros(n, dtype=np.int64)  # smallest k known to flip (0 = none known)
         hi_prob = np.full(n, np.nan)
         found = res.size > 0
+        unknown = found & ~conv
         hi[flipped] = res.size[flipped]
         hi_prob[flipped] = new_prob[flipped]
         lo[found & ~flipped] = res.size[found & ~flipped]
         refits = 0
         # orders beyond S_t are needed where the set did not flip (or for removal sets); compute lazily
         orders = {i: res.indices(i) for i in np.nonzero(found)[0]}
-        need = np.nonzero(found & ~flipped)[0]
+        need = np.nonzero(found & ~flipped & ~unknown)[0]
         if need.size:
             sig_t = torch.as_tensor(res.prob, dtype=DTYPE, device=self.device_)
             r = torch.as_tensor(need, device=self.device_)
@@ -420,33 +568,67 @@ class RelabelAudit:
                     cand.append(i)
                 if not cand:
                     break
-                probs = self._retrain_probs_rows(Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind)
+                probs, ok = self._retrain_probs_rows(Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind)
                 refits += len(cand)
                 active = []
-                for i, k, pr in zip(cand, ks, probs):
-                    if (pr > res.threshold) != orig[i]:
+                for i, k, pr, c in zip(cand, ks, probs, ok):
+                    if not c:
+                        unknown[i] = True
+                    elif (pr > res.threshold) != orig[i]:
                         hi[i], hi_prob[i] = k, pr
                     else:
                         lo[i] = k
                         active.append(i)
         # bisection between lo (does not flip) and hi (flips)
         while True:
-            cand = [i for i in range(n) if hi[i] > 0 and hi[i] - lo[i] > 1]
+            cand = [i for i in range(n) if hi[i] > 0 and hi[i] - lo[i] > 1 and not unknown[i]]
             if not cand:
                 break
             mids = [(lo[i] + hi[i]) // 2 for i in cand]
-            probs = self._retrain_probs_rows(Xt, cand, [orders[i][:m] for i, m in zip(cand, mids)], res.kind)
+            probs, ok = self._retrain_probs_rows(Xt, cand, [orders[i][:m] for i, m in zip(cand, mids)], res.kind)
             refits += len(cand)
-            for i, m, pr in zip(cand, mids, probs):
-                if (pr > res.threshold) != orig[i]:
+            for i, m, pr, c in zip(cand, mids, probs, ok):
+                if not c:
+                    unknown[i] = True
+                elif (pr > res.threshold) != orig[i]:
                     hi[i], hi_prob[i] = m, pr
                 else:
                     lo[i] = m
-        return hi, np.where(hi > 0, hi_prob, np.nan), refits
+        vs = np.where(unknown, -1, hi)
+        vp = np.where((hi > 0) & ~unknown, hi_prob, np.nan)
+        if unknown.any():
+            warnings.warn(f"minimize: {int(unknown.sum())} rows had a refit that did not converge; their "
+                          "verified_size is -1 (unknown).", RuntimeWarning, stacklevel=3)
+        return vs, vp, refits
 
     def _retrain_probs_rows(self, Xt: Design, rows, sets, kind):
-        W, _ = refit_sets(self.state_, sets, kind, progress=self.progress, desc="minimizing")
-        return probabilities_after(self.state_, Xt, np.asarray(rows), W)
+        W, info = refit_sets(self.state_, sets, kind, progress=self.progress, desc="minimizing")
+        return probabilities_after(self.state_, Xt, np.asarray(rows), W), info.converged
+
+
+def _n_columns(X) -> int:
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return int(shape[1])
+    arr = np.asarray(X, dtype=object)
+    return int(arr.shape[1]) if arr.ndim == 2 else -1
+
+
+def _check_coef_init(coef_init, p: int) -> np.ndarray:
+    """coef_init: (n_features + 1,) finite floats, intercept last."""
+    try:
+        arr = np.asarray(coef_init)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"coef_init must be an array of {p} numbers (coefficients, then the intercept).") from exc
+    if np.iscomplexobj(arr) or arr.dtype.kind not in "iuf":
+        raise TypeError(f"coef_init must be real numbers; got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64).reshape(-1) if arr.ndim <= 1 else arr
+    if arr.shape != (p,):
+        raise ValueError(f"coef_init must have shape ({p},) (n_features coefficients, then the intercept); "
+                         f"got {np.shape(coef_init)}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("coef_init contains NaN or infinite values; pass finite starting coefficients or None.")
+    return arr
 
 
 def check_labels_any(y, n):

@@ -46,6 +46,38 @@ class FitInfo:
     converged: np.ndarray
 
 
+def _check_problem(design, Y, W, l2, w_name: str = "W0", tol=None, max_iter=None) -> None:
+    """Argument checks of the public entry points (cheap: types, shapes, finiteness of W, l2, tol)."""
+    import numbers
+
+    if not isinstance(design, Design):
+        raise TypeError(f"design must be a cfdkit._backend.Design (e.g. Design.from_tensor(X)); got {type(design).__name__}.")
+    if not isinstance(W, torch.Tensor) or W.dtype != DTYPE:
+        raise TypeError(f"{w_name} must be a float64 torch tensor of shape (p,) or (p, m) with p = {design.p}; "
+                        f"got {type(W).__name__}{'' if not isinstance(W, torch.Tensor) else ' ' + str(W.dtype)}.")
+    if W.dim() not in (1, 2) or W.shape[0] != design.p:
+        raise ValueError(f"{w_name} must have shape ({design.p},) or ({design.p}, m) (features + intercept); "
+                         f"got {tuple(W.shape)}.")
+    if not bool(torch.isfinite(W).all()):
+        raise ValueError(f"{w_name} contains NaN or infinite values; pass finite weights.")
+    if Y is not None:
+        if not isinstance(Y, torch.Tensor):
+            raise TypeError(f"Y must be a float64 torch tensor of shape (n, m); got {type(Y).__name__}.")
+        want = (design.n,) if W.dim() == 1 else (design.n, W.shape[1])
+        if tuple(Y.shape) != want:
+            raise ValueError(f"Y must have shape {want} to match the design and {w_name}; got {tuple(Y.shape)}.")
+        if not bool(torch.isfinite(Y).all()):
+            raise ValueError("Y contains NaN or infinite values; labels must be 0/1.")
+    if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not (float(l2) >= 0 and np.isfinite(float(l2))):
+        raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}.")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not float(tol) > 0
+                            or not np.isfinite(float(tol))):
+        raise ValueError(f"tol must be a finite number > 0; got {tol!r}.")
+    if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral)
+                                 or int(max_iter) < 1):
+        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
+
+
 def _penalty_mask(p: int, device) -> torch.Tensor:
     m = torch.ones(p, 1, dtype=DTYPE, device=device)
     m[-1] = 0.0
@@ -54,6 +86,7 @@ def _penalty_mask(p: int, device) -> torch.Tensor:
 
 def objective(design: Design, Y: torch.Tensor, W: torch.Tensor, l2: float) -> torch.Tensor:
     """``R(w)`` for each column of W (p, m) against labels Y (n, m); returns (m,)."""
+    _check_problem(design, Y, W, l2, "W")
     return objective_from_z(design.matvec(W), Y, W, l2)
 
 
@@ -77,6 +110,9 @@ def hvp(design: Design, D: torch.Tensor, V: torch.Tensor, l2: float) -> torch.Te
 
 def hessian(design: Design, w: torch.Tensor, l2: float) -> torch.Tensor:
     """Dense Hessian (p, p) of ``R`` at ``w`` (p,)."""
+    _check_problem(design, None, w, l2, "w")
+    if w.dim() != 1:
+        raise ValueError(f"w must have shape ({design.p},); got {tuple(w.shape)}.")
     s = torch.sigmoid(design.matvec(w))
     H = design.gram(s * (1 - s))
     H.diagonal()[:-1] += l2
@@ -133,6 +169,9 @@ def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol:
     W : torch.Tensor (p, m)
     info : FitInfo
     """
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     W = W0.clone()
     p, m = W.shape
     mask = _penalty_mask(p, W.device)
@@ -195,6 +234,105 @@ def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol:
     return W, FitInfo(gnorm.cpu().numpy(), iters.numpy(), conv)
 
 
+def newton_globalized(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol: float = 1e-10,
+                      max_iter: int = 100, precond: Callable | None = None, cg_maxiter: int = 500,
+                      S: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
+    """Minimize ``R`` for every column of ``Y`` (n, m) from ``W0`` (p, m) by a globalized Newton method.
+
+    A Levenberg-Marquardt regularized (trust-region type) Newton-CG iteration,
+    batched over columns: each step solves ``(H_j + mu_j I) d_j = -g_j`` by
+    preconditioned CG and is accepted when the objective falls by at least a
+    tenth of the quadratic model's predicted decrease
+    ``-(g.d + d.H d / 2)``; then ``mu_j`` shrinks (by 4 when the model was
+    good).  A rejected step keeps ``w_j`` and raises ``mu_j`` (to at least
+    ``||g_j||``, then by 4), which shortens the step towards steepest descent.
+    With ``mu = 0`` the step is Newton's, so a problem the plain iteration
+    solves is solved in the same few steps; the damping only acts where a full
+    Newton step overshoots — the nearly separable, weakly regularized refits
+    whose Hessian is near-singular far from the optimum, where
+    :func:`newton` with a line search stalls.  Near round-off, where objective
+    differences are noise, a step is accepted when it lowers the gradient norm.
+
+    Converges to ``||grad R|| <= tol``; a column still above ``tol`` after
+    ``max_iter`` steps (accepted or not), or whose damping exceeds any useful
+    size, is reported with ``converged=False``.
+
+    Returns
+    -------
+    W : torch.Tensor (p, m)
+    info : FitInfo
+    """
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
+    W = W0.clone()
+    p, m = W.shape
+    dev = W.device
+    mask = _penalty_mask(p, dev)
+    Z = design.matvec(W)
+    G, P = gradient(design, Y, W, l2, Z, S)
+    gnorm = torch.linalg.vector_norm(G, dim=0)
+    fval = objective_from_z(Z, Y, W, l2, S)
+    mu = torch.zeros(m, dtype=DTYPE, device=dev)
+    iters = torch.zeros(m, dtype=torch.int64)
+    stalled = ~torch.isfinite(fval) | ~torch.isfinite(gnorm)
+    active = (gnorm > tol) & ~stalled
+    for _ in range(max_iter):
+        if not bool(active.any()):
+            break
+        idx = torch.nonzero(active).squeeze(1)
+        Pa = P[:, idx]
+        D = Pa * (1 - Pa)
+        if S is not None:
+            D = D * S[:, idx]
+        mu_a = mu[idx]
+        if precond is None:
+            pc = _make_jacobi(1.0 / (design.rmatvec_sq(D) + l2 * mask + mu_a[None, :]))
+        else:
+            pc = _ignore_idx(precond)
+
+        def apply_H(V, sub, D=D, mu_a=mu_a):
+            return hvp(design, D[:, sub], V, l2) + mu_a[sub] * V
+
+        Ga = G[:, idx]
+        rtol = torch.clamp(torch.sqrt(gnorm[idx]), max=0.1)
+        Dir = _pcg(apply_H, Ga, pc, rtol, cg_maxiter)
+        HD = hvp(design, D, Dir, l2)
+        pred = -((Ga * Dir).sum(0) + 0.5 * (Dir * HD).sum(0))  # model decrease (undamped H)
+        Wt = W[:, idx] + Dir
+        Zt = design.matvec(Wt)
+        Sa = None if S is None else S[:, idx]
+        ft = objective_from_z(Zt, Y[:, idx], Wt, l2, Sa)
+        Gt, Pt = gradient(design, Y[:, idx], Wt, l2, Zt, Sa)
+        gt = torch.linalg.vector_norm(Gt, dim=0)
+        fa = fval[idx]
+        actual = fa - ft
+        noise = 1e-12 * (torch.abs(fa) + 1.0)
+        finite = torch.isfinite(ft) & torch.isfinite(gt)
+        ratio = actual / torch.clamp(pred, min=torch.finfo(DTYPE).tiny)
+        at_roundoff = (pred <= noise) & (actual >= -noise)
+        ok = finite & (pred > 0) & ((ratio >= 0.1) | (at_roundoff & (gt < gnorm[idx])))
+        good = idx[ok]
+        W[:, good] = Wt[:, ok]
+        Z[:, good] = Zt[:, ok]
+        G[:, good] = Gt[:, ok]
+        P[:, good] = Pt[:, ok]
+        gnorm[good] = gt[ok]
+        fval[good] = ft[ok]
+        # damping: shrink after good model agreement, grow after a rejection
+        very_good = ok & (ratio >= 0.75)
+        mu_new = mu_a.clone()
+        mu_new[very_good] = mu_a[very_good] / 4
+        mu_new[~ok] = torch.maximum(4 * mu_a[~ok], gnorm[idx][~ok])
+        mu[idx] = mu_new
+        iters[idx.cpu()] += 1
+        # a damping beyond any curvature scale means no step can be taken at this precision
+        stalled[idx] |= (~ok) & (mu_new > 1e30 * (1.0 + gnorm[idx]))
+        active = (gnorm > tol) & ~stalled
+    conv = (gnorm <= tol).cpu().numpy()
+    return W, FitInfo(gnorm.cpu().numpy(), iters.numpy(), conv)
+
+
 def _make_jacobi(jac):
     def pc(R, idx):
         return R * jac[:, idx]
@@ -236,6 +374,9 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     backtracking; a column whose line search cannot make progress at
     round-off level is reported as not converged).
     """
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     p, m = W0.shape
     dev = W0.device
     out_W = W0.clone()

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._validation import ResultIndexError
+
 
 @dataclass
 class FlipSets:
@@ -39,6 +41,10 @@ class FlipSets:
         Wall time spent finding the sets (scores and selection).
     diagnostics : object
         Inverse-Hessian solver diagnostics of the run.
+    fingerprint : str or None
+        ``RelabelAudit.fit_fingerprint_`` of the fit that produced the sets
+        (a hash of training data, labels, parameters and coefficients);
+        :meth:`RelabelAudit.verify` refuses sets from another fit.
     """
 
     kind: str
@@ -53,9 +59,11 @@ class FlipSets:
     seconds: float = 0.0
     diagnostics: object = None
     _test: object = field(default=None, repr=False)  # the test Design, for verification
+    fingerprint: str | None = None
 
     @classmethod
-    def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, test=None):
+    def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, test=None,
+                   fingerprint=None):
         size = np.array([len(s) for s in sets], dtype=np.int64)
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
         np.cumsum(size, out=offsets[1:])
@@ -67,7 +75,8 @@ class FlipSets:
         if nz.any():
             sums[nz] = np.add.reduceat(flat_e, offsets[:-1][nz])
         pred = np.where(nz, prob + sums, np.nan)
-        return cls(kind, method, float(threshold), prob, size, pred, offsets, flat_i, flat_e, float(seconds), diagnostics, test)
+        return cls(kind, method, float(threshold), prob, size, pred, offsets, flat_i, flat_e, float(seconds), diagnostics,
+                   test, fingerprint)
 
     def __len__(self) -> int:
         return int(self.size.shape[0])
@@ -85,9 +94,9 @@ class FlipSets:
     def _check(self, i) -> int:
         n = len(self)
         if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"i must be an integer test-row index; got {type(i).__name__}.")
+            raise TypeError(f"i must be an integer test-row index; got {type(i).__name__} {i!r}.")
         if not -n <= int(i) < n:
-            raise IndexError(f"test row {i} is out of range for {n} test points.")
+            raise ResultIndexError(f"test row i={i} is out of range for {n} test points (valid: {-n}..{n - 1}).")
         return int(i) % n
 
     def indices(self, i) -> np.ndarray:
@@ -131,12 +140,20 @@ class FlipSets:
 class Verification:
     """What happened when each found set was applied and the model retrained.
 
+    A refit that did not reach the gradient tolerance is not an answer: its
+    row has ``converged=False`` and ``flipped`` unknown (NaN), and it is
+    counted neither as flipped nor as not flipped.
+
     Attributes
     ----------
-    flipped : np.ndarray[bool] (n_test,)
-        The retrained model's prediction differs from the original; False where no set.
+    flipped : np.ndarray (n_test,)
+        The retrained model's prediction differs from the original; False
+        where no set.  ``bool`` when every refit converged; otherwise
+        ``float64`` with 1.0 / 0.0 and NaN where the refit did not converge
+        (use :attr:`flip_known` to select the rows with an answer).
     new_prob : np.ndarray[float64] (n_test,)
-        ``P(y=1)`` after retraining; NaN where ``size == 0``.
+        ``P(y=1)`` after retraining; NaN where ``size == 0``.  Where the refit
+        did not converge it is the last iterate's value (not an answer).
     predicted_delta, actual_delta : np.ndarray[float64] (n_test,)
         Estimated (influence) and actual (refit) change of ``P(y=1)``; NaN where no set.
     rel_error : np.ndarray[float64] (n_test,)
@@ -144,11 +161,15 @@ class Verification:
     grad_norm : np.ndarray[float64] (n_test,)
         Final gradient norm of each refit (NaN where no set).
     converged : np.ndarray[bool] (n_test,)
+        The refit reached the gradient tolerance; True where no set (nothing to refit).
     verified_size : np.ndarray[int64] (n_test,) or None
         With ``minimize=True``: the smallest prefix ``k`` of the greedy order
-        whose retraining flips the prediction (bisection over ``k``); 0 where none.
+        whose retraining flips the prediction (bisection over ``k``); 0 where
+        none, -1 where a refit of the search did not converge (unknown).
     verified_new_prob : np.ndarray[float64] (n_test,) or None
     seconds : float
+    fingerprint : str or None
+        The fit fingerprint of the audit that verified (same as ``sets.fingerprint``).
     """
 
     sets: FlipSets
@@ -163,31 +184,62 @@ class Verification:
     verified_new_prob: np.ndarray | None = None
     seconds: float = 0.0
     refits: int = 0
+    fingerprint: str | None = None
+
+    @property
+    def flip_known(self) -> np.ndarray:
+        """bool (n_test,): rows with an answer (no set, or a converged refit)."""
+        return np.asarray(self.converged, dtype=bool)
 
     def to_frame(self) -> pd.DataFrame:
+        """One row per test point: :meth:`FlipSets.to_frame` plus the refit's outcome.
+
+        ``flipped`` is a nullable boolean column (``pd.NA`` where the refit did
+        not converge), ``converged`` says which rows have an answer.
+        """
         df = self.sets.to_frame()
-        df["flipped"] = self.flipped
+        known = self.flip_known
+        flipped = pd.array(np.where(known, np.nan_to_num(np.asarray(self.flipped, dtype=float)) > 0, False),
+                           dtype="boolean")
+        flipped[~known] = pd.NA
+        df["flipped"] = flipped
+        df["converged"] = known
         df["new_prob"] = self.new_prob
         df["predicted_delta"] = self.predicted_delta
         df["actual_delta"] = self.actual_delta
         df["rel_error"] = self.rel_error
+        df["grad_norm"] = self.grad_norm
         if self.verified_size is not None:
             df["verified_size"] = self.verified_size
             df["verified_new_prob"] = self.verified_new_prob
         return df
 
     def summary(self) -> dict:
+        """Rates over the rows with an answer.
+
+        ``flip_rate`` is the share of flipped test points and
+        ``success_ratio`` the share of flipped among the found sets, both over
+        the rows whose refit converged (non-converged rows are neither flipped
+        nor not flipped); ``n_not_converged`` counts those rows and
+        ``n_verified`` the found sets with a converged refit.
+        """
         found = self.sets.found
+        known = self.flip_known
+        fl = np.nan_to_num(np.asarray(self.flipped, dtype=float)) > 0
         out = dict(self.sets.summary())
-        out["flip_rate"] = float(self.flipped.mean()) if len(found) else float("nan")
-        out["success_ratio"] = float(self.flipped[found].mean()) if found.any() else float("nan")
-        ok = found & np.isfinite(self.actual_delta)
+        out["n_not_converged"] = int((~known).sum())
+        out["n_verified"] = int((found & known).sum())
+        out["flip_rate"] = float(fl[known].mean()) if known.any() else float("nan")
+        out["success_ratio"] = float(fl[found & known].mean()) if (found & known).any() else float("nan")
+        ok = found & known & np.isfinite(self.actual_delta)
         if ok.sum() >= 2:
             out["pearson_delta"] = float(np.corrcoef(self.predicted_delta[ok], self.actual_delta[ok])[0, 1])
             out["median_rel_error"] = float(np.median(self.rel_error[ok]))
         if self.verified_size is not None:
             v = self.verified_size[self.verified_size > 0]
-            out["verified_found_rate"] = float((self.verified_size > 0).mean())
+            kn = self.verified_size >= 0
+            out["verified_found_rate"] = float((self.verified_size[kn] > 0).mean()) if kn.any() else float("nan")
             out["mean_verified_size"] = float(v.mean()) if v.size else float("nan")
+            out["n_minimize_not_converged"] = int((~kn).sum())
         out["seconds"] = self.seconds
         return out

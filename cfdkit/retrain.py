@@ -6,8 +6,15 @@ become columns of one batched Newton iteration (:func:`cfdkit.model.lbfgs`),
 warm-started at the fitted weights plus the influence estimate of the change
 (which is exactly the first Newton step), with the original Hessian's
 Cholesky factor as L-BFGS's initial inverse Hessian when there is one, and
-converged to the same gradient tolerance as the original fit.  This is a real refit, not another
-approximation: the result is the unique minimizer of the altered objective.
+converged to the same gradient tolerance as the original fit.  Where the
+influence start is worse than the fitted weights (a near-singular Hessian:
+weakly regularized, nearly separable data) the refit starts from the fitted
+weights, and refits L-BFGS leaves unconverged are finished by a globalized
+(Levenberg-Marquardt damped, trust-region type) Newton method
+(:func:`cfdkit.model.newton_globalized`).  This is a real refit, not another
+approximation: the result is the unique minimizer of the altered objective,
+and a refit that does not reach the tolerance is reported as such
+(``FitInfo.converged``), never as an answer.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._backend import DTYPE, Design
-from .model import FitInfo, lbfgs, newton
+from .model import FitInfo, lbfgs, newton_globalized, objective_from_z
 
 
 @dataclass
@@ -50,6 +57,24 @@ class FittedState:
             self._L32 = L.to(torch.float32)
         L32 = self._L32
         return lambda R: torch.cholesky_solve(R.to(torch.float32), L32).to(DTYPE)
+
+    def newton_precond(self):
+        """The float64 Cholesky factor of ``H0`` as Newton-CG's preconditioner, when well conditioned.
+
+        ``None`` (Jacobi) where ``H0`` is too badly conditioned (> 1e8) for its
+        inverse to say much about the refit's Hessian, or with no factor.
+        """
+        L = getattr(self.ihvp, "L_", None)
+        diag = getattr(self.ihvp, "fit_diagnostics_", None)
+        cond = getattr(diag, "condition_estimate", None)
+        if L is None or cond is None or not np.isfinite(cond) or cond > 1e8:
+            return None
+        return lambda R: torch.cholesky_solve(R, L)
+
+
+def _weighted_objective(state, Y, W, S):
+    """``R`` of each column (S: optional sample weights), without argument checks (W may hold inf)."""
+    return objective_from_z(state.train.matvec(W), Y, W, state.l2, S)
 
 
 def members_per_batch(state: FittedState) -> int:
@@ -100,17 +125,26 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     for s in tqdm(starts, desc=desc, disable=not progress or m <= bs, leave=False):
         block = sets[s:s + bs]
         Y, S, C = _labels_and_weights(state, block, kind)
-        # warm start: w_hat + first-order (influence) change = the first Newton step from w_hat
+        # warm start: w_hat + first-order (influence) change = the first Newton step from w_hat;
+        # where that step overshoots (a near-singular Hessian: weakly regularized, nearly separable
+        # data) start from w_hat itself, whichever has the lower altered objective
         dW = state.ihvp.solve(state.train.rmatvec(C)).x
         W0 = state.w[:, None] - dW
+        Wh = state.w[:, None].expand(-1, len(block))
+        f_inf = _weighted_objective(state, Y, W0, S)
+        f_hat = _weighted_objective(state, Y, Wh, S)
+        worse = ~torch.isfinite(f_inf) | (f_inf > f_hat)
+        if bool(worse.any()):
+            W0[:, worse] = state.w[:, None]
         W, info = lbfgs(state.train, Y, W0, state.l2, tol=state.tol, max_iter=40, precond=pc, S=S)
         if not info.converged.all():
-            # far-away refits (very large sets) or objective differences at round-off: finish with
-            # Newton-CG, whose steps do not depend on the objective's last digits
+            # far-away refits (large sets, near-singular Hessians) or objective differences at round-off:
+            # finish with the globalized (damped, trust-region type) Newton method
             rest = np.nonzero(~info.converged)[0]
             r = torch.as_tensor(rest, device=W.device)
-            Wr, ir = newton(state.train, Y[:, r], W[:, r], state.l2, tol=state.tol, max_iter=state.max_iter,
-                            precond=pc, S=None if S is None else S[:, r])
+            Wr, ir = newton_globalized(state.train, Y[:, r], W[:, r], state.l2, tol=state.tol,
+                                       max_iter=max(state.max_iter, 200), precond=state.newton_precond(),
+                                       S=None if S is None else S[:, r])
             W[:, r] = Wr
             info.grad_norm[rest], info.converged[rest] = ir.grad_norm, ir.converged
             info.iterations[rest] += ir.iterations

@@ -32,6 +32,7 @@ These are the inverse-Hessian-vector products named in Kim, Mitchell, Wang
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -40,7 +41,7 @@ import numpy as np
 import torch
 
 from ._backend import DTYPE
-from ._validation import check_choice, check_positive_int
+from ._validation import NotFittedError, check_choice, check_finite_real, check_positive_int, check_seed
 
 SOLVERS = ("cholesky", "cg", "lissa", "arnoldi")
 
@@ -86,6 +87,7 @@ class LinearOperator:
             return self._dense()
         eye = torch.eye(self.shape[0], dtype=self.dtype, device=self.device)
         H = self.matvec(eye)
+        _check_symmetric_finite(H)  # round-off asymmetry passes; a non-symmetric operator does not
         return 0.5 * (H + H.T)
 
 
@@ -93,12 +95,41 @@ def as_operator(H) -> LinearOperator:
     """Wrap a dense (p, p) tensor/array or pass a :class:`LinearOperator` through."""
     if isinstance(H, LinearOperator):
         return H
-    if not isinstance(H, torch.Tensor):
-        H = torch.as_tensor(np.asarray(H, dtype=np.float64))
-    if H.dim() != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"H must be a square (p, p) matrix; got shape {tuple(H.shape)}.")
+    if isinstance(H, torch.Tensor):
+        if H.is_complex():
+            raise TypeError("H is complex-valued; pass a real symmetric (p, p) matrix.")
+        if H.layout != torch.strided:
+            H = H.to_dense()
+    else:
+        if hasattr(H, "toarray"):  # scipy.sparse
+            H = H.toarray()
+        try:
+            arr = np.asarray(H)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"H must be a (p, p) matrix or a LinearOperator; got {type(H).__name__}.") from exc
+        if np.iscomplexobj(arr):
+            raise TypeError("H is complex-valued; pass a real symmetric (p, p) matrix.")
+        try:
+            H = torch.as_tensor(np.asarray(arr, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"H must be a numeric (p, p) matrix; got dtype {arr.dtype}.") from exc
+    if H.dim() != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
+        raise ValueError(f"H must be a non-empty square (p, p) matrix; got shape {tuple(H.shape)}.")
     H = H.to(DTYPE)
     return LinearOperator(lambda V: H @ V, tuple(H.shape), H.dtype, H.device, diagonal=lambda: torch.diagonal(H), dense=lambda: H)
+
+
+def _check_symmetric_finite(H: torch.Tensor, rtol: float = 1e-8) -> None:
+    """Refuse a dense H with NaN/inf entries, or not symmetric to ``rtol * max|H|``."""
+    if not bool(torch.isfinite(H).all()):
+        raise ValueError(f"H contains {int((~torch.isfinite(H)).sum())} NaN or infinite value(s); check the fitted "
+                         "model (features too large? NaN weights?) before inverting its Hessian.")
+    scale = float(torch.abs(H).max()) if H.numel() else 0.0
+    asym = float(torch.abs(H - H.T).max()) if H.numel() else 0.0
+    if asym > rtol * max(scale, np.finfo(np.float64).tiny):
+        raise ValueError(f"H is not symmetric (max |H - H^T| = {asym:.3g}, {asym / scale:.2e} of max |H|); the "
+                         "inverse-Hessian solvers assume a symmetric positive definite H. Pass the Hessian "
+                         "(or 0.5 * (H + H.T) if the asymmetry is round-off).")
 
 
 @dataclass
@@ -256,24 +287,25 @@ class InverseHVP:
                  scale: float | None = None, rank: int | None = None, n_iter: int | None = None,
                  damping: float = 0.0, condition: bool = True, seed: int = 0, warn: bool = True):
         self.solver = check_choice(solver, "solver", SOLVERS)
-        if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-            raise ValueError(f"tol must be in (0, 1); got {tol!r}.")
+        if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, numbers.Real) or not (0 < float(tol) < 1):
+            raise ValueError(f"tol must be a number in (0, 1); got {tol!r}.")
         self.tol = float(tol)
         self.maxiter = check_positive_int(maxiter, "maxiter", allow_none=True)
-        self.scale = scale
+        self.scale = None if scale is None else check_finite_real(scale, "scale", lo=0.0, lo_open=True,
+                                                                 hint="Leave scale=None for LiSSA's automatic choice.")
         self.rank = check_positive_int(rank, "rank", allow_none=True)
         self.n_iter = check_positive_int(n_iter, "n_iter", allow_none=True)
-        if damping < 0:
-            raise ValueError(f"damping must be >= 0; got {damping!r}.")
-        self.damping = float(damping)
+        self.damping = check_finite_real(damping, "damping", lo=0.0, hint="damping adds damping * I to H; use 0 or a small positive number.")
         self.condition = bool(condition)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.warn = bool(warn)
 
     # ------------------------------------------------------------------ fit
     def fit(self, H) -> "InverseHVP":
         """Prepare the solver for ``H`` (factorize once, estimate spectra, build the Krylov basis)."""
         op = as_operator(H)
+        if op._dense is not None:  # a dense matrix: check it now (cheap next to any solve)
+            _check_symmetric_finite(op._dense())
         if self.damping:
             base, d = op, self.damping
             op = LinearOperator(
@@ -288,6 +320,7 @@ class InverseHVP:
 
     def _fit_cholesky(self):
         H = self.op_.to_dense()
+        _check_symmetric_finite(H)
         L, info = torch.linalg.cholesky_ex(H)
         pd = int(info) == 0
         diag = SolverDiagnostics("cholesky", converged=pd, positive_definite=pd)
@@ -378,12 +411,30 @@ class InverseHVP:
     def solve(self, B) -> SolveResult:
         """Solve ``H x = b`` for each column of ``B`` (p,) or (p, m)."""
         if not hasattr(self, "op_"):
-            raise RuntimeError("call fit(H) before solve(B).")
-        if not isinstance(B, torch.Tensor):
-            B = torch.as_tensor(np.asarray(B, dtype=np.float64))
+            raise NotFittedError("This InverseHVP is not fitted yet; call fit(H) before solve(B).")
+        if isinstance(B, torch.Tensor):
+            if B.is_complex():
+                raise TypeError("B is complex-valued; pass a real right-hand side.")
+        else:
+            try:
+                arr = np.asarray(B)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"B must be a numeric array of shape (p,) or (p, m); got {type(B).__name__}.") from exc
+            if np.iscomplexobj(arr):
+                raise TypeError("B is complex-valued; pass a real right-hand side.")
+            try:
+                B = torch.as_tensor(np.asarray(arr, dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"B must be a numeric array of shape (p,) or (p, m); got dtype {arr.dtype}.") from exc
         B = B.to(device=self.op_.device, dtype=DTYPE)
+        if B.dim() not in (1, 2):
+            raise ValueError(f"B must have shape (p,) or (p, m) with p = {self.p_}; got {tuple(B.shape)}.")
         if B.shape[0] != self.p_:
-            raise ValueError(f"B has {B.shape[0]} rows but H is {self.p_} x {self.p_}.")
+            raise ValueError(f"B has {B.shape[0]} rows but H is {self.p_} x {self.p_}; pass B of shape ({self.p_},) "
+                             f"or ({self.p_}, m).")
+        if B.numel() and not bool(torch.isfinite(B).all()):
+            raise ValueError(f"B contains {int((~torch.isfinite(B)).sum())} NaN or infinite value(s); the solve "
+                             "would return NaN. Check how the right-hand side was computed.")
         Bc, was_vec = _as_columns(B)
         X, diag = getattr(self, f"_solve_{self.solver}")(Bc)
         if self.warn and not diag.converged:
