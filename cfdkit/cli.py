@@ -142,6 +142,7 @@ def _audit_into(args, out: Path) -> dict:
         "mean_size": s["mean_size"], "median_size": s["median_size"], "seconds": time.perf_counter() - t0,
         "l2": s["l2"], "accuracy": s["accuracy"], "success_ratio": s.get("success_ratio"),
         "seconds_algorithm1": s["seconds_algorithm1"], "seconds_verify": s["seconds_verify"],
+        "n_not_converged": s.get("n_not_converged"),
         "verified": not args.no_verify, "seed": args.seed, "notes": df.attrs.get("notes", []),
     }
     summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
@@ -149,6 +150,7 @@ def _audit_into(args, out: Path) -> dict:
         "index": df["test_index"], "prob": df["prob"], "size": df["size"],
         "flipped": df["flipped"] if "flipped" in df else pd.NA,
         "new_prob": df["new_prob"] if "new_prob" in df else np.nan,
+        "converged": df["converged"] if "converged" in df else pd.NA,
         "training_indices": [" ".join(map(str, ix)) for ix in df["indices"]],
     })
     sets.to_csv(out / "sets.csv", index=False)

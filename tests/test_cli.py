@@ -33,7 +33,8 @@ def test_audit_synthetic_writes_files(tmp_path):
     assert s["dataset"] == "synthetic" and s["n_test"] == 15 and s["n_train"] == 800 and s["threshold"] == 0.5
     assert 0 <= s["flip_rate"] <= s["found_rate"] <= 1
     sets = pd.read_csv(out / "sets.csv")
-    assert list(sets.columns) == ["index", "prob", "size", "flipped", "new_prob", "training_indices"]
+    assert list(sets.columns) == ["index", "prob", "size", "flipped", "new_prob", "converged", "training_indices"]
+    assert sets["converged"].all() and "n_not_converged" in s and s["n_not_converged"] == 0
     assert len(sets) == 15
     found = sets[sets["size"] > 0]
     assert all(len(str(t).split()) == k for t, k in zip(found["training_indices"], found["size"]))

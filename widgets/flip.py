@@ -273,7 +273,9 @@ def verify_point(audit, X_test, res, i) -> dict:
         "old_prob": old,
         "estimated_prob": float(res.path(i)[-1]),
         "new_prob": new,
-        "flipped": bool((new > res.threshold) != (old > res.threshold)),
+        # NaN: the refit did not converge, so whether it flips is unknown (never shown as "not flipped")
+        "flipped": None if not np.isfinite(new) else bool((new > res.threshold) != (old > res.threshold)),
+        "converged": bool(np.isfinite(new)),
         "threshold": float(res.threshold),
     }
 
@@ -471,6 +473,9 @@ class FlipExplorer:
         return "".join(parts)
 
     def _verify_html(self, out) -> str:
+        if out["flipped"] is None:
+            return ("<span class='cfd-verify-result'><b style='color:#a06000'>the refit did not converge</b>: "
+                    f"whether relabeling these {out['size']} labels flips the prediction is unknown.</span>")
         verdict = ("<b style='color:#0a7a0a'>flipped ✔</b>" if out["flipped"]
                    else "<b style='color:#a40000'>not flipped ✘</b>")
         return (f"<span class='cfd-verify-result'>Retrained with {out['size']} labels changed: P(y=1) "

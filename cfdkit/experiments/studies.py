@@ -48,8 +48,9 @@ def _points_frame(prep: Prepared, fs, ver) -> pd.DataFrame:
     })
     df["correct"] = df["predicted_label"] == df["y_true"]
     if ver is not None:
-        df["flipped"] = ver.flipped
+        df["flipped"] = ver.flipped          # NaN where the verification refit did not converge
         df["new_prob"] = ver.new_prob
+        df["converged"] = ver.converged
     df["indices"] = [fs.indices(i).tolist() for i in range(len(fs))]
     return df
 
@@ -61,8 +62,8 @@ def audit_points(dataset: str, features: str | None = None, *, n_test: int | Non
 
     Returns one row per test point: ``test_index, y_true, prob, predicted_label,
     size (|S_t|, 0 = not found), size_pct (% of the training set), found,
-    abs_p_minus_half, margin (|p - tau|), correct, flipped, new_prob (with
-    verify), indices`` (training rows of ``S_t``, greedy order).  ``df.attrs``
+    abs_p_minus_half, margin (|p - tau|), correct, flipped, new_prob, converged (with
+    verify; ``flipped`` is NaN where the refit did not converge), indices`` (training rows of ``S_t``, greedy order).  ``df.attrs``
     holds ``n_train, threshold, l2, seconds_sets, seconds_verify, seconds, notes``.
     Results are memoized per arguments (``cache=False`` or :func:`clear_cache`).
     """
@@ -117,8 +118,12 @@ def summarize_points(df: pd.DataFrame) -> dict:
         "seconds_verify": df.attrs.get("seconds_verify"),
     }
     if "flipped" in df:
-        row["flip_rate"] = float(df["flipped"].mean()) if len(df) else np.nan
-        row["success_ratio"] = float(df.loc[found, "flipped"].mean()) if found.any() else np.nan
+        # rows whose verification refit did not converge are unknown (NaN): rates are over the converged rows
+        conv = df["converged"].to_numpy(bool) if "converged" in df else np.ones(len(df), bool)
+        fl = df["flipped"].to_numpy(float)
+        row["flip_rate"] = float(fl[conv].mean()) if conv.any() else np.nan
+        row["success_ratio"] = float(fl[conv & found].mean()) if (conv & found).any() else np.nan
+        row["n_not_converged"] = int((~conv).sum())
     row["ms_per_test_point"] = 1000.0 * row["seconds_algorithm1"] / max(1, len(df)) if row["seconds_algorithm1"] else np.nan
     return row
 
@@ -208,8 +213,10 @@ def bow_vs_embedding(datasets=("sst2", "hate-speech"), n_test: int | None = None
     for d in datasets:
         a = audit_points(d, "bow", n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
         b = audit_points(d, "embeddings", n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
-        col = "flipped" if verify else "found"
-        ok = a[col].to_numpy() & b[col].to_numpy()
+        if verify:   # flipped under both feature sets (a refit that did not converge counts as not shared)
+            ok = (a["flipped"].to_numpy(float) == 1.0) & (b["flipped"].to_numpy(float) == 1.0)
+        else:
+            ok = a["found"].to_numpy() & b["found"].to_numpy()
         sa, sb = a.loc[ok, "size"], b.loc[ok, "size"]
         rows.append({"dataset": canonical_dataset(d), "n_shared": int(ok.sum()),
                      "mean_size_bow": float(sa.mean()) if ok.any() else np.nan,
