@@ -104,8 +104,8 @@ def numpy_loop(X, y, Xt, l2, tau, w):
 
 # ------------------------------------------------------------------ benches
 def hate_speech_features():
-    from cfdkit.datasets import load_hate_speech
-    from cfdkit.features import bag_of_words
+    from cfdkit.data import load_hate_speech
+    from cfdkit.data.features import bag_of_words
 
     ds = load_hate_speech()
     Xtr, Xte, _ = bag_of_words(ds.X_train, ds.X_test, max_features=5000, binary=True)
@@ -215,9 +215,9 @@ def bench_c(device, results, n_sample=40):
 
 def bench_d(device, results):
     """Primitive floor for (a): fit + Cholesky + triangular solves + sparse product + selection."""
-    from cfdkit._backend import Design, to_torch_matrix
-    from cfdkit.model import hessian, newton
-    from cfdkit.selection import greedy_sets
+    from cfdkit.core.arrays import Design, to_torch_matrix
+    from cfdkit.linear.model import hessian, newton
+    from cfdkit.linear.selection import greedy_sets
 
     if "a_ours" not in results:
         bench_a(device, results)

@@ -54,7 +54,7 @@ def main(argv=None):
     if a.threads:
         torch.set_num_threads(a.threads)
 
-    from cfdkit.experiments.neural_table import load_arrays
+    from cfdkit.studies.neural_table import load_arrays
     from cfdkit.neural import NeuralCFD
     from cfdkit.neural.search import search_batched, search_sequential
 

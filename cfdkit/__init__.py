@@ -5,11 +5,11 @@ prediction?  ``RelabelAudit`` answers it for L2 logistic regression — every
 test point at once, verified by retraining.  See ``README.md`` for the tour.
 """
 
-from ._validation import NotFittedError
-from .audit import RelabelAudit
-from .results import FlipSets, Verification
-from .scores import METHODS
-from .solvers import SOLVERS, InverseHVP, LinearOperator, SolverConvergenceWarning, SolverDiagnostics
+from .core.validation import NotFittedError
+from .linear.audit import RelabelAudit
+from .linear.results import FlipSets, Verification
+from .linear.scores import METHODS
+from .core.solvers import SOLVERS, InverseHVP, LinearOperator, SolverConvergenceWarning, SolverDiagnostics
 
 __version__ = "0.1.0"
 

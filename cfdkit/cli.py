@@ -82,7 +82,7 @@ def _require(module: str, what: str, extra: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .experiments.reproduce import STUDY_ORDER
+    from .studies.reproduce import STUDY_ORDER
 
     ap = _Parser(prog="cfdkit", description="Counterfactual datasets: which training labels, relabeled, flip a "
                                             "prediction (Yang, Xu & Yu 2024).")
@@ -130,7 +130,7 @@ def _audit_into(args, out: Path) -> dict:
     import numpy as np
     import pandas as pd
 
-    from .experiments import audit_points, summarize_points
+    from .studies import audit_points, summarize_points
 
     t0 = time.perf_counter()
     df = audit_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, verify=not args.no_verify,
@@ -166,7 +166,7 @@ def _audit_into(args, out: Path) -> dict:
 
 
 def _reproduce(args) -> int:
-    from .experiments.reproduce import run_reproduction
+    from .studies.reproduce import run_reproduction
 
     if args.n_jobs < 1:
         raise CLIError(f"--n-jobs must be >= 1; got {args.n_jobs}")
@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     except CLIError as e:
         msg = str(e)
     except (ValueError, TypeError, OSError, ImportError, RuntimeError, KeyError) as e:
-        from .datasets import DownloadError
+        from .data import DownloadError
 
         if isinstance(e, DownloadError):
             msg = f"data not available (offline?): {e}"

@@ -1,6 +1,6 @@
 """Figures of the paper's studies (matplotlib; the compute code never imports it).
 
-Each function takes the DataFrame a :mod:`cfdkit.experiments` function returns
+Each function takes the DataFrame a :mod:`cfdkit.studies` function returns
 and returns a :class:`matplotlib.figure.Figure`.  Install ``cfdkit[plots]``.
 """
 

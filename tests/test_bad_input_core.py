@@ -17,8 +17,8 @@ import torch
 
 from cfdkit import InverseHVP, RelabelAudit
 from cfdkit import model
-from cfdkit._backend import Design
-from cfdkit._validation import NotFittedError, ResultIndexError
+from cfdkit.core.arrays import Design
+from cfdkit.core.validation import NotFittedError, ResultIndexError
 
 from conftest import make_problem
 
@@ -383,7 +383,7 @@ def test_case(cid, thunk, expected):
         with pytest.raises(exc, match=rx) as info:
             thunk()
         assert isinstance(info.value, (ValueError, TypeError, ResultIndexError, NotFittedError))
-        assert type(info.value).__module__ in ("builtins", "cfdkit._validation"), type(info.value)
+        assert type(info.value).__module__ in ("builtins", "cfdkit.core.validation"), type(info.value)
     else:
         out = thunk()
         res = expected(out)

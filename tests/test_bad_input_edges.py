@@ -14,8 +14,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from cfdkit.datasets import load, make_synthetic
-from cfdkit.features import EMBEDDING_DIM, bag_of_words, sentence_embeddings, tabular_features
+from cfdkit.data import load, make_synthetic
+from cfdkit.data.features import EMBEDDING_DIM, bag_of_words, sentence_embeddings, tabular_features
 from cfdkit.neural import NeuralCFD, exhaustive_cfd, ranking_recall
 
 W = pytest.importorskip("cfdkit_widgets")

@@ -33,7 +33,7 @@ DIST_MODULES = {
     "platformdirs": {"platformdirs"},
 }
 #: the repository's own top-level modules, installed by "-e ." (notebooks import no notebook-local helpers:
-#: the studies live in cfdkit.experiments)
+#: the studies live in cfdkit.studies)
 OWN = {"cfdkit", "cfdkit_widgets"}
 
 

@@ -69,7 +69,7 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
 
 def test_missing_optional_dependency_is_reported_before_any_work(tmp_path, monkeypatch, capsys):
     calls = []
-    import cfdkit.experiments as E
+    import cfdkit.studies as E
 
     monkeypatch.setattr(E, "audit_points", lambda *a, **k: calls.append(1))
     real = cli.importlib.util.find_spec
@@ -89,7 +89,7 @@ def test_reproduce_failure_keeps_previous_output(tmp_path, monkeypatch, capsys):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "REPRODUCTION.md").write_text("previous run")
-    import cfdkit.experiments.reproduce as R
+    import cfdkit.studies.reproduce as R
 
     def half_then_fail(o, **k):
         (o / "REPRODUCTION.md").write_text("half")

@@ -5,7 +5,7 @@ import pandas as pd
 
 import cfdkit_widgets as cw
 from cfdkit import RelabelAudit
-from cfdkit.experiments.studies import summarize_points
+from cfdkit.studies.linear import summarize_points
 
 
 def test_summary_counts_not_converged_rows_apart():

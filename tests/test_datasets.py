@@ -1,4 +1,4 @@
-"""Tests for cfdkit.datasets: data home, verified downloads, loaders.
+"""Tests for cfdkit.data: data home, verified downloads, loaders.
 
 Downloads are exercised against a real local HTTP server on 127.0.0.1 that
 serves a temporary mirror built from copies of the project's shared data;
@@ -27,7 +27,7 @@ import pytest
 import scipy.sparse as sp
 
 from cfdkit import datasets as cds
-from cfdkit.datasets import (
+from cfdkit.data import (
     REGISTRY,
     ChecksumError,
     Dataset,
@@ -43,7 +43,7 @@ from cfdkit.datasets import (
     load_sst2,
     make_synthetic,
 )
-from cfdkit.datasets import _convert
+from cfdkit.data import _convert
 
 
 def _shared_data() -> Path | None:
@@ -256,7 +256,7 @@ def test_upstream_path_with_converter(mirror, tmp_path, monkeypatch):
     """
     import dataclasses
 
-    from cfdkit.datasets import Upstream
+    from cfdkit.data import Upstream
 
     raw_url = f"{mirror}/fairness/salary/salary_numeric_codes.raw"
     spec = REGISTRY[GOOD2]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from cfdkit import experiments as E
-from cfdkit.experiments import paper
+from cfdkit.studies import paper
 
 from conftest import shared_data_dir
 

@@ -1,4 +1,4 @@
-"""Tests for cfdkit.features."""
+"""Tests for cfdkit.data.features."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from cfdkit import features
-from cfdkit.features import bag_of_words, sentence_embeddings, tabular_features
+from cfdkit.data.features import bag_of_words, sentence_embeddings, tabular_features
 
 TRAIN = ["the cat sat", "the dog sat down", "a cat and a dog"]
 TEST = ["the zebra sat", "unseen words only"]
@@ -94,7 +94,7 @@ def test_tabular_onehot_and_standardization():
 
 
 def test_tabular_from_dataset_object():
-    from cfdkit.datasets import Dataset
+    from cfdkit.data import Dataset
 
     train, test = _frames()
     ds = Dataset("toy", train, np.zeros(4, np.int64), test, np.zeros(2, np.int64),
@@ -114,14 +114,14 @@ def test_tabular_validation():
         tabular_features((train, test, [], ["color"]))
     with pytest.raises(TypeError):
         tabular_features(train)
-    from cfdkit.datasets import make_synthetic
+    from cfdkit.data import make_synthetic
 
     with pytest.raises(ValueError, match="tabular"):
         tabular_features(make_synthetic(n_train=10, n_test=2))
 
 
 def test_tabular_on_real_fairness_data():
-    from cfdkit.datasets import load_fairness
+    from cfdkit.data import load_fairness
     from pathlib import Path
 
     home = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfdkit.experiments.neural_table import PAPER, load_arrays, neural_cfd_table
+from cfdkit.studies.neural_table import PAPER, load_arrays, neural_cfd_table
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def test_neural_cfd_table_columns_and_bounds():
 
 
 def test_subsample_train_is_seeded_and_stratified():
-    from cfdkit.experiments.neural_table import subsample_train
+    from cfdkit.studies.neural_table import subsample_train
     X = np.arange(1000, dtype=float)[:, None]; y = (np.arange(1000) % 4 == 0).astype(np.int64)   # 25 % positives
     Xs, ys, idx = subsample_train(X, y, 200, seed=3)
     assert len(ys) == 200 and ys.sum() == 50 and np.all(np.diff(idx) > 0)
@@ -39,9 +39,9 @@ def test_subsample_train_is_seeded_and_stratified():
 
 
 def test_table_markdown_and_subsample_columns():
-    from cfdkit.experiments.neural_table import table_markdown
+    from cfdkit.studies.neural_table import table_markdown
     df = neural_cfd_table(datasets=("synthetic",), n_test=3, budget=2, rankings=("combined", "random"),
                           epochs=10, hidden=(3, 3), max_train={"synthetic": 100})
-    assert (df.n_train == 100).all() and (df.n_train_full == 480).all() and df.subsampled.all()
+    assert (df.n_train == 100).all() and (df.n_train_full == 800).all() and df.subsampled.all()   # synthetic = make_synthetic (800 rows), one meaning since issue 9
     md = table_markdown(df)
-    assert "| synthetic | 100 / 480 (sub) | 3 |" in md and "**total**" in md
+    assert "| synthetic | 100 / 800 (sub) | 3 |" in md and "**total**" in md

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cfdkit import RelabelAudit
-from cfdkit.selection import greedy_sets
+from cfdkit.linear.selection import greedy_sets
 from conftest import make_problem
 
 

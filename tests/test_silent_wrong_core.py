@@ -10,7 +10,7 @@ from scipy.optimize import minimize as sp_minimize
 from sklearn.linear_model import LogisticRegression
 
 from cfdkit import InverseHVP, RelabelAudit
-from cfdkit.results import FlipSets
+from cfdkit.linear.results import FlipSets
 
 from conftest import make_problem
 

@@ -32,9 +32,9 @@ import scipy.sparse as sp
 
 from cfdkit import datasets as cds
 from cfdkit import features
-from cfdkit.datasets import REGISTRY, DownloadError, Upstream, fetch_file, load, make_synthetic
-from cfdkit.datasets import _atomic, _convert
-from cfdkit.features import EMBEDDING_DIM, sentence_embeddings, tabular_features
+from cfdkit.data import REGISTRY, DownloadError, Upstream, fetch_file, load, make_synthetic
+from cfdkit.data import _atomic, _convert
+from cfdkit.data.features import EMBEDDING_DIM, sentence_embeddings, tabular_features
 from cfdkit.neural import NeuralCFD
 
 
@@ -338,7 +338,7 @@ def test_sigterm_during_download_removes_the_temp_file(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     home = tmp_path / "home"
     code = textwrap.dedent(f"""
-        from cfdkit.datasets import fetch_file
+        from cfdkit.data import fetch_file
         fetch_file({GOOD!r}, {str(home)!r}, mirror="http://127.0.0.1:{srv.server_address[1]}", progress=False)
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cfdkit import InverseHVP, LinearOperator, RelabelAudit, SolverConvergenceWarning
-from cfdkit.model import hessian
-from cfdkit.solvers import lissa_error_bound
+from cfdkit.linear.model import hessian
+from cfdkit.core.solvers import lissa_error_bound
 from conftest import make_problem
 
 

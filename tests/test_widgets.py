@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from cfdkit import RelabelAudit
-from cfdkit.datasets import make_synthetic
+from cfdkit.data import make_synthetic
 import cfdkit_widgets as cw
 
 
@@ -163,7 +163,7 @@ def test_flip_explorer_failed_refit_shows_message(setup):
 
 # --------------------------------------------------------------- study explorers
 def fake_noise_sweep(noise_ratios, seeds, n_test, dataset="hate-speech", features=None, progress=False):
-    """Shaped like cfdkit.experiments.noise_sweep: one row per ratio, per-run rows in attrs["runs"]."""
+    """Shaped like cfdkit.studies.noise_sweep: one row per ratio, per-run rows in attrs["runs"]."""
     runs = pd.DataFrame([{"noise": r, "seed": s, "accuracy": 0.9 - r / 2, "found_rate": 1.0,
                           "mean_size": 100 * (1 - r) + s, "median_size": 90.0}
                          for r in noise_ratios for s in seeds])
@@ -337,7 +337,7 @@ def test_default_run_missing_experiment_is_a_message(monkeypatch):
     monkeypatch.setattr(st.NoiseSweepExplorer, "experiment", "no_such_function_xyz")
     ex = cw.NoiseSweepExplorer()
     ex.run_button.click()
-    assert "cfdkit.experiments" in ex.message.value
+    assert "cfdkit.studies" in ex.message.value
 
 
 # --------------------------------------------------------------- NeuralCFDExplorer

@@ -2,7 +2,7 @@
 
 * :class:`FlipExplorer` -- one test point, its flip set ``S_t``, the probability path, Verify by retraining.
 * :class:`NoiseSweepExplorer`, :class:`GroupBiasExplorer`, :class:`MethodComparisonExplorer`,
-  :class:`RelabelRemoveExplorer` -- run a study from ``cfdkit.experiments`` with chosen
+  :class:`RelabelRemoveExplorer` -- run a study from ``cfdkit.studies`` with chosen
   sizes/seeds and show its table and figure.
 * :class:`NeuralCFDExplorer` -- a small ReLU network (``cfdkit.neural.NeuralCFD``): the ranking of one
   test case, the search for a counterfactual dataset, the flipped rows next to the test row.

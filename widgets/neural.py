@@ -30,7 +30,7 @@ __all__ = ["NeuralCFDExplorer", "NeuralData", "load_neural_data", "check_index",
 #: Rankings offered in the dropdown (all registered in ``cfdkit.neural.RANKINGS``).
 RANKING_CHOICES = ("combined", "lr_surrogate", "activation_pattern", "l2_distance", "influence", "random")
 
-#: What label 1 / 0 mean for the data sets cfdkit ships (``cfdkit.datasets.load_fairness``).
+#: What label 1 / 0 mean for the data sets cfdkit ships (``cfdkit.data.load_fairness``).
 LABEL_NAMES = {
     "salary": ("salary ≤ 25k", "salary > 25k"),
     "german": ("bad credit", "good credit"),
@@ -57,27 +57,23 @@ class NeuralData(NamedTuple):
 
 # ------------------------------------------------------------------ pure logic
 def load_neural_data(name: str, data_home=None, seed: int = 0) -> NeuralData:
-    """Arrays from ``cfdkit.experiments.neural_table.load_arrays`` (the one loader of the neural
-    table: one-hot + standardised) and, for display, the raw feature values of the same rows
-    (``cfdkit.datasets.load_fairness`` with the same seed; built-in arrays get ``x0, x1, ...``)."""
-    from cfdkit.experiments.neural_table import load_arrays
+    """The arrays of :func:`cfdkit.data.prepare` (the one preparation path: one-hot + standardized) and, for
+    display, the raw feature values of the same rows, from the same single load (synthetic data get ``x0, x1, ...``)."""
+    from cfdkit.data import prepare
 
     try:
-        Xtr, ytr, Xte, yte = load_arrays(name, data_home, seed)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+        p = prepare(name, seed=seed, data_home=data_home)
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as exc:
         raise ExplorerError(f"Could not load data set {name!r}: {exc}") from None
-    if name in ("breast_cancer", "synthetic"):
+    if p.texts_train is not None:
+        raise ExplorerError(f"{name!r} is a text data set; the neural explorer takes tabular data sets.")
+    Xtr, Xte = np.asarray(p.X_train, np.float64), np.asarray(p.X_test, np.float64)
+    tr, te = p.info.get("raw_train"), p.info.get("raw_test")
+    if tr is None or te is None:
         cols = [f"x{j}" for j in range(Xtr.shape[1])]
         tr, te = pd.DataFrame(Xtr, columns=cols), pd.DataFrame(Xte, columns=cols)
-    else:
-        from cfdkit.datasets import load_fairness
-
-        ds = load_fairness(name, data_home, seed=seed)
-        tr, te = ds.X_train.reset_index(drop=True), ds.X_test.reset_index(drop=True)
-        if len(tr) != len(ytr) or len(te) != len(yte):
-            raise ExplorerError(f"{name}: display rows ({len(tr)}, {len(te)}) do not match the model rows "
-                                f"({len(ytr)}, {len(yte)}).")
-    return NeuralData(Xtr, ytr, Xte, yte, tr, te, name, LABEL_NAMES.get(name, ("0", "1")))
+    return NeuralData(Xtr, p.y_train, Xte, p.y_test, tr.reset_index(drop=True), te.reset_index(drop=True),
+                      p.info["dataset"], LABEL_NAMES.get(p.info["dataset"], ("0", "1")))
 
 
 def check_index(index, n: int, what: str = "test case") -> int:
@@ -198,7 +194,7 @@ class NeuralCFDExplorer:
     ----------
     datasets : sequence of str
         Names for :func:`load_neural_data` (``"salary"``, ``"german"``, ``"student"``, ...,
-        ``"synthetic"``, ``"breast_cancer"``); each is loaded and its network fitted when first chosen.
+        ``"synthetic"``); each is loaded and its network fitted when first chosen.
     cfd : cfdkit.neural.NeuralCFD, optional
         A fitted model to explore instead; pass ``data`` (a :class:`NeuralData` or a tuple
         ``(X_train, y_train, X_test, y_test)``) with it.  Its budget/ranking are the defaults shown.

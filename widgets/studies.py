@@ -1,12 +1,12 @@
 """Explorers over whole studies: pick sizes/seeds, press Run, see the table and the figure.
 
 Each explorer wraps a *run* callable returning a pandas DataFrame (by
-default the matching function of ``cfdkit.experiments``, imported when Run
+default the matching function of ``cfdkit.studies``, imported when Run
 is pressed) and a pure *summary* function turning that frame into the table
 shown; the figure is drawn from the summary.  The summaries are tested on
 their own; the explorers only wire controls to ``run(**kwargs)``.
 
-The explorers read the frames that ``cfdkit.experiments`` returns.  Small pure
+The explorers read the frames that ``cfdkit.studies`` returns.  Small pure
 *adapters* (tested on their own) turn them into the column contracts the
 summaries read; frames already in that contract pass through unchanged:
 
@@ -72,11 +72,11 @@ def parse_float_list(text: str, lo: float = 0.0, hi: float = 1.0) -> list[float]
     return vals
 
 
-# ------------------------------------------------------------------ adapters: cfdkit.experiments -> contracts
+# ------------------------------------------------------------------ adapters: cfdkit.studies -> contracts
 def noise_sweep_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (noise ratio, seed) with ``noise_ratio, seed, mean_size, accuracy[, found_rate]``.
 
-    Accepts the frame of ``cfdkit.experiments.noise_sweep`` (its per-run rows are in
+    Accepts the frame of ``cfdkit.studies.noise_sweep`` (its per-run rows are in
     ``df.attrs["runs"]``, column ``noise``), its ``attrs["runs"]`` frame itself, or a frame
     already in the contract.
     """
@@ -97,7 +97,7 @@ def noise_sweep_runs(df: pd.DataFrame) -> pd.DataFrame:
 def tag_bias_points(df: pd.DataFrame) -> pd.DataFrame:
     """One row per audited (misclassified) test point with ``tag, size, share_in_B``.
 
-    Accepts the frame of ``cfdkit.experiments.tag_bias`` (per-point rows in
+    Accepts the frame of ``cfdkit.studies.tag_bias`` (per-point rows in
     ``df.attrs["points"]``, column ``share_in_biased``), that points frame, or a frame
     already in the contract.
     """
@@ -108,7 +108,7 @@ def tag_bias_points(df: pd.DataFrame) -> pd.DataFrame:
     pts = df.attrs.get("points")
     src = pts if isinstance(pts, pd.DataFrame) else df
     if "share_in_biased" not in src.columns:
-        raise ValueError("group bias: expected cfdkit.experiments.tag_bias's frame (per-point rows in "
+        raise ValueError("group bias: expected cfdkit.studies.tag_bias's frame (per-point rows in "
                          f"attrs['points']) or a column 'share_in_B'; got {list(src.columns)}.")
     return src.rename(columns={"share_in_biased": "share_in_B"})
 
@@ -116,7 +116,7 @@ def tag_bias_points(df: pd.DataFrame) -> pd.DataFrame:
 def relabel_remove_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per (data set, noise,) method: ``points`` (with a set), ``mean_size``, ``in_noise``, ``not_in_noise``.
 
-    Reads ``cfdkit.experiments.relabel_vs_remove`` (``n_found, mean_size, mean_noisy,
+    Reads ``cfdkit.studies.relabel_vs_remove`` (``n_found, mean_size, mean_noisy,
     mean_normal``; the ``dataset`` / ``noise`` columns are kept when they vary) or
     per-point rows ``method, size, in_noise, not_in_noise`` (sets of size 0 = not found are dropped).
     """
@@ -175,13 +175,13 @@ def summarize_relabel_remove(df: pd.DataFrame) -> pd.DataFrame:
 
 def _resolve(name: str) -> Callable:
     try:
-        mod = importlib.import_module("cfdkit.experiments")
+        mod = importlib.import_module("cfdkit.studies")
     except ImportError as exc:
-        raise RuntimeError(f"cfdkit.experiments is not available in this install ({exc}); pass run=... "
+        raise RuntimeError(f"cfdkit.studies is not available in this install ({exc}); pass run=... "
                            "to the explorer.") from None
     fn = getattr(mod, name, None)
     if fn is None:
-        raise RuntimeError(f"cfdkit.experiments has no function {name!r} in this version; pass run=... "
+        raise RuntimeError(f"cfdkit.studies has no function {name!r} in this version; pass run=... "
                            "to the explorer.")
     return fn
 
@@ -195,7 +195,7 @@ class StudyExplorer:
     """
 
     title = "Study"
-    experiment = ""  # name in cfdkit.experiments
+    experiment = ""  # name in cfdkit.studies
     summarize: Callable[[pd.DataFrame], pd.DataFrame] = staticmethod(lambda df: df)
 
     def __init__(self, run: Callable | None = None, result: pd.DataFrame | None = None, **defaults):
@@ -290,7 +290,7 @@ class NoiseSweepExplorer(StudyExplorer):
     """``|S_t|`` and accuracy as the share of flipped training labels grows (§3.3, Figure 6).
 
     ``run(dataset=..., features=None, noise_ratios=[...], seeds=[...], n_test=..., progress=False)``;
-    default ``cfdkit.experiments.noise_sweep`` (read through :func:`noise_sweep_runs`).
+    default ``cfdkit.studies.noise_sweep`` (read through :func:`noise_sweep_runs`).
     """
 
     title = "Noise sweep: |S_t| and accuracy vs noise ratio"
@@ -327,7 +327,7 @@ class NoiseSweepExplorer(StudyExplorer):
 class GroupBiasExplorer(StudyExplorer):
     """§3.4: share of ``S_t`` inside the biased set ``B`` for misclassified "tag X" vs "tag Y" points.
 
-    ``run(bias=..., share_x=..., n_test=..., seed=...)``; default ``cfdkit.experiments.tag_bias``
+    ``run(bias=..., share_x=..., n_test=..., seed=...)``; default ``cfdkit.studies.tag_bias``
     (loan data; read through :func:`tag_bias_points`).
     """
 
@@ -357,7 +357,7 @@ class MethodComparisonExplorer(StudyExplorer):
     """Figure 2: mean ``|Δp|`` after relabeling the top-k training points ranked by each method.
 
     ``run(dataset=..., methods=[...], ks=[...], n_test=..., seed=..., progress=False)`` ->
-    ``method, k, mean_abs_delta``; default ``cfdkit.experiments.figure2``.
+    ``method, k, mean_abs_delta``; default ``cfdkit.studies.figure2``.
     """
 
     title = "Method comparison: mean |Δp| after relabeling the top-k points"
@@ -396,7 +396,7 @@ class RelabelRemoveExplorer(StudyExplorer):
     """§3.5 / Table 4: ``|S_t|`` for relabeling vs removal, split into noisy and clean points.
 
     ``run(datasets=(dataset,), noise=..., n_test=..., seed=..., progress=False)``; default
-    ``cfdkit.experiments.relabel_vs_remove`` (read through :func:`relabel_remove_table`).
+    ``cfdkit.studies.relabel_vs_remove`` (read through :func:`relabel_remove_table`).
     """
 
     title = "Relabel vs remove: how many points, and how many of them noisy?"

@@ -184,7 +184,7 @@ class NeuralCFD:
         if not all(bool(torch.isfinite(p).all()) for p in model.params):
             raise ValueError(f"training diverged: the network's weights became NaN/inf with lr={self.config.lr!r}, "
                              f"epochs={self.config.epochs}; lower lr (default 1e-2) or rescale X_train "
-                             "(e.g. cfdkit.features.tabular_features standardises numeric columns).")
+                             "(e.g. cfdkit.data.features.tabular_features standardises numeric columns).")
         self.model_ = model
         self.fit_seconds_ = time.perf_counter() - t0
         return self

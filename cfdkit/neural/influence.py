@@ -13,7 +13,7 @@ basis vectors) — feasible for 2×(4..32) nets (p ≤ a few thousand).  The net
 with a finite number of Adam steps and ReLUs, so ``H`` need not be positive definite:
 **damping** (``damping="auto"``): if ``λ_min(H) ≤ 1e-10 · λ_max``, add
 ``(max(0, -λ_min) + 1e-3 · λ_max) I``; a float fixes the damping instead.  The solve
-``H⁻¹ [∇f(x_t)]_t`` uses :class:`cfdkit.solvers.InverseHVP` when available (default
+``H⁻¹ [∇f(x_t)]_t`` uses :class:`cfdkit.core.solvers.InverseHVP` when available (default
 ``solver="cholesky"``) and a ``torch.linalg.cholesky`` fallback otherwise.
 """
 from __future__ import annotations
@@ -82,20 +82,20 @@ def damp_hessian(H: torch.Tensor, damping="auto"):
 def inverse_hvp(H: torch.Tensor, B: torch.Tensor, solver: str = "cholesky", **opts):
     """Solve ``H X = B`` for ``B (p,)`` or ``(p, m)``; returns ``(X, diagnostics)``.
 
-    Uses ``cfdkit.solvers.InverseHVP(solver=..., **opts).fit(H).solve(B)`` when the core
+    Uses ``cfdkit.core.solvers.InverseHVP(solver=..., **opts).fit(H).solve(B)`` when the core
     solver module exists, else a Cholesky solve (only ``solver="cholesky"``).
     """
     try:
-        from cfdkit.solvers import InverseHVP  # core engine, lands on main
+        from cfdkit.core.solvers import InverseHVP  # core engine, lands on main
     except ImportError:
         InverseHVP = None
     if InverseHVP is not None:
         res = InverseHVP(solver=solver, **opts).fit(H).solve(B)
         d = res.diagnostics
-        return res.x, {"backend": "cfdkit.solvers", "solver": d.solver, "converged": bool(d.converged),
+        return res.x, {"backend": "cfdkit.core.solvers", "solver": d.solver, "converged": bool(d.converged),
                        "summary": d.summary()}
     if solver != "cholesky":
-        raise ValueError(f"solver={solver!r} needs cfdkit.solvers (not available here); use solver='cholesky'.")
+        raise ValueError(f"solver={solver!r} needs cfdkit.core.solvers (not available here); use solver='cholesky'.")
     L = torch.linalg.cholesky(H)
     Bm = B if B.dim() == 2 else B[:, None]
     Xs = torch.cholesky_solve(Bm, L)

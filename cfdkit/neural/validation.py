@@ -70,7 +70,7 @@ def check_X(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
         A = raw.astype(np.float64)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be a numeric 2-D array (n, d); encode categorical columns first "
-                        f"(e.g. cfdkit.features.tabular_features). ({e})") from None
+                        f"(e.g. cfdkit.data.features.tabular_features). ({e})") from None
     if A.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n, d), got shape {A.shape}; reshape, e.g. {name}.reshape(1, -1) for one row.")
     if A.shape[0] == 0:

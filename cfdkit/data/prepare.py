@@ -1,9 +1,14 @@
-"""Shared setup of the paper's experiments: data, features, l2 and threshold.
+"""The one data-preparation path of every model family: data set -> features -> arrays (+ l2 and threshold).
+
+:func:`prepare` loads a data set with :func:`cfdkit.data.load`, builds its features and returns them with the
+settings of the relabeling paper; :func:`load_arrays` is the same path as plain dense float64 / int64 arrays for
+the neural networks.  ``"synthetic"`` always means :func:`cfdkit.data.make_synthetic` (two Gaussians, or sparse
+counts with ``features="bow"``).
 
 Yang, Xu & Yu (2024), *Relabeling Minimal Training Subset to Flip a
 Prediction*, Table 6 (l2) and Appendix A.1 (threshold).  The paper's "BERT"
 features are, here, ``features="embeddings"``: all-MiniLM-L6-v2 sentence
-embeddings (:func:`cfdkit.features.sentence_embeddings`), *not* BERT-base.
+embeddings (:func:`cfdkit.data.features.sentence_embeddings`), *not* BERT-base.
 The loan data are the PARTIAL 20,000-row subset of the Kaggle file (13,568
 of its rows repeat an earlier row exactly); see
 ``shared/data/loan_default_partial_20k/README.md``.
@@ -16,6 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from ._tabular import FAIRNESS_NAMES
 
 #: l2 of Table 6 (``sum_i L_i + l2/2 ||w||^2``), per (dataset, features).
 L2 = {
@@ -37,6 +44,7 @@ FEATURES = {
     "sst2": ("bow", "embeddings"),
     "hate-speech": ("bow", "embeddings"),
     "synthetic": ("dense", "bow"),
+    **{name: ("tabular",) for name in FAIRNESS_NAMES},
 }
 
 #: How the paper names our (dataset, features).
@@ -65,7 +73,7 @@ class Prepared(NamedTuple):
 
 
 def canonical_dataset(name: str) -> str:
-    from ..datasets._api import _canonical  # same aliases as cfdkit.datasets.load
+    from ._api import _canonical  # same aliases as cfdkit.data.load
 
     try:
         key = _canonical(name)
@@ -118,7 +126,7 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
         Keep a seeded random subset of that many test / training rows
         (``None``: all).  Row positions kept are in ``info["test_index"]``.
     noise : float
-        Share of training labels flipped with :func:`cfdkit.datasets.flip_labels`
+        Share of training labels flipped with :func:`cfdkit.data.flip_labels`
         (seeded); the flipped indices are ``info["noisy_idx"]``.
     data_home : path, optional
         Where the data live (else ``CFDKIT_DATA_HOME``).
@@ -128,7 +136,7 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
     Prepared
         ``(X_train, y_train, X_test, y_test, texts_train, texts_test, l2, threshold, info)``.
     """
-    from ..datasets import flip_labels, load
+    from . import flip_labels, load
 
     t0 = time.perf_counter()
     ds_name = canonical_dataset(dataset)
@@ -145,6 +153,8 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
         ds = load("synthetic", **kw)
     else:
         kw = {} if data_home is None else {"data_home": data_home}
+        if ds_name in FAIRNESS_NAMES:
+            kw["seed"] = seed
         ds = load(ds_name, **kw)
     if ds_name == "loan":
         notes.append(LOAN_NOTE)
@@ -158,16 +168,16 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
     if ds_name in ("sst2", "hate-speech"):
         texts_train, texts_test = Xtr_raw, Xte_raw
         if feats == "bow":
-            from ..features import bag_of_words
+            from .features import bag_of_words
 
             X_train, X_test, _ = bag_of_words(texts_train, texts_test)
         else:
-            from ..features import sentence_embeddings
+            from .features import sentence_embeddings
 
             X_train = sentence_embeddings(texts_train, cache_key=f"{ds_name}-train")
             X_test = sentence_embeddings(texts_test, cache_key=f"{ds_name}-test")
-    elif ds_name == "loan":
-        from ..features import tabular_features
+    elif ds_name == "loan" or ds_name in FAIRNESS_NAMES:
+        from .features import tabular_features
 
         X_train, X_test, _ = tabular_features((Xtr_raw, Xte_raw, ds.categorical, ds.numeric))
     else:
@@ -179,12 +189,30 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
         "dataset": ds_name, "features": feats, "n_train": int(len(y_train)), "n_test": int(len(y_test)),
         "n_train_total": ds.n_train, "n_test_total": ds.n_test, "test_index": te, "train_index": tr,
         "noise": float(noise), "noisy_idx": np.asarray(noisy, dtype=np.int64), "seed": seed,
-        "notes": notes, "seconds": time.perf_counter() - t0, "raw_test": Xte_raw if ds_name == "loan" else None,
+        "notes": notes, "seconds": time.perf_counter() - t0,
+        "raw_train": Xtr_raw if isinstance(Xtr_raw, pd.DataFrame) else None,
+        "raw_test": Xte_raw if isinstance(Xte_raw, pd.DataFrame) else None,
     }
-    l2 = L2[(ds_name, feats)]
+    l2 = L2.get((ds_name, feats), np.nan)   # the relabeling paper's l2 (Table 6); NaN for data sets it did not use
     thr = THRESHOLD.get(ds_name, 0.5)
     return Prepared(X_train, np.asarray(y_train, dtype=np.int64), X_test, np.asarray(y_test, dtype=np.int64),
                     texts_train, texts_test, l2, thr, info)
+
+
+def load_arrays(name: str, data_home=None, seed: int = 0):
+    """:func:`prepare` as dense arrays: ``(X_train, y_train, X_test, y_test)``, float64 / int64.
+
+    The input of the neural networks (:class:`cfdkit.neural.NeuralCFD`): fairness and loan data are one-hot +
+    standardized (:func:`cfdkit.data.tabular_features`); ``"synthetic"`` is :func:`cfdkit.data.make_synthetic`
+    with :func:`prepare`'s settings.  Text data sets need features that are not dense arrays and are refused.
+    """
+    ds_name = canonical_dataset(name)
+    if ds_name in ("sst2", "hate-speech"):
+        raise ValueError(f"load_arrays({name!r}): text data sets have no dense array form here; use "
+                         "prepare(name, 'embeddings') or prepare(name, 'bow').")
+    p = prepare(ds_name, seed=seed, data_home=data_home)
+    return (np.ascontiguousarray(p.X_train, dtype=np.float64), p.y_train,
+            np.ascontiguousarray(p.X_test, dtype=np.float64), p.y_test)
 
 
 def make_audit(prep: Prepared, *, device=None, seed: int = 0, progress: bool = False, fit: bool = True,
@@ -195,7 +223,7 @@ def make_audit(prep: Prepared, *, device=None, seed: int = 0, progress: bool = F
     ``p - tau`` is all that matters; the default 1e-10 only costs time: with l2 >= 1 the weights are then within 1e-6 of the optimum), and
     batch up to 1 GB of refits at once.
     """
-    from ..audit import RelabelAudit
+    from ..linear.audit import RelabelAudit
 
     a = RelabelAudit(l2=prep.l2, threshold=prep.threshold, device=device, seed=seed, progress=progress,
                      tol=1e-6, memory_budget="1GB")

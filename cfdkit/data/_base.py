@@ -18,7 +18,7 @@ class Dataset:
     Attributes
     ----------
     name : str
-        Canonical name, as accepted by :func:`cfdkit.datasets.load`.
+        Canonical name, as accepted by :func:`cfdkit.data.load`.
     X_train, X_test : list of str, pandas.DataFrame, numpy.ndarray or scipy.sparse.csr_matrix
         Features: texts (text sets), raw columns (tabular sets) or a
         matrix of shape (n_train, n_features) / (n_test, n_features)
@@ -29,7 +29,7 @@ class Dataset:
         Column names of ``X_*`` (``None`` for raw texts).
     categorical, numeric : list of str or None
         For tabular sets, which raw columns are categorical / numeric
-        (used by :func:`cfdkit.features.tabular_features`).
+        (used by :func:`cfdkit.data.features.tabular_features`).
     groups : dict of str to (numpy.ndarray, numpy.ndarray)
         Boolean membership masks ``(train_mask, test_mask)`` of protected
         groups, for example ``{"female": (...)}``; empty when not relevant.

@@ -1,9 +1,9 @@
 """``RelabelAudit``: fit once, then ask which labels would flip each prediction.
 
-The data path: features -> logistic regression (:mod:`cfdkit.model`) ->
-Hessian factorization, once (:mod:`cfdkit.solvers`) -> scores
-(:mod:`cfdkit.scores`) -> flip sets (:mod:`cfdkit.selection`) -> verification
-by retraining (:mod:`cfdkit.retrain`).  This class is the thin layer that
+The data path: features -> logistic regression (:mod:`cfdkit.linear.model`) ->
+Hessian factorization, once (:mod:`cfdkit.core.solvers`) -> scores
+(:mod:`cfdkit.linear.scores`) -> flip sets (:mod:`cfdkit.linear.selection`) -> verification
+by retraining (:mod:`cfdkit.linear.retrain`).  This class is the thin layer that
 validates inputs and threads the fitted state through those functions.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._backend import DTYPE, Design, resolve_device
-from ._validation import (NotFittedError, align_features, check_bool, check_choice, check_features, check_labels,
+from ..core.arrays import DTYPE, Design, resolve_device
+from ..core.validation import (NotFittedError, align_features, check_bool, check_choice, check_features, check_labels,
                           check_nonneg_int, check_positive, check_positive_int, check_seed, check_threshold,
                           feature_names_of)
 from .model import hessian, hvp, newton
@@ -27,7 +27,7 @@ from .results import FlipSets, Verification
 from .retrain import FittedState, probabilities_after, refit_sets
 from .scores import METHODS, compute_scores, train_quadratic
 from .selection import greedy_order, greedy_sets
-from .solvers import SOLVERS, InverseHVP, LinearOperator
+from ..core.solvers import SOLVERS, InverseHVP, LinearOperator
 
 
 def _parse_bytes(v) -> int:
@@ -66,7 +66,7 @@ class RelabelAudit:
     threshold : float in (0, 1)
         Decision threshold ``tau``: predicted label is ``P(y=1) > tau``.
     solver : {"cholesky", "cg", "lissa", "arnoldi"}
-        Inverse-Hessian solver (see :class:`cfdkit.solvers.InverseHVP`).
+        Inverse-Hessian solver (see :class:`cfdkit.core.solvers.InverseHVP`).
     device : None, "cpu", "cuda" or torch.device
         None uses CUDA when available, else the CPU.
     tol : float
@@ -74,7 +74,7 @@ class RelabelAudit:
     max_iter : int
         Newton iteration cap.
     solver_options : dict, optional
-        Passed to :class:`~cfdkit.solvers.InverseHVP` (``tol``, ``rank``, ...).
+        Passed to :class:`~cfdkit.core.solvers.InverseHVP` (``tol``, ``rank``, ...).
     memory_budget : int or str
         Bytes (or "512MB") for score blocks and batched refits.
     seed : int
@@ -94,8 +94,8 @@ class RelabelAudit:
         Hash of the training data and shape, labels, parameters and
         coefficients; every FlipSets/Verification carries it as
         ``fingerprint``, and :meth:`verify` refuses results of another fit.
-    fit_info_ : cfdkit.model.FitInfo
-    hessian_diagnostics_ : cfdkit.solvers.SolverDiagnostics
+    fit_info_ : cfdkit.linear.model.FitInfo
+    hessian_diagnostics_ : cfdkit.core.solvers.SolverDiagnostics
     fit_seconds_ : float
     """
 
@@ -132,7 +132,7 @@ class RelabelAudit:
             InverseHVP(self.solver, **opts)
         except TypeError as exc:
             raise TypeError(f"solver_options={self.solver_options!r} has an option InverseHVP does not take "
-                            f"({exc}); see cfdkit.solvers.InverseHVP for tol, maxiter, scale, rank, n_iter, "
+                            f"({exc}); see cfdkit.core.solvers.InverseHVP for tol, maxiter, scale, rank, n_iter, "
                             "damping, condition, seed, warn.") from exc
         except ValueError as exc:
             raise ValueError(f"solver_options: {exc}") from exc
@@ -336,7 +336,7 @@ class RelabelAudit:
     def scores(self, X_test, method: str = "ip_relabel", y_test=None) -> np.ndarray:
         """Scores of every training point for every test point, float64 (n_test, n_train).
 
-        See :mod:`cfdkit.scores` for each method's definition and sign.  ``y_test``
+        See :mod:`cfdkit.linear.scores` for each method's definition and sign.  ``y_test``
         (used by influence, relatif, grad_dot, grad_cos) defaults to the predicted labels.
         """
         check_choice(method, "method", METHODS)
@@ -397,7 +397,7 @@ class RelabelAudit:
         Yang, Jain & Wallace 2023, Alg. 1).  ``"alg2"``: Yang et al.'s iterative
         refinement (Alg. 2) — shrink the set, re-estimating the influence with the
         Hessian of the remaining data, up to ``max_rounds`` rounds, stopping when the
-        set shrinks by ``min_shrink`` points or fewer.  See :mod:`cfdkit.removal`.
+        set shrinks by ``min_shrink`` points or fewer.  See :mod:`cfdkit.linear.removal`.
         """
         check_choice(algorithm, "algorithm", ("alg1", "alg2"))
         max_rounds = check_nonneg_int(max_rounds, "max_rounds")

@@ -1,10 +1,10 @@
 """Registry of every data file cfdkit knows: path, sha256, size and sources.
 
-Paths are relative to the data home (see :func:`cfdkit.datasets.data_home`)
+Paths are relative to the data home (see :func:`cfdkit.data.data_home`)
 and use ``/``.  ``upstream`` says how to rebuild the exact bytes from the
 original public source: either a direct download (the file is a verbatim
 copy) or a download followed by a small, pure converter from
-:mod:`cfdkit.datasets._convert` (the file is derived).  Every result is
+:mod:`cfdkit.data._convert` (the file is derived).  Every result is
 checked against ``sha256`` before it is stored.
 """
 
@@ -37,7 +37,7 @@ class Upstream:
         sha256 of the upstream bytes when they differ from the final file
         (checked before converting); ``None`` when not pinned.
     convert : str or None
-        Name of a converter in :mod:`cfdkit.datasets._convert`
+        Name of a converter in :mod:`cfdkit.data._convert`
         (``bytes -> bytes``); ``None`` for a verbatim copy.
     """
 

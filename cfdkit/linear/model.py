@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._backend import DTYPE, Design
+from ..core.arrays import DTYPE, Design
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _check_problem(design, Y, W, l2, w_name: str = "W0", tol=None, max_iter=None
     import numbers
 
     if not isinstance(design, Design):
-        raise TypeError(f"design must be a cfdkit._backend.Design (e.g. Design.from_tensor(X)); got {type(design).__name__}.")
+        raise TypeError(f"design must be a cfdkit.core.arrays.Design (e.g. Design.from_tensor(X)); got {type(design).__name__}.")
     if not isinstance(W, torch.Tensor) or W.dtype != DTYPE:
         raise TypeError(f"{w_name} must be a float64 torch tensor of shape (p,) or (p, m) with p = {design.p}; "
                         f"got {type(W).__name__}{'' if not isinstance(W, torch.Tensor) else ' ' + str(W.dtype)}.")

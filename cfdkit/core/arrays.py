@@ -112,7 +112,7 @@ def to_torch_matrix(X, device: torch.device, name: str = "X") -> torch.Tensor:
         except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"{name} has non-numeric columns; encode them first (for example with "
-                "cfdkit.features.tabular_features or pandas.get_dummies)."
+                "cfdkit.data.features.tabular_features or pandas.get_dummies)."
             ) from exc
     try:
         arr = np.asarray(X, dtype=np.float64)

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
-from ._backend import to_torch_matrix
+from .arrays import to_torch_matrix
 
 
 class NotFittedError(_SkNotFittedError, RuntimeError):
@@ -78,7 +78,7 @@ def check_features(X, device, name: str = "X", n_features: int | None = None) ->
     if isinstance(X, (list, tuple)) and len(X) > 0 and isinstance(X[0], str):
         raise TypeError(
             f"{name} looks like a list of texts; turn texts into features first, "
-            "e.g. cfdkit.features.bag_of_words(train_texts, test_texts)."
+            "e.g. cfdkit.data.features.bag_of_words(train_texts, test_texts)."
         )
     if _is_complex(X):
         raise TypeError(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._backend import DTYPE
+from ..core.arrays import DTYPE
 from .model import hessian
 from .selection import greedy_sets
 
@@ -54,7 +54,7 @@ def removal_sets(state, test, sig_t, effects, threshold, algorithm="alg1", max_r
 
     Parameters
     ----------
-    state : cfdkit.retrain.FittedState
+    state : cfdkit.linear.retrain.FittedState
     test : Design of the block's test rows
     sig_t : torch.Tensor (c,) test probabilities
     effects : torch.Tensor (c, n_train) IP-remove effects

@@ -40,8 +40,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ._backend import DTYPE
-from ._validation import NotFittedError, check_choice, check_finite_real, check_positive_int, check_seed
+from .arrays import DTYPE
+from .validation import NotFittedError, check_choice, check_finite_real, check_positive_int, check_seed
 
 SOLVERS = ("cholesky", "cg", "lissa", "arnoldi")
 

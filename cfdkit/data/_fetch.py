@@ -259,7 +259,7 @@ def fetch_file(
         Registry path relative to the data home, for example
         ``"fairness/adult/adult.data"``.
     data_home : str or path-like, optional
-        See :func:`cfdkit.datasets.data_home`.
+        See :func:`cfdkit.data.data_home`.
     mirror : str, optional
         Base URL laid out like the data home.  Defaults to the environment
         variable ``CFDKIT_DATA_MIRROR``.  When set, only the mirror is tried.

@@ -113,7 +113,7 @@ def load_loan(
     Parameters
     ----------
     data_home : str or path-like, optional
-        See :func:`cfdkit.datasets.data_home`.
+        See :func:`cfdkit.data.data_home`.
     test_size : float, default 2800/23920
         Test fraction; the default is the paper's proportion (Table 5:
         21,120 train / 2,800 test), giving 17,658 / 2,342 rows here.
@@ -122,7 +122,7 @@ def load_loan(
     drop_duplicates : bool, default False
         Drop exact repeats (features and label) before splitting.
     mirror : str, optional
-        Download mirror; see :func:`cfdkit.datasets.fetch_file`.
+        Download mirror; see :func:`cfdkit.data.fetch_file`.
 
     Returns
     -------
@@ -353,7 +353,7 @@ def load_fairness(
     name : str
         One of ``salary, student, german, compas, default, bank, adult``.
     data_home : str or path-like, optional
-        See :func:`cfdkit.datasets.data_home`.
+        See :func:`cfdkit.data.data_home`.
     test_size : float, default 0.2
         Test fraction in (0, 1) (ignored for ``adult``).
     seed : int, default 0
@@ -367,7 +367,7 @@ def load_fairness(
         Adult only: drop rows with a missing value (``?``), leaving
         30,162 train / 15,060 test rows; with ``False`` they stay as NaN.
     mirror : str, optional
-        Download mirror; see :func:`cfdkit.datasets.fetch_file`.
+        Download mirror; see :func:`cfdkit.data.fetch_file`.
 
     Returns
     -------

@@ -16,7 +16,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ._setup import FEATURES, Prepared, canonical_dataset, make_audit, prepare
+from ..data.prepare import FEATURES, Prepared, canonical_dataset, make_audit, prepare
 
 __all__ = [
     "audit_points", "table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2",
@@ -319,7 +319,7 @@ def figure2(dataset: str = "sst2", features: str = "bow", ks=(1, 5, 10, 20, 50, 
 
 
 def _noise_one(dataset, features, ratio, s, n_test, device, data_home, flip_seed):
-    from ..datasets import flip_labels
+    from ..data import flip_labels
 
     prep = prepare(dataset, features, seed=s, n_test=n_test, data_home=data_home)
     y_noisy, _ = flip_labels(prep.y_train, float(ratio), seed=flip_seed)
@@ -338,7 +338,7 @@ def noise_sweep(dataset: str = "hate-speech", features: str | None = "bow", nois
     """Figure 6: flip a share of training labels (seeded), refit, mean ``|S_t|`` and test accuracy.
 
     For every noise ratio and seed, ``round(ratio * n_train)`` training labels
-    are flipped (:func:`cfdkit.datasets.flip_labels` with that seed), the model
+    are flipped (:func:`cfdkit.data.flip_labels` with that seed), the model
     refit, and Algorithm 1 run on the (clean-labelled) test points.  Returns
     one row per ratio with the mean and standard deviation over seeds:
     ``noise, mean_size, mean_size_std, accuracy, accuracy_std, found_rate,

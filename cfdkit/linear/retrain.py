@@ -2,7 +2,7 @@
 
 Every found set is checked by *really* refitting the logistic regression with
 that set's labels flipped (or its points removed): all sets of a block
-become columns of one batched Newton iteration (:func:`cfdkit.model.lbfgs`),
+become columns of one batched Newton iteration (:func:`cfdkit.linear.model.lbfgs`),
 warm-started at the fitted weights plus the influence estimate of the change
 (which is exactly the first Newton step), with the original Hessian's
 Cholesky factor as L-BFGS's initial inverse Hessian when there is one, and
@@ -11,7 +11,7 @@ influence start is worse than the fitted weights (a near-singular Hessian:
 weakly regularized, nearly separable data) the refit starts from the fitted
 weights, and refits L-BFGS leaves unconverged are finished by a globalized
 (Levenberg-Marquardt damped, trust-region type) Newton method
-(:func:`cfdkit.model.newton_globalized`).  This is a real refit, not another
+(:func:`cfdkit.linear.model.newton_globalized`).  This is a real refit, not another
 approximation: the result is the unique minimizer of the altered objective,
 and a refit that does not reach the tolerance is reported as such
 (``FitInfo.converged``), never as an answer.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._backend import DTYPE, Design
+from ..core.arrays import DTYPE, Design
 from .model import FitInfo, lbfgs, newton_globalized, objective_from_z
 
 

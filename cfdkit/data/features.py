@@ -237,7 +237,7 @@ def tabular_features(data):
     Parameters
     ----------
     data : Dataset or tuple
-        A tabular :class:`cfdkit.datasets.Dataset` (``X_train`` / ``X_test``
+        A tabular :class:`cfdkit.data.Dataset` (``X_train`` / ``X_test``
         DataFrames with ``categorical`` and ``numeric`` column lists), or a
         tuple ``(train_df, test_df, categorical, numeric)``.
 
@@ -337,7 +337,7 @@ def _default_cache_dir() -> Path:
 
 
 def _save_atomic(path: Path, arr: np.ndarray) -> None:
-    from .datasets._atomic import sweep_stale, write_atomic
+    from ._atomic import sweep_stale, write_atomic
 
     sweep_stale(path.parent, path.name)  # temp files of a killed earlier run
     write_atomic(path, lambda fh: np.save(fh, arr, allow_pickle=False), fsync=False)

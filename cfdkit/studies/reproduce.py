@@ -2,7 +2,7 @@
 
 Each study function returns ``(records, markdown, figures)``; records are
 ``{"study", "dataset", "features", "metric", "paper", "cfdkit"}`` with the
-metric names of :data:`cfdkit.experiments.paper.METRICS`.
+metric names of :data:`cfdkit.studies.paper.METRICS`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import studies as S
-from ._setup import EMBEDDING_NOTE, LOAN_NOTE
+from . import linear as S
+from ..data.prepare import EMBEDDING_NOTE, LOAN_NOTE
 from .paper import CLAIMS, PAPER, paper_value
 
 #: Order in which ``reproduce`` runs the studies.
@@ -215,7 +215,7 @@ def _figure2(st, sz, out, synthetic, n_jobs, progress, plot):
     st.add(d, f, "ip_relabel_largest_mean_abs_delta", float((best == "ip_relabel").mean()),
            paper=CLAIMS["figure2"]["ip_relabel_largest_mean_abs_delta"])
     st.notes += [f"{df.attrs['n_test']} random test points; every point of the curve is a real refit per test point.",
-                 "Rankings (see `cfdkit.experiments.RANK_DIRECTION`): ip_relabel and ip_remove toward flipping the "
+                 "Rankings (see `cfdkit.studies.RANK_DIRECTION`): ip_relabel and ip_remove toward flipping the "
                  "prediction; influence ascending (most helpful first); relatif, grad_dot, grad_cos descending (most "
                  "supportive first); random. All are then *relabeled*, as in the paper.",
                  "For L2 logistic regression with the predicted label as test label, ip_remove and influence give "
@@ -391,9 +391,9 @@ def run_reproduction(out, only=None, fast: bool = False, synthetic: bool = False
         f"Size setting: **{'fast' if fast else 'full'}** = `{json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in sz.items()})}` "
         "(`n_test: null` = every test point).",
         "",
-        "Conventions: 'paper' quotes the paper's text (`cfdkit.experiments.PAPER`; rates as %), 'cfdkit' is this run. "
+        "Conventions: 'paper' quotes the paper's text (`cfdkit.studies.PAPER`; rates as %), 'cfdkit' is this run. "
         "≈ = within 5 points (rates) or 25 % (sizes), **differs** otherwise; differences are explained in each "
-        "section's notes. Metric names: `cfdkit.experiments.METRICS`.",
+        "section's notes. Metric names: `cfdkit.studies.METRICS`.",
         "",
         "Setup (Table 6, Appendix A.1): L2 logistic regression, l2 = loan 100, SST BoW 1000 / embeddings 500, "
         "hate speech 10 / 10; τ = 0.25 for hate speech, else 0.5. " + EMBEDDING_NOTE + ". " + LOAN_NOTE + ". "

@@ -1,4 +1,7 @@
-"""The paper's numbers, quoted from the text of Yang, Xu & Yu (2024), as data.
+"""The papers' numbers as data: the one table every study, the report and the widgets read.
+
+:data:`PAPER` and :data:`CLAIMS`: Yang, Xu & Yu (2024); :data:`NEURAL_PAPER`: Kim, Mitchell & Wang (2026).
+Below, the relabeling paper's conventions.
 
 ``PAPER[study][key][metric]``: ``key`` is ``"dataset/features"`` in cfdkit's
 names (``loan/tabular`` is the paper's "Loan, BoW"; ``*/embeddings`` is the
@@ -105,6 +108,21 @@ METRICS: dict = {
     "runtime_s_per_test_<ranking>": "neural table (Table 3): ranking + retraining per test input, seconds (batched retraining)",
     "not_reproduced": "the paper's data set is not available offline (value: the reason)",
 }
+
+
+# Kim, Mitchell & Wang (NLDL 2026), Tables 1-3, as read from the authors' slides (shared/papers/cfd_nn_method.md §8).
+#: dataset: (test cases, (ours, random, l2) found, (ours, random, l2) overhead s, (ours, random, l2) runtime s)
+NEURAL_PAPER = {
+    "salary": (10, (3, 1, 3), (0.04, 0.00, 0.01), (0.35, 0.31, 0.32)),
+    "student": (121, (20, 13, 10), (0.07, 0.02, 0.03), (4.19, 4.35, 4.52)),
+    "german": (182, (38, 17, 15), (0.08, 0.02, 0.04), (2.33, 2.56, 2.62)),
+    "compas": (200, (27, 10, 5), (0.28, 0.12, 0.24), (14.83, 17.03, 17.18)),
+    "default": (200, (18, 5, 8), (2.91, 1.52, 4.32), (133.82, 134.34, 122.55)),
+    "bank": (200, (24, 9, 11), (3.22, 1.72, 5.04), (123.53, 143.85, 142.38)),
+    "adult": (200, (44, 15, 15), (5.73, 3.26, 9.35), (195.81, 206.90, 206.32)),
+}
+NEURAL_PAPER_TOTAL = {"test_cases": 1113, "combined": 174, "random": 70, "l2_distance": 67}
+
 
 
 def paper_records() -> list[dict]:

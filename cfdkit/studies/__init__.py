@@ -1,16 +1,17 @@
-"""Reproduce Yang, Xu & Yu (2024), *Relabeling Minimal Training Subset to Flip a Prediction*.
+"""The papers' studies: Yang, Xu & Yu (2024) (:mod:`.linear`), Kim, Mitchell & Wang (2026) (:mod:`.neural_table`).
 
 Every study returns a pandas DataFrame; :mod:`cfdkit.plots` draws them and
-``cfdkit reproduce`` (:mod:`cfdkit.experiments.reproduce`) runs them all and
+``cfdkit reproduce`` (:mod:`cfdkit.studies.reproduce`) runs them all and
 writes a side-by-side report with the paper's numbers (:data:`PAPER`).
 """
 
-from ._setup import FEATURES, L2, THRESHOLD, Prepared, make_audit, prepare
+from ..data.prepare import FEATURES, L2, THRESHOLD, Prepared, make_audit, prepare
 from .paper import METRICS, PAPER, paper_records
-from .studies import (RANK_DIRECTION, audit_points, bow_vs_embedding, clear_cache, figure2, noise_sweep,
+from .linear import (RANK_DIRECTION, audit_points, bow_vs_embedding, clear_cache, figure2, noise_sweep,
                       relabel_vs_remove, size_distribution, size_vs_confidence, summarize_points, table2, tag_bias)
 
-from .neural_table import load_arrays, neural_cfd_table
+from .neural_table import neural_cfd_table
+from ..data.prepare import load_arrays
 
 __all__ = [
     "FEATURES", "L2", "THRESHOLD", "Prepared", "make_audit", "prepare", "METRICS", "PAPER", "paper_records",

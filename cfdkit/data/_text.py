@@ -37,9 +37,9 @@ def load_hate_speech(
     Parameters
     ----------
     data_home : str or path-like, optional
-        See :func:`cfdkit.datasets.data_home`.
+        See :func:`cfdkit.data.data_home`.
     mirror : str, optional
-        Download mirror; see :func:`cfdkit.datasets.fetch_file`.
+        Download mirror; see :func:`cfdkit.data.fetch_file`.
 
     Returns
     -------
@@ -101,9 +101,9 @@ def load_sst2(data_home: str | os.PathLike | None = None, *, mirror: str | None 
     Parameters
     ----------
     data_home : str or path-like, optional
-        See :func:`cfdkit.datasets.data_home`.
+        See :func:`cfdkit.data.data_home`.
     mirror : str, optional
-        Download mirror; see :func:`cfdkit.datasets.fetch_file`.
+        Download mirror; see :func:`cfdkit.data.fetch_file`.
 
     Returns
     -------

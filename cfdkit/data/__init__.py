@@ -6,7 +6,7 @@ mirrors the project's ``shared/data`` folder.  A missing file is downloaded
 from ``CFDKIT_DATA_MIRROR`` (or ``mirror=``) when set, else from its pinned
 public origin, and always checked against the sha256 in :data:`REGISTRY`.
 
->>> from cfdkit.datasets import load, list_datasets
+>>> from cfdkit.data import load, list_datasets
 >>> ds = load("synthetic", n_train=100, n_test=10)
 >>> ds.X_train.shape
 (100, 20)
@@ -45,3 +45,10 @@ __all__ = [
     "make_synthetic",
     "verify_file",
 ]
+
+# features and the one preparation path (data -> features -> arrays) for every model family
+from .features import bag_of_words, sentence_embeddings, tabular_features  # noqa: E402
+from .prepare import FEATURES, L2, THRESHOLD, Prepared, load_arrays, make_audit, prepare  # noqa: E402
+
+__all__ += ["bag_of_words", "sentence_embeddings", "tabular_features", "FEATURES", "L2", "THRESHOLD", "Prepared",
+            "load_arrays", "make_audit", "prepare"]

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import torch
 
-from ._backend import DTYPE, Design
+from ..core.arrays import DTYPE, Design
 
 METHODS = ("ip_relabel", "ip_remove", "influence", "relatif", "grad_dot", "grad_cos", "random")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._validation import ResultIndexError
+from ..core.validation import ResultIndexError
 
 
 @dataclass

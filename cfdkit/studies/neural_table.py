@@ -14,43 +14,10 @@ import pandas as pd
 
 __all__ = ["load_arrays", "neural_cfd_table", "subsample_train", "PAPER"]
 
-# dataset: (test cases, (ours, random, l2) found, (ours, random, l2) overhead s, (ours, random, l2) runtime s)
-PAPER = {
-    "salary": (10, (3, 1, 3), (0.04, 0.00, 0.01), (0.35, 0.31, 0.32)),
-    "student": (121, (20, 13, 10), (0.07, 0.02, 0.03), (4.19, 4.35, 4.52)),
-    "german": (182, (38, 17, 15), (0.08, 0.02, 0.04), (2.33, 2.56, 2.62)),
-    "compas": (200, (27, 10, 5), (0.28, 0.12, 0.24), (14.83, 17.03, 17.18)),
-    "default": (200, (18, 5, 8), (2.91, 1.52, 4.32), (133.82, 134.34, 122.55)),
-    "bank": (200, (24, 9, 11), (3.22, 1.72, 5.04), (123.53, 143.85, 142.38)),
-    "adult": (200, (44, 15, 15), (5.73, 3.26, 9.35), (195.81, 206.90, 206.32)),
-}
-PAPER_TOTAL = {"test_cases": 1113, "combined": 174, "random": 70, "l2_distance": 67}
+from ..data.prepare import load_arrays
+from .paper import NEURAL_PAPER as PAPER, NEURAL_PAPER_TOTAL as PAPER_TOTAL
+
 _PAPER_COL = {"combined": 0, "random": 1, "l2_distance": 2}
-
-
-def load_arrays(name: str, data_home=None, seed: int = 0):
-    """The ONE place data is loaded: ``(X_train, y_train, X_test, y_test)`` float64 / int64 arrays.
-
-    ``"breast_cancer"`` (sklearn, standardised, seeded 80/20 split) and ``"synthetic"`` are
-    built in; any other name goes to ``cfdkit.datasets.load_fairness(name, data_home, seed=seed)``
-    followed by ``cfdkit.features.tabular_features`` (one-hot + standardised).
-    """
-    if name in ("breast_cancer", "synthetic"):
-        from sklearn.model_selection import train_test_split
-        if name == "breast_cancer":
-            from sklearn.datasets import load_breast_cancer
-            X, y = load_breast_cancer(return_X_y=True)
-        else:
-            rng = np.random.default_rng(seed)
-            X = rng.normal(size=(600, 8)); y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=600) > 0).astype(int)
-        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=seed, stratify=y)
-        mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-12
-        return (Xtr - mu) / sd, ytr.astype(np.int64), (Xte - mu) / sd, yte.astype(np.int64)
-    from cfdkit.datasets import load_fairness
-    from cfdkit.features import tabular_features
-    ds = load_fairness(name, data_home, seed=seed)
-    Xtr, Xte, _ = tabular_features(ds)
-    return Xtr, np.asarray(ds.y_train, np.int64), Xte, np.asarray(ds.y_test, np.int64)
 
 
 def subsample_train(X, y, max_train: int | None, seed: int = 0):
@@ -161,43 +128,6 @@ def neural_cfd_table(datasets=("salary", "student", "german"), n_test: int = 200
 ALL_RANKINGS = ("combined", "lr_surrogate", "activation_pattern", "activation_gradient", "l2_distance",
                 "random", "influence")
 FAIRNESS = ("salary", "student", "german", "compas", "default", "bank", "adult")
-
-
-def main(argv=None):
-    """CLI: run the table for some datasets and write a CSV (partial runs can be concatenated).
-
-        PYTHONPATH=. python -m cfdkit.experiments.neural_table --datasets default bank adult \\
-            --max-train 2000 --epochs 200 --out /tmp/part2.csv
-    """
-    import argparse
-    import os
-    ap = argparse.ArgumentParser(description="neural CFD Tables 1-3")
-    ap.add_argument("--datasets", nargs="+", default=list(FAIRNESS))
-    ap.add_argument("--rankings", nargs="+", default=list(ALL_RANKINGS))
-    ap.add_argument("--n-test", type=int, default=200)
-    ap.add_argument("--budget", type=int, default=10)
-    ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--hidden", type=int, nargs=2, default=(8, 8))
-    ap.add_argument("--max-train", type=int, default=None,
-                    help="subsample training sets larger than this (applies to --subsample-datasets)")
-    ap.add_argument("--subsample-datasets", nargs="*", default=["default", "bank", "adult"])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--data-home", default=os.environ.get("CFDKIT_DATA_HOME"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args(argv)
-    cap = {d: a.max_train for d in a.subsample_datasets} if a.max_train else None
-    parts = []
-    for name in a.datasets:         # the CSV is rewritten after every dataset, so partial runs are kept
-        parts.append(neural_cfd_table(datasets=(name,), n_test=a.n_test, budget=a.budget, rankings=a.rankings,
-                                      seed=a.seed, data_home=a.data_home, hidden=tuple(a.hidden), epochs=a.epochs,
-                                      max_train=cap, num_threads=a.threads, verbose=True))
-        pd.concat(parts, ignore_index=True).to_csv(a.out, index=False)
-    return pd.concat(parts, ignore_index=True)
-
-
-if __name__ == "__main__":
-    main()
 
 
 def table_markdown(df: pd.DataFrame) -> str:

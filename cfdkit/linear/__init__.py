@@ -1,0 +1,13 @@
+"""L2 logistic regression: which training labels, relabeled, flip each prediction (Yang, Xu & Yu 2024).
+
+Data flow: features -> :mod:`.model` (the fit, float64) -> Hessian factorization (:class:`cfdkit.core.InverseHVP`)
+-> :mod:`.scores` (IP-relabel and the baselines, a registry) -> :mod:`.selection` (Algorithm 1) -> :mod:`.retrain`
+(exact verification refits) -> :mod:`.results`.  :class:`RelabelAudit` (:mod:`.audit`) is the estimator over all of
+them; :mod:`.removal` holds the removal baselines.
+"""
+
+from .audit import RelabelAudit
+from .results import FlipSets, Verification
+from .scores import METHODS
+
+__all__ = ["RelabelAudit", "FlipSets", "Verification", "METHODS"]
