@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from cfdkit import InverseHVP, RelabelAudit
-from cfdkit import model
+from cfdkit.linear import model
 from cfdkit.core.arrays import Design
 from cfdkit.core.validation import NotFittedError, ResultIndexError
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cfdkit import datasets as cds
+from cfdkit import data as cds
 from cfdkit.data import (
     REGISTRY,
     ChecksumError,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cfdkit import experiments as E
+from cfdkit import studies as E
 from cfdkit.studies import paper
 
 from conftest import shared_data_dir

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cfdkit import features
+from cfdkit.data import features
 from cfdkit.data.features import bag_of_words, sentence_embeddings, tabular_features
 
 TRAIN = ["the cat sat", "the dog sat down", "a cat and a dog"]

@@ -77,7 +77,7 @@ def test_hand_built_flipsets_refused(problem):
     r = a.flip_sets(Xt)
     fake = FlipSets.from_lists(kind="relabel", method="x", threshold=0.5, prob=r.prob,
                                sets=[r.indices(i) for i in range(len(r))], deltas=[r.effects(i) for i in range(len(r))],
-                               test=r._test)
+                               X_test=r.X_test)
     with pytest.raises(ValueError, match="another fit"):
         a.verify(fake)
 

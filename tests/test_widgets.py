@@ -214,7 +214,7 @@ def test_relabel_remove_table_adapter():
 
 
 def test_adapters_read_the_real_experiments():
-    from cfdkit import experiments as E
+    from cfdkit import studies as E
 
     ns = E.noise_sweep(dataset="synthetic", features="dense", noise_ratios=[0.0, 0.2], seeds=[0, 1], n_test=20,
                        progress=False)

@@ -161,6 +161,14 @@ class Design:
     S: sp.csr_matrix | None = None  # CPU sparse: scipy view of X
     ST: sp.csr_matrix | None = None  # CPU sparse: X.T as CSR
 
+    def to_plain(self):
+        """The feature matrix as plain host data: numpy float64 (n, p) or scipy.sparse CSR (n, p)."""
+        if self.S is not None:
+            return self.S
+        if self.X.layout == torch.sparse_csr:
+            return _torch_csr_to_scipy(self.X.cpu())
+        return self.X.detach().cpu().numpy()
+
     @classmethod
     def from_tensor(cls, X: torch.Tensor) -> "Design":
         if X.layout == torch.sparse_csr:

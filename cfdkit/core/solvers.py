@@ -46,6 +46,48 @@ from .validation import NotFittedError, check_choice, check_finite_real, check_p
 SOLVERS = ("cholesky", "cg", "lissa", "arnoldi")
 
 
+def batched_pcg(apply_H: Callable, B: torch.Tensor, precond: Callable | None, rtol, maxiter: int):
+    """Batched preconditioned conjugate gradients: ``H_j x_j = b_j`` for every column of ``B`` (p, m).
+
+    The one CG of cfdkit (the ``cg`` solver and the Newton steps of the fits use it).  Columns stop independently
+    when ``||r_j|| <= rtol_j ||b_j||``.  ``apply_H(V, idx)`` and ``precond(R, idx)`` receive the columns still
+    iterating and their indices into ``B``'s columns (``precond=None``: no preconditioner).
+
+    Returns
+    -------
+    X : torch.Tensor (p, m)
+    iterations : torch.Tensor of int64 (m,), on the CPU
+    """
+    m = B.shape[1]
+    rtol = torch.as_tensor(rtol, dtype=B.dtype, device=B.device).expand(m)
+    X = torch.zeros_like(B)
+    R = B.clone()
+    all_idx = torch.arange(m, device=B.device)
+    Z = precond(R, all_idx) if precond is not None else R.clone()
+    P = Z.clone()
+    rz = (R * Z).sum(0)
+    bn = torch.linalg.vector_norm(B, dim=0)
+    iters = torch.zeros(m, dtype=torch.int64)
+    active = torch.linalg.vector_norm(R, dim=0) > rtol * bn
+    for _ in range(maxiter):
+        if not bool(active.any()):
+            break
+        idx = torch.nonzero(active).squeeze(1)
+        Pa = P[:, idx]
+        HP = apply_H(Pa, idx)
+        alpha = rz[idx] / (Pa * HP).sum(0)
+        X[:, idx] += alpha * Pa
+        Ra = R[:, idx] - alpha * HP
+        R[:, idx] = Ra
+        iters[idx.cpu()] += 1
+        Za = precond(Ra, idx) if precond is not None else Ra
+        rz_new = (Ra * Za).sum(0)
+        P[:, idx] = Za + (rz_new / rz[idx]) * Pa
+        rz[idx] = rz_new
+        active[idx] = torch.linalg.vector_norm(Ra, dim=0) > rtol[idx] * bn[idx]
+    return X, iters
+
+
 class SolverConvergenceWarning(UserWarning):
     """An iterative inverse-Hessian solver stopped before reaching its tolerance."""
 
@@ -408,6 +450,16 @@ class InverseHVP:
         )
 
     # ---------------------------------------------------------------- solve
+    @property
+    def cholesky_factor(self) -> torch.Tensor | None:
+        """The lower-triangular ``L`` with ``H = L L^T`` (float64, (p, p)) for ``solver="cholesky"``; else None.
+
+        Scores and refits use it for triangular solves and as a preconditioner.
+        """
+        if not hasattr(self, "op_"):
+            raise NotFittedError("This InverseHVP is not fitted yet; call fit(H) first.")
+        return getattr(self, "L_", None)
+
     def solve(self, B) -> SolveResult:
         """Solve ``H x = b`` for each column of ``B`` (p,) or (p, m)."""
         if not hasattr(self, "op_"):
@@ -449,35 +501,11 @@ class InverseHVP:
                                     eig_max_estimate=f.eig_max_estimate)
 
     def _solve_cg(self, B):
-        op, m = self.op_, B.shape[1]
+        op = self.op_
         maxiter = self.maxiter or max(2 * self.p_, 1000)
         Minv = self.precond_
-        bnorm = torch.linalg.vector_norm(B, dim=0)
-        bnorm = torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
-        X = torch.zeros_like(B)
-        R = B.clone()
-        Z = R * Minv[:, None] if Minv is not None else R.clone()
-        P = Z.clone()
-        rz = (R * Z).sum(0)
-        iters = torch.zeros(m, dtype=torch.int64)
-        active = torch.linalg.vector_norm(R, dim=0) / bnorm > self.tol
-        for it in range(maxiter):
-            if not bool(active.any()):
-                break
-            idx = torch.nonzero(active).squeeze(1)
-            Pa = P[:, idx]
-            HP = op.matvec(Pa)
-            alpha = rz[idx] / (Pa * HP).sum(0)
-            X[:, idx] += alpha * Pa
-            R[:, idx] -= alpha * HP
-            iters[idx.cpu()] += 1
-            rnorm = torch.linalg.vector_norm(R[:, idx], dim=0) / bnorm[idx]
-            Za = R[:, idx] * Minv[:, None] if Minv is not None else R[:, idx]
-            rz_new = (R[:, idx] * Za).sum(0)
-            beta = rz_new / rz[idx]
-            P[:, idx] = Za + beta * Pa
-            rz[idx] = rz_new
-            active[idx] = rnorm > self.tol
+        pc = None if Minv is None else (lambda R, idx: R * Minv[:, None])
+        X, iters = batched_pcg(lambda V, idx: op.matvec(V), B, pc, self.tol, maxiter)
         res = _rel_residual(op, X, B)
         conv = bool((res <= self.tol * 10).all())
         return X, SolverDiagnostics("cg", converged=conv, iterations=iters.numpy(), residual_norms=res.cpu().numpy(),

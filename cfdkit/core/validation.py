@@ -238,6 +238,60 @@ def check_bool(value, name: str) -> bool:
     return bool(value)
 
 
+def check_bytes(value, name: str = "memory_budget") -> int:
+    """A positive byte count: an int, or a string like ``"512MB"`` / ``"1.5GB"``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value > 0:
+        return int(value)
+    if isinstance(value, str):
+        s = value.strip().upper()
+        for unit, f in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)):
+            if s.endswith(unit):
+                try:
+                    val = float(s[: -len(unit)])
+                except ValueError:
+                    break
+                if val > 0 and np.isfinite(val):
+                    return int(val * f)
+    raise ValueError(f"{name} must be a positive byte count or a string like '512MB'; got {value!r}.")
+
+
+def check_labels_any(y, n: int, name: str = "y_test") -> np.ndarray:
+    """Binary labels of ``n`` rows where one class alone is allowed (test labels); float64 (n,)."""
+    arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must be 1-D with one label per test row ({n}); got shape {arr.shape}.")
+    if not np.all(np.isin(arr, (0, 1))):
+        raise ValueError(f"{name} must contain only 0 and 1; binarize the labels first.")
+    return arr.astype(np.float64)
+
+
+def fit_fingerprint(arrays: dict, params) -> str:
+    """Hash of a fitted state: named arrays (numpy, torch dense or sparse CSR) and a repr-able ``params``.
+
+    Results carry it; methods taking a result refuse one whose fingerprint is not the estimator's.
+    """
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+
+    def add(tag, arr):
+        a = np.ascontiguousarray(arr)
+        h.update(f"{tag}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+
+    for tag, X in arrays.items():
+        if isinstance(X, torch.Tensor) and X.layout == torch.sparse_csr:
+            add(tag + ".crow", X.crow_indices().cpu().numpy())
+            add(tag + ".col", X.col_indices().cpu().numpy())
+            add(tag + ".val", X.values().cpu().numpy())
+        elif isinstance(X, torch.Tensor):
+            add(tag, X.detach().cpu().numpy())
+        else:
+            add(tag, np.asarray(X))
+    h.update(repr(params).encode())
+    return h.hexdigest()
+
+
 def feature_names_of(X):
     """Column names of a pandas DataFrame when they are all strings (as scikit-learn), else None."""
     cols = getattr(X, "columns", None)

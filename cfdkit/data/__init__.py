@@ -48,7 +48,7 @@ __all__ = [
 
 # features and the one preparation path (data -> features -> arrays) for every model family
 from .features import bag_of_words, sentence_embeddings, tabular_features  # noqa: E402
-from .prepare import FEATURES, L2, THRESHOLD, Prepared, load_arrays, make_audit, prepare  # noqa: E402
+from .prepare import FEATURES, L2, THRESHOLD, Prepared, load_arrays, prepare  # noqa: E402
 
 __all__ += ["bag_of_words", "sentence_embeddings", "tabular_features", "FEATURES", "L2", "THRESHOLD", "Prepared",
-            "load_arrays", "make_audit", "prepare"]
+            "load_arrays", "prepare"]

@@ -213,20 +213,3 @@ def load_arrays(name: str, data_home=None, seed: int = 0):
     p = prepare(ds_name, seed=seed, data_home=data_home)
     return (np.ascontiguousarray(p.X_train, dtype=np.float64), p.y_train,
             np.ascontiguousarray(p.X_test, dtype=np.float64), p.y_test)
-
-
-def make_audit(prep: Prepared, *, device=None, seed: int = 0, progress: bool = False, fit: bool = True,
-               y_train=None, X_train=None):
-    """A :class:`cfdkit.RelabelAudit` with the prepared l2/threshold, fitted on the training part.
-
-    Verification refits converge to a gradient norm of 1e-6 (the sign of
-    ``p - tau`` is all that matters; the default 1e-10 only costs time: with l2 >= 1 the weights are then within 1e-6 of the optimum), and
-    batch up to 1 GB of refits at once.
-    """
-    from ..linear.audit import RelabelAudit
-
-    a = RelabelAudit(l2=prep.l2, threshold=prep.threshold, device=device, seed=seed, progress=progress,
-                     tol=1e-6, memory_budget="1GB")
-    if fit:
-        a.fit(prep.X_train if X_train is None else X_train, prep.y_train if y_train is None else y_train)
-    return a

@@ -4,49 +4,35 @@ The data path: features -> logistic regression (:mod:`cfdkit.linear.model`) ->
 Hessian factorization, once (:mod:`cfdkit.core.solvers`) -> scores
 (:mod:`cfdkit.linear.scores`) -> flip sets (:mod:`cfdkit.linear.selection`) -> verification
 by retraining (:mod:`cfdkit.linear.retrain`).  This class is the thin layer that
-validates inputs and threads the fitted state through those functions.
+validates inputs and threads the fitted state through those functions; it
+follows scikit-learn's estimator contract (``get_params``/``clone``, parameters
+stored as given and validated in :meth:`fit`, fitted attributes ending in ``_``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design, resolve_device
-from ..core.validation import (NotFittedError, align_features, check_bool, check_choice, check_features, check_labels,
-                          check_nonneg_int, check_positive, check_positive_int, check_seed, check_threshold,
-                          feature_names_of)
-from .model import hessian, hvp, newton
+from ..core.arrays import DTYPE, Design, resolve_device, to_torch_matrix
+from ..core.solvers import SOLVERS, InverseHVP
+from ..core.validation import (NotFittedError, align_features, check_bool, check_bytes, check_choice, check_features,
+                               check_labels, check_labels_any, check_nonneg_int, check_positive, check_positive_int,
+                               check_seed, check_threshold, feature_names_of, fit_fingerprint)
+from .model import hessian_solver, newton
 from .removal import removal_sets
 from .results import FlipSets, Verification
-from .retrain import FittedState, probabilities_after, refit_sets
+from .retrain import FittedState, minimal_prefix, probabilities_after, refit_sets
 from .scores import METHODS, compute_scores, train_quadratic
-from .selection import greedy_order, greedy_sets
-from ..core.solvers import SOLVERS, InverseHVP, LinearOperator
+from .selection import greedy_sets
 
 
-def _parse_bytes(v) -> int:
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0:
-        return int(v)
-    if isinstance(v, str):
-        s = v.strip().upper()
-        for unit, f in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)):
-            if s.endswith(unit):
-                try:
-                    val = float(s[: -len(unit)])
-                except ValueError:
-                    break
-                if val > 0:
-                    return int(val * f)
-    raise ValueError(f"memory_budget must be a positive byte count or a string like '512MB'; got {v!r}.")
-
-
-class RelabelAudit:
+class RelabelAudit(BaseEstimator):
     """Which training labels, relabeled, would flip each test prediction?
 
     Fits an L2-regularized logistic regression (float64, torch; the same
@@ -121,7 +107,7 @@ class RelabelAudit:
         self.device_ = resolve_device(self.device)
         self.tol_ = check_positive(self.tol, "tol")
         self.max_iter_ = check_positive_int(self.max_iter, "max_iter")
-        self.memory_budget_ = _parse_bytes(self.memory_budget)
+        self.memory_budget_ = check_bytes(self.memory_budget)
         self.seed_ = check_seed(self.seed)
         check_bool(self.progress, "progress")
         if self.solver_options is not None and not isinstance(self.solver_options, dict):
@@ -158,7 +144,9 @@ class RelabelAudit:
             warnings.warn(f"The logistic-regression fit stopped at gradient norm {info.grad_norm[0]:.3e} "
                           f"(tol={self.tol_:.1e}) after {info.iterations[0]} Newton steps; results are "
                           "approximate. Increase max_iter or l2.", RuntimeWarning, stacklevel=2)
-        ihvp = self._make_solver(train, w)
+        opts = dict(self.solver_options or {})
+        opts.setdefault("seed", self.seed_)
+        ihvp = hessian_solver(train, w, self.l2_, InverseHVP(self.solver, **opts))
         sigma = torch.sigmoid(train.matvec(w))
         self.state_ = FittedState(train, yt, w, self.l2_, ihvp, sigma, self.tol_, self.max_iter_, self.memory_budget_)
         self.y_train_ = y_np
@@ -172,32 +160,15 @@ class RelabelAudit:
         self.intercept_ = float(w[-1])
         self.fit_info_ = info
         self.hessian_diagnostics_ = ihvp.fit_diagnostics_
-        self._q_train = None
         self.fit_fingerprint_ = self._fingerprint(Xt, y_np, w)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
     def _fingerprint(self, Xt: torch.Tensor, y_np: np.ndarray, w: torch.Tensor) -> str:
         """Hash of the fitted state: training data and shape, labels, parameters, coefficients."""
-        h = hashlib.blake2b(digest_size=16)
-
-        def add(tag, arr):
-            a = np.ascontiguousarray(arr)
-            h.update(f"{tag}:{a.dtype.str}:{a.shape}".encode())
-            h.update(a.tobytes())
-
-        if Xt.layout == torch.sparse_csr:
-            add("crow", Xt.crow_indices().cpu().numpy())
-            add("col", Xt.col_indices().cpu().numpy())
-            add("val", Xt.values().cpu().numpy())
-        else:
-            add("X", Xt.cpu().numpy())
-        add("y", y_np)
-        add("w", w.detach().cpu().numpy())
         params = (self.l2_, self.threshold_, self.tol_, self.max_iter_, self.solver, self.seed_,
                   sorted((str(k), repr(v)) for k, v in (self.solver_options or {}).items()))
-        h.update(repr(params).encode())
-        return h.hexdigest()
+        return fit_fingerprint({"X": Xt, "y": y_np, "w": w}, params)
 
     @classmethod
     def from_sklearn(cls, estimator, X, y, *, threshold: float = 0.5, solver: str = "cholesky", device=None, **kw):
@@ -283,21 +254,6 @@ class RelabelAudit:
                 "with sample_weight, or on other X/y than passed here, or its parameters were changed with "
                 f"set_params after fit.{early} Pass the same X, y (without sample weights) or refit the estimator.")
 
-    def _make_solver(self, train: Design, w: torch.Tensor) -> InverseHVP:
-        opts = dict(self.solver_options or {})
-        opts.setdefault("seed", self.seed_)
-        ihvp = InverseHVP(self.solver, **opts)
-        if self.solver == "cholesky":
-            return ihvp.fit(hessian(train, w, self.l2_))
-        s = torch.sigmoid(train.matvec(w))
-        d = (s * (1 - s))[:, None]
-        l2 = self.l2_
-        mask = torch.ones(train.p, 1, dtype=DTYPE, device=w.device)
-        mask[-1] = 0
-        op = LinearOperator(lambda V: hvp(train, d.expand(-1, V.shape[1]), V, l2), (train.p, train.p), DTYPE, w.device,
-                            diagonal=lambda: (train.rmatvec_sq(d) + l2 * mask)[:, 0])
-        return ihvp.fit(op)
-
     def _check_fitted(self):
         if not hasattr(self, "state_"):
             raise NotFittedError("This RelabelAudit is not fitted yet; call audit.fit(X_train, y_train) first.")
@@ -306,7 +262,7 @@ class RelabelAudit:
         """Refuse results from another fit (or not from this class at all)."""
         if not isinstance(res, FlipSets):
             raise TypeError(f"{name} must be the FlipSets returned by flip_sets/removal_sets; got {type(res).__name__}.")
-        if res.fingerprint is None or res.fingerprint != self.fit_fingerprint_ or res._test is None:
+        if res.fingerprint is None or res.fingerprint != self.fit_fingerprint_ or res.X_test is None:
             raise ValueError(f"{name} was not produced by this audit's current fit: it came from another fit "
                              f"(its fit fingerprint {str(res.fingerprint)[:12]}... differs "
                              f"from this audit's {self.fit_fingerprint_[:12]}...: other training data, labels, "
@@ -347,14 +303,13 @@ class RelabelAudit:
             yt = (sig_t > self.threshold_).to(DTYPE)
         else:
             yt = torch.as_tensor(check_labels_any(y_test, Xt.n), dtype=DTYPE, device=self.device_)
-        if method == "relatif" and self._q_train is None:
-            self._q_train = train_quadratic(st.train, st.ihvp)
+        q_train = train_quadratic(st.train, st.ihvp) if method == "relatif" else None
         out = np.empty((Xt.n, self.n_train_))
         blocks, step = self._blocks(Xt.n, f"scores ({method})")
         for s in blocks:
             rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
             sc, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp, Xt=Xt.rows(rows),
-                                   sigma_t=sig_t[rows], y_t=yt[rows], seed=self.seed_, row_offset=s, q_train=self._q_train)
+                                   sigma_t=sig_t[rows], y_t=yt[rows], seed=self.seed_, row_offset=s, q_train=q_train)
             out[s:s + len(rows)] = sc.cpu().numpy()
         return out
 
@@ -376,7 +331,7 @@ class RelabelAudit:
             deltas.extend(dd)
         return FlipSets.from_lists(kind=kind, method=name, threshold=self.threshold_,
                                    prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
-                                   seconds=time.perf_counter() - t0, diagnostics=diag, test=Xt,
+                                   seconds=time.perf_counter() - t0, diagnostics=diag, X_test=Xt.to_plain(),
                                    fingerprint=self.fit_fingerprint_)
 
     def flip_sets(self, X_test) -> FlipSets:
@@ -444,7 +399,6 @@ class RelabelAudit:
         if rows.size:
             W, info = refit_sets(self.state_, [sets[i] for i in rows], kind, progress=self.progress)
             out[rows] = probabilities_after(self.state_, Xt, rows, W)
-            self._last_refit_info = info
             if not info.converged.all():
                 bad = rows[~info.converged]
                 out[bad] = np.nan
@@ -485,7 +439,7 @@ class RelabelAudit:
         max_expand = check_positive_int(max_expand, "max_expand", allow_none=True)
         t0 = time.perf_counter()
         st = self.state_
-        Xt = res._test
+        Xt = self._result_design(res)
         n = len(res)
         found = res.size > 0
         rows = np.nonzero(found)[0]
@@ -518,92 +472,17 @@ class RelabelAudit:
             rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
         ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint)
         if minimize:
-            vs, vp, extra = self._minimize(res, flipped_b, new_prob, conv, max_expand)
+            vs, vp, extra = minimal_prefix(st, res, Xt, flipped_b, new_prob, conv, max_expand,
+                                           progress=self.progress)
             ver.verified_size, ver.verified_new_prob = vs, vp
             refits += extra
         ver.refits = refits
         ver.seconds = time.perf_counter() - t0
         return ver
 
-    def _minimize(self, res: FlipSets, flipped, new_prob, conv, max_expand):
-        """Bisection over prefix length k with real refits, all test points in lock-step.
-
-        Rows whose verification refit, or any refit of their search, did not
-        converge get ``verified_size = -1`` (unknown) and NaN probability.
-        """
-        st = self.state_
-        Xt = res._test
-        n = len(res)
-        orig = res.prob > res.threshold
-        lo = np.zeros(n, dtype=np.int64)
-        hi = np.zeros(n, dtype=np.int64)  # smallest k known to flip (0 = none known)
-        hi_prob = np.full(n, np.nan)
-        found = res.size > 0
-        unknown = found & ~conv
-        hi[flipped] = res.size[flipped]
-        hi_prob[flipped] = new_prob[flipped]
-        lo[found & ~flipped] = res.size[found & ~flipped]
-        refits = 0
-        # orders beyond S_t are needed where the set did not flip (or for removal sets); compute lazily
-        orders = {i: res.indices(i) for i in np.nonzero(found)[0]}
-        need = np.nonzero(found & ~flipped & ~unknown)[0]
-        if need.size:
-            sig_t = torch.as_tensor(res.prob, dtype=DTYPE, device=self.device_)
-            r = torch.as_tensor(need, device=self.device_)
-            method = "ip_relabel" if res.kind == "relabel" else "ip_remove"
-            eff, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp, Xt=Xt.rows(r),
-                                    sigma_t=sig_t[r], y_t=sig_t[r])
-            for j, (idx, _e) in enumerate(greedy_order(eff, sig_t[r], res.threshold)):
-                orders[int(need[j])] = idx
-            # expand by doubling until a prefix flips or the helpful points run out
-            active = list(need)
-            while active:
-                ks, cand = [], []
-                for i in active:
-                    cap = len(orders[i]) if max_expand is None else min(len(orders[i]), max_expand)
-                    k = min(2 * lo[i], cap)
-                    if k <= lo[i]:
-                        continue
-                    ks.append(k)
-                    cand.append(i)
-                if not cand:
-                    break
-                probs, ok = self._retrain_probs_rows(Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind)
-                refits += len(cand)
-                active = []
-                for i, k, pr, c in zip(cand, ks, probs, ok):
-                    if not c:
-                        unknown[i] = True
-                    elif (pr > res.threshold) != orig[i]:
-                        hi[i], hi_prob[i] = k, pr
-                    else:
-                        lo[i] = k
-                        active.append(i)
-        # bisection between lo (does not flip) and hi (flips)
-        while True:
-            cand = [i for i in range(n) if hi[i] > 0 and hi[i] - lo[i] > 1 and not unknown[i]]
-            if not cand:
-                break
-            mids = [(lo[i] + hi[i]) // 2 for i in cand]
-            probs, ok = self._retrain_probs_rows(Xt, cand, [orders[i][:m] for i, m in zip(cand, mids)], res.kind)
-            refits += len(cand)
-            for i, m, pr, c in zip(cand, mids, probs, ok):
-                if not c:
-                    unknown[i] = True
-                elif (pr > res.threshold) != orig[i]:
-                    hi[i], hi_prob[i] = m, pr
-                else:
-                    lo[i] = m
-        vs = np.where(unknown, -1, hi)
-        vp = np.where((hi > 0) & ~unknown, hi_prob, np.nan)
-        if unknown.any():
-            warnings.warn(f"minimize: {int(unknown.sum())} rows had a refit that did not converge; their "
-                          "verified_size is -1 (unknown).", RuntimeWarning, stacklevel=3)
-        return vs, vp, refits
-
-    def _retrain_probs_rows(self, Xt: Design, rows, sets, kind):
-        W, info = refit_sets(self.state_, sets, kind, progress=self.progress, desc="minimizing")
-        return probabilities_after(self.state_, Xt, np.asarray(rows), W), info.converged
+    def _result_design(self, res: FlipSets) -> Design:
+        """The test design of a result (its plain ``X_test``) back on this audit's device."""
+        return Design.from_tensor(to_torch_matrix(res.X_test, self.device_, "res.X_test"))
 
 
 def _n_columns(X) -> int:
@@ -629,13 +508,3 @@ def _check_coef_init(coef_init, p: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError("coef_init contains NaN or infinite values; pass finite starting coefficients or None.")
     return arr
-
-
-def check_labels_any(y, n):
-    """Binary test labels (one class allowed)."""
-    arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"y_test must be 1-D with one label per test row ({n}); got shape {arr.shape}.")
-    if not np.all(np.isin(arr, (0, 1))):
-        raise ValueError("y_test must contain only 0 and 1; binarize the labels first.")
-    return arr.astype(np.float64)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..core.arrays import DTYPE, Design
+from ..core.solvers import batched_pcg
 
 
 @dataclass
@@ -119,38 +120,32 @@ def hessian(design: Design, w: torch.Tensor, l2: float) -> torch.Tensor:
     return H
 
 
-def _pcg(apply_H: Callable, G: torch.Tensor, precond: Callable, rtol: torch.Tensor, maxiter: int):
-    """Batched preconditioned CG for ``H_j d_j = -g_j`` with per-column relative tolerances.
+def hessian_solver(design: Design, w: torch.Tensor, l2: float, ihvp):
+    """Fit the inverse-Hessian solver ``ihvp`` (an unfitted :class:`cfdkit.core.InverseHVP`) to ``H`` at ``w``.
 
-    ``apply_H(V, idx)`` and ``precond(R, idx)`` receive the columns still
-    iterating and their indices into ``G``'s columns.
+    The Cholesky solver gets the dense ``H`` (:func:`hessian`); the others an operator applying
+    ``H V = X~^T D X~ V + l2 * mask * V`` (intercept unpenalized) with its diagonal for preconditioning.
     """
-    B = -G
-    X = torch.zeros_like(B)
-    R = B.clone()
-    all_idx = torch.arange(B.shape[1], device=B.device)
-    Z = precond(R, all_idx)
-    P = Z.clone()
-    rz = (R * Z).sum(0)
-    bn = torch.linalg.vector_norm(B, dim=0)
-    active = torch.linalg.vector_norm(R, dim=0) > rtol * bn
-    for _ in range(maxiter):
-        if not bool(active.any()):
-            break
-        idx = torch.nonzero(active).squeeze(1)
-        Pa = P[:, idx]
-        HP = apply_H(Pa, idx)
-        curv = (Pa * HP).sum(0)
-        alpha = rz[idx] / curv
-        X[:, idx] += alpha * Pa
-        Ra = R[:, idx] - alpha * HP
-        R[:, idx] = Ra
-        Za = precond(Ra, idx)
-        rz_new = (Ra * Za).sum(0)
-        P[:, idx] = Za + (rz_new / rz[idx]) * Pa
-        rz[idx] = rz_new
-        active[idx] = torch.linalg.vector_norm(Ra, dim=0) > rtol[idx] * bn[idx]
-    return X
+    from ..core.solvers import LinearOperator
+
+    if ihvp.solver == "cholesky":
+        return ihvp.fit(hessian(design, w, l2))
+    s = torch.sigmoid(design.matvec(w))
+    d = (s * (1 - s))[:, None]
+    mask = _penalty_mask(design.p, w.device)
+    op = LinearOperator(lambda V: hvp(design, d.expand(-1, V.shape[1]), V, l2), (design.p, design.p), DTYPE, w.device,
+                        diagonal=lambda: (design.rmatvec_sq(d) + l2 * mask)[:, 0])
+    return ihvp.fit(op)
+
+
+def _pcg(apply_H: Callable, G: torch.Tensor, precond: Callable, rtol: torch.Tensor, maxiter: int):
+    """Newton direction ``H_j d_j = -g_j`` for every column, by :func:`cfdkit.core.solvers.batched_pcg`."""
+    return batched_pcg(apply_H, -G, precond, rtol, maxiter)[0]
+
+
+def _armijo(f_new: torch.Tensor, f0: torch.Tensor, t, slope: torch.Tensor) -> torch.Tensor:
+    """Sufficient decrease ``f(w + t d) <= f(w) + 1e-4 t g.d``, with slack for round-off near the optimum."""
+    return f_new <= f0 + 1e-4 * t * slope + 1e-13 * torch.abs(f0)
 
 
 def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol: float = 1e-10,
@@ -211,7 +206,7 @@ def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol:
             Wt = Wa[:, todo] + t[todo] * Dir[:, todo]
             Zt = design.matvec(Wt)
             ft = objective_from_z(Zt, Y[:, idx[todo]], Wt, l2, None if S is None else S[:, idx[todo]])
-            ok = ft <= fa[todo] + 1e-4 * t[todo] * slope[todo] + 1e-13 * torch.abs(fa[todo])
+            ok = _armijo(ft, fa[todo], t[todo], slope[todo])
             good = todo[ok]
             Wn[:, good] = Wt[:, ok]
             Zn[:, good] = Zt[:, ok]
@@ -436,7 +431,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
         Wn = W + Dir
         Zn = design.matvec(Wn)
         fn = objective_from_z(Zn, Yw, Wn, l2, Sw)
-        ok = fn <= fval + 1e-4 * slope + 1e-13 * torch.abs(fval)
+        ok = _armijo(fn, fval, 1.0, slope)
         t = torch.ones_like(fval)
         for _ls in range(40):
             todo = torch.nonzero(~ok).squeeze(1)
@@ -446,7 +441,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
             Wt = W[:, todo] + t[todo] * Dir[:, todo]
             Zt = design.matvec(Wt)
             ft = objective_from_z(Zt, Yw[:, todo], Wt, l2, None if Sw is None else Sw[:, todo])
-            good = ft <= fval[todo] + 1e-4 * t[todo] * slope[todo] + 1e-13 * torch.abs(fval[todo])
+            good = _armijo(ft, fval[todo], t[todo], slope[todo])
             g_idx = todo[good]
             Wn[:, g_idx], Zn[:, g_idx], fn[g_idx] = Wt[:, good], Zt[:, good], ft[good]
             ok[g_idx] = True

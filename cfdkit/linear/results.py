@@ -41,6 +41,9 @@ class FlipSets:
         Wall time spent finding the sets (scores and selection).
     diagnostics : object
         Inverse-Hessian solver diagnostics of the run.
+    X_test : numpy.ndarray (n_test, n_features) float64 or scipy.sparse CSR
+        The test features the sets were found for (plain host data);
+        :meth:`RelabelAudit.verify` refits against them.
     fingerprint : str or None
         ``RelabelAudit.fit_fingerprint_`` of the fit that produced the sets
         (a hash of training data, labels, parameters and coefficients);
@@ -58,11 +61,11 @@ class FlipSets:
     flat_effects: np.ndarray
     seconds: float = 0.0
     diagnostics: object = None
-    _test: object = field(default=None, repr=False)  # the test Design, for verification
+    X_test: object = field(default=None, repr=False)
     fingerprint: str | None = None
 
     @classmethod
-    def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, test=None,
+    def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, X_test=None,
                    fingerprint=None):
         size = np.array([len(s) for s in sets], dtype=np.int64)
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
@@ -76,7 +79,7 @@ class FlipSets:
             sums[nz] = np.add.reduceat(flat_e, offsets[:-1][nz])
         pred = np.where(nz, prob + sums, np.nan)
         return cls(kind, method, float(threshold), prob, size, pred, offsets, flat_i, flat_e, float(seconds), diagnostics,
-                   test, fingerprint)
+                   X_test, fingerprint)
 
     def __len__(self) -> int:
         return int(self.size.shape[0])

@@ -50,7 +50,7 @@ class FittedState:
         gradient, objective and convergence test stays float64, so the refit
         converges to the same float64 optimum at half the cost per application.
         """
-        L = getattr(self.ihvp, "L_", None)
+        L = self.ihvp.cholesky_factor
         if L is None:
             return None
         if not hasattr(self, "_L32"):
@@ -64,7 +64,7 @@ class FittedState:
         ``None`` (Jacobi) where ``H0`` is too badly conditioned (> 1e8) for its
         inverse to say much about the refit's Hessian, or with no factor.
         """
-        L = getattr(self.ihvp, "L_", None)
+        L = self.ihvp.cholesky_factor
         diag = getattr(self.ihvp, "fit_diagnostics_", None)
         cond = getattr(diag, "condition_estimate", None)
         if L is None or cond is None or not np.isfinite(cond) or cond > 1e8:
@@ -162,3 +162,95 @@ def probabilities_after(state: FittedState, test: Design, rows: np.ndarray, W: t
     r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=W.device)
     Xr = test.dense_rows(r)  # (m, p)
     return torch.sigmoid((Xr * W.T).sum(1)).cpu().numpy()
+
+
+def _prefix_probs(state: FittedState, Xt: Design, rows, sets, kind, progress):
+    W, info = refit_sets(state, sets, kind, progress=progress, desc="minimizing")
+    return probabilities_after(state, Xt, np.asarray(rows), W), info.converged
+
+
+def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv, max_expand=None, progress=False):
+    """Smallest flipping prefix ``k`` of each greedy order, by bisection with real refits, all rows in lock-step.
+
+    ``res`` is a :class:`~cfdkit.linear.results.FlipSets`, ``Xt`` its test design, ``flipped``/``new_prob``/``conv``
+    the verification of the full sets.  Where the full set does not flip, prefixes of the greedy order beyond
+    ``S_t`` are tried by doubling up to ``max_expand``.  Bisection assumes flipping is monotone in ``k``.  Rows
+    whose refit (or any refit of their search) did not converge get ``verified_size = -1`` (unknown) and NaN.
+
+    Returns
+    -------
+    verified_size : int64 (n_test,), verified_new_prob : float64 (n_test,), refits : int
+    """
+    from .scores import compute_scores
+    from .selection import greedy_order
+
+    n = len(res)
+    orig = res.prob > res.threshold
+    lo = np.zeros(n, dtype=np.int64)
+    hi = np.zeros(n, dtype=np.int64)  # smallest k known to flip (0 = none known)
+    hi_prob = np.full(n, np.nan)
+    found = res.size > 0
+    unknown = found & ~conv
+    hi[flipped] = res.size[flipped]
+    hi_prob[flipped] = new_prob[flipped]
+    lo[found & ~flipped] = res.size[found & ~flipped]
+    refits = 0
+    # orders beyond S_t are needed where the set did not flip (or for removal sets); compute lazily
+    orders = {i: res.indices(i) for i in np.nonzero(found)[0]}
+    need = np.nonzero(found & ~flipped & ~unknown)[0]
+    if need.size:
+        dev = state.w.device
+        sig_t = torch.as_tensor(res.prob, dtype=DTYPE, device=dev)
+        r = torch.as_tensor(need, device=dev)
+        method = "ip_relabel" if res.kind == "relabel" else "ip_remove"
+        eff, _ = compute_scores(method, train=state.train, y=state.y, sigma=state.sigma, ihvp=state.ihvp,
+                                Xt=Xt.rows(r), sigma_t=sig_t[r], y_t=sig_t[r])
+        for j, (idx, _e) in enumerate(greedy_order(eff, sig_t[r], res.threshold)):
+            orders[int(need[j])] = idx
+        # expand by doubling until a prefix flips or the helpful points run out
+        active = list(need)
+        while active:
+            ks, cand = [], []
+            for i in active:
+                cap = len(orders[i]) if max_expand is None else min(len(orders[i]), max_expand)
+                k = min(2 * lo[i], cap)
+                if k <= lo[i]:
+                    continue
+                ks.append(k)
+                cand.append(i)
+            if not cand:
+                break
+            probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
+            refits += len(cand)
+            active = []
+            for i, k, pr, c in zip(cand, ks, probs, ok):
+                if not c:
+                    unknown[i] = True
+                elif (pr > res.threshold) != orig[i]:
+                    hi[i], hi_prob[i] = k, pr
+                else:
+                    lo[i] = k
+                    active.append(i)
+    # bisection between lo (does not flip) and hi (flips)
+    while True:
+        cand = [i for i in range(n) if hi[i] > 0 and hi[i] - lo[i] > 1 and not unknown[i]]
+        if not cand:
+            break
+        mids = [(lo[i] + hi[i]) // 2 for i in cand]
+        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:m] for i, m in zip(cand, mids)], res.kind, progress)
+        refits += len(cand)
+        for i, m, pr, c in zip(cand, mids, probs, ok):
+            if not c:
+                unknown[i] = True
+            elif (pr > res.threshold) != orig[i]:
+                hi[i], hi_prob[i] = m, pr
+            else:
+                lo[i] = m
+    vs = np.where(unknown, -1, hi)
+    vp = np.where((hi > 0) & ~unknown, hi_prob, np.nan)
+    if unknown.any():
+        import warnings
+
+        warnings.warn(f"minimize: {int(unknown.sum())} rows had a refit that did not converge; their "
+                      "verified_size is -1 (unknown).", RuntimeWarning, stacklevel=3)
+    return vs, vp, refits

@@ -31,15 +31,73 @@ Hessian of ``R(w) = sum_i L_i + l2/2 ||w||^2`` at the fitted ``w``.  Write
     ``cos(grad L_t, grad L_i)``.
 ``random``
     Seeded uniform scores in [0, 1): the random baseline.
+
+Adding a score touches one place: a function here decorated with :func:`register_score`, which names it and says
+how a ranking reads it (``direction``); :data:`METHODS`, :data:`RANK_DIRECTION`, ``RelabelAudit.scores``, the
+studies and the widgets all read the registry.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from ..core.arrays import DTYPE, Design
 
-METHODS = ("ip_relabel", "ip_remove", "influence", "relatif", "grad_dot", "grad_cos", "random")
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """What a score function receives for one block of ``c`` test rows.
+
+    ``train`` (n_train rows), ``y`` (n_train,) labels, ``sigma`` (n_train,) training probabilities, ``ihvp`` the
+    fitted :class:`cfdkit.core.InverseHVP`, ``Xt`` the block's design (c rows), ``sigma_t`` (c,) and ``y_t`` (c,)
+    (the test labels: predicted unless given), ``seed`` and ``row_offset`` (for seeded scores), ``q_train``
+    (optional cached ``x~_i^T H^{-1} x~_i``).
+    """
+
+    train: Design
+    y: torch.Tensor
+    sigma: torch.Tensor
+    ihvp: object
+    Xt: Design
+    sigma_t: torch.Tensor
+    y_t: torch.Tensor
+    seed: int = 0
+    row_offset: int = 0
+    q_train: torch.Tensor | None = None
+
+
+#: name -> (function(ctx) -> (scores (c, n_train), diagnostics or None), ranking direction)
+_REGISTRY: dict[str, tuple[Callable, str]] = {}
+
+_DIRECTIONS = ("toward_flip", "descending", "ascending")
+
+
+def register_score(name: str, direction: str):
+    """Register a score ``fn(ctx: ScoreContext) -> (scores, diagnostics)`` under ``name``.
+
+    ``direction`` says how a ranking reads the score: ``"toward_flip"`` (most negative first when the prediction
+    is 1, most positive when 0 — a signed change of ``P(y=1)``), ``"descending"`` (largest first: most supportive
+    of the predicted label) or ``"ascending"`` (smallest first).
+    """
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {_DIRECTIONS}; got {direction!r}.")
+
+    def deco(fn):
+        _REGISTRY[name] = (fn, direction)
+        METHODS[:] = list(_REGISTRY)
+        RANK_DIRECTION[name] = direction
+        return fn
+
+    return deco
+
+
+#: Registered score names, in registration order (a list kept in sync by :func:`register_score`).
+METHODS: list[str] = []
+#: How a ranking orders the training points of each score (see :func:`register_score`).
+RANK_DIRECTION: dict[str, str] = {}
 
 
 def test_kernel(train: Design, ihvp, Xt: Design) -> tuple[torch.Tensor, object]:
@@ -52,7 +110,7 @@ def test_kernel(train: Design, ihvp, Xt: Design) -> tuple[torch.Tensor, object]:
 def train_quadratic(train: Design, ihvp, chunk: int = 1024) -> torch.Tensor:
     """``q_i = x~_i^T H^{-1} x~_i`` for every training row, (n_train,)."""
     out = torch.empty(train.n, dtype=DTYPE, device=train.device)
-    L = getattr(ihvp, "L_", None)
+    L = ihvp.cholesky_factor
     for s in range(0, train.n, chunk):
         idx = torch.arange(s, min(train.n, s + chunk), device=train.device)
         R = train.dense_rows(idx).T.contiguous()  # (p, c)
@@ -64,42 +122,70 @@ def train_quadratic(train: Design, ihvp, chunk: int = 1024) -> torch.Tensor:
     return out
 
 
+@register_score("ip_relabel", "toward_flip")   # estimated change of P(y=1) when relabeled: most flip-ward first
+def _ip_relabel(c: ScoreContext):
+    K, diag = test_kernel(c.train, c.ihvp, c.Xt)   # in place: K is a fresh (c, n) block
+    K.mul_(-(c.sigma_t * (1 - c.sigma_t))[:, None]).mul_((2 * c.y - 1)[None, :])
+    return K, diag
+
+
+@register_score("ip_remove", "toward_flip")    # estimated change of P(y=1) when removed
+def _ip_remove(c: ScoreContext):
+    K, diag = test_kernel(c.train, c.ihvp, c.Xt)
+    K.mul_((c.sigma_t * (1 - c.sigma_t))[:, None]).mul_((c.sigma - c.y)[None, :])
+    return K, diag
+
+
+@register_score("influence", "ascending")      # -grad L_t H^-1 grad L_i: most negative = most helpful
+def _influence(c: ScoreContext):
+    K, diag = test_kernel(c.train, c.ihvp, c.Xt)
+    return -(c.sigma_t - c.y_t)[:, None] * (c.sigma - c.y)[None, :] * K, diag
+
+
+@register_score("relatif", "descending")       # cosine in H^-1/2 space: most positive = most supportive
+def _relatif(c: ScoreContext):
+    K, diag = test_kernel(c.train, c.ihvp, c.Xt)
+    q_train = c.q_train if c.q_train is not None else train_quadratic(c.train, c.ihvp)
+    Rt = c.Xt.dense_rows().T.contiguous()
+    q_t = (Rt * c.ihvp.solve(Rt).x).sum(0)
+    denom = torch.sqrt(q_t)[:, None] * torch.sqrt(q_train)[None, :]
+    return torch.sign(c.sigma_t - c.y_t)[:, None] * torch.sign(c.sigma - c.y)[None, :] * K / denom, diag
+
+
+def _grad_products(c: ScoreContext):
+    return c.train.matvec(c.Xt.dense_rows().T.contiguous()).T  # (c, n): x~_t . x~_i
+
+
+@register_score("grad_dot", "descending")      # <grad L_t, grad L_i>: most positive = most supportive
+def _grad_dot(c: ScoreContext):
+    return (c.sigma_t - c.y_t)[:, None] * (c.sigma - c.y)[None, :] * _grad_products(c), None
+
+
+@register_score("grad_cos", "descending")      # cos(grad L_t, grad L_i): most positive = most supportive
+def _grad_cos(c: ScoreContext):
+    nt = torch.sqrt((c.Xt.dense_rows() ** 2).sum(1))[:, None]
+    ni = torch.sqrt(c.train.row_sq_norms_weighted())[None, :]
+    sign = torch.sign(c.sigma_t - c.y_t)[:, None] * torch.sign(c.sigma - c.y)[None, :]
+    return sign * _grad_products(c) / (nt * ni), None
+
+
+@register_score("random", "descending")        # seeded uniform scores: a random order
+def _random(c: ScoreContext):
+    g = torch.Generator(device="cpu").manual_seed(int(c.seed) * 1_000_003 + c.row_offset)
+    return torch.rand(c.Xt.n, c.train.n, generator=g, dtype=DTYPE).to(c.train.device), None
+
+
 def compute_scores(method: str, *, train: Design, y: torch.Tensor, sigma: torch.Tensor, ihvp,
                    Xt: Design, sigma_t: torch.Tensor, y_t: torch.Tensor, seed: int = 0,
                    row_offset: int = 0, q_train: torch.Tensor | None = None):
-    """Scores of one block of test rows; see the module docstring for each method.
+    """Scores of one block of test rows by the registered score ``method``.
 
     Returns
     -------
     scores : torch.Tensor (c, n_train) float64
     diagnostics : SolverDiagnostics or None
     """
-    if method == "random":
-        g = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + row_offset)
-        return torch.rand(Xt.n, train.n, generator=g, dtype=DTYPE).to(train.device), None
-    res_t = (sigma_t - y_t)[:, None]  # (c, 1)
-    res_i = (sigma - y)[None, :]  # (1, n)
-    if method in ("grad_dot", "grad_cos"):
-        G = train.matvec(Xt.dense_rows().T.contiguous()).T  # (c, n): x~_t . x~_i
-        if method == "grad_dot":
-            return res_t * res_i * G, None
-        nt = torch.sqrt((Xt.dense_rows() ** 2).sum(1))[:, None]
-        ni = torch.sqrt(train.row_sq_norms_weighted())[None, :]
-        return torch.sign(res_t) * torch.sign(res_i) * G / (nt * ni), None
-    K, diag = test_kernel(train, ihvp, Xt)
-    if method == "ip_relabel":  # in place: K is a fresh (c, n) block
-        K.mul_(-(sigma_t * (1 - sigma_t))[:, None]).mul_((2 * y - 1)[None, :])
-        return K, diag
-    if method == "ip_remove":
-        K.mul_((sigma_t * (1 - sigma_t))[:, None]).mul_(res_i)
-        return K, diag
-    if method == "influence":
-        return -res_t * res_i * K, diag
-    if method == "relatif":
-        if q_train is None:
-            q_train = train_quadratic(train, ihvp)
-        Rt = Xt.dense_rows().T.contiguous()
-        q_t = (Rt * ihvp.solve(Rt).x).sum(0)
-        denom = torch.sqrt(q_t)[:, None] * torch.sqrt(q_train)[None, :]
-        return torch.sign(res_t) * torch.sign(res_i) * K / denom, diag
-    raise ValueError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
+    if method not in _REGISTRY:
+        raise ValueError(f"method={method!r} is not known; choose one of {', '.join(METHODS)}.")
+    ctx = ScoreContext(train, y, sigma, ihvp, Xt, sigma_t, y_t, seed, row_offset, q_train)
+    return _REGISTRY[method][0](ctx)

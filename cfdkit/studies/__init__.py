@@ -5,7 +5,8 @@ Every study returns a pandas DataFrame; :mod:`cfdkit.plots` draws them and
 writes a side-by-side report with the paper's numbers (:data:`PAPER`).
 """
 
-from ..data.prepare import FEATURES, L2, THRESHOLD, Prepared, make_audit, prepare
+from ..data.prepare import FEATURES, L2, THRESHOLD, Prepared, prepare
+from .linear import make_audit
 from .paper import METRICS, PAPER, paper_records
 from .linear import (RANK_DIRECTION, audit_points, bow_vs_embedding, clear_cache, figure2, noise_sweep,
                       relabel_vs_remove, size_distribution, size_vs_confidence, summarize_points, table2, tag_bias)

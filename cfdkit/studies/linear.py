@@ -16,7 +16,9 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from ..data.prepare import FEATURES, Prepared, canonical_dataset, make_audit, prepare
+from ..linear.scores import RANK_DIRECTION as _SCORE_DIRECTION
+from ..data.prepare import FEATURES, Prepared, canonical_dataset, prepare
+from ..linear.audit import RelabelAudit
 
 __all__ = [
     "audit_points", "table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2",
@@ -29,6 +31,21 @@ _CACHE: dict = {}
 def clear_cache():
     """Forget the per-point audits memoized by :func:`audit_points`."""
     _CACHE.clear()
+
+
+def make_audit(prep: Prepared, *, device=None, seed: int = 0, progress: bool = False, fit: bool = True,
+               y_train=None, X_train=None):
+    """A :class:`cfdkit.RelabelAudit` with the prepared l2/threshold, fitted on the training part.
+
+    Verification refits converge to a gradient norm of 1e-6 (the sign of
+    ``p - tau`` is all that matters; the default 1e-10 only costs time: with l2 >= 1 the weights are then within 1e-6 of the optimum), and
+    batch up to 1 GB of refits at once.
+    """
+    a = RelabelAudit(l2=prep.l2, threshold=prep.threshold, device=device, seed=seed, progress=progress,
+                     tol=1e-6, memory_budget="1GB")
+    if fit:
+        a.fit(prep.X_train if X_train is None else X_train, prep.y_train if y_train is None else y_train)
+    return a
 
 
 def _points_frame(prep: Prepared, fs, ver) -> pd.DataFrame:
@@ -228,18 +245,9 @@ def bow_vs_embedding(datasets=("sst2", "hate-speech"), n_test: int | None = None
     return pd.DataFrame(rows)
 
 
-#: How :func:`figure2` orders the training points of each method (``"toward_flip"``:
-#: most negative score first when the prediction is 1, most positive when 0;
-#: ``"descending"``: largest score first; ``"ascending"``: smallest first).
-RANK_DIRECTION = {
-    "ip_relabel": "toward_flip",   # estimated change of P(y=1) when relabeled: the most flip-ward first
-    "ip_remove": "toward_flip",    # estimated change of P(y=1) when removed: those supporting the prediction most
-    "influence": "ascending",      # -grad L_t H^-1 grad L_i: most negative = most helpful to the predicted label
-    "relatif": "descending",       # cosine in H^-1/2 space: most positive = most supportive
-    "grad_dot": "descending",      # <grad L_t, grad L_i>: most positive = most supportive
-    "grad_cos": "descending",      # cos(grad L_t, grad L_i): most positive = most supportive
-    "random": "descending",        # seeded uniform scores: a random order
-}
+#: How :func:`figure2` orders the training points of each method: the score registry's directions
+#: (:func:`cfdkit.linear.scores.register_score`).
+RANK_DIRECTION = _SCORE_DIRECTION
 
 
 def _rank(scores: np.ndarray, pred: np.ndarray, direction: str, k: int) -> np.ndarray:
