@@ -30,8 +30,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from cfdkit import datasets as cds
-from cfdkit import features
+from cfdkit import data as cds
+from cfdkit.data import features
 from cfdkit.data import REGISTRY, DownloadError, Upstream, fetch_file, load, make_synthetic
 from cfdkit.data import _atomic, _convert
 from cfdkit.data.features import EMBEDDING_DIM, sentence_embeddings, tabular_features
