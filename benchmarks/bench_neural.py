@@ -63,7 +63,7 @@ def main(argv=None):
     dtype = torch.float64 if a.dtype == "float64" else torch.float32
     cfd = NeuralCFD(hidden=tuple(a.hidden), budget=a.budget, epochs=a.epochs, seed=a.seed, device=a.device,
                     dtype=dtype, progress=False, max_batch=a.max_batch).fit(Xtr, ytr)
-    print(machine_info(cfd.device))
+    print(machine_info(cfd.device_))
     print(f"dataset {a.dataset}: n_train={len(ytr)} d={Xtr.shape[1]}  test inputs={len(Xq)}  m={a.budget}  "
           f"hidden={tuple(a.hidden)} epochs={a.epochs} dtype={a.dtype}  full-batch Adam")
 
@@ -73,14 +73,14 @@ def main(argv=None):
     Xt = cfd._t(Xq)
 
     def sync():
-        if cfd.device.type == "cuda":
+        if cfd.device_.type == "cuda":
             torch.cuda.synchronize()
 
     groups = [g for g in np.array_split(rows, max(1, min(a.rounds, len(rows)))) if len(g)]
     tb = ts = tm = 0.0
     fb = np.zeros(len(Xq), bool); kb = np.zeros(len(Xq), np.int64); nb = ns = nm = 0
     fs, ks, fm, km = fb.copy(), kb.copy(), fb.copy(), kb.copy()
-    args = (cfd._X, cfd._y, cfd.params0_, cfd.config, Xt, order)
+    args = (cfd._X, cfd._y, cfd.params0_, cfd.config_, Xt, order)
     for g in groups:            # interleaved: batched, sequential-autograd, sequential-manual per group
         sync(); t0 = time.perf_counter()
         f, k, _, nn = search_batched(*args, g, res.logit, max_batch=a.max_batch)

@@ -214,7 +214,7 @@ for i, (kw, exc, word) in enumerate([
     err(f"emb-{i}-{list(kw)[0]}", lambda args=args: sentence_embeddings(**args), exc, word)
 ok("emb-empty", lambda: sentence_embeddings([], use_cache=False), lambda e: e.shape == (0, EMBEDDING_DIM))
 
-# ---- NeuralCFD parameters (checked in __init__ and again in fit)
+# ---- NeuralCFD parameters (stored by __init__, checked in fit)
 _NEURAL_PARAMS = [
     ("hidden", (4,), ValueError), ("hidden", (4, 4, 4), ValueError), ("hidden", "88", ValueError),
     ("hidden", (4.5, 4), ValueError), ("hidden", (0, 4), ValueError), ("hidden", (True, 4), ValueError),
@@ -241,8 +241,8 @@ if not torch.cuda.is_available():
     _NEURAL_PARAMS += [("device", "cuda", ValueError), ("device", "cuda:1", ValueError)]
 else:
     _NEURAL_PARAMS += [("device", f"cuda:{torch.cuda.device_count()}", ValueError)]
-for k, v, exc in _NEURAL_PARAMS:
-    err(f"neural-init-{k}={v!r}", lambda k=k, v=v: _cfd(**{k: v}), exc, k)
+for k, v, exc in _NEURAL_PARAMS:   # __init__ only stores (scikit-learn contract); fit validates
+    err(f"neural-init-{k}={v!r}", lambda k=k, v=v: _cfd(**{k: v}).fit(X, Y), exc, k)
 
 
 def _set_then_fit(k, v):
@@ -260,7 +260,7 @@ ok("neural-np-params", lambda: _cfd(budget=np.int64(2), seed=np.int64(3), epochs
                                     lr=np.float32(0.01), hidden=[3, np.int64(3)]).fit(X, Y),
    lambda m: m.model_.hidden == (3, 3) and m.seed == 3)
 ok("neural-float32", lambda: _cfd(dtype=torch.float32).fit(X, Y), lambda m: m.model_.dtype == torch.float32)
-ok("neural-cpu-device-obj", lambda: _cfd(device=torch.device("cpu")).fit(X, Y), lambda m: m.device.type == "cpu")
+ok("neural-cpu-device-obj", lambda: _cfd(device=torch.device("cpu")).fit(X, Y), lambda m: m.device_.type == "cpu")
 err("neural-diverging-lr", lambda: _cfd(lr=1e300, epochs=20).fit(X * 1e150, Y), ValueError, "lr")
 
 # ---- NeuralCFD.fit inputs

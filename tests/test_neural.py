@@ -217,7 +217,7 @@ def test_search_stops_at_first_flip_and_really_flips(fitted, data):
     np.testing.assert_array_equal(seq.k, res.k[:6])
     from cfdkit.neural.search import search_sequential
     rows = np.flatnonzero(res.searched[:3])
-    man = search_sequential(fitted._X, fitted._y, fitted.params0_, fitted.config, fitted._t(Xt[:3]), res.order[:3],
+    man = search_sequential(fitted._X, fitted._y, fitted.params0_, fitted.config_, fitted._t(Xt[:3]), res.order[:3],
                             rows, res.logit[:3], trainer="manual")
     np.testing.assert_array_equal(man[0], res.found[:3]); np.testing.assert_array_equal(man[1], res.k[:3])
     np.testing.assert_allclose(man[2], res.new_logit[:3], atol=1e-10)
@@ -259,7 +259,7 @@ def test_bad_inputs(data):
     with pytest.raises(ValueError, match="y_train"):
         mk().fit(X, np.where(y == 1, 2, 0))
     with pytest.raises(ValueError, match="budget"):
-        mk(budget=0)
+        mk(budget=0).fit(X, y)
     with pytest.raises(ValueError, match="budget"):
         mk(budget=len(X) + 1).fit(X, y)
     Xn = X.copy(); Xn[0, 0] = np.nan
@@ -271,9 +271,9 @@ def test_bad_inputs(data):
     with pytest.raises(ValueError, match="length"):
         mk().fit(X, y[:-1])
     with pytest.raises(ValueError, match="ranking"):
-        mk(ranking="nope")
+        mk(ranking="nope").fit(X, y)
     with pytest.raises(ValueError, match="hidden"):
-        mk(hidden=(4, 4, 4))
+        mk(hidden=(4, 4, 4)).fit(X, y)
     fitted = mk().fit(X, y)
     with pytest.raises(ValueError, match="X_test"):
         fitted.search(Xt[:, :2])
@@ -328,3 +328,123 @@ def test_rounds_schedule_and_cache_match_training_all_prefixes(data):
         np.testing.assert_allclose(ra.new_logit, rb.new_logit, atol=1e-10)
         assert rb.info["n_trained"] <= ra.info["n_trained"]
     assert b.search(Xt, ranking="l2_distance").info["n_trained"] == 0      # all flip sets cached
+
+
+# ---------------------------------------------------------------- scikit-learn contract (issue 9)
+def test_init_stores_params_as_given_and_clone_works(data):
+    from sklearn.base import clone
+    X, y, Xt = data
+    opts = {"ridge": 1e-4}
+    kw = dict(hidden=[4, np.int64(3)], budget=np.int64(3), ranking="lr_surrogate", seed=np.int64(5), epochs=40,
+              lr=np.float32(0.02), dtype=torch.float32, device="cpu", max_batch=7, progress=False,
+              ranking_options=opts, num_threads=1, schedule="all", cache=False)
+    cfd = NeuralCFD(**kw)
+    params = cfd.get_params()
+    assert set(params) == set(kw) | {"phi", "psi"}          # every __init__ argument, by its name
+    assert all(params[k] is v for k, v in kw.items())       # stored as given: no validation, no conversion
+    assert params["psi"] is same_label_as_prediction and params["phi"] is None
+    assert not hasattr(cfd, "config") and not hasattr(cfd, "device_")
+    twin = clone(cfd)                                        # raises if __init__ altered a parameter
+    assert type(twin) is NeuralCFD and twin is not cfd
+    assert twin.get_params()["ranking_options"] == opts and twin.get_params()["ranking_options"] is not opts
+    a, b = cfd.fit(X, y), twin.fit(X, y)
+    assert not hasattr(clone(a), "model_")                   # clone drops the fitted state
+    assert all(torch.equal(p, q) for p, q in zip(a.model_.params, b.model_.params))
+    ra, rb = a.search(Xt), b.search(Xt)
+    np.testing.assert_array_equal(ra.k, rb.k); np.testing.assert_array_equal(ra.order, rb.order)
+    assert a.hidden_ == (4, 3) and a.seed_ == 5 and a.config_ == TrainConfig(epochs=40, lr=float(np.float32(0.02)), dtype=torch.float32)
+    assert a.device_ == torch.device("cpu") and a.n_features_in_ == X.shape[1]
+    assert not hasattr(a, "feature_names_in_")                # numpy input has no names
+    assert a.get_params()["hidden"] == [4, 3]                 # fit leaves the parameters as given
+
+
+def test_get_params_set_params_round_trip_and_repr():
+    cfd = NeuralCFD(hidden=(4, 4), budget=3, progress=False)
+    assert repr(cfd) == "NeuralCFD(budget=3, hidden=(4, 4), progress=False)"   # scikit-learn's repr
+    assert repr(NeuralCFD()) == "NeuralCFD()"
+    p = cfd.get_params()
+    other = NeuralCFD().set_params(**p)
+    assert other.get_params() == p
+    assert other.set_params(budget=7, lr=0.5) is other and other.budget == 7 and other.lr == 0.5
+    with pytest.raises(ValueError, match="budgett"):
+        other.set_params(budgett=7)
+
+
+def test_not_fitted_error_is_sklearns_and_a_runtime_error(data):
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.validation import check_is_fitted
+    from cfdkit.core.validation import NotFittedError
+    X, y, Xt = data
+    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=5, progress=False)
+    for call in (lambda: cfd.search(Xt), lambda: cfd.rank(Xt), lambda: cfd.retrain([0]),
+                 lambda: exhaustive_cfd(cfd, Xt, max_k=1)):
+        with pytest.raises(NotFittedError, match="fit") as info:
+            call()
+        assert isinstance(info.value, SkNotFitted) and isinstance(info.value, RuntimeError)
+    with pytest.raises(SkNotFitted):
+        check_is_fitted(cfd)
+    check_is_fitted(cfd.fit(X, y))
+
+
+@pytest.mark.parametrize("name, value, exc", [
+    ("hidden", (4, 4, 4), ValueError), ("budget", 0, ValueError), ("seed", "3", TypeError),
+    ("epochs", 0, ValueError), ("lr", -1.0, ValueError), ("dtype", torch.float16, ValueError),
+    ("device", "meta", ValueError), ("device", 2.5, TypeError), ("ranking", "nope", ValueError),
+    ("psi", "same", TypeError), ("max_batch", 0, ValueError), ("progress", "no", TypeError),
+    ("ranking_options", [1], TypeError), ("num_threads", -1, ValueError), ("schedule", "x", ValueError),
+    ("cache", None, TypeError),
+])
+def test_parameter_set_after_construction_is_validated_in_fit(data, name, value, exc):
+    X, y, _ = data
+    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=5, progress=False)
+    cfd.set_params(**{name: value})                     # stored, not checked
+    assert cfd.get_params()[name] is value
+    with pytest.raises(exc, match=name):
+        cfd.fit(X, y)
+    assert not hasattr(cfd, "model_")
+
+
+def test_search_params_set_after_fit_are_checked_and_used(fitted, data):
+    from sklearn.base import clone
+    X, y, Xt = data
+    cfd = clone(fitted).fit(X, y)
+    ref = cfd.search(Xt, budget=2)
+    cfd.set_params(budget=2)
+    res = cfd.search(Xt)
+    assert res.budget == 2
+    np.testing.assert_array_equal(res.k, ref.k); np.testing.assert_array_equal(res.order, ref.order)
+    cfd.set_params(schedule="sometimes")
+    with pytest.raises(ValueError, match="schedule"):
+        cfd.search(Xt)
+
+
+def test_feature_names_in_from_dataframe(data):
+    pd = pytest.importorskip("pandas")
+    X, y, Xt = data
+    cols = ["a", "b", "c"]
+    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=20, progress=False).fit(pd.DataFrame(X, columns=cols), y)
+    assert list(cfd.feature_names_in_) == cols and cfd.n_features_in_ == 3
+    ref = cfd.rank(pd.DataFrame(Xt, columns=cols), "lr_surrogate")
+    shuffled = pd.DataFrame(Xt, columns=cols)[["c", "a", "b"]]
+    np.testing.assert_array_equal(cfd.rank(shuffled, "lr_surrogate"), ref)    # reordered by name
+    with pytest.raises(ValueError, match="X_test.*missing"):
+        cfd.rank(pd.DataFrame(Xt, columns=["a", "b", "z"]))
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_array_equal(cfd.rank(Xt, "lr_surrogate"), ref)     # by position, with a warning
+    cfd.fit(X, y)
+    assert not hasattr(cfd, "feature_names_in_")                              # a refit without names drops them
+
+
+@pytest.mark.parametrize("device, exc, word", [
+    (True, TypeError, "device"), (2.5, TypeError, "device"), ([0], TypeError, "device"),
+    ("mps", ValueError, "device='mps'"), ("meta", ValueError, "device='meta'"), ("xyz", ValueError, "device='xyz'"),
+    (-1, ValueError, "device=-1"), (torch.cuda.device_count(), ValueError, "device="),
+    (f"cuda:{torch.cuda.device_count()}", ValueError, "device='cuda"),
+])
+def test_one_resolve_device(device, exc, word):
+    import cfdkit.neural.model as nm
+    from cfdkit.core.arrays import resolve_device
+    assert not hasattr(nm, "resolve_device")            # one resolver, in cfdkit.core.arrays
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(exc, match=word):
+        resolve_device(device)

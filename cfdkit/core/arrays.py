@@ -8,6 +8,7 @@ intercept column is folded in without ever densifying a sparse matrix.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -40,20 +41,34 @@ class quiet_sparse(warnings.catch_warnings):
 
 
 def resolve_device(device=None) -> torch.device:
-    """Return the torch device to compute on.
+    """Return the torch device to compute on (the one resolver of every model family).
 
-    ``None`` picks CUDA when a GPU is present, else the CPU.  Strings and
-    ``torch.device`` objects naming the CPU or a present CUDA device are
-    passed through; anything else (no CUDA, a CUDA index beyond the GPUs
-    present, ``"mps"``, ``"meta"``, ...) raises a ``ValueError`` saying what is
-    available.
+    ``None`` picks CUDA when a GPU is present, else the CPU.  Strings, ``torch.device``
+    objects and plain ints (a CUDA index, as ``torch.device(0)``) naming the CPU or a
+    present CUDA device are passed through.
+
+    Raises
+    ------
+    TypeError
+        ``device`` of another type (``bool``, ``float``, a list, ...).
+    ValueError
+        Not a device name, a device type other than CPU/CUDA (``"mps"``, ``"meta"``, ...),
+        CUDA requested where there is none, or a CUDA index beyond the GPUs present; the
+        message says what is available.
     """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
-        raise ValueError(f"device={device!r} is not a device; use None, 'cpu', 'cuda' or 'cuda:<index>'.")
+    if isinstance(device, (bool, np.bool_)) or not isinstance(device, (str, torch.device, numbers.Integral)):
+        raise TypeError(f"device must be None, a str such as 'cpu', 'cuda' or 'cuda:<index>', a torch.device or "
+                        f"a CUDA index; got {type(device).__name__} {device!r}.")
+    if isinstance(device, numbers.Integral):  # a CUDA index, as torch.device(0)
+        if int(device) < 0:
+            raise ValueError(f"device={device!r} is a negative CUDA index; use None, 'cpu', 'cuda' or 'cuda:<index>'.")
+        spec = f"cuda:{int(device)}"
+    else:
+        spec = device
     try:
-        dev = torch.device(device)
+        dev = torch.device(spec)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise ValueError(f"device={device!r} is not a torch device; use None, 'cpu', 'cuda' or 'cuda:<index>'.") from exc
     if dev.type == "cuda":
@@ -62,10 +77,11 @@ def resolve_device(device=None) -> torch.device:
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
             raise ValueError(f"device={device!r} asks for CUDA device {dev.index} but only {count} "
-                             f"{'is' if count == 1 else 'are'} present (indices 0..{count - 1}).")
+                             f"{'is' if count == 1 else 'are'} present (indices 0..{count - 1}); "
+                             "use device='cuda' or 'cuda:0'.")
         return dev
     if dev.type != "cpu":
-        raise ValueError(f"device={device!r} is not supported: cfdkit computes in float64 on the CPU or on CUDA "
+        raise ValueError(f"device={device!r} is not supported: cfdkit computes on the CPU or on CUDA "
                          "GPUs; use device='cpu', 'cuda' or None.")
     return dev
 

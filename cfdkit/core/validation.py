@@ -342,3 +342,154 @@ def align_features(X, fitted_names, name: str, owner: str = "RelabelAudit"):
         raise ValueError(f"{name}'s columns do not match the feature names seen at fit ({'; '.join(parts)}); "
                          "pass a frame with the training columns (any order) or transform it the same way.")
     return X[fitted]
+
+
+# --------------------------------------------------------------------------------------------------
+# Dense numpy inputs (families that train small dense models, e.g. cfdkit.neural): family-neutral
+# checks that return numpy arrays.  ``owner`` names the caller in messages (e.g. "cfdkit.neural").
+# --------------------------------------------------------------------------------------------------
+
+def is_sparse(X) -> bool:
+    """True for scipy.sparse matrices, non-strided torch tensors and other sparse array types."""
+    if sp.issparse(X):
+        return True
+    if torch.is_tensor(X) and X.layout != torch.strided:
+        return True
+    mod = type(X).__module__
+    return mod.startswith(("cupyx.scipy.sparse", "sparse.", "pydata_sparse"))
+
+
+def as_dense_numpy(X, name: str, owner: str = "this estimator") -> np.ndarray:
+    """Any array-like -> numpy (no dtype change), refusing sparse, complex, text and ragged input.
+
+    Raises
+    ------
+    TypeError
+        Sparse (the message says how to densify or reduce it), complex, ``str``/``bytes``.
+    ValueError
+        Input numpy cannot read as one array (rows of different lengths).
+    """
+    if is_sparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(X).__name__}); {owner} needs dense input and does not "
+            f"support sparse matrices. Convert it with {name}.toarray() (scipy) or {name}.to_dense() (torch) "
+            "if it fits in memory, or reduce the features first (e.g. sklearn.decomposition.TruncatedSVD)."
+        )
+    if isinstance(X, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got a {type(X).__name__}.")
+    if torch.is_tensor(X):
+        X = X.detach().cpu().numpy()
+    try:
+        A = np.asarray(X)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} could not be read as an array (rows of different lengths?): {e}") from None
+    if A.dtype.kind == "c" or (A.dtype == object and any(isinstance(v, (complex, np.complexfloating))
+                                                         for v in A.ravel()[:100000])):
+        raise TypeError(
+            f"{name} holds complex numbers; {owner} needs real features and does not drop imaginary "
+            f"parts silently. Pass {name}.real, abs({name}) or both parts as separate columns."
+        )
+    return A
+
+
+def check_dense_matrix(X, name: str = "X", n_features: int | None = None,
+                       owner: str = "this estimator") -> np.ndarray:
+    """A 2-D finite float64 numpy array ``(n, d)``; optionally with ``n_features`` columns.
+
+    Raises
+    ------
+    TypeError
+        Sparse, complex, text or other non-numeric input (the message says how to convert it).
+    ValueError
+        Wrong number of dimensions or columns, no rows, no columns, NaN/inf.
+    """
+    raw = as_dense_numpy(X, name, owner)
+    try:
+        A = raw.astype(np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a numeric 2-D array (n, d); encode categorical columns first "
+                        f"(e.g. cfdkit.data.features.tabular_features). ({e})") from None
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n, d), got shape {A.shape}; reshape, e.g. {name}.reshape(1, -1) "
+                         "for one row.")
+    if A.shape[0] == 0:
+        raise ValueError(f"{name} has no rows; pass at least one.")
+    if A.shape[1] == 0:
+        raise ValueError(f"{name} has no columns (shape {A.shape}); pass at least one feature.")
+    if not np.isfinite(A).all():
+        bad = int((~np.isfinite(A)).sum())
+        raise ValueError(f"{name} contains {bad} NaN/inf values; impute or drop those rows first.")
+    if n_features is not None and A.shape[1] != n_features:
+        raise ValueError(f"{name} has {A.shape[1]} columns but the model was fitted on {n_features}; "
+                         f"use the same feature encoding as X_train.")
+    return A
+
+
+def check_binary_vector(y, n: int, name: str = "y", owner: str = "this estimator") -> np.ndarray:
+    """Binary 0/1 (or bool) labels ``(n,)`` -> int64 (one class alone is allowed).
+
+    Raises
+    ------
+    TypeError
+        Sparse or complex labels.
+    ValueError
+        Not 1-D, wrong length, values outside {0, 1} or NaN.
+    """
+    a = as_dense_numpy(y, name, owner)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D of length {n}, got shape {a.shape}; use {name}.ravel().")
+    if len(a) != n:
+        raise ValueError(f"{name} has length {len(a)} but X has {n} rows; pass one label per row.")
+    if a.dtype == bool:
+        return a.astype(np.int64)
+    try:
+        f = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must contain binary labels 0/1; map your classes to 0/1 first.") from None
+    if not np.isfinite(f).all() or not np.isin(f, (0.0, 1.0)).all():
+        vals = np.unique(a)[:5]
+        raise ValueError(f"{name} must be binary with values in {{0, 1}}, found e.g. {vals.tolist()}; "
+                         f"map the positive class to 1 and the other to 0.")
+    return f.astype(np.int64)
+
+
+def check_index_set(idx, n: int, name: str = "idx", owner: str = "this estimator") -> np.ndarray:
+    """Distinct row indices in ``[0, n)`` -> 1-D int64 (integral floats accepted, bool masks refused).
+
+    Raises
+    ------
+    TypeError
+        Non-integer indices or a boolean mask (the message says ``np.flatnonzero(mask)``).
+    ValueError
+        Indices out of range or repeated.
+    """
+    a = as_dense_numpy(idx, name, owner).ravel() if not np.isscalar(idx) else np.asarray([idx])
+    if a.size and (a.dtype == bool or a.dtype.kind not in "iu"):
+        if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+            a = a.astype(np.int64)
+        else:
+            raise TypeError(f"{name} must hold integer training indices, got dtype {a.dtype} "
+                            f"(for a boolean mask use np.flatnonzero(mask)).")
+    a = a.astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise ValueError(f"{name} indices must lie in [0, {n}), got {a.tolist()[:10]}.")
+    if np.unique(a).size != a.size:
+        raise ValueError(f"{name} has repeated indices {a.tolist()[:10]}; flipping a label twice undoes it.")
+    return a
+
+
+def check_callable(value, name: str, hint: str = "", allow_none: bool = True):
+    """A callable (or ``None`` with ``allow_none``); ``TypeError`` naming ``name`` otherwise."""
+    if (value is None and allow_none) or callable(value):
+        return value
+    raise TypeError(f"{name} must be a callable{' or None' if allow_none else ''}, got {type(value).__name__} "
+                    f"{value!r}.{(' ' + hint) if hint else ''}")
+
+
+def check_kwargs(value, name: str) -> dict:
+    """A dict of keyword arguments (``None`` -> ``{}``, copied); ``TypeError`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict of keyword arguments or None, got {type(value).__name__}.")
+    return dict(value)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from .fast import train_ensemble
-from .model import Params, TrainConfig, adam_step, loss_fn
+from .model import Params, TrainConfig, loss_fn, run_adam
 
 __all__ = ["stack_params", "member", "forward_batched", "forward_members_at",
            "train_batched", "train_batched_autograd", "auto_chunk"]
@@ -73,30 +73,13 @@ def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainC
 
 
 def train_batched_autograd(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig) -> Params:
-    """Reference: train ``B = Y.shape[0]`` networks at once with autograd (slower).
+    """Reference: :func:`train_batched` with autograd (slower); same parameters and return value.
 
-    Parameters
-    ----------
-    X : tensor (n, d)
-        Shared training inputs.
-    Y : tensor (B, n)
-        One 0./1. label vector per member.
-    params0 : unbatched initial parameters (same for every member).
-    cfg : TrainConfig
-
-    Returns
-    -------
-    Stacked trained parameters, leading axis ``B``.
+    The members' losses are summed: no member depends on another's weights, so the gradient of
+    member ``b`` is exactly the gradient of its own loss.
     """
-    B = Y.shape[0]
-    params = [p.requires_grad_(True) for p in stack_params(params0, B)]
-    m = [torch.zeros_like(p) for p in params]
-    v = [torch.zeros_like(p) for p in params]
-    for t in range(1, cfg.epochs + 1):
-        loss = loss_fn(forward_batched(params, X), Y).sum()
-        grads = torch.autograd.grad(loss, params)
-        adam_step(params, grads, m, v, t, cfg)
-    return tuple(p.detach() for p in params)
+    params = [p.requires_grad_(True) for p in stack_params(params0, Y.shape[0])]
+    return run_adam(params, lambda ps: loss_fn(forward_batched(ps, X), Y).sum(), cfg)
 
 
 def auto_chunk(n: int, hidden, itemsize: int = 8, mem_bytes: float = 8 * 2**20, lo: int = 8, hi: int = 64) -> int:

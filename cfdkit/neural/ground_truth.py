@@ -17,8 +17,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..core.validation import check_index_set, check_positive_int
 from .batched import auto_chunk, forward_batched, train_batched
 from .filters import apply_psi
+from .validation import OWNER
 
 __all__ = ["GroundTruth", "exhaustive_cfd", "ranking_recall"]
 
@@ -58,20 +60,14 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     if not hasattr(cfd, "_check_fitted"):
         raise TypeError(f"cfd must be a fitted cfdkit.neural.NeuralCFD, got {type(cfd).__name__}.")
     cfd._check_fitted()
-    from .validation import check_flip, check_X
-    Xt = check_X(X_test, "X_test", cfd.X_train_.shape[1])
+    Xt = cfd._check_test(X_test)
     n = len(cfd.y_train_)
-    if isinstance(max_k, (bool, np.bool_)) or not isinstance(max_k, (int, np.integer)) or max_k < 1:
-        raise ValueError(f"max_k must be a positive int, got {max_k!r}.")
-    if (isinstance(max_subsets, (bool, np.bool_)) or not isinstance(max_subsets, (int, np.integer))
-            or max_subsets < 1):
-        raise ValueError(f"max_subsets must be a positive int, got {max_subsets!r}.")
-    if max_batch is not None and (isinstance(max_batch, (bool, np.bool_))
-                                  or not isinstance(max_batch, (int, np.integer)) or max_batch < 1):
-        raise ValueError(f"max_batch must be a positive int or None, got {max_batch!r}.")
+    max_k = check_positive_int(max_k, "max_k")
+    max_subsets = check_positive_int(max_subsets, "max_subsets")
+    max_batch = check_positive_int(max_batch, "max_batch", allow_none=True)
     if not (psi is None or callable(psi) or (isinstance(psi, str) and psi == "same")):
         raise ValueError(f"psi must be 'same' (use cfd.psi), None (no filter) or a callable, got {psi!r}.")
-    cand = np.arange(n) if candidates is None else check_flip(candidates, n, "candidates")
+    cand = np.arange(n) if candidates is None else check_index_set(candidates, n, "candidates", OWNER)
     if cand.size == 0:
         raise ValueError("candidates is empty; pass at least one training index (or None for all).")
     total = sum(comb(len(cand), j) for j in range(1, max_k + 1))
@@ -82,7 +78,7 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     logit0 = cfd.model_.logit(Xt)
     pred = (logit0 > 0).astype(np.int64)
     mask = apply_psi(cfd.psi if psi == "same" else psi, cfd.X_train_, cfd.y_train_, Xt, pred)
-    mb = max_batch or auto_chunk(n, cfd.hidden)
+    mb = max_batch or auto_chunk(n, cfd.hidden_)
     Xt_t = cfd._t(Xt)
     flips = np.zeros((len(subsets), len(Xt)), bool)
     for s in tqdm(range(0, len(subsets), mb), disable=not progress, desc="exhaustive"):
@@ -91,7 +87,7 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
         for b, sub in enumerate(chunk):
             idx = torch.as_tensor(sub, device=Y.device)
             Y[b, idx] = 1.0 - Y[b, idx]
-        P = train_batched(cfd._X, Y, cfd.params0_, cfd.config)
+        P = train_batched(cfd._X, Y, cfd.params0_, cfd.config_)
         with torch.no_grad():
             lg = forward_batched(P, Xt_t).double().cpu().numpy()       # (B, n_test)
         flips[s:s + len(chunk)] = (lg > 0) != (logit0 > 0)[None, :]

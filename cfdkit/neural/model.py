@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
@@ -33,7 +33,7 @@ Params = Tuple[torch.Tensor, ...]
 
 __all__ = [
     "TrainConfig", "ReLUNet", "init_params", "forward", "preactivations", "loss_fn",
-    "adam_step", "train_params", "as_relu_net", "resolve_device",
+    "adam_step", "run_adam", "train_params", "as_relu_net",
 ]
 
 
@@ -76,39 +76,6 @@ class TrainConfig:
         object.__setattr__(self, "epochs", int(self.epochs))
         for nm in ("lr", "beta1", "beta2", "eps"):
             object.__setattr__(self, nm, float(getattr(self, nm)))
-
-
-def resolve_device(device=None) -> torch.device:
-    """Return ``torch.device(device)``; ``None`` means CUDA if available, else CPU.
-
-    Raises
-    ------
-    TypeError
-        ``device`` of another type.
-    ValueError
-        Not a device name, a device type other than CPU/CUDA (``"mps"``, ``"meta"``), CUDA
-        requested where there is none, or a CUDA index this machine does not have.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if isinstance(device, (bool, np.bool_)) or not isinstance(device, (str, torch.device, numbers.Integral)):
-        raise TypeError(f"device must be None, a str such as 'cpu' or 'cuda', or a torch.device, "
-                        f"got {type(device).__name__}.")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device ({exc}); use None, 'cpu' or 'cuda'.") from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r} is not supported by cfdkit.neural (only CPU and CUDA); "
-                         "use None, 'cpu' or 'cuda'.")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} requested but CUDA is not available; use device='cpu' or None.")
-        n = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= n:
-            raise ValueError(f"device={device!r} does not exist: this machine has {n} CUDA device(s) "
-                             f"(cuda:0..cuda:{n - 1}); use device='cuda' or 'cuda:0'.")
-    return dev
 
 
 def init_params(d: int, hidden=(8, 8), seed: int = 0, dtype=torch.float64, device="cpu") -> Params:
@@ -175,6 +142,27 @@ def adam_step(params, grads, m, v, t: int, cfg: TrainConfig) -> None:
         p.addcdiv_(mi, denom, value=-cfg.lr / bc1)
 
 
+def run_adam(params: list, objective, cfg: TrainConfig) -> Params:
+    """Full-batch Adam with autograd: ``cfg.epochs`` steps of :func:`adam_step` on ``objective``.
+
+    Parameters
+    ----------
+    params : list of leaf tensors with ``requires_grad=True`` (updated in place).
+    objective : callable ``params -> scalar tensor`` (the loss to minimise).
+    cfg : TrainConfig
+
+    Returns
+    -------
+    tuple of tensors, the trained parameters (detached).
+    """
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    for t in range(1, cfg.epochs + 1):
+        grads = torch.autograd.grad(objective(params), params)
+        adam_step(params, grads, m, v, t, cfg)
+    return tuple(p.detach() for p in params)
+
+
 def train_params(X: torch.Tensor, y: torch.Tensor, params0: Params, cfg: TrainConfig) -> Params:
     """Train one network from ``params0`` (copied) with full-batch Adam.
 
@@ -190,13 +178,7 @@ def train_params(X: torch.Tensor, y: torch.Tensor, params0: Params, cfg: TrainCo
     tuple of tensors, the trained parameters.
     """
     params = [p.detach().clone().requires_grad_(True) for p in params0]
-    m = [torch.zeros_like(p) for p in params]
-    v = [torch.zeros_like(p) for p in params]
-    for t in range(1, cfg.epochs + 1):
-        loss = loss_fn(forward(params, X), y)
-        grads = torch.autograd.grad(loss, params)
-        adam_step(params, grads, m, v, t, cfg)
-    return tuple(p.detach() for p in params)
+    return run_adam(params, lambda ps: loss_fn(forward(ps, X), y), cfg)
 
 
 @dataclass
