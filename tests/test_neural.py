@@ -217,7 +217,7 @@ def test_search_stops_at_first_flip_and_really_flips(fitted, data):
     np.testing.assert_array_equal(seq.k, res.k[:6])
     from cfdkit.neural.search import search_sequential
     rows = np.flatnonzero(res.searched[:3])
-    man = search_sequential(fitted._X, fitted._y, fitted.params0_, fitted.config_, fitted._t(Xt[:3]), res.order[:3],
+    man = search_sequential(fitted.X_train_t_, fitted.y_train_t_, fitted.params0_, fitted.config_, fitted.as_tensor(Xt[:3]), res.order[:3],
                             rows, res.logit[:3], trainer="manual")
     np.testing.assert_array_equal(man[0], res.found[:3]); np.testing.assert_array_equal(man[1], res.k[:3])
     np.testing.assert_allclose(man[2], res.new_logit[:3], atol=1e-10)

@@ -153,15 +153,18 @@ class NeuralCFD(BaseEstimator):
             torch.set_num_threads(old)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _t(self, A) -> torch.Tensor:
+    def as_tensor(self, A) -> torch.Tensor:
+        """``A`` as a tensor of the fitted network's dtype on its device."""
         return torch.as_tensor(A, dtype=self.config_.dtype, device=self.device_)
 
-    def _check_fitted(self):
+    def check_fitted(self):
+        """Raise :class:`~cfdkit.core.validation.NotFittedError` before :meth:`fit`."""
         if not hasattr(self, "model_"):
             raise NotFittedError("This NeuralCFD is not fitted yet; call fit(X_train, y_train) before "
                                  "search/rank/retrain.")
 
-    def _check_test(self, X_test) -> np.ndarray:
+    def check_test_input(self, X_test) -> np.ndarray:
+        """``X_test`` validated against the fit (columns by name for DataFrames); dense float (n_test, d)."""
         X_test = align_features(X_test, getattr(self, "feature_names_in_", None), "X_test", owner="NeuralCFD")
         return check_dense_matrix(X_test, "X_test", self.n_features_in_, OWNER)
 
@@ -190,12 +193,12 @@ class NeuralCFD(BaseEstimator):
             self.feature_names_in_ = names
         self.n_features_in_ = X.shape[1]
         self.X_train_, self.y_train_ = X, y
-        self._X, self._y = self._t(X), self._t(y)
+        self.X_train_t_, self.y_train_t_ = self.as_tensor(X), self.as_tensor(y)
         self._cache = {}
         self.params0_ = init_params(X.shape[1], hidden, seed, config.dtype, device)
         t0 = time.perf_counter()
         with self._threads(opts.num_threads):
-            model = ReLUNet(train_params(self._X, self._y, self.params0_, config))
+            model = ReLUNet(train_params(self.X_train_t_, self.y_train_t_, self.params0_, config))
         if not all(bool(torch.isfinite(p).all()) for p in model.params):
             raise ValueError(f"training diverged: the network's weights became NaN/inf with lr={config.lr!r}, "
                              f"epochs={config.epochs}; lower lr (default 1e-2) or rescale X_train "
@@ -216,12 +219,12 @@ class NeuralCFD(BaseEstimator):
         -------
         ReLUNet
         """
-        self._check_fitted()
+        self.check_fitted()
         flip = check_index_set(flip, len(self.y_train_), "flip", OWNER)
-        y = self._y.clone()
+        y = self.y_train_t_.clone()
         idx = torch.as_tensor(flip, device=self.device_)
         y[idx] = 1.0 - y[idx]
-        return ReLUNet(train_params(self._X, y, self.params0_, self.config_))
+        return ReLUNet(train_params(self.X_train_t_, y, self.params0_, self.config_))
 
     def rank(self, X_test, ranking=None, mask=None) -> np.ndarray:
         """Scores of a ranking, higher = flip first.
@@ -237,8 +240,8 @@ class NeuralCFD(BaseEstimator):
         -------
         (n_test, n_train) float64 ndarray
         """
-        self._check_fitted()
-        return self._rank(self._check_test(X_test), ranking, mask, self._search_params())
+        self.check_fitted()
+        return self._rank(self.check_test_input(X_test), ranking, mask, self._search_params())
 
     def _rank(self, Xt: np.ndarray, ranking, mask, opts: SimpleNamespace) -> np.ndarray:
         name = opts.ranking if ranking is None else ranking
@@ -269,7 +272,7 @@ class NeuralCFD(BaseEstimator):
         -------
         CFDResult
         """
-        self._check_fitted()
+        self.check_fitted()
         opts = self._search_params()
         with self._threads(opts.num_threads):
             return self._search(X_test, ranking, budget, sequential, opts)
@@ -277,7 +280,7 @@ class NeuralCFD(BaseEstimator):
     def _search(self, X_test, ranking, budget, sequential, opts: SimpleNamespace) -> CFDResult:
         if not isinstance(sequential, (bool, np.bool_)):
             raise TypeError(f"sequential must be True or False, got {sequential!r}.")
-        Xt = self._check_test(X_test)
+        Xt = self.check_test_input(X_test)
         m = check_budget(opts.budget if budget is None else budget, len(self.X_train_))
         name = opts.ranking if ranking is None else ranking
         logit0 = self.model_.logit(Xt)
@@ -296,7 +299,7 @@ class NeuralCFD(BaseEstimator):
         runner = search_sequential if sequential else search_batched
         kw = {} if sequential else {"max_batch": opts.max_batch, "schedule": opts.schedule,
                                     "cache": self._cache if opts.cache else None}
-        found, k, new_logit, n_trained = runner(self._X, self._y, self.params0_, self.config_, self._t(Xt),
+        found, k, new_logit, n_trained = runner(self.X_train_t_, self.y_train_t_, self.params0_, self.config_, self.as_tensor(Xt),
                                                 order, rows, logit0, progress=opts.progress, **kw)
         retrain_s = time.perf_counter() - t0
         return CFDResult(found=found, k=k, order=order, logit=logit0, new_logit=new_logit, searched=searched,

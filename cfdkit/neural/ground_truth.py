@@ -57,10 +57,10 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     psi : ``"same"`` (use ``cfd.psi``), ``None`` (no filter) or a ψ callable.
     max_subsets : refuse enumerations larger than this (ValueError).
     """
-    if not hasattr(cfd, "_check_fitted"):
+    if not hasattr(cfd, "check_fitted"):
         raise TypeError(f"cfd must be a fitted cfdkit.neural.NeuralCFD, got {type(cfd).__name__}.")
-    cfd._check_fitted()
-    Xt = cfd._check_test(X_test)
+    cfd.check_fitted()
+    Xt = cfd.check_test_input(X_test)
     n = len(cfd.y_train_)
     max_k = check_positive_int(max_k, "max_k")
     max_subsets = check_positive_int(max_subsets, "max_subsets")
@@ -79,15 +79,15 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     pred = (logit0 > 0).astype(np.int64)
     mask = apply_psi(cfd.psi if psi == "same" else psi, cfd.X_train_, cfd.y_train_, Xt, pred)
     mb = max_batch or auto_chunk(n, cfd.hidden_)
-    Xt_t = cfd._t(Xt)
+    Xt_t = cfd.as_tensor(Xt)
     flips = np.zeros((len(subsets), len(Xt)), bool)
     for s in tqdm(range(0, len(subsets), mb), disable=not progress, desc="exhaustive"):
         chunk = subsets[s:s + mb]
-        Y = cfd._y.unsqueeze(0).repeat(len(chunk), 1)
+        Y = cfd.y_train_t_.unsqueeze(0).repeat(len(chunk), 1)
         for b, sub in enumerate(chunk):
             idx = torch.as_tensor(sub, device=Y.device)
             Y[b, idx] = 1.0 - Y[b, idx]
-        P = train_batched(cfd._X, Y, cfd.params0_, cfd.config_)
+        P = train_batched(cfd.X_train_t_, Y, cfd.params0_, cfd.config_)
         with torch.no_grad():
             lg = forward_batched(P, Xt_t).double().cpu().numpy()       # (B, n_test)
         flips[s:s + len(chunk)] = (lg > 0) != (logit0 > 0)[None, :]
