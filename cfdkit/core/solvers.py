@@ -133,6 +133,20 @@ class LinearOperator:
         return 0.5 * (H + H.T)
 
 
+def _real_tensor(A, name: str, expected: str, fix: str) -> torch.Tensor:
+    """A real float64 tensor from an array-like, or a TypeError naming ``name``."""
+    try:
+        arr = np.asarray(A)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array {expected}; got {type(A).__name__}.") from exc
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} is complex-valued; pass {fix}.")
+    try:
+        return torch.as_tensor(np.asarray(arr, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array {expected}; got dtype {arr.dtype}.") from exc
+
+
 def as_operator(H) -> LinearOperator:
     """Wrap a dense (p, p) tensor/array or pass a :class:`LinearOperator` through."""
     if isinstance(H, LinearOperator):
@@ -145,16 +159,7 @@ def as_operator(H) -> LinearOperator:
     else:
         if hasattr(H, "toarray"):  # scipy.sparse
             H = H.toarray()
-        try:
-            arr = np.asarray(H)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"H must be a (p, p) matrix or a LinearOperator; got {type(H).__name__}.") from exc
-        if np.iscomplexobj(arr):
-            raise TypeError("H is complex-valued; pass a real symmetric (p, p) matrix.")
-        try:
-            H = torch.as_tensor(np.asarray(arr, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"H must be a numeric (p, p) matrix; got dtype {arr.dtype}.") from exc
+        H = _real_tensor(H, "H", "(p, p), or a LinearOperator", "a real symmetric (p, p) matrix")
     if H.dim() != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
         raise ValueError(f"H must be a non-empty square (p, p) matrix; got shape {tuple(H.shape)}.")
     H = H.to(DTYPE)
@@ -468,16 +473,7 @@ class InverseHVP:
             if B.is_complex():
                 raise TypeError("B is complex-valued; pass a real right-hand side.")
         else:
-            try:
-                arr = np.asarray(B)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"B must be a numeric array of shape (p,) or (p, m); got {type(B).__name__}.") from exc
-            if np.iscomplexobj(arr):
-                raise TypeError("B is complex-valued; pass a real right-hand side.")
-            try:
-                B = torch.as_tensor(np.asarray(arr, dtype=np.float64))
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"B must be a numeric array of shape (p,) or (p, m); got dtype {arr.dtype}.") from exc
+            B = _real_tensor(B, "B", "of shape (p,) or (p, m)", "a real right-hand side")
         B = B.to(device=self.op_.device, dtype=DTYPE)
         if B.dim() not in (1, 2):
             raise ValueError(f"B must have shape (p,) or (p, m) with p = {self.p_}; got {tuple(B.shape)}.")

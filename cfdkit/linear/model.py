@@ -148,6 +148,18 @@ def _armijo(f_new: torch.Tensor, f0: torch.Tensor, t, slope: torch.Tensor) -> to
     return f_new <= f0 + 1e-4 * t * slope + 1e-13 * torch.abs(f0)
 
 
+def _start(design, Y, W0, l2, S, tol, max_iter):
+    """Checked start of a batched fit: W (copy of W0), penalty mask, Z = X~ W, gradient, probabilities, norms, R."""
+    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
+    if W0.dim() != 2:
+        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
+    W = W0.clone()
+    mask = _penalty_mask(W.shape[0], W.device)
+    Z = design.matvec(W)
+    G, P = gradient(design, Y, W, l2, Z, S)
+    return W, mask, Z, G, P, torch.linalg.vector_norm(G, dim=0), objective_from_z(Z, Y, W, l2, S)
+
+
 def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol: float = 1e-10,
            max_iter: int = 100, precond: Callable | None = None, cg_maxiter: int = 500,
            S: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
@@ -164,16 +176,8 @@ def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol:
     W : torch.Tensor (p, m)
     info : FitInfo
     """
-    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
-    if W0.dim() != 2:
-        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
-    W = W0.clone()
-    p, m = W.shape
-    mask = _penalty_mask(p, W.device)
-    Z = design.matvec(W)
-    G, P = gradient(design, Y, W, l2, Z, S)
-    gnorm = torch.linalg.vector_norm(G, dim=0)
-    fval = objective_from_z(Z, Y, W, l2, S)
+    W, mask, Z, G, P, gnorm, fval = _start(design, Y, W0, l2, S, tol, max_iter)
+    m = W.shape[1]
     iters = torch.zeros(m, dtype=torch.int64)
     active = gnorm > tol
     stalled = torch.zeros(m, dtype=torch.bool, device=W.device)
@@ -257,17 +261,8 @@ def newton_globalized(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: flo
     W : torch.Tensor (p, m)
     info : FitInfo
     """
-    _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
-    if W0.dim() != 2:
-        raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
-    W = W0.clone()
-    p, m = W.shape
-    dev = W.device
-    mask = _penalty_mask(p, dev)
-    Z = design.matvec(W)
-    G, P = gradient(design, Y, W, l2, Z, S)
-    gnorm = torch.linalg.vector_norm(G, dim=0)
-    fval = objective_from_z(Z, Y, W, l2, S)
+    W, mask, Z, G, P, gnorm, fval = _start(design, Y, W0, l2, S, tol, max_iter)
+    m, dev = W.shape[1], W.device
     mu = torch.zeros(m, dtype=DTYPE, device=dev)
     iters = torch.zeros(m, dtype=torch.int64)
     stalled = ~torch.isfinite(fval) | ~torch.isfinite(gnorm)

@@ -195,6 +195,23 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
     hi_prob[flipped] = new_prob[flipped]
     lo[found & ~flipped] = res.size[found & ~flipped]
     refits = 0
+
+    def try_prefixes(cand, ks):
+        """Refit with prefixes ``orders[i][:k]``; update lo/hi/unknown; True/False/None (unknown) per row."""
+        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
+        out = []
+        for i, k, pr, c in zip(cand, ks, probs, ok):
+            if not c:
+                unknown[i] = True
+                out.append(None)
+            elif (pr > res.threshold) != orig[i]:
+                hi[i], hi_prob[i] = k, pr
+                out.append(True)
+            else:
+                lo[i] = k
+                out.append(False)
+        return out
+
     # orders beyond S_t are needed where the set did not flip (or for removal sets); compute lazily
     orders = {i: res.indices(i) for i in np.nonzero(found)[0]}
     need = np.nonzero(found & ~flipped & ~unknown)[0]
@@ -210,42 +227,24 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
         # expand by doubling until a prefix flips or the helpful points run out
         active = list(need)
         while active:
-            ks, cand = [], []
+            cand, ks = [], []
             for i in active:
                 cap = len(orders[i]) if max_expand is None else min(len(orders[i]), max_expand)
                 k = min(2 * lo[i], cap)
-                if k <= lo[i]:
-                    continue
-                ks.append(k)
-                cand.append(i)
+                if k > lo[i]:
+                    cand.append(i)
+                    ks.append(k)
             if not cand:
                 break
-            probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
             refits += len(cand)
-            active = []
-            for i, k, pr, c in zip(cand, ks, probs, ok):
-                if not c:
-                    unknown[i] = True
-                elif (pr > res.threshold) != orig[i]:
-                    hi[i], hi_prob[i] = k, pr
-                else:
-                    lo[i] = k
-                    active.append(i)
+            active = [i for i, flips in zip(cand, try_prefixes(cand, ks)) if flips is False]
     # bisection between lo (does not flip) and hi (flips)
     while True:
         cand = [i for i in range(n) if hi[i] > 0 and hi[i] - lo[i] > 1 and not unknown[i]]
         if not cand:
             break
-        mids = [(lo[i] + hi[i]) // 2 for i in cand]
-        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:m] for i, m in zip(cand, mids)], res.kind, progress)
         refits += len(cand)
-        for i, m, pr, c in zip(cand, mids, probs, ok):
-            if not c:
-                unknown[i] = True
-            elif (pr > res.threshold) != orig[i]:
-                hi[i], hi_prob[i] = m, pr
-            else:
-                lo[i] = m
+        try_prefixes(cand, [(lo[i] + hi[i]) // 2 for i in cand])
     vs = np.where(unknown, -1, hi)
     vp = np.where((hi > 0) & ~unknown, hi_prob, np.nan)
     if unknown.any():
