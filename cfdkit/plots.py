@@ -184,7 +184,8 @@ def tag_bias(df, ax=None):
 
 
 def relabel_vs_remove(df):
-    """Tables 4/7: mean set sizes per method (stacked noisy / normal where there is noise).
+    """Tables 4/7: mean set sizes per method (stacked noisy / normal on a linear axis where there is noise,
+    else on a log axis).
 
     One panel per (``noise``, ``dataset``) of the frame; a frame without those columns (one
     data set at one noise level) gets one panel, stacked where it has ``mean_noisy``.
@@ -201,11 +202,11 @@ def relabel_vs_remove(df):
         if "mean_noisy" in g and "mean_normal" in g and (nz is None or nz > 0):
             ax.bar(x, g["mean_noisy"], color="C3", label="noisy")
             ax.bar(x, g["mean_normal"], bottom=g["mean_noisy"], color="C0", label="normal")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7)   # linear axis: on a log axis the stacked noisy part would hide below the limit
         else:
             ax.bar(x, g["mean_size"], color="C0")
+            ax.set_yscale("log")
         ax.set_xticks(x, [m.replace("removal_", "rm ") for m in g["method"]], fontsize=8)
-        ax.set_yscale("log")
         title = ", ".join(([str(at["dataset"])] if "dataset" in at else []) + ([f"noise {nz:g}"] if nz is not None else []))
         if title:
             ax.set_title(title, fontsize=9)

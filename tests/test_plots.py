@@ -74,10 +74,12 @@ def test_relabel_vs_remove_panels():
     fig = plots.relabel_vs_remove(rr)
     assert [a.get_title() for a in fig.axes] == ["loan, noise 0.3", "sst2, noise 0.3"]
     assert len(fig.axes[0].patches) == 4                             # stacked noisy + normal
+    assert fig.axes[0].get_yscale() == "linear"                      # stacked bars: every segment visible
+    assert fig.axes[0].get_ylim()[0] <= 0
     one = plots.relabel_vs_remove(rr[rr.dataset == "loan"].drop(columns=["dataset", "noise"]))
     assert len(one.axes) == 1 and len(one.axes[0].patches) == 4 and one.axes[0].get_title() == ""
     clean = plots.relabel_vs_remove(rr.assign(noise=0.0)[rr.dataset == "sst2"])
-    assert len(clean.axes[0].patches) == 2                           # no noise: plain mean sizes
+    assert len(clean.axes[0].patches) == 2 and clean.axes[0].get_yscale() == "log"   # no noise: plain mean sizes
 
 
 @pytest.mark.parametrize("fn, missing", [(plots.noise_sweep, "accuracy"), (plots.tag_bias, "mean_share_in_biased"),
