@@ -1,15 +1,20 @@
 """Figures of the paper's studies (matplotlib; the compute code never imports it).
 
 Each function takes the DataFrame a :mod:`cfdkit.studies` function returns
-and returns a :class:`matplotlib.figure.Figure`.  Install ``cfdkit[plots]``.
+(with the studies' own column names) and returns a :class:`matplotlib.figure.Figure`;
+the single-panel ones also draw into a given ``ax``.  :func:`probability_path`
+draws one test point's greedy path (``FlipSets.path(i)``).  The explorers of
+``cfdkit_widgets`` draw with these functions.  Install ``cfdkit[plots]``.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = ["table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2", "noise_sweep",
-           "tag_bias", "relabel_vs_remove", "save"]
+           "tag_bias", "relabel_vs_remove", "probability_path", "save"]
 
 
 def _plt():
@@ -28,6 +33,22 @@ def _interactive() -> bool:
     import sys
 
     return "ipykernel" in sys.modules
+
+
+def _axes(ax, figsize):
+    """``(fig, ax)``: a new figure of ``figsize``, or the figure of the given ``ax``."""
+    if ax is None:
+        return _plt().subplots(figsize=figsize)
+    if not hasattr(ax, "figure") or not hasattr(ax, "plot"):
+        raise TypeError(f"ax must be a matplotlib Axes (or None for a new figure), got {type(ax).__name__}.")
+    return ax.figure, ax
+
+
+def _need(df, cols, what: str) -> None:
+    missing = [c for c in cols if c not in getattr(df, "columns", ())]
+    if missing:
+        raise ValueError(f"{what}: the frame has no column(s) {missing}; pass the DataFrame that "
+                         f"cfdkit.studies.{what} returns (it has {list(getattr(df, 'columns', []))}).")
 
 
 def _label(row) -> str:
@@ -106,10 +127,10 @@ def bow_vs_embedding(df):
     return fig
 
 
-def figure2(df):
-    """Figure 2: mean |Δp| after relabeling the top-k of each ranking, vs k."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+def figure2(df, ax=None):
+    """Figure 2: mean |Δp| after relabeling the top-k of each ranking, vs k (``sem_abs_delta`` as error bars)."""
+    _need(df, ["method", "k", "mean_abs_delta"], "figure2")
+    fig, ax = _axes(ax, (5, 3.4))
     for m, g in df.groupby("method", sort=False):
         g = g.sort_values("k")
         ax.errorbar(g["k"], g["mean_abs_delta"], yerr=g.get("sem_abs_delta"), marker="o", ms=3, capsize=2,
@@ -122,29 +143,40 @@ def figure2(df):
     return fig
 
 
-def noise_sweep(df):
-    """Figure 6: mean |S_t| (solid) and accuracy (dashed) against the noise ratio, ± std over seeds."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+def noise_sweep(df, ax=None):
+    """Figure 6: mean |S_t| (solid) and accuracy (dashed) against the noise ratio, ± std over seeds.
+
+    The bands are drawn where the frame has ``mean_size_std`` / ``accuracy_std`` (the study's frame has both).
+    """
+    _need(df, ["noise", "mean_size", "accuracy"], "noise_sweep")
+    fig, ax = _axes(ax, (5, 3.4))
     x = df["noise"]
     ax.plot(x, df["mean_size"], "-o", color="C0", label="mean $|S_t|$")
-    ax.fill_between(x, df["mean_size"] - df["mean_size_std"], df["mean_size"] + df["mean_size_std"], color="C0", alpha=0.2)
+    if "mean_size_std" in df:
+        ax.fill_between(x, df["mean_size"] - df["mean_size_std"], df["mean_size"] + df["mean_size_std"], color="C0",
+                        alpha=0.2)
     ax.set_xlabel("noise ratio")
     ax.set_ylabel("mean $|S_t|$", color="C0")
     ax2 = ax.twinx()
     ax2.plot(x, df["accuracy"], "--s", color="C1", label="accuracy")
-    ax2.fill_between(x, df["accuracy"] - df["accuracy_std"], df["accuracy"] + df["accuracy_std"], color="C1", alpha=0.2)
+    if "accuracy_std" in df:
+        ax2.fill_between(x, df["accuracy"] - df["accuracy_std"], df["accuracy"] + df["accuracy_std"], color="C1",
+                         alpha=0.2)
     ax2.set_ylabel("test accuracy", color="C1")
     ax2.set_ylim(0, 1)
     fig.tight_layout()
     return fig
 
 
-def tag_bias(df):
-    """§3.4: mean share of S_t inside the biased set B, tag X vs tag Y."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(3.5, 3))
-    ax.bar(df["tag"].map(lambda t: f"tag {t}"), df["mean_share_in_biased"], color=["C3", "C0"][: len(df)])
+def tag_bias(df, ax=None):
+    """§3.4: mean share of S_t inside the biased set B, tag X vs tag Y (the share written over each bar)."""
+    _need(df, ["tag", "mean_share_in_biased"], "tag_bias")
+    fig, ax = _axes(ax, (3.5, 3))
+    share = np.asarray(df["mean_share_in_biased"], dtype=float)
+    ax.bar(df["tag"].map(lambda t: f"tag {t}"), share, color=["C3", "C0"][: len(df)])
+    for x, v in enumerate(share):
+        if np.isfinite(v):
+            ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=9)
     ax.set_ylim(0, 1)
     ax.set_ylabel("mean share of $S_t$ in B")
     fig.tight_layout()
@@ -152,22 +184,72 @@ def tag_bias(df):
 
 
 def relabel_vs_remove(df):
-    """Tables 4/7: mean set sizes per method (stacked noisy / normal where there is noise)."""
+    """Tables 4/7: mean set sizes per method (stacked noisy / normal on a linear axis where there is noise,
+    else on a log axis).
+
+    One panel per (``noise``, ``dataset``) of the frame; a frame without those columns (one
+    data set at one noise level) gets one panel, stacked where it has ``mean_noisy``.
+    """
+    _need(df, ["method", "mean_size"], "relabel_vs_remove")
     plt = _plt()
-    groups = list(df.groupby(["noise", "dataset"], sort=False))
+    keys = [c for c in ("noise", "dataset") if c in df.columns]
+    groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in df.groupby(keys, sort=False)] if keys else [((), df)]
     fig, axes = plt.subplots(1, len(groups), figsize=(3 * len(groups), 3), squeeze=False)
-    for ax, ((nz, d), g) in zip(axes[0], groups):
+    for ax, (key, g) in zip(axes[0], groups):
         x = np.arange(len(g))
-        if nz > 0:
+        at = dict(zip(keys, key))
+        nz = at.get("noise")
+        if "mean_noisy" in g and "mean_normal" in g and (nz is None or nz > 0):
             ax.bar(x, g["mean_noisy"], color="C3", label="noisy")
             ax.bar(x, g["mean_normal"], bottom=g["mean_noisy"], color="C0", label="normal")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7)   # linear axis: on a log axis the stacked noisy part would hide below the limit
         else:
             ax.bar(x, g["mean_size"], color="C0")
+            ax.set_yscale("log")
         ax.set_xticks(x, [m.replace("removal_", "rm ") for m in g["method"]], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_title(f"{d}, noise {nz:g}", fontsize=9)
+        title = ", ".join(([str(at["dataset"])] if "dataset" in at else []) + ([f"noise {nz:g}"] if nz is not None else []))
+        if title:
+            ax.set_title(title, fontsize=9)
         ax.set_ylabel("mean $|S_t|$")
+    fig.tight_layout()
+    return fig
+
+
+def probability_path(path, threshold: float, ax=None, title: str | None = None):
+    """One test point's estimated ``P(y=1)`` as the greedy set grows (``FlipSets.path(i)``), with ``tau``.
+
+    Parameters
+    ----------
+    path : (|S_t| + 1,) array of float
+        Estimated ``P(y=1)`` after relabeling the first ``k`` members, ``k = 0..|S_t|``.
+    threshold : float
+        The decision threshold ``tau``; the first ``k`` whose prediction differs from ``k = 0`` is marked.
+    ax : matplotlib Axes, optional
+        Draw into it (else a new figure).
+    title : str, optional
+    """
+    p = np.asarray(path, dtype=float).ravel()
+    if p.size == 0:
+        raise ValueError("path is empty: pass FlipSets.path(i), which starts with the original probability (k = 0).")
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a number (the decision threshold tau), got {threshold!r}.")
+    if not np.isfinite(float(threshold)):
+        raise ValueError(f"threshold must be finite (the decision threshold tau), got {threshold!r}.")
+    tau = float(threshold)
+    fig, ax = _axes(ax, (5.5, 3.0))
+    k = np.arange(p.size)
+    ax.plot(k, p, marker="o" if p.size <= 40 else None, ms=3, lw=1.5, label="estimated P(y=1)")
+    ax.axhline(tau, color="crimson", ls="--", lw=1, label=f"τ = {tau:g}")
+    crossed = np.nonzero((p > tau) != (p[0] > tau))[0]
+    if crossed.size:
+        kc = int(crossed[0])
+        ax.axvline(kc, color="grey", ls=":", lw=1)
+        ax.annotate(f"flips at k={kc}", (kc, tau), textcoords="offset points", xytext=(-60, 8), fontsize=8)
+    ax.set_xlabel("k (greedy set size)")
+    ax.set_ylabel("P(y=1)")
+    ax.set_ylim(min(float(p.min()), tau) - 0.05, max(float(p.max()), tau) + 0.05)
+    ax.set_title(title or "probability path")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 

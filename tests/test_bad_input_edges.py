@@ -372,7 +372,7 @@ err("w-ranking_table-scores", lambda: W.ranking_table([0, 1], [1.0], Y), ValueEr
 err("w-ranking_table-rows", lambda: W.ranking_table([10], [1.0], Y, pd.DataFrame({"a": [1, 2]})),
     ValueError, "train_rows")
 err("w-logit_summary-j", lambda: W.logit_summary(FakeResult(), 5), ValueError, "test row")
-ok("w-logit_summary", lambda: W.logit_summary(FakeResult(), 0), lambda s: s["flipped"] == [3] and s["found"])
+ok("w-logit_summary", lambda: W.logit_summary(FakeResult(), 0), lambda s: s["flipped_indices"] == [3] and s["found"])
 err("w-flip_comparison-idx", lambda: W.flip_comparison(pd.Series({"a": 1}), pd.DataFrame({"a": [1, 2]}), [5], [0, 1]),
     ValueError, "training row")
 ok("w-flip_comparison", lambda: W.flip_comparison(pd.Series({"a": 1}), pd.DataFrame({"a": [1, 2]}), [1], [0, 1]),

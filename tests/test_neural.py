@@ -222,7 +222,7 @@ def test_search_stops_at_first_flip_and_really_flips(fitted, data):
     np.testing.assert_array_equal(man[0], res.found[:3]); np.testing.assert_array_equal(man[1], res.k[:3])
     np.testing.assert_allclose(man[2], res.new_logit[:3], atol=1e-10)
     df = res.to_frame()
-    assert len(df) == len(Xt) and {"found", "k", "flipped", "logit", "new_logit"} <= set(df.columns)
+    assert len(df) == len(Xt) and {"found", "k", "flipped_indices", "logit", "new_logit"} <= set(df.columns)
 
 
 def test_phi_filter_skips_rows(fitted, data):

@@ -163,7 +163,7 @@ def test_flip_explorer_failed_refit_shows_message(setup):
 
 # --------------------------------------------------------------- study explorers
 def fake_noise_sweep(noise_ratios, seeds, n_test, dataset="hate-speech", features=None, progress=False):
-    """Shaped like cfdkit.studies.noise_sweep: one row per ratio, per-run rows in attrs["runs"]."""
+    """Shaped like cfdkit.studies.noise_sweep: one row per ratio, per-run rows in attrs["runs"] (no std columns)."""
     runs = pd.DataFrame([{"noise": r, "seed": s, "accuracy": 0.9 - r / 2, "found_rate": 1.0,
                           "mean_size": 100 * (1 - r) + s, "median_size": 90.0}
                          for r in noise_ratios for s in seeds])
@@ -180,53 +180,59 @@ def fake_tag_bias(points):
     return out
 
 
-# --------------------------------------------------------------- adapters (experiments -> widget contracts)
-def test_noise_sweep_runs_adapter():
+# --------------------------------------------------------------- summaries read the studies' frames (one vocabulary)
+def test_summarize_noise_sweep_reads_the_study_frame():
     df = fake_noise_sweep([0.0, 0.3], [0, 1], 10)
-    runs = cw.noise_sweep_runs(df)
-    assert list(runs.columns[:2]) == ["noise_ratio", "seed"] and len(runs) == 4
-    assert cw.noise_sweep_runs(runs) is runs                                # already in the contract
-    agg = cw.noise_sweep_runs(pd.DataFrame({"noise": [0.0, 0.1], "mean_size": [5, 4], "accuracy": [.9, .8]}))
-    assert list(agg["seed"]) == [0, 0]                                      # no per-run rows: one "seed"
+    s = cw.summarize_noise_sweep(df)
+    assert list(s.columns[:2]) == ["noise", "mean_size"] and len(s) == 2     # the study's names, one row per ratio
+    assert list(s["n_seeds"]) == [2, 2]
+    with pytest.raises(ValueError, match="attrs\\['runs'\\]"):                  # per-(ratio, seed) rows are refused
+        cw.summarize_noise_sweep(df.attrs["runs"])
     with pytest.raises(ValueError, match="noise"):
-        cw.noise_sweep_runs(pd.DataFrame({"x": [1]}))
+        cw.summarize_noise_sweep(pd.DataFrame({"x": [1]}))
 
 
-def test_tag_bias_points_adapter():
+def test_summarize_tag_bias_reads_the_points():
     df = fake_tag_bias({"test_row": [3, 5], "tag": ["X", "Y"], "size": [4, 0], "found": [True, False],
                         "share_in_biased": [0.5, np.nan]})
-    pts = cw.tag_bias_points(df)
-    assert "share_in_B" in pts and list(pts["test_row"]) == [3, 5]
+    t = cw.summarize_tag_bias(df)                                          # from attrs["points"]
+    assert list(t.columns) == ["tag", "n_found", "mean_size", "mean_share_in_biased"]
+    assert list(t["tag"]) == ["X"] and list(t["mean_share_in_biased"]) == [0.5]
     with pytest.raises(ValueError, match="attrs"):
-        cw.tag_bias_points(pd.DataFrame({"tag": ["X"]}))
+        cw.summarize_tag_bias(pd.DataFrame({"tag": ["X"]}))
 
 
-def test_relabel_remove_table_adapter():
+def test_summarize_relabel_remove_reads_the_study_frame():
     exp = pd.DataFrame({"dataset": ["loan"] * 2 + ["sst2"] * 2, "noise": 0.3,
                         "method": ["relabel", "removal_alg1"] * 2, "n_found": [10, 9, 8, 7],
                         "mean_size": [3.0, 6.0, 4.0, 8.0], "mean_noisy": [2.0, 4.0, 3.0, 5.0],
                         "mean_normal": [1.0, 2.0, 1.0, 3.0], "seconds": 0.1})
-    t = cw.relabel_remove_table(exp)
-    assert list(t.columns) == ["dataset", "method", "points", "mean_size", "in_noise", "not_in_noise"]
-    assert list(t["points"]) == [10, 9, 8, 7]
-    one = cw.relabel_remove_table(exp[exp.dataset == "loan"])
-    assert "dataset" not in one.columns and list(one["in_noise"]) == [2.0, 4.0]
+    t = cw.summarize_relabel_remove(exp)
+    assert list(t.columns) == ["dataset", "method", "n_found", "mean_size", "mean_noisy", "mean_normal"]
+    assert list(t["n_found"]) == [10, 9, 8, 7]
+    one = cw.summarize_relabel_remove(exp[exp.dataset == "loan"])
+    assert "dataset" not in one.columns and list(one["mean_noisy"]) == [2.0, 4.0]
+    with pytest.raises(ValueError, match="mean_noisy"):
+        cw.summarize_relabel_remove(exp.drop(columns="mean_noisy"))
 
 
-def test_adapters_read_the_real_experiments():
+def test_summaries_read_the_real_studies():
     from cfdkit import studies as E
 
     ns = E.noise_sweep(dataset="synthetic", features="dense", noise_ratios=[0.0, 0.2], seeds=[0, 1], n_test=20,
                        progress=False)
     s = cw.summarize_noise_sweep(ns)
-    assert list(s["noise_ratio"]) == [0.0, 0.2] and list(s["seeds"]) == [2, 2]
+    assert list(s["noise"]) == [0.0, 0.2] and list(s["n_seeds"]) == [2, 2]
     np.testing.assert_allclose(s["mean_size"], ns["mean_size"])
     rr = E.relabel_vs_remove(datasets=("synthetic",), noise=0.3, n_test=10, progress=False)
     t = cw.summarize_relabel_remove(rr)
     assert list(t["method"]) == ["relabel", "removal_alg1", "removal_alg2"]
     tb = E.tag_bias(dataset="synthetic", n_test=60)
     g = cw.summarize_tag_bias(tb)
-    assert set(g["tag"]) <= {"X", "Y"} and (g["share_in_B"].between(0, 1)).all()
+    assert set(g["tag"]) <= {"X", "Y"} and (g["mean_share_in_biased"].dropna().between(0, 1)).all()
+    # the study's per-tag rows and its per-point rows summarize to the same numbers
+    from_points = cw.summarize_tag_bias(tb.attrs["points"])
+    pd.testing.assert_frame_equal(g[g["n_found"] > 0].reset_index(drop=True), from_points, check_dtype=False)
     f2 = E.figure2(dataset="synthetic", features="dense", ks=[2, 4], n_test=4, methods=("ip_relabel", "random"),
                    progress=False)
     assert list(cw.summarize_method_comparison(f2).columns) == [2, 4]
@@ -242,18 +248,18 @@ def test_parse_float_list():
 
 def test_summaries():
     s = cw.summarize_noise_sweep(fake_noise_sweep([0.0, 0.2], [0, 1], 10))
-    assert list(s["noise_ratio"]) == [0.0, 0.2]
+    assert list(s["noise"]) == [0.0, 0.2]
     np.testing.assert_allclose(s["mean_size"], [100.5, 80.5])
-    assert list(s["seeds"]) == [2, 2]
-    tb = pd.DataFrame({"tag": ["X", "X", "Y", "Y"], "size": [4, 2, 5, 0], "share_in_B": [0.5, 1.0, 0.2, np.nan]})
+    assert list(s["n_seeds"]) == [2, 2]
+    tb = pd.DataFrame({"tag": ["X", "X", "Y", "Y"], "size": [4, 2, 5, 0], "share_in_biased": [0.5, 1.0, 0.2, np.nan]})
     t = cw.summarize_tag_bias(tb)
-    assert list(t["tag"]) == ["X", "Y"] and list(t["points"]) == [2, 1]
-    np.testing.assert_allclose(t["share_in_B"], [0.75, 0.2])
+    assert list(t["tag"]) == ["X", "Y"] and list(t["n_found"]) == [2, 1]
+    np.testing.assert_allclose(t["mean_share_in_biased"], [0.75, 0.2])
     mc = pd.DataFrame({"method": ["a", "a", "b", "b"], "k": [1, 2, 1, 2], "mean_abs_delta": [.1, .2, .3, .4]})
     m = cw.summarize_method_comparison(mc)
     assert list(m.index) == ["b", "a"] and list(m.columns) == [1, 2]
-    rr = pd.DataFrame({"method": ["relabel", "relabel", "removal_alg1"], "size": [3, 5, 10],
-                       "in_noise": [2, 4, 6], "not_in_noise": [1, 1, 4]})
+    rr = pd.DataFrame({"method": ["relabel", "removal_alg1"], "n_found": [2, 1], "mean_size": [4.0, 10.0],
+                       "mean_noisy": [3.0, 6.0], "mean_normal": [1.0, 4.0]})
     r = cw.summarize_relabel_remove(rr)
     assert list(r["method"]) == ["relabel", "removal_alg1"]
     np.testing.assert_allclose(r["mean_size"], [4, 10])
@@ -314,8 +320,8 @@ def test_group_bias_and_method_and_relabel_explorers():
     m.controls["methods"].value = ()
     assert m.run() is None and "Select at least one method" in m.message.value
 
-    r = cw.RelabelRemoveExplorer(result=pd.DataFrame({"method": ["relabel"], "size": [3], "in_noise": [2],
-                                                      "not_in_noise": [1]}))
+    r = cw.RelabelRemoveExplorer(result=pd.DataFrame({"method": ["relabel"], "n_found": [1], "mean_size": [3.0],
+                                                      "mean_noisy": [2.0], "mean_normal": [1.0]}))
     assert "relabel" in r.table.value
     kw = {}
 
@@ -328,7 +334,49 @@ def test_group_bias_and_method_and_relabel_explorers():
     r = cw.RelabelRemoveExplorer(run=rvr, dataset="sst2", n_test=20)
     r.run_button.click()
     assert kw == {"datasets": ("sst2",), "noise": 0.3, "n_test": 20, "seed": 0, "progress": False}
-    assert list(r.summary["in_noise"]) == [2.0, 5.0] and "removal_alg2" in r.table.value
+    assert list(r.summary["mean_noisy"]) == [2.0, 5.0] and "removal_alg2" in r.table.value
+
+
+def test_method_choices_are_the_score_registry():
+    from cfdkit.linear.scores import METHODS
+
+    m = cw.MethodComparisonExplorer()
+    assert list(m.controls["methods"].options) == list(METHODS)
+    assert list(m.controls["methods"].value) == list(METHODS)
+    m = cw.MethodComparisonExplorer(methods=("random", "no_such_score"))
+    assert m.controls["methods"].value == ("random",)
+    assert not hasattr(cw.MethodComparisonExplorer, "METHODS")
+
+
+def test_study_explorers_draw_with_cfdkit_plots(monkeypatch):
+    from cfdkit import plots
+
+    drawn = []
+    for name in ("noise_sweep", "tag_bias", "figure2", "relabel_vs_remove"):
+        real = getattr(plots, name)
+        monkeypatch.setattr(plots, name, lambda df, _f=real, _n=name: drawn.append(_n) or _f(df))
+    ns = cw.NoiseSweepExplorer(result=fake_noise_sweep([0.0, 0.3], [0, 1], 10))
+    assert ns.figure.axes[0].get_xlabel() == "noise ratio"
+    tb = cw.GroupBiasExplorer(result=fake_tag_bias({"tag": ["X", "Y"], "size": [3, 4], "share_in_biased": [.6, .25]}))
+    assert [t.get_text() for t in tb.figure.axes[0].texts] == ["60%", "25%"]
+    f2 = pd.DataFrame({"method": ["a", "a", "b", "b"], "k": [1, 2, 1, 2], "mean_abs_delta": [.1, .2, .3, .4]})
+    mc = cw.MethodComparisonExplorer(result=f2)
+    assert sorted(t.get_text() for t in mc.figure.axes[0].get_legend().get_texts()) == ["a", "b"]
+    rr = pd.DataFrame({"dataset": "sst2", "noise": 0.3, "method": ["relabel", "removal_alg2"], "n_found": [5, 4],
+                       "mean_size": [3.0, 7.0], "mean_noisy": [2.0, 5.0], "mean_normal": [1.0, 2.0]})
+    re = cw.RelabelRemoveExplorer(result=rr)
+    assert re.figure.axes[0].get_title() == "sst2, noise 0.3"
+    assert drawn == ["noise_sweep", "tag_bias", "figure2", "relabel_vs_remove"]
+
+
+def test_path_figure_is_the_plots_probability_path(setup):
+    _, _, res, _, _ = setup
+    i = int(np.nonzero(res.size > 0)[0][0])
+    fig = cw.path_figure(res, i)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), res.path(i))
+    assert fig.axes[0].get_title() == f"Test point {i}: probability path"
+    with pytest.raises(cw.ExplorerError, match="does not exist"):
+        cw.path_figure(res, 10_000)
 
 
 def test_default_run_missing_experiment_is_a_message(monkeypatch):
@@ -392,7 +440,7 @@ def test_neural_explorer_search_headless(neural_data):
     assert f"test case #{j}" in ex.header.value
     ex.search_button.click()
     s = ex.last
-    assert s["found"] and s["k"] == ref.k[j] and s["flipped"] == ref.indices(j).tolist()
+    assert s["found"] and s["k"] == ref.k[j] and s["flipped_indices"] == ref.indices(j).tolist()
     assert s["logit_before"] == pytest.approx(ref.logit[j]) and s["logit_after"] == pytest.approx(ref.new_logit[j])
     assert np.sign(s["logit_before"]) != np.sign(s["logit_after"])
     assert "CFD found" in ex.status.value and "Is it meaningful?" in ex.result_html.value

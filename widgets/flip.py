@@ -8,7 +8,8 @@ functions in this module, which are tested on their own:
 * :func:`point_summary` -- text, label, predicted probability and ``|S_t|`` of one test point,
 * :func:`flip_set_table` -- the table of ``S_t`` (training text, label, new label, effect),
 * :func:`probability_path` -- estimated ``P(y=1)`` as the greedy set grows,
-* :func:`verify_point` -- retrain with ``S_t`` relabeled and report the new probability.
+* :func:`verify_point` -- retrain with ``S_t`` relabeled and report the new probability;
+* :func:`path_figure` -- the path drawn by :func:`cfdkit.plots.probability_path`.
 
 Only the public cfdkit API is used: ``RelabelAudit.flip_sets``,
 ``RelabelAudit.retrain_probabilities``, ``RelabelAudit.y_train_`` and
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "ExplorerError",
     "FlipExplorer",
     "describe_rows",
     "search_texts",
@@ -223,29 +225,12 @@ def probability_path(res, i) -> pd.DataFrame:
 
 
 def path_figure(res, i, ax=None, title: str | None = None):
-    """Matplotlib figure of :func:`probability_path` with the threshold ``tau`` drawn."""
-    import matplotlib.pyplot as plt
+    """Figure of test point ``i``'s probability path with the threshold ``tau`` (:func:`cfdkit.plots.probability_path`)."""
+    from cfdkit import plots
 
-    df = probability_path(res, i)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.0))
-    else:
-        fig = ax.figure
-    ax.plot(df["k"], df["prob"], marker="o" if len(df) <= 40 else None, ms=3, lw=1.5, label="estimated P(y=1)")
-    ax.axhline(res.threshold, color="crimson", ls="--", lw=1, label=f"τ = {res.threshold:g}")
-    cross = df.index[df["crossed"]]
-    if len(cross):
-        k = int(df["k"][cross[0]])
-        ax.axvline(k, color="grey", ls=":", lw=1)
-        ax.annotate(f"flips at k={k}", (k, res.threshold), textcoords="offset points", xytext=(-60, 8), fontsize=8)
-    ax.set_xlabel("k (greedy set size)")
-    ax.set_ylabel("P(y=1)")
-    lo, hi = float(df["prob"].min()), float(df["prob"].max())
-    ax.set_ylim(min(lo, res.threshold) - 0.05, max(hi, res.threshold) + 0.05)
-    ax.set_title(title or f"Test point {int(i)}: probability path")
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return fig
+    i = _check_index(res, i)
+    return plots.probability_path(res.path(i), res.threshold, ax=ax,
+                                  title=title or f"Test point {i}: probability path")
 
 
 def verify_point(audit, X_test, res, i) -> dict:

@@ -144,13 +144,17 @@ def ranking_table(idx, scores, y_train, train_rows: pd.DataFrame | None = None, 
 
 
 def logit_summary(result, j: int = 0, label_names=("0", "1")) -> dict:
-    """Logit and class of test row ``j`` of a :class:`cfdkit.neural.CFDResult` before and after the flips."""
+    """Logit and class of test row ``j`` of a :class:`cfdkit.neural.CFDResult` before and after the flips.
+
+    Returns ``found, k, flipped_indices`` (the training rows relabeled, as in ``CFDResult.to_frame``),
+    ``logit_before, logit_after, pred_before, pred_after, budget, ranking, n_candidates, searched``.
+    """
     _check_names(label_names)
     j = check_index(j, len(result.logit), "test row")
     before = float(result.logit[j])
     after = float(result.new_logit[j]) if result.found[j] else float("nan")
     pb = int(before > 0)
-    return {"found": bool(result.found[j]), "k": int(result.k[j]), "flipped": result.indices(j).tolist(),
+    return {"found": bool(result.found[j]), "k": int(result.k[j]), "flipped_indices": result.indices(j).tolist(),
             "logit_before": before, "logit_after": after, "pred_before": label_names[pb],
             "pred_after": label_names[int(after > 0)] if result.found[j] else None,
             "budget": int(result.budget), "ranking": result.ranking,
@@ -372,7 +376,7 @@ class NeuralCFDExplorer:
                 raise ExplorerError(f"The budget m = {m} exceeds the {len(d.y_train)} training rows.")
             res = cfd.search(d.X_test[i:i + 1], ranking=self.ranking.value, budget=m)
             s = logit_summary(res, 0, d.label_names)
-            comp = flip_comparison(d.test_rows.iloc[i], d.train_rows, s["flipped"], d.y_train, d.label_names,
+            comp = flip_comparison(d.test_rows.iloc[i], d.train_rows, s["flipped_indices"], d.y_train, d.label_names,
                                    test_label=d.y_test[i]) if s["found"] else None
         except ExplorerError as exc:
             self.status.value = ""
@@ -394,7 +398,7 @@ class NeuralCFDExplorer:
             self.result_html.value = (
                 f"<div><b>Logit</b> {s['logit_before']:+.3f} ({html.escape(s['pred_before'])}) → "
                 f"<b>{s['logit_after']:+.3f}</b> ({html.escape(s['pred_after'])}) after retraining with training "
-                f"rows {s['flipped']} relabeled.</div><b>Is it meaningful?</b> The test row next to the flipped "
+                f"rows {s['flipped_indices']} relabeled.</div><b>Is it meaningful?</b> The test row next to the flipped "
                 f"training rows:" + _html_table(comp))
         else:
             self.status.value = (f"<span class='cfd-search-result'>No CFD within budget m = {s['budget']}: the "

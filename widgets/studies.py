@@ -2,25 +2,22 @@
 
 Each explorer wraps a *run* callable returning a pandas DataFrame (by
 default the matching function of ``cfdkit.studies``, imported when Run
-is pressed) and a pure *summary* function turning that frame into the table
-shown; the figure is drawn from the summary.  The summaries are tested on
-their own; the explorers only wire controls to ``run(**kwargs)``.
+is pressed), a pure *summary* function turning that frame into the table
+shown, and draws its figure with the matching function of :mod:`cfdkit.plots`.
+The summaries are tested on their own; the explorers only wire controls to
+``run(**kwargs)``.
 
-The explorers read the frames that ``cfdkit.studies`` returns.  Small pure
-*adapters* (tested on their own) turn them into the column contracts the
-summaries read; frames already in that contract pass through unchanged:
+One vocabulary: the summaries read the frames of ``cfdkit.studies`` with the
+studies' own column names and keep them:
 
-* noise sweep: :func:`noise_sweep_runs` -> one row per (ratio, seed):
-  ``noise_ratio, seed, mean_size, accuracy`` (optionally ``found_rate``), from
-  ``experiments.noise_sweep(...).attrs["runs"]`` (column ``noise``);
-* group bias: :func:`tag_bias_points` -> one row per audited test point:
-  ``tag`` (``"X"``/``"Y"``), ``size``, ``share_in_B``, from
-  ``experiments.tag_bias(...).attrs["points"]`` (column ``share_in_biased``);
-* method comparison: ``method, k, mean_abs_delta`` (``experiments.figure2`` as is);
-* relabel vs remove: :func:`relabel_remove_table` -> one row per (data set, noise,) method:
-  ``method, points, mean_size, in_noise, not_in_noise`` from ``experiments.relabel_vs_remove``
-  (``n_found, mean_noisy, mean_normal``), or aggregated from per-point rows
-  ``method, size, in_noise, not_in_noise``.
+* noise sweep (``cfdkit.studies.noise_sweep``): one row per ``noise`` ratio with
+  ``mean_size, mean_size_std, accuracy, accuracy_std, found_rate, n_seeds``;
+* group bias (``cfdkit.studies.tag_bias``): one row per ``tag`` with ``n_found, mean_size,
+  mean_share_in_biased``; its per-point rows (``attrs["points"]``: ``tag, size, share_in_biased``)
+  are summarized the same way;
+* method comparison (``cfdkit.studies.figure2``): ``method, k, mean_abs_delta``;
+* relabel vs remove (``cfdkit.studies.relabel_vs_remove``): per (``dataset``, ``noise``,) ``method``:
+  ``n_found, mean_size, mean_noisy, mean_normal``.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ import html
 import importlib
 from collections.abc import Callable
 
-import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -43,9 +39,6 @@ __all__ = [
     "summarize_method_comparison",
     "summarize_relabel_remove",
     "parse_float_list",
-    "noise_sweep_runs",
-    "tag_bias_points",
-    "relabel_remove_table",
 ]
 
 
@@ -72,92 +65,47 @@ def parse_float_list(text: str, lo: float = 0.0, hi: float = 1.0) -> list[float]
     return vals
 
 
-# ------------------------------------------------------------------ adapters: cfdkit.studies -> contracts
-def noise_sweep_runs(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (noise ratio, seed) with ``noise_ratio, seed, mean_size, accuracy[, found_rate]``.
-
-    Accepts the frame of ``cfdkit.studies.noise_sweep`` (its per-run rows are in
-    ``df.attrs["runs"]``, column ``noise``), its ``attrs["runs"]`` frame itself, or a frame
-    already in the contract.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"noise sweep: expected a pandas DataFrame, got {type(df).__name__}.")
-    if "noise_ratio" in df.columns:
-        return df
-    runs = df.attrs.get("runs")
-    src = runs if isinstance(runs, pd.DataFrame) else df
-    if "noise" not in src.columns:
-        raise ValueError(f"noise sweep: the result has no column 'noise' or 'noise_ratio'; it has {list(src.columns)}.")
-    out = src.rename(columns={"noise": "noise_ratio"})
-    if "seed" not in out.columns:
-        out = out.assign(seed=0)
-    return out
-
-
-def tag_bias_points(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per audited (misclassified) test point with ``tag, size, share_in_B``.
-
-    Accepts the frame of ``cfdkit.studies.tag_bias`` (per-point rows in
-    ``df.attrs["points"]``, column ``share_in_biased``), that points frame, or a frame
-    already in the contract.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"group bias: expected a pandas DataFrame, got {type(df).__name__}.")
-    if "share_in_B" in df.columns:
-        return df
-    pts = df.attrs.get("points")
-    src = pts if isinstance(pts, pd.DataFrame) else df
-    if "share_in_biased" not in src.columns:
-        raise ValueError("group bias: expected cfdkit.studies.tag_bias's frame (per-point rows in "
-                         f"attrs['points']) or a column 'share_in_B'; got {list(src.columns)}.")
-    return src.rename(columns={"share_in_biased": "share_in_B"})
-
-
-def relabel_remove_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (data set, noise,) method: ``points`` (with a set), ``mean_size``, ``in_noise``, ``not_in_noise``.
-
-    Reads ``cfdkit.studies.relabel_vs_remove`` (``n_found, mean_size, mean_noisy,
-    mean_normal``; the ``dataset`` / ``noise`` columns are kept when they vary) or
-    per-point rows ``method, size, in_noise, not_in_noise`` (sets of size 0 = not found are dropped).
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"relabel vs remove: expected a pandas DataFrame, got {type(df).__name__}.")
-    if "mean_noisy" in df.columns:
-        _need(df, ["method", "n_found", "mean_size", "mean_noisy", "mean_normal"], "relabel vs remove")
-        keys = [c for c in ("dataset", "noise") if c in df.columns and df[c].nunique() > 1]
-        out = df[keys + ["method", "n_found", "mean_size", "mean_noisy", "mean_normal"]].rename(
-            columns={"n_found": "points", "mean_noisy": "in_noise", "mean_normal": "not_in_noise"})
-        return out.reset_index(drop=True)
-    _need(df, ["method", "size", "in_noise", "not_in_noise"], "relabel vs remove")
-    ok = df[df["size"] > 0]
-    g = ok.groupby("method", sort=False).agg(points=("size", "size"), mean_size=("size", "mean"),
-                                             in_noise=("in_noise", "mean"), not_in_noise=("not_in_noise", "mean"))
-    return g.reset_index()
-
-
+# ------------------------------------------------------------------ summaries of cfdkit.studies frames
 def summarize_noise_sweep(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean (and std over seeds) of ``|S_t|`` and accuracy per noise ratio (any :func:`noise_sweep_runs` input)."""
-    df = noise_sweep_runs(df)
-    _need(df, ["noise_ratio", "mean_size", "accuracy"], "noise sweep")
-    agg = {"mean_size": ["mean", "std"], "accuracy": ["mean", "std"]}
-    if "found_rate" in df.columns:
-        agg["found_rate"] = ["mean"]
-    g = df.groupby("noise_ratio").agg(agg)
-    g.columns = ["mean_size", "mean_size_std", "accuracy", "accuracy_std"] + (
-        ["found_rate"] if "found_rate" in df.columns else [])
-    g["seeds"] = df.groupby("noise_ratio").size()
-    return g.reset_index()
+    """The frame of ``cfdkit.studies.noise_sweep`` as shown: one row per ``noise`` ratio.
+
+    Columns ``noise, mean_size, accuracy`` and, where the frame has them, ``mean_size_std,
+    accuracy_std, found_rate, n_seeds`` (mean and std over seeds, as the study computed them).
+    The per-(ratio, seed) rows (``attrs["runs"]``) are refused: they are not one row per ratio.
+    """
+    _need(df, ["noise", "mean_size", "accuracy"], "noise sweep")
+    if df["noise"].duplicated().any():
+        raise ValueError("noise sweep: expected one row per noise ratio (the frame cfdkit.studies.noise_sweep "
+                         "returns), but some ratios repeat; pass that frame, not its attrs['runs'].")
+    cols = [c for c in ("noise", "mean_size", "mean_size_std", "accuracy", "accuracy_std", "found_rate", "n_seeds")
+            if c in df.columns]
+    return df[cols].sort_values("noise").reset_index(drop=True)
+
+
+_TAG_COLS = ["tag", "n_found", "mean_size", "mean_share_in_biased"]
 
 
 def summarize_tag_bias(df: pd.DataFrame) -> pd.DataFrame:
-    """Per tag: number of audited points, mean ``|S_t|`` and mean share of ``S_t`` inside ``B``
-    (any :func:`tag_bias_points` input)."""
-    df = tag_bias_points(df)
-    _need(df, ["tag", "size", "share_in_B"], "group bias")
-    ok = df[df["size"] > 0]
-    g = ok.groupby("tag").agg(points=("size", "size"), mean_size=("size", "mean"),
-                              share_in_B=("share_in_B", "mean"))
-    return g.reset_index()
+    """Per tag: ``n_found`` (audited points with a set), mean ``|S_t|`` and ``mean_share_in_biased``.
+
+    Reads the frame of ``cfdkit.studies.tag_bias`` (one row per tag, used as is) or its per-point
+    rows (``attrs["points"]``, or that frame itself: ``tag, size, share_in_biased``), which are
+    averaged over the points where a set was found, as the study does.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"group bias: expected a pandas DataFrame, got {type(df).__name__}.")
+    if "mean_share_in_biased" in df.columns:
+        _need(df, _TAG_COLS, "group bias")
+        return df[_TAG_COLS].reset_index(drop=True)
+    pts = df if "share_in_biased" in df.columns else df.attrs.get("points")
+    if not isinstance(pts, pd.DataFrame):
+        raise ValueError("group bias: expected cfdkit.studies.tag_bias's frame (column 'mean_share_in_biased', "
+                         f"or per-point rows in attrs['points']); got {list(df.columns)}.")
+    _need(pts, ["tag", "size", "share_in_biased"], "group bias")
+    ok = pts[pts["size"] > 0]
+    g = ok.groupby("tag").agg(n_found=("size", "size"), mean_size=("size", "mean"),
+                              mean_share_in_biased=("share_in_biased", "mean"))
+    return g.reset_index()[_TAG_COLS]
 
 
 def summarize_method_comparison(df: pd.DataFrame) -> pd.DataFrame:
@@ -168,9 +116,16 @@ def summarize_method_comparison(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_relabel_remove(df: pd.DataFrame) -> pd.DataFrame:
-    """Per method: mean ``|S_t|`` and its split into noisy / clean training points (Table 4); see
-    :func:`relabel_remove_table`."""
-    return relabel_remove_table(df)
+    """Per (data set, noise,) method: ``n_found, mean_size, mean_noisy, mean_normal`` (Table 4).
+
+    Reads the frame of ``cfdkit.studies.relabel_vs_remove``; ``mean_noisy`` / ``mean_normal`` split
+    the mean ``|S_t|`` into training points inside / outside the noise set.  The ``dataset`` and
+    ``noise`` columns are kept where they vary.
+    """
+    cols = ["method", "n_found", "mean_size", "mean_noisy", "mean_normal"]
+    _need(df, cols, "relabel vs remove")
+    keys = [c for c in ("dataset", "noise") if c in df.columns and df[c].nunique() > 1]
+    return df[keys + cols].reset_index(drop=True)
 
 
 def _resolve(name: str) -> Callable:
@@ -191,7 +146,8 @@ class StudyExplorer:
 
     Subclasses define :meth:`_controls` (name -> widget), :meth:`kwargs`
     (the call's keyword arguments from the controls), ``summarize`` and
-    :meth:`draw`.  ``result`` holds the last raw frame, ``summary`` its summary.
+    :meth:`draw` (a :mod:`cfdkit.plots` function).  ``result`` holds the last raw
+    frame, ``summary`` its summary and ``figure`` the last figure drawn.
     """
 
     title = "Study"
@@ -205,6 +161,7 @@ class StudyExplorer:
         self.defaults = defaults
         self.result = None
         self.summary = None
+        self.figure = None
         self.controls = self._controls(W, **defaults)
         self.run_button = W.Button(description="Run", button_style="primary", icon="play")
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="160px", visibility="hidden"))
@@ -229,8 +186,9 @@ class StudyExplorer:
     def kwargs(self) -> dict:
         return {}
 
-    def draw(self, summary: pd.DataFrame, ax) -> None:
-        summary.plot(ax=ax)
+    def draw(self, summary: pd.DataFrame, result: pd.DataFrame):
+        """The figure shown (a :class:`matplotlib.figure.Figure` from :mod:`cfdkit.plots`), or None."""
+        return None
 
     # ---- actions
     def run(self) -> pd.DataFrame | None:
@@ -263,12 +221,12 @@ class StudyExplorer:
                             + summary.to_html(float_format=lambda v: f"{v:.3f}", border=0, classes="cfd-table")
                             + "</div>")
         self.plot.clear_output(wait=True)
+        fig = self.figure = self.draw(summary, df)
+        if fig is None:
+            return
         import matplotlib.pyplot as plt
 
         with self.plot:
-            fig, ax = plt.subplots(figsize=(5.5, 3.2))
-            self.draw(summary, ax)
-            fig.tight_layout()
             try:
                 from IPython import get_ipython
                 if get_ipython() is not None:
@@ -290,7 +248,7 @@ class NoiseSweepExplorer(StudyExplorer):
     """``|S_t|`` and accuracy as the share of flipped training labels grows (§3.3, Figure 6).
 
     ``run(dataset=..., features=None, noise_ratios=[...], seeds=[...], n_test=..., progress=False)``;
-    default ``cfdkit.studies.noise_sweep`` (read through :func:`noise_sweep_runs`).
+    default ``cfdkit.studies.noise_sweep``; figure :func:`cfdkit.plots.noise_sweep`.
     """
 
     title = "Noise sweep: |S_t| and accuracy vs noise ratio"
@@ -312,23 +270,17 @@ class NoiseSweepExplorer(StudyExplorer):
                 "seeds": list(range(self.controls["seeds"].value)),
                 "n_test": self.controls["n_test"].value, "progress": False}
 
-    def draw(self, s, ax):
-        ax.errorbar(s["noise_ratio"], s["mean_size"], yerr=s["mean_size_std"].fillna(0), marker="o", label="mean |S_t|")
-        ax.set_xlabel("noise ratio")
-        ax.set_ylabel("mean |S_t|")
-        ax2 = ax.twinx()
-        ax2.plot(s["noise_ratio"], s["accuracy"], "k--", marker="s", ms=3, label="test accuracy")
-        ax2.set_ylabel("accuracy")
-        ax2.set_ylim(0, 1.02)
-        ax.legend(loc="upper left", fontsize=8)
-        ax2.legend(loc="upper right", fontsize=8)
+    def draw(self, summary, result):
+        from cfdkit import plots
+
+        return plots.noise_sweep(summary)
 
 
 class GroupBiasExplorer(StudyExplorer):
     """§3.4: share of ``S_t`` inside the biased set ``B`` for misclassified "tag X" vs "tag Y" points.
 
     ``run(bias=..., share_x=..., n_test=..., seed=...)``; default ``cfdkit.studies.tag_bias``
-    (loan data; read through :func:`tag_bias_points`).
+    (loan data); figure :func:`cfdkit.plots.tag_bias`.
     """
 
     title = "Group attribution bias: how much of S_t lies in the biased set B?"
@@ -344,33 +296,33 @@ class GroupBiasExplorer(StudyExplorer):
     def kwargs(self) -> dict:
         return {k: w.value for k, w in self.controls.items()}
 
-    def draw(self, s, ax):
-        ax.bar(s["tag"].astype(str), s["share_in_B"], color=["#c0392b", "#2980b9"][: len(s)])
-        for x, v in zip(range(len(s)), s["share_in_B"]):
-            ax.text(x, v + 0.01, f"{v:.0%}", ha="center", fontsize=9)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("tag of the misclassified test point")
-        ax.set_ylabel("mean share of S_t in B")
+    def draw(self, summary, result):
+        from cfdkit import plots
+
+        return plots.tag_bias(summary)
 
 
 class MethodComparisonExplorer(StudyExplorer):
     """Figure 2: mean ``|Δp|`` after relabeling the top-k training points ranked by each method.
 
     ``run(dataset=..., methods=[...], ks=[...], n_test=..., seed=..., progress=False)`` ->
-    ``method, k, mean_abs_delta``; default ``cfdkit.studies.figure2``.
+    ``method, k, mean_abs_delta``; default ``cfdkit.studies.figure2``; figure :func:`cfdkit.plots.figure2`.
+    The methods offered are the registered linear scores, ``cfdkit.linear.scores.METHODS``.
     """
 
     title = "Method comparison: mean |Δp| after relabeling the top-k points"
     experiment = "figure2"
     summarize = staticmethod(summarize_method_comparison)
-    METHODS = ("ip_relabel", "ip_remove", "influence", "relatif", "grad_dot", "grad_cos", "random")
-
     DATASETS = ("sst2", "hate-speech", "loan", "synthetic")
 
-    def _controls(self, W, dataset="sst2", methods=METHODS, ks="5, 10, 20", n_test=10, seed=0, **_):
+    def _controls(self, W, dataset="sst2", methods=None, ks="5, 10, 20", n_test=10, seed=0, **_):
+        from cfdkit.linear.scores import METHODS
+
+        names = list(METHODS)  # the score registry: a new score shows up here without touching the widget
+        methods = names if methods is None else [methods] if isinstance(methods, str) else list(methods)
         text = ks if isinstance(ks, str) else ", ".join(str(k) for k in ks)
         return {"dataset": W.Dropdown(options=list(self.DATASETS), value=dataset, description="data set"),
-                "methods": W.SelectMultiple(options=list(self.METHODS), value=[m for m in methods if m in self.METHODS],
+                "methods": W.SelectMultiple(options=names, value=[m for m in methods if m in names],
                                             description="methods", rows=4),
                 "ks": W.Text(value=text, description="k values", layout=W.Layout(width="300px")),
                 "n_test": W.IntSlider(value=n_test, min=5, max=200, step=5, description="test points"),
@@ -384,19 +336,17 @@ class MethodComparisonExplorer(StudyExplorer):
         return {"dataset": self.controls["dataset"].value, "methods": methods, "ks": ks,
                 "n_test": self.controls["n_test"].value, "seed": self.controls["seed"].value, "progress": False}
 
-    def draw(self, s, ax):
-        for m, row in s.iterrows():
-            ax.plot(list(s.columns), row.values, marker="o", ms=3, label=m)
-        ax.set_xlabel("k (training points relabeled)")
-        ax.set_ylabel("mean |Δp|")
-        ax.legend(fontsize=7)
+    def draw(self, summary, result):
+        from cfdkit import plots
+
+        return plots.figure2(result)
 
 
 class RelabelRemoveExplorer(StudyExplorer):
     """§3.5 / Table 4: ``|S_t|`` for relabeling vs removal, split into noisy and clean points.
 
     ``run(datasets=(dataset,), noise=..., n_test=..., seed=..., progress=False)``; default
-    ``cfdkit.studies.relabel_vs_remove`` (read through :func:`relabel_remove_table`).
+    ``cfdkit.studies.relabel_vs_remove``; figure :func:`cfdkit.plots.relabel_vs_remove`.
     """
 
     title = "Relabel vs remove: how many points, and how many of them noisy?"
@@ -416,13 +366,7 @@ class RelabelRemoveExplorer(StudyExplorer):
         return {"datasets": (c["dataset"].value,), "noise": c["noise"].value, "n_test": c["n_test"].value,
                 "seed": c["seed"].value, "progress": False}
 
-    def draw(self, s, ax):
-        x = np.arange(len(s))
-        ax.bar(x, s["in_noise"], label="in noise set N")
-        ax.bar(x, s["not_in_noise"], bottom=s["in_noise"], label="clean points")
-        labels = [m.replace("removal_", "remove ") for m in s["method"]]
-        if "dataset" in s.columns:
-            labels = [f"{d}\n{m}" for d, m in zip(s["dataset"], labels)]
-        ax.set_xticks(x, labels, fontsize=7)
-        ax.set_ylabel("mean |S_t|")
-        ax.legend(fontsize=8)
+    def draw(self, summary, result):
+        from cfdkit import plots
+
+        return plots.relabel_vs_remove(result)

@@ -60,14 +60,19 @@ class CFDResult:
         return int(self.found.sum())
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per test input."""
+        """One row per test input.
+
+        ``flipped_indices`` lists the training indices whose labels were flipped (rank order; empty
+        where no CFD was found).  (``flipped`` in ``cfdkit.Verification.to_frame`` is a bool per test
+        point: whether the prediction flipped.)
+        """
         n_s = max(1, int(self.searched.sum()))
         return pd.DataFrame({
             "test_index": np.arange(len(self)),
             "searched": self.searched,
             "found": self.found,
             "k": self.k,
-            "flipped": [self.indices(i).tolist() for i in range(len(self))],
+            "flipped_indices": [self.indices(i).tolist() for i in range(len(self))],
             "logit": self.logit,
             "new_logit": self.new_logit,
             "n_candidates": self.n_candidates,
