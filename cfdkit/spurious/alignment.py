@@ -485,28 +485,26 @@ def tabular_planted_comparison(rho: float = 0.95, seed: int = 0, fast: bool = Fa
 class _ReLUNetProba(torch.nn.Module):
     """``P(class c | x)`` of a trained :class:`cfdkit.neural` ReLU network given by its parameters."""
 
-    def __init__(self, params, cls: torch.Tensor):
+    def __init__(self, params, cls: int):
         super().__init__()
         self.params = [p.detach() for p in params]
-        self.register_buffer("cls", cls)
+        self.cls = int(cls)
 
     def forward(self, x):
         W1, b1, W2, b2, w3, b3 = self.params
         h = x.reshape(len(x), -1).to(W1.dtype)
-        logit = torch.relu(torch.relu(h @ W1 + b1) @ W2 + b2) @ w3 + b3
-        p = torch.sigmoid(logit)
-        return torch.where(self.cls.bool(), p, 1 - p)
+        p = torch.sigmoid(torch.relu(torch.relu(h @ W1 + b1) @ W2 + b2) @ w3 + b3)
+        return p if self.cls == 1 else 1 - p
 
 
-class _OwnColour(torch.nn.Module):
-    def __init__(self, f_green, green: torch.Tensor):
+class _Flip(torch.nn.Module):
+    def __init__(self, f, keep: bool):
         super().__init__()
-        self.f = f_green
-        self.register_buffer("green", green)
+        self.f, self.keep = f, bool(keep)
 
     def forward(self, x):
         p = self.f(x).to(torch.float64)
-        return torch.where(self.green.bool(), p, 1 - p)
+        return p if self.keep else 1 - p
 
 
 def cfd_bridge(rho: float = 0.95, seed: int = 0, fast: bool = False, setup: DigitSetup | None = None,
@@ -556,12 +554,20 @@ def cfd_bridge(rho: float = 0.95, seed: int = 0, fast: bool = False, setup: Digi
                      "pool_same_colour": float(np.mean(a_tr[cand] == own))})
     frame = pd.DataFrame(rows)
     params = cfd.model_.params
-    base = _ReLUNetProba(params, torch.as_tensor(pred))
-    down = _OwnColour(setup.colour.torch_proba(), torch.as_tensor(d.color_id_test[conf]))
-    df, lsr = cf_alignment(base, {"own_colour": down}, setup.ae, d.X_test[conf], dtype=torch.float64,
-                           device="cpu", **DIGIT_LS)
-    frame["ls_base_change"] = df["base_change"].to_numpy()
-    frame["ls_rc_own_colour"] = df["rc"].to_numpy()
+    f_green = setup.colour.torch_proba()
+    own_all = d.color_id_test[conf]
+    bc, rc = np.full(len(conf), np.nan), np.full(len(conf), np.nan)
+    for c in (0, 1):          # base: P(predicted class); downstream: P(own colour); one search per pair
+        for a in (0, 1):
+            sel = np.flatnonzero((pred == c) & (own_all == a))
+            if len(sel) == 0:
+                continue
+            df, _ = cf_alignment(_ReLUNetProba(params, c), {"own_colour": _Flip(f_green, a == 1)}, setup.ae,
+                                 d.X_test[conf[sel]], dtype=torch.float64, device="cpu", **DIGIT_LS)
+            bc[sel], rc[sel] = df["base_change"].to_numpy(), df["rc"].to_numpy()
+    frame["ls_base_change"] = bc
+    frame["ls_rc_own_colour"] = rc
+    df = frame.rename(columns={"ls_base_change": "base_change", "ls_rc_own_colour": "rc"})
     mu, se, n = summarize_rc(df["rc"], df["base_change"])
     f = frame[frame["cfd_found"]]
     kept = f["ls_base_change"] > 0.3
