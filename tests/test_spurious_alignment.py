@@ -263,3 +263,38 @@ def test_robust_methods_less_aligned_than_erm(setup99):
     comp = robust_comparison(setup99, methods=("erm", "groupdro"))
     assert comp.loc["groupdro", "rc"] < comp.loc["erm", "rc"]
     assert comp.loc["groupdro", "wga"] >= comp.loc["erm", "wga"]
+
+
+def test_alignment_matrix_diagonal_and_formatting():
+    rng = np.random.default_rng(4)
+    d = 4
+    w, v = rng.normal(size=d), rng.normal(size=d)
+    X = _points_on_level(w, 2.0, n=6) + _points_on_level(v, 2.0, n=6) * 0.0
+    fs = {"w": linear_classifier(w), "v": linear_classifier(v)}
+    M = alignment_matrix(fs, fs, IdentityAutoencoder((d,)), X, base_change_limit=0.0, max_pixel_frac=1e6, **F64)
+    kept = M.n.to_numpy()
+    assert (kept > 0).all()
+    assert M.mean.loc["w", "w"] == 1.0 and M.mean.loc["v", "v"] == 1.0   # tie rule on the diagonal
+    assert M.formatted().loc["w", "w"].startswith("1.00±")
+    assert set(M.per_input["base"]) == {"w", "v"}
+
+
+def test_explorer_pure_functions():
+    sa = pytest.importorskip("cfdkit_widgets.spurious_alignment")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=3)
+    fs = {"b": linear_classifier(w), "same": linear_classifier(w), "anti": linear_classifier(-w)}
+    x = _points_on_level(w, 2.0, n=1)[0]
+    m = sa.morph(fs, "b", IdentityAutoencoder((3,)), x, n_frames=5, max_pixel_frac=1e6, **F64)
+    assert m["frames"].shape == (5, 3) and list(m["outputs"].columns) == ["b", "same", "anti"]
+    t = sa.morph_table(m)
+    assert t.loc["same", "relative change"] == 1.0 and t.loc["anti", "relative change"] == pytest.approx(-1.0)
+    assert np.all(np.diff(m["outputs"]["b"]) <= 0)
+    assert sa.check_index(2, 5) == 2
+    with pytest.raises(sa.ExplorerError):
+        sa.check_index(7, 5)
+    with pytest.raises(sa.ExplorerError):
+        sa.morph(fs, "nope", IdentityAutoencoder((3,)), x)
