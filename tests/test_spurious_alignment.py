@@ -298,3 +298,22 @@ def test_explorer_pure_functions():
         sa.check_index(7, 5)
     with pytest.raises(sa.ExplorerError):
         sa.morph(fs, "nope", IdentityAutoencoder((3,)), x)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_latent_shift_gpu_matches_cpu():
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=6)
+    X = rng.normal(size=(50, 6)) + w
+    kw = dict(n_frames=3, max_pixel_frac=2.0, dtype=torch.float64)
+    a = latent_shift(linear_classifier(w), IdentityAutoencoder((6,)), X, device="cpu", **kw)
+    b = latent_shift(linear_classifier(w), IdentityAutoencoder((6,)), X, device="cuda", **kw)
+    np.testing.assert_array_equal(a.reason, b.reason)
+    np.testing.assert_allclose(a.frames, b.frames, atol=1e-10)
+    ae = Autoencoder(latent_dim=4, hidden=(16,), epochs=2, seed=0, device="cuda").fit(random_colour_digits(64))
+    assert next(ae.module_.parameters()).is_cuda
+    clf = RobustClassifier("erm", hidden=(8,), epochs=2, device="cuda").fit(random_colour_digits(64),
+                                                                           rng.integers(0, 2, 64))
+    r = latent_shift(clf.torch_proba(), ae, random_colour_digits(8, seed=1), device="cuda", n_frames=2)
+    assert r.frames.shape == (8, 2, 3, 8, 8)
