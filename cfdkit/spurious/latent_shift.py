@@ -165,7 +165,8 @@ def _flat_out(out, n, name):
 def check_classifier(classifier, name: str = "classifier"):
     """Raise TypeError unless ``classifier`` is callable."""
     if not callable(classifier):
-        raise TypeError(f"{name} must be a callable torch classifier x -> (n,) in [0, 1]; got {type(classifier).__name__}.")
+        raise TypeError(f"{name} must be a callable torch classifier x -> (n,) in [0, 1]; "
+                        f"got {type(classifier).__name__}.")
 
 
 def check_autoencoder(autoencoder):
@@ -195,10 +196,19 @@ def _to_tensor(X, name, device, dtype):
 
 @torch.no_grad()
 def outputs(classifier, X, batch_size: int = 4096, device=None, dtype=None) -> np.ndarray:
-    """Evaluate a classifier on ``X`` (n, ...) or frames ``(n, F, ...)`` -> float64 array (n,) / (n, F).
+    """Evaluate a classifier on inputs ``X`` of shape (n, *shape), without gradients.
 
-    ``X`` is taken per input of shape ``X.shape[1:]`` unless ``frames=True`` is implied by a 5-D image
-    array; pass frames flattened yourself otherwise.
+    Parameters
+    ----------
+    classifier : callable torch (m, *shape) -> (m,)
+    X : array or tensor (n, *shape)
+    batch_size : inputs per forward pass
+    device : torch device or None (CUDA if available)
+    dtype : torch dtype (default: float32, or float64 for float64 numpy input)
+
+    Returns
+    -------
+    ndarray (n,) float64
     """
     check_classifier(classifier)
     dev = resolve_device(device)
