@@ -17,8 +17,6 @@ question for the same misclassified bias-conflicting test points.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from cfdkit.neural import NeuralCFD, register_ranking
@@ -232,8 +230,3 @@ def input_counterfactual_bridge(counterfactual, model, X_points, flagged):
                     "ratio": sf / so if so and np.isfinite(sf) else float("nan")})
     return out
 
-
-def _check_int(v, name, low=0):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {v!r}.")
-    return int(v)
