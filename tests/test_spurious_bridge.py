@@ -85,3 +85,27 @@ def test_input_counterfactual_hook():
         input_counterfactual_bridge("latent shift", net, X[:4], flagged)
     with pytest.raises(ValueError, match="shape"):
         input_counterfactual_bridge(lambda m, Z: Z[:1], net, X[:4], flagged)
+
+
+def test_explorer_pure_functions():
+    import matplotlib
+    matplotlib.use("Agg")
+    from cfdkit_widgets.spurious_neurontune import accuracy_table, delta_figure, flag_table, point_view, prepare_state
+
+    st = prepare_state(n_train=200, hidden=(6, 8), epochs=80, budget=4)
+    t = flag_table(st.base.delta_, 0.0, "any")
+    assert list(t.columns) == ["delta_class0", "delta_class1", "score", "flagged"] and len(t) == 8
+    assert t["flagged"].tolist() == (t["score"] > 0).tolist()
+    fig = delta_figure(st.base.delta_, 0.0, "any")
+    assert len(fig.axes) == 2
+    acc = accuracy_table(st, 0.0, "any")
+    assert acc["model"].tolist() == ["ERM", "NeuronTune", "control: no mask", "control: random mask"]
+    assert acc["masked neurons"].iloc[1] == acc["masked neurons"].iloc[3] == int(t["flagged"].sum())
+    with pytest.raises(ValueError, match="tune"):
+        accuracy_table(st, tune="val")
+    if len(st.points):
+        pv = point_view(st, 0, counterfactual=lambda m, X: X.copy())
+        assert pv["label"] != pv["prediction"] and pv["counterfactual_prediction"] == pv["prediction"]
+        assert len(pv["activation_flagged"]) == len(pv["flagged"])
+    with pytest.raises(ValueError, match="point index"):
+        point_view(st, 10_000)
