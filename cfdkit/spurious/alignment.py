@@ -425,7 +425,7 @@ def induced_correlation(setup: DigitSetup, biased=None, device=None) -> pd.DataF
 # planted feature on a tabular set (Adult)
 
 def planted_adult(rho: float = 0.95, n_train: int = 3000, n_test: int = 2000, seed: int = 0):
-    """Adult (``cfdkit.datasets.load('adult')``) features plus a planted binary column ``s``.
+    """Adult (``cfdkit.data.load('adult')``) features plus a planted binary column ``s``.
 
     In training ``P(s = y) = rho``; in the test subset ``s`` is drawn independently of ``y`` (fair coin).
     The column is coded ±1 and appended last.  Groups ``g = 2y + s``.
@@ -435,8 +435,8 @@ def planted_adult(rho: float = 0.95, n_train: int = 3000, n_test: int = 2000, se
     dict with X_train, y_train, s_train, g_train, X_test, y_test, s_test, g_test, X_indep (training rows
     with an independent ``s``, for the autoencoder and the spurious classifier), s_indep.
     """
-    from ..datasets import load
-    from ..features import tabular_features
+    from ..data import load
+    from ..data.features import tabular_features
 
     ds = load("adult")
     Xtr, Xte, _ = tabular_features(ds)

@@ -2,16 +2,16 @@
 MultiNLI/CivilComments-style shortcut benchmarks).
 
 ``planted_tabular``
-    A fairness table (default ``adult``, via :func:`cfdkit.datasets.load_fairness` and
-    :func:`cfdkit.features.tabular_features`) plus one binary column ``a`` ("planted"): in training
+    A fairness table (default ``adult``, via :func:`cfdkit.data.load_fairness` and
+    :func:`cfdkit.data.features.tabular_features`) plus one binary column ``a`` ("planted"): in training
     ``a = y`` with probability ``rho``; in validation and test ``a`` is independent of ``y`` and balanced within
     each class.  Groups ``g = 2 y + a``.  ``source="synthetic"`` replaces the table with a seeded Gaussian
     stand-in (no data files needed, for tests).
 ``planted_text``
-    SST-2 sentences (via :func:`cfdkit.datasets.load`) with a rare token ``token`` appended: in training to
+    SST-2 sentences (via :func:`cfdkit.data.load`) with a rare token ``token`` appended: in training to
     label-``y`` sentences with probability ``rho`` if ``y = 1`` and ``1 - rho`` if ``y = 0`` (so
     ``P(a = y) = rho``); in validation and test to half of each class.  Features: binary bag of words
-    (:func:`cfdkit.features.bag_of_words`, fit on the training texts; the token is always kept).
+    (:func:`cfdkit.data.features.bag_of_words`, fit on the training texts; the token is always kept).
 
 Both return a :class:`PlantedData` with dense float64 arrays.  The raw table's training part is split into
 train / validation, its test part is subsampled for test; all splits are seeded and stratified by label.
@@ -130,12 +130,12 @@ def planted_tabular(rho: float = 0.95, name: str = "adult", n_train: int = 2000,
     rho : float in (0.5, 1)
         P(planted = y) in training.
     name : str
-        Fairness data set name for :func:`cfdkit.datasets.load_fairness` (``source='fairness'``).
+        Fairness data set name for :func:`cfdkit.data.load_fairness` (``source='fairness'``).
     n_train, n_val, n_test : int
         Rows kept (stratified, seeded) for training, validation (from the table's training part) and test.
     seed : int
     data_home : path or None
-        See :func:`cfdkit.datasets.data_home` (``CFDKIT_DATA_HOME``).
+        See :func:`cfdkit.data.data_home` (``CFDKIT_DATA_HOME``).
     source : {'fairness', 'synthetic'}
         'synthetic': a 10-feature Gaussian task ``y = 1{x·w + noise > 0}`` instead of the real table.
     spurious_scale : float > 0
@@ -153,8 +153,8 @@ def planted_tabular(rho: float = 0.95, name: str = "adult", n_train: int = 2000,
                          "'synthetic' (a seeded Gaussian stand-in).")
     rng = np.random.default_rng(seed)
     if source == "fairness":
-        from cfdkit.datasets import load_fairness
-        from cfdkit.features import tabular_features
+        from cfdkit.data import load_fairness
+        from cfdkit.data.features import tabular_features
         ds = load_fairness(name, data_home, seed=seed)
         Xtr, Xte, names = tabular_features(ds)
         ytr, yte = np.asarray(ds.y_train, np.int64), np.asarray(ds.y_test, np.int64)
@@ -177,7 +177,7 @@ def planted_tabular(rho: float = 0.95, name: str = "adult", n_train: int = 2000,
     for s, X, y, idx in (("train", Xtr, ytr, tr), ("val", Xtr, ytr, va), ("test", Xte, yte, te)):
         a = plant_attribute(y[idx], rho, rng, balanced=(s != "train"))
         parts[s] = (np.hstack([X[idx], float(spurious_scale) * a[:, None]]), y[idx], a)
-    info = {"source": source if source == "synthetic" else f"cfdkit.datasets.load_fairness({name!r})",
+    info = {"source": source if source == "synthetic" else f"cfdkit.data.load_fairness({name!r})",
             "train_index": tr, "val_index": va, "test_index": te}
     return _assemble(name if source == "fairness" else "synthetic", rho, parts, list(names) + ["planted"],
                      len(names), info)
@@ -193,7 +193,7 @@ def planted_text(rho: float = 0.95, name: str = "sst2", n_train: int = 3000, n_v
     rho : float in (0.5, 1)
         P(token present = y) in training.
     name : {'sst2', 'hate-speech'}
-        Data set for :func:`cfdkit.datasets.load`; its train part gives train + validation, its test part test.
+        Data set for :func:`cfdkit.data.load`; its train part gives train + validation, its test part test.
     n_train, n_val, n_test, max_features : int
     token : str
         The planted word (lower-case letters only, so the vectorizer keeps it intact).
@@ -210,7 +210,7 @@ def planted_text(rho: float = 0.95, name: str = "sst2", n_train: int = 3000, n_v
         raise ValueError(f"token={token!r} must be a lower-case alphabetic word of 2+ letters, e.g. {PLANTED_TOKEN!r}.")
     rng = np.random.default_rng(seed)
     if texts is None:
-        from cfdkit.datasets import load
+        from cfdkit.data import load
         ds = load(name, data_home=data_home)
         T_tr, y_tr, T_te, y_te = list(ds.X_train), np.asarray(ds.y_train, np.int64), list(ds.X_test), \
             np.asarray(ds.y_test, np.int64)
@@ -232,7 +232,7 @@ def planted_text(rho: float = 0.95, name: str = "sst2", n_train: int = 3000, n_v
         a = plant_attribute(y[idx], rho, rng, balanced=(s != "train"))
         split_texts[s] = [T[i] + (f" {token}" if ai else "") for i, ai in zip(idx, a)]
         split_y[s], split_a[s] = y[idx], a
-    from cfdkit.features import bag_of_words
+    from cfdkit.data.features import bag_of_words
     # vocabulary: the most frequent training words, plus the token (kept even if rarer than the cut-off)
     _, _, vocab = bag_of_words(split_texts["train"], split_texts["train"][:1], max_features=max_features)
     if token not in vocab:
@@ -242,6 +242,6 @@ def planted_text(rho: float = 0.95, name: str = "sst2", n_train: int = 3000, n_v
     for s in ("train", "val", "test"):
         X, _, _ = bag_of_words(split_texts[s], split_texts[s][:1], max_features=None, vocabulary=vocab)
         parts[s] = (X.toarray(), split_y[s], split_a[s])
-    info = {"source": f"cfdkit.datasets.load({name!r})" if texts is None else "texts", "token": token,
+    info = {"source": f"cfdkit.data.load({name!r})" if texts is None else "texts", "token": token,
             "train_index": tr, "val_index": va, "test_index": te}
     return _assemble(name, rho, parts, vocab, vocab.index(token), info, texts=split_texts)
