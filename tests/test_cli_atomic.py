@@ -99,3 +99,30 @@ def test_reproduce_failure_keeps_previous_output(tmp_path, monkeypatch, capsys):
     assert main(["reproduce", "--out", str(out), "--synthetic", "--only", "tag-bias", "--no-plots"]) == 2
     assert (out / "REPRODUCTION.md").read_text() == "previous run"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_spurious_studies_are_wired_into_reproduce(tmp_path, monkeypatch):
+    """`cfdkit reproduce --only cf-alignment neurontune` writes the family's records (study names of the issues)."""
+    import json
+
+    import cfdkit.spurious.alignment as A
+    import cfdkit.spurious.neurontune as N
+
+    calls = []
+
+    def fake(study):
+        def fn(fast, seed=0, progress=False):
+            calls.append((study, fast))
+            return [{"study": study, "dataset": "colored-digits", "features": "pixels", "metric": "wga_erm",
+                     "paper": 0.726, "cfdkit": 0.5}]
+        return fn
+
+    monkeypatch.setattr(A, "cf_alignment_records", fake("cf-alignment"))
+    monkeypatch.setattr(N, "neurontune_records", fake("neurontune"))
+    assert main(["reproduce", "--out", str(tmp_path / "r"), "--fast", "--only", "cf-alignment", "neurontune",
+                 "--no-plots"]) == 0
+    recs = json.loads((tmp_path / "r" / "reproduction.json").read_text())
+    assert {r["study"] for r in recs} == {"cf-alignment", "neurontune"} and calls == [("cf-alignment", True),
+                                                                                       ("neurontune", True)]
+    md = (tmp_path / "r" / "REPRODUCTION.md").read_text()
+    assert "NeuronTune" in md and "Latent Shift" in md and "`wga_erm`" in md

@@ -25,17 +25,9 @@ from sklearn.exceptions import NotFittedError
 
 from .data import load_gray_digits, paint
 
-__all__ = ["Autoencoder", "IdentityAutoencoder", "random_colour_digits", "resolve_device"]
+from ..core.arrays import resolve_device  # noqa: E402  (the one device resolver)
 
-
-def resolve_device(device=None) -> torch.device:
-    """``None`` -> CUDA if available else CPU; otherwise ``torch.device(device)``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu', 'cuda' or None.") from e
+__all__ = ["Autoencoder", "IdentityAutoencoder", "random_colour_digits"]
 
 
 def _as_array(X, name: str) -> np.ndarray:

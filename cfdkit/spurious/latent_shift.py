@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .autoencoder import resolve_device
+from ..core.arrays import resolve_device
 
 __all__ = ["latent_shift", "LatentShiftResult", "probability", "compose", "linear_classifier", "outputs",
            "STOP_REASONS", "check_classifier", "check_autoencoder"]

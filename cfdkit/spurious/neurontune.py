@@ -51,7 +51,9 @@ from typing import Callable
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
+
+from ..core.arrays import resolve_device
+from ..core.validation import NotFittedError
 
 __all__ = ["NeuronTune", "NeuronTuneWarning", "SplitModel", "split_model", "spuriousness_scores",
            "neuron_scores", "flag_neurons", "sfit", "lambda_grid", "select_by_sfit", "worst_group_accuracy",
@@ -313,7 +315,7 @@ def split_model(model, device=None) -> SplitModel:
     """
     from cfdkit.neural.model import ReLUNet
 
-    dev = torch.device("cpu") if device is None else torch.device(device)
+    dev = resolve_device(device)
     if isinstance(model, ReLUNet):
         net = model
 
@@ -685,7 +687,7 @@ def train_classifier(model, X, y, *, epochs=30, lr=3e-3, batch_size=50, weight_d
 
     ``params`` restricts training to some parameters (e.g. only the head); default all.
     """
-    dev = torch.device("cpu") if device is None else torch.device(device)
+    dev = resolve_device(device)
     model.to(dev).train()
     g = torch.Generator().manual_seed(int(seed))
     Xt = torch.as_tensor(np.asarray(X, np.float32), device=dev)

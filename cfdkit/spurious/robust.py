@@ -31,7 +31,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
-from .autoencoder import resolve_device
+from ..core.arrays import resolve_device
 
 __all__ = ["RobustClassifier", "MLP", "METHODS", "group_metrics"]
 

@@ -107,6 +107,24 @@ METRICS: dict = {
     "rank_s_per_test_<ranking>": "neural table (Table 2): ranking overhead per test input, seconds",
     "runtime_s_per_test_<ranking>": "neural table (Table 3): ranking + retraining per test input, seconds (batched retraining)",
     "not_reproduced": "the paper's data set is not available offline (value: the reason)",
+    # cf-alignment (Cohen, Blankemeier & Chaudhari): relative change (Eq. 3) with the colour classifier
+    "rc_unbiased": "cf-alignment: relative change of a classifier trained on unbiased digits with the colour classifier",
+    "rc_biased": "cf-alignment: the same for ERM trained at rho = 0.99 (colour = label in 99 % of training digits)",
+    "rc_composed": "cf-alignment: the same for the Eq. 4 composition sigma(f_target) + 0.3 sigma(f_colour)",
+    "rc_<method>": "cf-alignment: relative change with the colour classifier; method in erm, groupdro, jtt, flac",
+    "auc_<method>": "cf-alignment: AUC on colour-conflicting test inputs",
+    "wga_<method>": "cf-alignment / neurontune: worst-group accuracy (groups = label x spurious attribute)",
+    # neurontune (Zheng, Ye & Zhang)
+    "wga_erm": "neurontune: worst-group accuracy of the ERM model",
+    "wga_neurontune": "neurontune: worst-group accuracy after masking the flagged neurons and retraining the head",
+    "wga_neurontune_dagger": "neurontune: the same with the head retrained on the other validation half",
+    "wga_control_nomask": "neurontune control: same head retraining, no neuron masked",
+    "wga_control_randommask": "neurontune control: same head retraining, a random mask of the same size",
+    "mean_acc_erm": "neurontune: mean accuracy of the ERM model", "mean_acc_neurontune": "neurontune: the same after regulation",
+    "n_flagged": "neurontune: neurons flagged as biased (delta > lambda)",
+    "jaccard_flagged_before_after_cfd": "bridge: Jaccard of the flagged neurons before/after retraining with a CFD's labels flipped",
+    "delta_sfit_after_cfd": "bridge: change of SFit after retraining with a CFD's labels flipped",
+    "cfd_mean_size_<ranking>": "bridge: mean size of the counterfactual datasets found with that ranking",
 }
 
 
