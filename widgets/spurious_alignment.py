@@ -167,10 +167,12 @@ class AlignmentExplorer:
         self.recompute()
         if matrix is not None:
             import matplotlib.pyplot as plt
+            from IPython.display import display
 
             with self.mat:
                 fig = matrix_figure(matrix)
-                plt.show(fig)
+                display(fig)
+                plt.close(fig)
 
     def recompute(self):
         try:
@@ -193,7 +195,8 @@ class AlignmentExplorer:
         self.out.clear_output(wait=True)
         with self.out:
             fig = morph_figure(self._m, self.frame.value)
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
             display(morph_table(self._m).round(3))
 
     def _ipython_display_(self):
