@@ -85,7 +85,7 @@ def _verdict(paper, ours, metric):
 class _Study:
     def __init__(self, name, title, command):
         self.name, self.title, self.command = name, title, command
-        self.records, self.rows, self.figures, self.notes = [], [], [], []
+        self.records, self.rows, self.figures, self.notes, self.tables = [], [], [], [], []
 
     def add(self, dataset, features, metric, ours, paper=None, paper_study=None):
         if paper is None and paper_study is not None:
@@ -103,6 +103,7 @@ class _Study:
                 out.append(f"| {r['dataset']} | {r['features']} | `{r['metric']}` | {_fmt(r['paper'], r['metric'])} | "
                            f"{_fmt(r['cfdkit'], r['metric'])} | {_verdict(r['paper'], r['cfdkit'], r['metric'])} |")
             out.append("")
+        out += self.tables
         for f in self.figures:
             out += [f"![{self.name}]({f})", ""]
         if self.notes:
@@ -341,8 +342,36 @@ def _neural(st, sz, out, synthetic, n_jobs, progress, plot):
     return df
 
 
-def _records_study(module: str, function: str, notes: list[str]):
-    """A study of the spurious-bias family: ``cfdkit.spurious.<module>.<function>(fast, seed, progress)`` records."""
+def pivot_markdown(records: list[dict], metrics: list[str], title: str = "") -> list[str]:
+    """Records as one markdown table: a row per (dataset, features), a column per metric, ``ours (paper)``."""
+    keys, cells = [], {}
+    for r in records:
+        if r["metric"] not in metrics:
+            continue
+        k = (r["dataset"], r["features"])
+        if k not in cells:
+            keys.append(k)
+            cells[k] = {}
+        v = _fmt(_num(r["cfdkit"]), "")
+        if r.get("paper") is not None:
+            v += f" ({_fmt(_num(r['paper']), '')})"
+        cells[k][r["metric"]] = v
+    cols = [m for m in metrics if any(m in c for c in cells.values())]
+    if not keys:
+        return []
+    out = ([f"**{title}**", ""] if title else []) + ["| dataset | setting | " + " | ".join(f"`{c}`" for c in cols) + " |",
+                                                     "|---|---|" + "---|" * len(cols)]
+    for k in keys:
+        out.append(f"| {k[0]} | {k[1]} | " + " | ".join(cells[k].get(c, "–") for c in cols) + " |")
+    return out + [""]
+
+
+def _records_study(module: str, function: str, notes: list[str], tables: list[tuple[str, list[str]]] | None = None):
+    """A study of the spurious-bias family: ``cfdkit.spurious.<module>.<function>(fast, seed, progress)`` records.
+
+    With ``tables`` (title, metrics), the report shows those pivot tables (``ours (paper)``) instead of one row per
+    record; ``reproduction.json`` keeps every record.
+    """
 
     def run(st, sz, out, synthetic, n_jobs, progress, plot):
         if synthetic:
@@ -352,12 +381,48 @@ def _records_study(module: str, function: str, notes: list[str]):
         import importlib
 
         fn = getattr(importlib.import_module(f"cfdkit.spurious.{module}"), function)
-        for r in fn(fast=sz is SIZES["fast"], seed=0, progress=progress):
-            st.add(r["dataset"], r["features"], r["metric"], r["cfdkit"], paper=r.get("paper"))
-        st.notes.extend(notes)
+        add_records(st, fn(fast=sz is SIZES["fast"], seed=0, progress=progress), notes, tables)
         return None
 
     return run
+
+
+def add_records(st, records, notes, tables=None):
+    """Put a family's records into a study section (rows or pivot tables) with its notes."""
+    for r in records:
+        st.add(r["dataset"], r["features"], r["metric"], r["cfdkit"], paper=r.get("paper"))
+    if tables:
+        st.rows = []
+        for title, metrics in tables:
+            st.tables += pivot_markdown(st.records, metrics, title)
+    st.notes.extend(notes)
+
+
+CF_ALIGNMENT_TABLES = [
+    ("Relative change with the colour classifier (rc), AUC and worst-group accuracy on colour-conflicting inputs "
+     "(paper's value in parentheses)",
+     ["rc_unbiased", "rc_biased", "rc_composed"] + [f"{m}_{k}" for k in ("erm", "groupdro", "jtt", "flac")
+                                                    for m in ("rc", "auc", "wga")]),
+    ("The bridge: label-flip counterfactual datasets beside Latent Shift on the same test digits",
+     ["cfd_bias_aligned_share", "pool_bias_aligned_share", "cfd_same_colour_share", "pool_same_colour_share",
+      "ls_rc_own_colour", "both_implicate_colour"]),
+]
+
+NEURONTUNE_TABLES = [
+    ("Worst-group accuracy, mean over seeds (paper's value in parentheses: Waterbirds/CelebA/CivilComments as context)",
+     ["wga_erm", "wga_neurontune", "wga_control_nomask", "wga_control_randommask", "wga_neurontune_dagger",
+      "wga_control_nomask_dagger", "wga_neurontune_sfit", "wga_neurontune_oracle_lam", "n_flagged", "mean_acc_erm",
+      "mean_acc_neurontune"]),
+    ("Mask value ablation (worst-group accuracy)", ["wga_mask0.0", "wga_mask0.2", "wga_mask0.4", "wga_mask0.6",
+                                                   "wga_mask0.8", "wga_mask1.0"]),
+    ("The bridge: counterfactual datasets vs flagged neurons",
+     ["jaccard_flagged_before_after_cfd", "jaccard_flagged_before_after_random", "delta_sfit_after_cfd",
+      "delta_sfit_after_random", "delta_colour_reliance_after_cfd", "delta_colour_reliance_after_random",
+      "n_cfd_found"]),
+    ("The bridge: CFD size and CFDs found per ranking",
+     [f"cfd_{w}_{r}" for r in ("combined", "lr_surrogate", "l2_distance", "activation_pattern", "random",
+                               "neurontune_activation") for w in ("mean_size", "found")]),
+]
 
 
 STUDIES = {
@@ -377,7 +442,7 @@ STUDIES = {
                          "with the colour classifier; auc/wga on colour-conflicting test digits.",
                          "Deviations (documented in cfdkit.spurious.latent_shift / alignment): pixel budget 2.0 instead of "
                          "0.05 (recolouring changes about twice the image intensity), classifiers trained 40 epochs so "
-                         "their gradients do not vanish, Eq. 7 as the text describes it."])),
+                         "their gradients do not vanish, Eq. 7 as the text describes it."], CF_ALIGNMENT_TABLES)),
     "neurontune": ("Spurious bias — NeuronTune: biased neurons, regulation and its controls (Zheng, Ye & Zhang)",
                    _records_study("neurontune", "neurontune_records", [
                        "Binary coloured digits (ρ = P(colour = label) in training), Adult with a planted column and "
@@ -385,7 +450,7 @@ STUDIES = {
                        "worst-group accuracies are context. Controls: no mask and a random mask of the same size, "
                        "with the same head retraining; † = head retrained on the other validation half.",
                        "The method is reconstructed from secondary sources (spurious_design.md); rule 'all' is the "
-                       "literal reading, 'any' flags a neuron spurious for one class."])),
+                       "literal reading, 'any' flags a neuron spurious for one class."], NEURONTUNE_TABLES)),
 }
 
 
