@@ -57,7 +57,8 @@ def _score_from_probs(P, y):
     return score, correct.sum(1)
 
 
-def color_score(zoo, gray, y, palette=MEAN_COLORS, n_images: int | None = 1000, seed: int = 0, return_counts=False):
+def color_score(zoo, gray, y, palette=MEAN_COLORS, n_images: int | None = 1000, seed: int = 0, return_counts=False,
+                dropout: dict | None = None):
     """Colour-score of every member of a :class:`~cfdkit.spurious.zoo.ModelZoo`.
 
     Parameters
@@ -72,6 +73,8 @@ def color_score(zoo, gray, y, palette=MEAN_COLORS, n_images: int | None = 1000, 
         Use at most this many digits (a seeded random subset; Alg. 1 uses a thousand).
     return_counts : bool
         Also return how many digits were kept (correct in their own colour) per member.
+    dropout : dict or None
+        Passed to :meth:`ModelZoo.predict_proba` (dropout kept active at prediction time).
 
     Returns
     -------
@@ -83,7 +86,7 @@ def color_score(zoo, gray, y, palette=MEAN_COLORS, n_images: int | None = 1000, 
     if palette.shape != (zoo.spec.n_classes, 3):
         raise ValueError(f"palette must have shape ({zoo.spec.n_classes}, 3); got {palette.shape}.")
     gray, y = _limit(gray, y, n_images, seed)
-    P = np.stack([zoo.predict_proba(paint(gray, palette[k], dtype=np.float64)).cpu().numpy()
+    P = np.stack([zoo.predict_proba(paint(gray, palette[k], dtype=np.float64), dropout=dropout, seed=seed + k).cpu().numpy()
                   for k in range(len(palette))], axis=1)  # (M, K, n, C)
     score, kept = _score_from_probs(P, y)
     return (score, kept) if return_counts else score
@@ -105,7 +108,7 @@ def color_score_fn(predict_proba, gray, y, palette=MEAN_COLORS, n_images: int | 
     return float(score[0])
 
 
-def bias_report(zoo, data, n_images: int | None = 1000, seed: int = 0) -> pd.DataFrame:
+def bias_report(zoo, data, n_images: int | None = 1000, seed: int = 0, dropout: dict | None = None) -> pd.DataFrame:
     """Per-member unbiased test accuracy, bias-aligned / bias-conflicting accuracy and colour-score.
 
     Parameters
@@ -121,10 +124,11 @@ def bias_report(zoo, data, n_images: int | None = 1000, seed: int = 0) -> pd.Dat
     """
     if data.mode != "jitter":
         raise ValueError("bias_report needs mode='jitter' data (10 digit classes with class colours).")
-    P = zoo.predict_proba(data.X_test).cpu().numpy()
+    P = zoo.predict_proba(data.X_test, dropout=dropout, seed=seed).cpu().numpy()
     hit = P.argmax(-1) == data.y_test[None]
     al = data.groups_test == 1
-    cs, kept = color_score(zoo, data.gray_test, data.y_test, n_images=n_images, seed=seed, return_counts=True)
+    cs, kept = color_score(zoo, data.gray_test, data.y_test, n_images=n_images, seed=seed, return_counts=True,
+                           dropout=dropout)
     return pd.DataFrame({
         "member": np.arange(len(zoo)), "sigma2": zoo.sigma2, "level": zoo.levels,
         "seed": zoo.meta["seed"].cpu().numpy() if "seed" in zoo.meta else -1,

@@ -227,9 +227,30 @@ def batched_forward(params: dict, x: torch.Tensor, spec: CNNSpec, shared_input: 
         h = torch.einsum("mbi,moi->mbo", h, params[f"{name}.weight"]) + params[f"{name}.bias"][:, None, :]
         if name != names[-1]:
             h = F.relu(h)
-            if name in dm:
-                h = h * dm[name]
+        if name in dm:
+            h = h * dm[name]
     return h
+
+
+def dropout_masks(p_per_member: dict, M: int, B: int, spec: CNNSpec, generator: torch.Generator, device, dtype):
+    """Inverted-dropout masks for :func:`batched_forward`: ``p_per_member`` maps a layer name to a length-M array
+    of drop probabilities (0 = no dropout for that member)."""
+    c1, c2 = spec.channels
+    s = spec.size
+    out_shape = {"conv1": (c1, s, s), "conv2": (c2, s // 2, s // 2)}
+    widths = list(spec.hidden) + [spec.n_classes]
+    for name, w in zip(spec.dense_layers, widths):
+        out_shape[name] = (w,)
+    masks = {}
+    for name, p in p_per_member.items():
+        if name not in out_shape:
+            raise ValueError(f"dropout layer {name!r} is not in this architecture; layers are {spec.layers}.")
+        p = torch.as_tensor(np.asarray(p, dtype=np.float64), dtype=dtype, device=device).reshape(M, 1, *([1] * len(out_shape[name])))
+        if torch.any((p < 0) | (p >= 1)):
+            raise ValueError("dropout probabilities must lie in [0, 1).")
+        u = torch.rand((M, B) + out_shape[name], generator=generator, dtype=dtype).to(device)
+        masks[name] = (u >= p).to(dtype) / (1 - p)
+    return masks
 
 
 # ------------------------------------------------------------------------------------------------
@@ -280,7 +301,7 @@ class TrainSettings:
             raise ValueError(f"lr={self.lr!r} must be a positive float.")
 
 
-def _member_data(sigma2, seed, spec, settings):
+def member_data(sigma2, seed, spec, settings):
     return colored_digits("jitter", sigma2=float(sigma2), size=spec.size, n_train=settings.n_train, seed=int(seed),
                           train_digits=settings.train_digits, shift=settings.shift, dtype=np.float64)
 
@@ -311,7 +332,7 @@ def train_member(sigma2: float, seed: int, spec: CNNSpec = CNNSpec(), settings: 
     """Train one member alone (plain ``nn.Module`` forward, same data, init, batch order and Adam as in
     :func:`train_zoo`). This is the reference the batched zoo is tested against."""
     dev = resolve_device(device)
-    data = _member_data(sigma2, seed, spec, settings)
+    data = member_data(sigma2, seed, spec, settings)
     net = init_member(spec, seed, dtype).to(dev)
     X = torch.as_tensor(data.X_train, dtype=dtype, device=dev)
     y = torch.as_tensor(data.y_train, device=dev)
@@ -370,7 +391,7 @@ def _train_chunk(s2, seeds, spec, settings, dev, dtype, progress, desc):
     from torch.func import stack_module_state
 
     M = len(s2)
-    datas = [_member_data(a, b, spec, settings) for a, b in zip(s2, seeds)]
+    datas = [member_data(a, b, spec, settings) for a, b in zip(s2, seeds)]
     n = len(datas[0].y_train)
     X = torch.as_tensor(np.stack([d.X_train for d in datas]), dtype=dtype, device=dev)  # (M, n, 3, H, W)
     Y = torch.as_tensor(np.stack([d.y_train for d in datas]), device=dev)  # (M, n)
@@ -498,14 +519,24 @@ class ModelZoo:
         return out
 
     @torch.no_grad()
-    def predict_proba(self, X, batch: int = 512) -> torch.Tensor:
-        """Softmax probabilities of every member on shared images X (n, 3, H, W) -> tensor (M, n, n_classes)."""
+    def predict_proba(self, X, batch: int = 512, dropout: dict | None = None, seed: int = 0) -> torch.Tensor:
+        """Softmax probabilities of every member on shared images X (n, 3, H, W) -> tensor (M, n, n_classes).
+
+        ``dropout`` maps a layer name to a length-M array of probabilities: dropout on that layer's output kept
+        active at prediction time (Mirror's dropout mitigation), drawn from a generator seeded by ``seed``.
+        """
         X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=self.dtype,
                             device=self.device)
         if X.dim() != 4 or tuple(X.shape[1:]) != (3, self.spec.size, self.spec.size):
             raise ValueError(f"X must have shape (n, 3, {self.spec.size}, {self.spec.size}); got {tuple(X.shape)}.")
-        outs = [torch.softmax(batched_forward(self.params, X[s:s + batch], self.spec, shared_input=True), -1)
-                for s in range(0, X.shape[0], batch)]
+        gen = torch.Generator().manual_seed(int(seed)) if dropout else None
+        outs = []
+        for s in range(0, X.shape[0], batch):
+            xb = X[s:s + batch]
+            dm = dropout_masks(dropout, len(self), xb.shape[0], self.spec, gen, self.device, self.dtype) \
+                if dropout else None
+            outs.append(torch.softmax(batched_forward(self.params, xb, self.spec, shared_input=True,
+                                                      dropout_masks=dm), -1))
         return torch.cat(outs, dim=1)
 
     def accuracy(self, X, y) -> np.ndarray:
