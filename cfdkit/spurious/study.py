@@ -65,8 +65,8 @@ class IFBiDConfig:
 
     @classmethod
     def fast(cls):
-        return cls(per_level_train=8, per_level_test=4, per_level_other=4, per_level_deeper=5, n_train=300,
-                   epochs=12, detector_epochs=60, perm_repeats=3, n_images=200)
+        return cls(per_level_train=8, per_level_test=4, per_level_other=4, per_level_deeper=5, n_train=400,
+                   epochs=20, detector_epochs=60, perm_repeats=3, n_images=200)
 
     @classmethod
     def full(cls):
