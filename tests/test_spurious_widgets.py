@@ -60,3 +60,15 @@ def test_explorer_builds_selects_and_applies(res):
     ex.mitigation.value = "dropout"
     ex.apply()
     assert "before" in ex.info.value and "dropout" in ex.message.value
+
+
+def test_study_figures(res):
+    from cfdkit.spurious.plots import bias_trend_figure, detector_figure
+    from cfdkit.spurious.study import PAPER
+
+    fig = bias_trend_figure(res.report)
+    assert len(fig.axes[0].lines) == 2
+    fig2 = detector_figure(res.detectors, PAPER)
+    assert len(fig2.axes[0].patches) == 2 * len(res.detectors)
+    with pytest.raises(ValueError, match="color_score"):
+        bias_trend_figure(res.report.drop(columns="color_score"))

@@ -1,7 +1,7 @@
 """A zoo of small CNNs on coloured digits, trained all at once.
 
 The architecture is IFBiD's DigitWdb shape scaled down to 8x8 (or 16x16) inputs:
-``conv(3->c1, 3x3, pad 1) -> ReLU -> maxpool 2 -> conv(c1->c2) -> ReLU -> maxpool 2 -> dense(h) -> ReLU
+``conv(3->c1, 3x3, pad 1) -> maxpool 2 -> ReLU -> conv(c1->c2) -> maxpool 2 -> ReLU -> dense(h) -> ReLU
 [-> dense(h2) -> ReLU ...] -> dense(10)``. With the defaults (8, 16, 32) a member has 3,802 parameters.
 
 Batched training (:func:`train_zoo`) stacks the parameters of ``M`` members along a leading axis
@@ -126,7 +126,8 @@ class SmallCNN(nn.Module):
     """One zoo member as a plain ``nn.Module`` (see :class:`CNNSpec`).
 
     ``forward(x)`` takes (n, 3, H, W) and returns logits (n, n_classes). ``dropout`` is a dict
-    ``{layer_name: p}``: dropout with probability ``p`` on that layer's output, applied even in eval mode
+    ``{layer_name: p}``: dropout with probability ``p`` on that layer's output (after ReLU, and pooling for conv
+    layers), applied even in eval mode
     (the Mirror "dropout kept in train mode" mitigation).
     """
 
@@ -148,8 +149,9 @@ class SmallCNN(nn.Module):
         return F.dropout(h, p=p, training=True) if p > 0 else h
 
     def forward(self, x):
-        h = F.max_pool2d(self._drop("conv1", F.relu(self.conv1(x))), 2)
-        h = F.max_pool2d(self._drop("conv2", F.relu(self.conv2(h))), 2)
+        # relu(maxpool(z)) == maxpool(relu(z)); pooling first is cheaper (ReLU on a 4x smaller tensor)
+        h = self._drop("conv1", F.relu(F.max_pool2d(self.conv1(x), 2)))
+        h = self._drop("conv2", F.relu(F.max_pool2d(self.conv2(h), 2)))
         h = h.flatten(1)
         names = self.spec.dense_layers
         for name in names[:-1]:
@@ -192,7 +194,7 @@ def batched_forward(params: dict, x: torch.Tensor, spec: CNNSpec, shared_input: 
     params : dict name -> tensor of shape (M, *shape)
     x : tensor (M, B, 3, H, W), or (B, 3, H, W) with ``shared_input=True`` (same images for every member)
     dropout_masks : dict layer -> tensor broadcastable to that layer's output (M, B, ...), multiplied in
-        after the layer's ReLU (already scaled by 1/(1-p)).
+        after the layer's ReLU (and pooling, for conv layers), already scaled by 1/(1-p).
 
     Returns
     -------
@@ -210,17 +212,16 @@ def batched_forward(params: dict, x: torch.Tensor, spec: CNNSpec, shared_input: 
         B, H, Wd = x.shape[1], x.shape[3], x.shape[4]
         xin = x.transpose(0, 1).reshape(B, M * 3, H, Wd).contiguous(memory_format=torch.channels_last)
         h = F.conv2d(xin, W1.reshape(M * c1, 3, 3, 3), params["conv1.bias"].reshape(-1), padding=1, groups=M)
-    h = F.relu(h)
+    h = F.relu(F.max_pool2d(h, 2))  # == maxpool(relu(.)), cheaper
     if "conv1" in dm:
-        h = (h.reshape(B, M, c1, H, Wd) * dm["conv1"].transpose(0, 1)).reshape(B, M * c1, H, Wd)
-    h = F.max_pool2d(h, 2)
+        hh, ww = h.shape[-2:]
+        h = (h.reshape(B, M, c1, hh, ww) * dm["conv1"].transpose(0, 1)).reshape(B, M * c1, hh, ww)
     h = F.conv2d(h, params["conv2.weight"].reshape(M * c2, c1, 3, 3), params["conv2.bias"].reshape(-1), padding=1,
                  groups=M)
-    h = F.relu(h)
+    h = F.relu(F.max_pool2d(h, 2))
     if "conv2" in dm:
         hh, ww = h.shape[-2:]
         h = (h.reshape(B, M, c2, hh, ww) * dm["conv2"].transpose(0, 1)).reshape(B, M * c2, hh, ww)
-    h = F.max_pool2d(h, 2)
     h = h.reshape(B, M, -1).transpose(0, 1)  # (M, B, c2 * s * s), same order as flatten(1) per member
     names = spec.dense_layers
     for name in names:
@@ -237,7 +238,7 @@ def dropout_masks(p_per_member: dict, M: int, B: int, spec: CNNSpec, generator: 
     of drop probabilities (0 = no dropout for that member)."""
     c1, c2 = spec.channels
     s = spec.size
-    out_shape = {"conv1": (c1, s, s), "conv2": (c2, s // 2, s // 2)}
+    out_shape = {"conv1": (c1, s // 2, s // 2), "conv2": (c2, s // 4, s // 4)}  # after ReLU and pooling
     widths = list(spec.hidden) + [spec.n_classes]
     for name, w in zip(spec.dense_layers, widths):
         out_shape[name] = (w,)
