@@ -205,7 +205,8 @@ class WeightDetector(BaseEstimator, ClassifierMixin):
             raise ValueError(f"layers={self.layers!r} is unknown; use 'conv' (conv layers only), 'all' or None.")
         return lay
 
-    def _check_zoo(self, zoo, fitted):
+    def check_zoo(self, zoo, fitted: bool = True):
+        """Raise TypeError / NotFittedError / ValueError unless ``zoo`` is a ModelZoo this detector can read."""
         if not isinstance(zoo, ModelZoo):
             raise TypeError(f"pass a cfdkit.spurious.ModelZoo; got {type(zoo).__name__}.")
         if fitted:
@@ -224,7 +225,7 @@ class WeightDetector(BaseEstimator, ClassifierMixin):
     def fit(self, zoo, y=None):
         """Fit on the members of ``zoo`` with labels ``y`` (default ``zoo.levels``). Returns self."""
         lay = self._check_kind()
-        self._check_zoo(zoo, fitted=False)
+        self.check_zoo(zoo, fitted=False)
         y = zoo.levels if y is None else np.asarray(y)
         if y.shape != (len(zoo),):
             raise ValueError(f"y must have one label per member, shape ({len(zoo)},); got {y.shape}.")
@@ -303,7 +304,7 @@ class WeightDetector(BaseEstimator, ClassifierMixin):
 
     def predict_proba(self, zoo) -> np.ndarray:
         """Probabilities over ``classes_`` -> array (M, n_levels)."""
-        self._check_zoo(zoo, fitted=True)
+        self.check_zoo(zoo, fitted=True)
         if self.kind == "pca_knn":
             return self.model_.predict_proba(self._flat(zoo))
         if self.kind == "stats":

@@ -58,7 +58,7 @@ def weight_step(detector, zoo: ModelZoo, target: int = 3, eps: float = 0.02, mod
         raise ValueError(f"mode={mode!r} is unknown; use 'fgsm' or 'gm'.")
     if not (isinstance(eps, (int, float)) and eps > 0):
         raise ValueError(f"eps={eps!r} must be a positive float (the paper uses 0.02).")
-    detector._check_zoo(zoo, fitted=True)
+    detector.check_zoo(zoo, fitted=True)
     if target not in detector.classes_:
         raise ValueError(f"target={target} is not a level the detector knows ({detector.classes_.tolist()}).")
     ti = int(np.searchsorted(detector.classes_, target))

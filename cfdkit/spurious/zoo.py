@@ -31,24 +31,16 @@ from tqdm.auto import tqdm
 
 from .data import SIGMA2_LEVELS, colored_digits
 
-__all__ = ["CNNSpec", "SmallCNN", "ModelZoo", "TrainSettings", "train_zoo", "train_member", "resolve_device",
+try:  # the one device resolver: cfdkit.core.arrays in the new layout, cfdkit._backend before it
+    from ..core.arrays import resolve_device
+except ImportError:  # pragma: no cover - old layout
+    from .._backend import resolve_device
+
+__all__ = ["CNNSpec", "SmallCNN", "ModelZoo", "TrainSettings", "train_zoo", "train_member",
            "ZOO_FORMAT"]
 
 ZOO_FORMAT = "cfdkit.spurious.ModelZoo"
 ZOO_VERSION = 1
-
-
-def resolve_device(device=None) -> torch.device:
-    """``None`` -> CUDA if available else CPU; otherwise check that the device exists."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device; use None, 'cpu' or 'cuda'.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; use device='cpu' or None.")
-    return dev
 
 
 @dataclass(frozen=True)
