@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -182,13 +183,22 @@ def load_gray_digits(size: int = 8):
     size = _check_int(size, "size")
     if size not in (8, 16):
         raise ValueError(f"size={size} is not supported; use size=8 (native) or size=16 (2x pixel repetition).")
+    gray, digit = _gray_cached(size)
+    return gray.copy(), digit.copy()
+
+
+@lru_cache(maxsize=2)
+def _gray_cached(size: int):
     from sklearn.datasets import load_digits
 
     d = load_digits()
     gray = d.images.astype(np.float64) / 16.0
     if size == 16:
         gray = gray.repeat(2, axis=1).repeat(2, axis=2)
-    return gray, d.target.astype(np.int64)
+    gray.setflags(write=False)
+    digit = d.target.astype(np.int64)
+    digit.setflags(write=False)
+    return gray, digit
 
 
 def digit_split(n: int, digit: np.ndarray, split_seed: int = 0, n_val: int = 397, n_test: int = 400):
@@ -198,8 +208,15 @@ def digit_split(n: int, digit: np.ndarray, split_seed: int = 0, n_val: int = 397
     -------
     train, val, test : ndarray of int64 indices (disjoint, covering all ``n``).
     """
+    parts = _split_cached(int(n), np.asarray(digit, dtype=np.int64).tobytes(), int(split_seed), int(n_val), int(n_test))
+    return tuple(p.copy() for p in parts)
+
+
+@lru_cache(maxsize=8)
+def _split_cached(n, digit_bytes, split_seed, n_val, n_test):
     from sklearn.model_selection import train_test_split
 
+    digit = np.frombuffer(digit_bytes, dtype=np.int64)
     idx = np.arange(n)
     rest, test = train_test_split(idx, test_size=n_test, stratify=digit, random_state=split_seed)
     train, val = train_test_split(rest, test_size=n_val, stratify=digit[rest], random_state=split_seed + 1)

@@ -107,6 +107,17 @@ METRICS: dict = {
     "rank_s_per_test_<ranking>": "neural table (Table 2): ranking overhead per test input, seconds",
     "runtime_s_per_test_<ranking>": "neural table (Table 3): ranking + retraining per test input, seconds (batched retraining)",
     "not_reproduced": "the paper's data set is not available offline (value: the reason)",
+    # ifbid (Serna et al.; Sialelli et al.)
+    "accuracy_sigma2_<s>": "ifbid: mean unbiased test accuracy of the zoo's models trained at colour jitter sigma2 = s",
+    "color_score_sigma2_<s>": "ifbid: mean colour-score (Sialelli et al., Alg. 1; 1 = colour-blind, near 0 = colour only)",
+    "detector_accuracy_4level_<detector>": "ifbid: accuracy of a weight-based detector at telling the 4 bias levels "
+                                           "apart on held-out models",
+    "detector_accuracy_2level_<detector>": "ifbid: the same for strong (0.02, 0.03) vs weak (0.04, 0.05) bias",
+    "detector_accuracy_4level_<detector>_conv_only": "ifbid: 4-level accuracy reading the convolution layers only",
+    "detector_generalization_<zoo>_4level_<detector>": "ifbid: 4-level accuracy on a zoo trained on other digits or "
+                                                       "with a deeper architecture",
+    "mitigation_delta_accuracy_<localisation>_<mitigation>": "ifbid Table III: change of unbiased accuracy",
+    "mitigation_delta_color_score_<localisation>_<mitigation>": "ifbid Table III: change of the colour-score",
     # cf-alignment (Cohen, Blankemeier & Chaudhari): relative change (Eq. 3) with the colour classifier
     "rc_unbiased": "cf-alignment: relative change of a classifier trained on unbiased digits with the colour classifier",
     "rc_biased": "cf-alignment: the same for ERM trained at rho = 0.99 (colour = label in 99 % of training digits)",
