@@ -20,19 +20,14 @@ import numpy as np
 import pandas as pd
 
 from .flip import ExplorerError
-
-__all__ = ["AlignmentExplorer", "check_index", "morph", "morph_table", "morph_figure", "matrix_figure"]
+from .neural import check_index as _check_index
 
 
 def check_index(index, n: int) -> int:
-    """A test index in [0, n) or an :class:`ExplorerError` saying what is allowed."""
-    try:
-        i = int(index)
-    except (TypeError, ValueError):
-        raise ExplorerError(f"the digit index must be an integer in [0, {n}); got {index!r}.") from None
-    if not 0 <= i < n:
-        raise ExplorerError(f"the digit index must lie in [0, {n}); got {i}.")
-    return i
+    """A digit index in [0, n) (see :func:`cfdkit_widgets.check_index`)."""
+    return _check_index(index, n, "digit")
+
+__all__ = ["AlignmentExplorer", "morph", "morph_table", "morph_figure", "matrix_figure"]
 
 
 def morph(classifiers: dict, base: str, autoencoder, x, n_frames: int = 8, **latent_shift_kwargs) -> dict:
