@@ -55,6 +55,10 @@ def test_render_orders_escapes_and_labels():
     block = page.split("id='test-11'")[1].split("</div>")[0]
     assert "1 &rarr; 0" in block and "101" in block          # original row = train_index
     assert "did not converge" in page.split("id='test-13'")[1].split("</div>")[0]
+    assert "No figures in this run" in page and "<img" not in page      # no PNGs given (--no-plots)
+    assert page.count("<div class='point'") == 3                        # test row 12 has no set
+    one = audit_report_html(df, {}, rows, n_points=1)
+    assert one.count("<div class='point'") == 1 and "id='test-11'" in one
     assert not re.search(r"(src|href)=['\"](https?:|//|file:)", page)
 
 
