@@ -160,6 +160,10 @@ def _audit_into(args, out: Path) -> dict:
         plots.save(plots.size_distribution(df), out / "size_distribution.png")
         if df["found"].sum() > 2:
             plots.save(plots.size_vs_confidence(df), out / "size_vs_confidence.png")
+    from .report import write_audit_report  # report.html: summary, figures, the most fragile points readable
+
+    write_audit_report(out / "report.html", df, summary, dataset=args.dataset, features=args.features,
+                       seed=args.seed, n_test=args.n_test, figures=sorted(out.glob("*.png")))
     summary["seconds"] = time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -232,7 +232,17 @@ def test_summaries_read_the_real_studies():
     assert set(g["tag"]) <= {"X", "Y"} and (g["mean_share_in_biased"].dropna().between(0, 1)).all()
     # the study's per-tag rows and its per-point rows summarize to the same numbers
     from_points = cw.summarize_tag_bias(tb.attrs["points"])
-    pd.testing.assert_frame_equal(g[g["n_found"] > 0].reset_index(drop=True), from_points, check_dtype=False)
+    pd.testing.assert_frame_equal(g[g["n_found"] > 0][list(from_points.columns)].reset_index(drop=True),
+                                  from_points, check_dtype=False)
+    # group_report's columns (attrs["groups"]): found rate over the misclassified points, share of S_t by tag;
+    # B lies inside tag X, so a set's share in B cannot exceed its share from tag X
+    assert {"found_rate", "share_from_X", "share_from_Y"} <= set(g.columns)
+    n_mis = tb.set_index("tag").loc[g["tag"], "n_misclassified"].to_numpy()
+    assert (n_mis > 0).any() and g.loc[n_mis == 0, "found_rate"].isna().all()   # no audited point: no rate
+    np.testing.assert_allclose((g["found_rate"] * n_mis)[n_mis > 0], g["n_found"][n_mis > 0])
+    ok = g["n_found"] > 0
+    assert (g.loc[ok, "mean_share_in_biased"] <= g.loc[ok, "share_from_X"] + 1e-12).all()
+    np.testing.assert_allclose(g.loc[ok, "share_from_X"] + g.loc[ok, "share_from_Y"], 1.0)
     f2 = E.figure2(dataset="synthetic", features="dense", ks=[2, 4], n_test=4, methods=("ip_relabel", "random"),
                    progress=False)
     assert list(cw.summarize_method_comparison(f2).columns) == [2, 4]

@@ -13,7 +13,8 @@ studies' own column names and keep them:
 * noise sweep (``cfdkit.studies.noise_sweep``): one row per ``noise`` ratio with
   ``mean_size, mean_size_std, accuracy, accuracy_std, found_rate, n_seeds``;
 * group bias (``cfdkit.studies.tag_bias``): one row per ``tag`` with ``n_found, mean_size,
-  mean_share_in_biased``; its per-point rows (``attrs["points"]``: ``tag, size, share_in_biased``)
+  mean_share_in_biased`` (plus ``found_rate, share_from_X, share_from_Y`` from its ``attrs["groups"]``,
+  :func:`cfdkit.linear.group_report`); its per-point rows (``attrs["points"]``: ``tag, size, share_in_biased``)
   are summarized the same way;
 * method comparison (``cfdkit.studies.figure2``): ``method, k, mean_abs_delta``;
 * relabel vs remove (``cfdkit.studies.relabel_vs_remove``): per (``dataset``, ``noise``,) ``method``:
@@ -96,7 +97,7 @@ def summarize_tag_bias(df: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"group bias: expected a pandas DataFrame, got {type(df).__name__}.")
     if "mean_share_in_biased" in df.columns:
         _need(df, _TAG_COLS, "group bias")
-        return df[_TAG_COLS].reset_index(drop=True)
+        return _with_group_report(df[_TAG_COLS].reset_index(drop=True), df.attrs.get("groups"))
     pts = df if "share_in_biased" in df.columns else df.attrs.get("points")
     if not isinstance(pts, pd.DataFrame):
         raise ValueError("group bias: expected cfdkit.studies.tag_bias's frame (column 'mean_share_in_biased', "
@@ -106,6 +107,15 @@ def summarize_tag_bias(df: pd.DataFrame) -> pd.DataFrame:
     g = ok.groupby("tag").agg(n_found=("size", "size"), mean_size=("size", "mean"),
                               mean_share_in_biased=("share_in_biased", "mean"))
     return g.reset_index()[_TAG_COLS]
+
+
+def _with_group_report(table: pd.DataFrame, groups) -> pd.DataFrame:
+    """Add ``found_rate`` and ``share_from_<tag>`` of :func:`cfdkit.linear.group_report` (the study's
+    ``attrs["groups"]``, one row per tag) to the per-tag table, where the study computed it."""
+    if not isinstance(groups, pd.DataFrame) or groups.index.name != "tag":
+        return table
+    cols = ["found_rate"] + [c for c in groups.columns if c.startswith("share_from_")]
+    return table.merge(groups[cols], left_on="tag", right_index=True, how="left")
 
 
 def summarize_method_comparison(df: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,8 @@ them; :mod:`.removal` holds the removal baselines.
 """
 
 from .audit import RelabelAudit
+from .groups import group_metric_frame, group_report
 from .results import FlipSets, Verification
 from .scores import METHODS
 
-__all__ = ["RelabelAudit", "FlipSets", "Verification", "METHODS"]
+__all__ = ["RelabelAudit", "FlipSets", "Verification", "METHODS", "group_report", "group_metric_frame"]

@@ -83,6 +83,9 @@ class RelabelAudit(BaseEstimator):
     fit_info_ : cfdkit.linear.model.FitInfo
     hessian_diagnostics_ : cfdkit.core.solvers.SolverDiagnostics
     fit_seconds_ : float
+    preprocessor_ : sklearn Pipeline
+        Only from :meth:`from_sklearn` with a Pipeline: its fitted preceding
+        steps, applied (``transform``) to every raw test input.
     """
 
     def __init__(self, l2: float = 1.0, threshold: float = 0.5, solver: str = "cholesky", device=None, *,
@@ -129,6 +132,7 @@ class RelabelAudit(BaseEstimator):
         ``X`` may be numpy, scipy.sparse (kept sparse), pandas, torch or CuPy.
         """
         self._validate_params()
+        self.__dict__.pop("preprocessor_", None)  # fit() takes features; only from_sklearn keeps pipeline steps
         t0 = time.perf_counter()
         names = feature_names_of(X)
         Xt = check_features(X, self.device_, "X_train")
@@ -172,16 +176,25 @@ class RelabelAudit(BaseEstimator):
 
     @classmethod
     def from_sklearn(cls, estimator, X, y, *, threshold: float = 0.5, solver: str = "cholesky", device=None, **kw):
-        """Audit a fitted ``sklearn.linear_model.LogisticRegression``.
+        """Audit a fitted ``sklearn.linear_model.LogisticRegression``, alone or ending a ``Pipeline``.
 
         Its ``C``, penalty and intercept define the objective (``l2 = 1/C``);
         its coefficients warm-start a refit to ``tol``, so the audit works at
         the exact optimum.  Settings whose objective cfdkit cannot reproduce
         (L1/elastic-net penalties, liblinear's penalized intercept, class or
         sample weights, no intercept, multiclass) are refused.
+
+        A fitted ``sklearn.pipeline.Pipeline`` (e.g. ``TfidfVectorizer`` or a
+        ``ColumnTransformer``, then ``LogisticRegression``) is audited on the
+        output of its fitted preceding steps (``transform`` only, nothing is
+        refitted): pass the *raw* ``X`` (texts, a DataFrame) it was fitted on.
+        The steps are kept as ``preprocessor_`` and every later query
+        (``flip_sets``, ``predict_proba``, ...) takes raw test inputs too;
+        training indices in the results are row positions of the raw ``X``.
         """
         from sklearn.linear_model import LogisticRegression
 
+        pre, estimator, X = _split_pipeline(estimator, X)
         if not isinstance(estimator, LogisticRegression):
             raise TypeError(f"estimator must be a sklearn LogisticRegression; got {type(estimator).__name__}.")
         if not hasattr(estimator, "coef_"):
@@ -213,6 +226,8 @@ class RelabelAudit(BaseEstimator):
                              "pass the X/y the estimator was fitted on.")
         audit.fit(X, y, coef_init=init)
         audit._check_matches_estimator(estimator, init, params)
+        if pre is not None:
+            audit.preprocessor_ = pre
         return audit
 
     def _check_matches_estimator(self, estimator, v: np.ndarray, params: dict) -> None:
@@ -272,6 +287,8 @@ class RelabelAudit(BaseEstimator):
     # -------------------------------------------------------------- queries
     def _test_design(self, X_test, name="X_test") -> Design:
         self._check_fitted()
+        if getattr(self, "preprocessor_", None) is not None:
+            X_test = _through(self.preprocessor_, X_test, name)
         X_test = align_features(X_test, getattr(self, "feature_names_in_", None), name)
         return Design.from_tensor(check_features(X_test, self.device_, name, self.n_features_in_))
 
@@ -483,6 +500,40 @@ class RelabelAudit(BaseEstimator):
     def _result_design(self, res: FlipSets) -> Design:
         """The test design of a result (its plain ``X_test``) back on this audit's device."""
         return Design.from_tensor(to_torch_matrix(res.X_test, self.device_, "res.X_test"))
+
+
+def _split_pipeline(estimator, X):
+    """``(preceding steps or None, last step, X through the preceding steps)`` of a fitted Pipeline."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return None, estimator, X
+    name, last = estimator.steps[-1]
+    if not isinstance(last, LogisticRegression):
+        raise TypeError(f"the pipeline's last step {name!r} is a {type(last).__name__}; cfdkit audits pipelines that "
+                        "end in a sklearn LogisticRegression (L2, binary). Replace that step or audit another model.")
+    if not hasattr(last, "coef_"):
+        raise ValueError("the pipeline is not fitted; call pipeline.fit(X_raw, y) first.")
+    if len(estimator.steps) == 1:
+        return None, last, X
+    pre = estimator[:-1]
+    return pre, last, _through(pre, X, "X")
+
+
+def _through(pre, X, name):
+    """Raw rows through the pipeline's fitted preceding steps (``transform`` only); one output row per input row."""
+    try:
+        Xt = pre.transform(X)
+    except Exception as exc:  # sklearn raises many types; say where it happened
+        raise ValueError(f"{name} could not go through the pipeline's fitted steps "
+                         f"({' -> '.join(n for n, _ in pre.steps)}): {type(exc).__name__}: {exc}. Pass raw inputs "
+                         "of the kind the pipeline was fitted on (same columns / texts).") from exc
+    n_in = len(X) if not hasattr(X, "shape") else X.shape[0]
+    if getattr(Xt, "shape", (n_in,))[0] != n_in:
+        raise ValueError(f"the pipeline's steps turned {n_in} rows of {name} into {Xt.shape[0]}; cfdkit needs one "
+                         "output row per input row to refer results to the raw rows.")
+    return Xt
 
 
 def _n_columns(X) -> int:

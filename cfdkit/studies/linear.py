@@ -385,7 +385,9 @@ def tag_bias(dataset: str = "loan", features: str | None = None, n_test: int | N
 
     Returns one row per tag (``X``, ``Y``): ``tag, n_test, n_misclassified,
     n_found, mean_share_in_biased, mean_size, size_biased`` (|B|),
-    ``n_train``.  ``df.attrs["points"]`` holds the per-point values.
+    ``n_train``.  ``df.attrs["points"]`` holds the per-point values, ``df.attrs["groups"]`` the
+    :func:`cfdkit.linear.group_report` of the misclassified points by tag (with ``share_from_X/Y``:
+    the share of each ``S_t`` from tag-X / tag-Y training rows).
     (The loan data are the PARTIAL 20k subset, with many duplicated rows.)
     """
     prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
@@ -423,6 +425,11 @@ def tag_bias(dataset: str = "loan", features: str | None = None, n_test: int | N
     out.insert(0, "dataset", prep.info["dataset"])
     out.attrs["points"] = pts
     out.attrs["biased_idx"] = B
+    if mis.size:  # whose labels decide the misclassified points of each tag: share of S_t from tag X / Y rows
+        from ..linear.groups import group_report
+
+        out.attrs["groups"] = group_report(fs, pd.Series(np.where(tag_te[mis], "X", "Y"), name="tag"),
+                                           train_sensitive_features=np.where(tag_tr, "X", "Y"))
     return out
 
 
