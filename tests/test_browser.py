@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,31 +22,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("CFDKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
-    or "/usr/bin/chromium"
+from browser_support import CHROMIUM, checkout_env, free_port, require_chromium  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed; see tests/BROWSER_SETUP.md")
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}; apt-get install -y chromium (see tests/BROWSER_SETUP.md)",
-                allow_module_level=True)
+require_chromium()
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ)
-    # the kernel must import cfdkit and cfdkit_widgets from this checkout
-    shim = ROOT / ".shim"
-    extra = [str(ROOT)] + ([str(shim)] if shim.exists() else [])
-    env["PYTHONPATH"] = os.pathsep.join(extra + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    port, token = free_port(), secrets.token_hex(16)
+    env = checkout_env()   # the kernel imports cfdkit and cfdkit_widgets from this checkout
     env["CFDKIT_FAST"] = "1"
     env.setdefault("CFDKIT_DATA_HOME", str(ROOT.parent / "shared" / "data"))
     env["JUPYTER_CONFIG_DIR"] = str(tmp_path_factory.mktemp("jupyter_config"))

@@ -9,7 +9,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +23,7 @@ from cfdkit.report import audit_report_html, fragile_points, report_rows
 from conftest import ROOT, shared_data_dir
 
 ART = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("CFDKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
-    or "/usr/bin/chromium"
+from browser_support import CHROMIUM  # noqa: E402
 
 
 def _frame():

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,8 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / "tests" / "artifacts"
-CHROMIUM = os.environ.get("CFDKIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
-    or "/usr/bin/chromium"
+from browser_support import CHROMIUM, checkout_env, free_port, require_chromium  # noqa: E402
 START_S = 120          # server up
 RENDER_S = 420         # every cell of the notebook executed (CFDKIT_FAST sizes) and the widgets drawn
 VERIFY_S = 120         # one verification refit
@@ -34,24 +31,14 @@ pytestmark = pytest.mark.slow
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed; see tests/BROWSER_SETUP.md")
 if importlib.util.find_spec("voila") is None:
     pytest.skip("voila is not installed; pip install 'cfdkit[notebooks]'", allow_module_level=True)
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM}; apt-get install -y chromium (see tests/BROWSER_SETUP.md)",
-                allow_module_level=True)
+require_chromium()
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def voila_app(tmp_path_factory):
-    port = _free_port()
-    env = dict(os.environ)
-    shim = ROOT / ".shim"
-    extra = [str(ROOT)] + ([str(shim)] if shim.exists() else [])
-    env["PYTHONPATH"] = os.pathsep.join(extra + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    port = free_port()
+    env = checkout_env()   # the kernel imports cfdkit and cfdkit_widgets from this checkout
     env["CFDKIT_FAST"] = "1"
     env.setdefault("CFDKIT_DATA_HOME", str(ROOT.parent / "shared" / "data"))
     env["JUPYTER_CONFIG_DIR"] = str(tmp_path_factory.mktemp("jupyter_config"))

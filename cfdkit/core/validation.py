@@ -493,3 +493,23 @@ def check_kwargs(value, name: str) -> dict:
     if not isinstance(value, dict):
         raise TypeError(f"{name} must be a dict of keyword arguments or None, got {type(value).__name__}.")
     return dict(value)
+
+
+def check_batch(X, name: str = "X") -> np.ndarray:
+    """A batch of inputs of any shape ``(n, ...)``, n >= 1, finite and real: float64 numpy (torch is copied to host)."""
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if _is_complex(X):
+        raise TypeError(f"{name} is complex-valued; pass real numbers.")
+    try:
+        A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be a numeric array of shape (n, ...); got {type(X).__name__}.") from e
+    if A.ndim < 2:
+        raise ValueError(f"{name} must have shape (n, ...) with at least 2 dimensions; got shape {A.shape}. "
+                         "Reshape a single input with X[None].")
+    if A.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {A.shape}); pass at least one input.")
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
+    return A

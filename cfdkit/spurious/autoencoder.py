@@ -26,25 +26,9 @@ from sklearn.exceptions import NotFittedError
 from .data import load_gray_digits, paint
 
 from ..core.arrays import resolve_device  # noqa: E402  (the one device resolver)
+from ..core.validation import check_batch as _as_array  # noqa: E402
 
 __all__ = ["Autoencoder", "IdentityAutoencoder", "random_colour_digits"]
-
-
-def _as_array(X, name: str) -> np.ndarray:
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    try:
-        A = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be a numeric array of shape (n, ...); got {type(X).__name__}.") from e
-    if A.ndim < 2:
-        raise ValueError(f"{name} must have shape (n, ...) with at least 2 dimensions; got shape {A.shape}. "
-                         "Reshape a single input with X[None].")
-    if A.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {A.shape}); pass at least one input.")
-    if not np.all(np.isfinite(A)):
-        raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
-    return A
 
 
 def random_colour_digits(n: int | None = None, seed: int = 0, size: int = 8, index=None, dtype=np.float32):

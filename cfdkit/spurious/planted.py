@@ -120,6 +120,18 @@ def _assemble(name, rho, parts, names, planted_index, info, texts=None):
     return PlantedData(name=name, rho=rho, feature_names=list(names), planted_index=planted_index, info=info, **out)
 
 
+def _split_rows(ytr, yte, n_train, n_val, n_test, rng, what, unit):
+    """Seeded, label-stratified train / validation rows (from the training part) and test rows."""
+    from sklearn.model_selection import train_test_split
+
+    if n_train + n_val > len(ytr) or n_test > len(yte):
+        raise ValueError(f"n_train + n_val = {n_train + n_val} or n_test = {n_test} exceeds the {what} "
+                         f"({len(ytr)} train / {len(yte)} test {unit}); use smaller sizes.")
+    pool = _stratified(np.arange(len(ytr)), ytr, n_train + n_val, rng)
+    tr, va = train_test_split(pool, test_size=n_val, stratify=ytr[pool], random_state=int(rng.integers(2**31)))
+    return np.sort(tr), np.sort(va), _stratified(np.arange(len(yte)), yte, n_test, rng)
+
+
 def planted_tabular(rho: float = 0.95, name: str = "adult", n_train: int = 2000, n_val: int = 1000,
                     n_test: int = 2000, seed: int = 0, data_home=None, source: str = "fairness",
                     spurious_scale: float = 1.0) -> PlantedData:
@@ -165,14 +177,7 @@ def planted_tabular(rho: float = 0.95, name: str = "adult", n_train: int = 2000,
         y = (X @ w + rng.normal(scale=1.0, size=len(X)) > 0).astype(np.int64)
         Xtr, Xte, ytr, yte = X[:n_all], X[n_all:], y[:n_all], y[n_all:]
         names = [f"x{i}" for i in range(d)]
-    if n_train + n_val > len(ytr) or n_test > len(yte):
-        raise ValueError(f"n_train + n_val = {n_train + n_val} or n_test = {n_test} exceeds the table "
-                         f"({len(ytr)} train / {len(yte)} test rows); use smaller sizes.")
-    pool = _stratified(np.arange(len(ytr)), ytr, n_train + n_val, rng)
-    from sklearn.model_selection import train_test_split
-    tr, va = train_test_split(pool, test_size=n_val, stratify=ytr[pool], random_state=int(rng.integers(2**31)))
-    tr, va = np.sort(tr), np.sort(va)
-    te = _stratified(np.arange(len(yte)), yte, n_test, rng)
+    tr, va, te = _split_rows(ytr, yte, n_train, n_val, n_test, rng, "table", "rows")
     parts = {}
     for s, X, y, idx in (("train", Xtr, ytr, tr), ("val", Xtr, ytr, va), ("test", Xte, yte, te)):
         a = plant_attribute(y[idx], rho, rng, balanced=(s != "train"))
@@ -219,14 +224,7 @@ def planted_text(rho: float = 0.95, name: str = "sst2", n_train: int = 3000, n_v
         T_tr, T_te, y_tr, y_te = list(T_tr), list(T_te), np.asarray(y_tr, np.int64), np.asarray(y_te, np.int64)
     if any(token in t.split() for t in T_tr + T_te):
         raise ValueError(f"token={token!r} already occurs in the texts; choose a word that does not.")
-    if n_train + n_val > len(y_tr) or n_test > len(y_te):
-        raise ValueError(f"n_train + n_val = {n_train + n_val} or n_test = {n_test} exceeds the data "
-                         f"({len(y_tr)} train / {len(y_te)} test texts); use smaller sizes.")
-    from sklearn.model_selection import train_test_split
-    pool = _stratified(np.arange(len(y_tr)), y_tr, n_train + n_val, rng)
-    tr, va = train_test_split(pool, test_size=n_val, stratify=y_tr[pool], random_state=int(rng.integers(2**31)))
-    tr, va = np.sort(tr), np.sort(va)
-    te = _stratified(np.arange(len(y_te)), y_te, n_test, rng)
+    tr, va, te = _split_rows(y_tr, y_te, n_train, n_val, n_test, rng, "data", "texts")
     split_texts, split_y, split_a = {}, {}, {}
     for s, T, y, idx in (("train", T_tr, y_tr, tr), ("val", T_tr, y_tr, va), ("test", T_te, y_te, te)):
         a = plant_attribute(y[idx], rho, rng, balanced=(s != "train"))

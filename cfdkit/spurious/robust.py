@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 from ..core.arrays import resolve_device
+from ..core.validation import check_batch
 
 __all__ = ["RobustClassifier", "MLP", "METHODS", "group_metrics"]
 
@@ -68,16 +69,7 @@ class _Proba(torch.nn.Module):
 
 
 def _check_Xy(X, y=None, name="X"):
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    try:
-        A = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be a numeric array of shape (n, ...); got {type(X).__name__}.") from e
-    if A.ndim < 2 or A.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (n, ...) with n >= 1; got {A.shape}.")
-    if not np.all(np.isfinite(A)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
+    A = check_batch(X, name)
     if y is None:
         return A
     yy = np.asarray(y)
