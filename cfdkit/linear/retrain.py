@@ -101,6 +101,30 @@ def _labels_and_weights(state: FittedState, sets, kind: str):
     return Y, S, C
 
 
+def one_class_sets(y: np.ndarray, sets, kind: str = "relabel") -> np.ndarray:
+    """bool (m,): which sets would leave training data of one class (no finite optimum: refused).
+
+    With one class, the unpenalized intercept runs to infinity and a "refit" would
+    return ``P(y=1)`` near 0 or 1 that is an artefact of the iteration cap, not a model.
+    ``y`` (n,) are the 0/1 training labels; ``kind`` "relabel" flips a set's labels,
+    "remove" drops its points.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n1, n = int(y.sum()), y.size
+    out = np.zeros(len(sets), dtype=bool)
+    for j, idx in enumerate(sets):
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            continue
+        pos = int(y[idx].sum())
+        if kind == "relabel":
+            new1 = n1 + (idx.size - pos) - pos
+            out[j] = new1 <= 0 or new1 >= n
+        else:
+            out[j] = (n1 - pos) <= 0 or (n - n1 - (idx.size - pos)) <= 0
+    return out
+
+
 def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool = False, desc: str = "retraining"):
     """Retrain once per set; return the weights.
 
@@ -116,6 +140,13 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     info : FitInfo
     """
     m = len(sets)
+    bad = one_class_sets(state.y.cpu().numpy(), sets, kind)
+    if bad.any():
+        j = int(np.nonzero(bad)[0][0])
+        raise ValueError(f"sets[{j}] ({'relabeling' if kind == 'relabel' else 'removing'} {len(sets[j])} points) "
+                         f"would leave training data of one class ({int(bad.sum())} such sets): the refit has no "
+                         "finite optimum (the unpenalized intercept diverges). Drop those sets "
+                         "(cfdkit.linear.retrain.one_class_sets finds them).")
     p = state.train.p
     W_all = torch.empty(p, m, dtype=DTYPE, device=state.w.device)
     gn, its, conv = np.empty(m), np.empty(m, dtype=np.int64), np.empty(m, dtype=bool)
