@@ -416,11 +416,15 @@ class RelabelAudit(BaseEstimator):
             this fit: a result from another fit (other data, labels,
             parameters or coefficients; see ``fit_fingerprint_``) is refused.
         minimize : bool
-            Also find, by bisection over ``k`` with real refits, the smallest
-            prefix of the greedy order whose retraining flips (assuming that
-            flipping is monotone in ``k``, which it usually but not always is).
+            Also find, with real refits, the smallest prefix of the greedy
+            order whose retraining flips: bisection finds a flipping prefix,
+            then every shorter prefix is refit (flipping is not always
+            monotone in ``k``) where it has at most 64 labels
+            (``verified_size_exact``); longer ones keep the bisection's answer.
             Where the full estimated set does not flip, prefixes up to
             ``max_expand`` (default: every helpful point) are tried by doubling.
+            For sets that need not be prefixes of the greedy order, see
+            :meth:`minimal_sets`.
         max_expand : int, optional
             Cap on the prefix length tried by ``minimize``.
 
@@ -472,9 +476,9 @@ class RelabelAudit(BaseEstimator):
             rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
         ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint)
         if minimize:
-            vs, vp, extra = minimal_prefix(st, res, Xt, flipped_b, new_prob, conv, max_expand,
-                                           progress=self.progress)
-            ver.verified_size, ver.verified_new_prob = vs, vp
+            vs, vp, extra, exact = minimal_prefix(st, res, Xt, flipped_b, new_prob, conv, max_expand,
+                                                  progress=self.progress)
+            ver.verified_size, ver.verified_new_prob, ver.verified_size_exact = vs, vp, exact
             refits += extra
         ver.refits = refits
         ver.seconds = time.perf_counter() - t0

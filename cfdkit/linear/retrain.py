@@ -200,17 +200,23 @@ def _prefix_probs(state: FittedState, Xt: Design, rows, sets, kind, progress):
     return probabilities_after(state, Xt, np.asarray(rows), W), info.converged
 
 
-def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv, max_expand=None, progress=False):
-    """Smallest flipping prefix ``k`` of each greedy order, by bisection with real refits, all rows in lock-step.
+def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv, max_expand=None, progress=False,
+                   scan_limit: int = 64):
+    """Smallest flipping prefix ``k`` of each greedy order, with real refits, all rows in lock-step.
 
     ``res`` is a :class:`~cfdkit.linear.results.FlipSets`, ``Xt`` its test design, ``flipped``/``new_prob``/``conv``
     the verification of the full sets.  Where the full set does not flip, prefixes of the greedy order beyond
-    ``S_t`` are tried by doubling up to ``max_expand``.  Bisection assumes flipping is monotone in ``k``.  Rows
-    whose refit (or any refit of their search) did not converge get ``verified_size = -1`` (unknown) and NaN.
+    ``S_t`` are tried by doubling up to ``max_expand``.  Bisection then finds *a* flipping prefix ``hi``; as
+    flipping need not be monotone in ``k``, every shorter prefix is refit where ``hi <= scan_limit`` and the
+    smallest flipping one is returned (``exact`` True: no shorter prefix of the order flips).  Where
+    ``hi > scan_limit`` the answer is the bisection's, a flipping prefix that need not be the smallest
+    (``exact`` False).  Rows whose refit (or any refit of their search) did not converge get
+    ``verified_size = -1`` (unknown) and NaN.
 
     Returns
     -------
-    verified_size : int64 (n_test,), verified_new_prob : float64 (n_test,), refits : int
+    verified_size : int64 (n_test,), verified_new_prob : float64 (n_test,), refits : int,
+    exact : bool (n_test,)
     """
     from .scores import compute_scores
     from .selection import greedy_order
@@ -276,6 +282,26 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
             break
         refits += len(cand)
         try_prefixes(cand, [(lo[i] + hi[i]) // 2 for i in cand])
+    # flipping need not be monotone in k: scan every shorter prefix (where hi <= scan_limit) for the smallest
+    exact = np.zeros(n, dtype=bool)
+    scan = [i for i in range(n) if hi[i] > 0 and not unknown[i] and hi[i] <= scan_limit]
+    cand, ks = [], []
+    y_np = state.y.cpu().numpy()
+    for i in scan:
+        for k in range(1, int(hi[i])):
+            if not one_class_sets(y_np, [orders[i][:k]], res.kind)[0]:
+                cand.append(i)
+                ks.append(k)
+    if cand:
+        refits += len(cand)
+        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
+        for i, k, pr, c in zip(cand, ks, probs, ok):
+            if not c:
+                unknown[i] = True
+            elif (pr > res.threshold) != orig[i] and k < hi[i]:
+                hi[i], hi_prob[i] = k, pr
+    exact[scan] = True
+    exact &= ~unknown
     vs = np.where(unknown, -1, hi)
     vp = np.where((hi > 0) & ~unknown, hi_prob, np.nan)
     if unknown.any():
@@ -283,4 +309,4 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
 
         warnings.warn(f"minimize: {int(unknown.sum())} rows had a refit that did not converge; their "
                       "verified_size is -1 (unknown).", RuntimeWarning, stacklevel=3)
-    return vs, vp, refits
+    return vs, vp, refits, exact
