@@ -231,3 +231,32 @@ def test_minimal_sets_gpu_matches_cpu():
     g = RelabelAudit(l2=0.5, device="cuda").fit(X, y).minimal_sets(Xt)
     np.testing.assert_array_equal(c.size, g.size)
     np.testing.assert_array_equal(c.lower_bound, g.lower_bound)
+
+
+def test_cli_audit_minimal_columns(tmp_path):
+    import pandas as pd
+
+    from cfdkit.cli import main
+
+    out = tmp_path / "audit"
+    rc = main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "12", "--no-plots", "--minimal"])
+    assert rc == 0
+    df = pd.read_csv(out / "sets.csv")
+    for col in ("estimated_size", "size", "status", "lower_bound", "new_prob"):
+        assert col in df.columns
+    v = df["status"] == "verified"
+    assert v.any()
+    assert (df.loc[v, "lower_bound"] <= df.loc[v, "size"]).all()
+    assert df.loc[~v, "new_prob"].isna().all()
+
+
+def test_studies_minimal_summary_on_synthetic():
+    from cfdkit.studies.linear import minimal_points, summarize_minimal
+    from cfdkit.studies.paper import METRICS
+
+    df = minimal_points("synthetic", n_test=10)
+    s = summarize_minimal(df)
+    for k in ("minimal_found_rate", "minimal_flip_rate", "median_estimated_size", "median_verified_size",
+              "median_lower_bound"):
+        assert k in METRICS and k in s
+    assert 0 <= s["minimal_found_rate"] <= 1

@@ -484,8 +484,9 @@ class RelabelAudit(BaseEstimator):
         ver.seconds = time.perf_counter() - t0
         return ver
 
-    def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 20000,
-                     pairs_limit: int = 2000, pair_candidates: int = 8, triple_candidates: int = 6,
+    def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
+                     single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
+                     triple_candidates: int = 6,
                      max_rounds: int = 30):
         """Verified, 1-minimal relabel sets for every row of ``X_test``, with a certified lower bound.
 
@@ -501,7 +502,8 @@ class RelabelAudit(BaseEstimator):
         max_size : int, optional
             Largest set searched for (default: every training label).
         singles_limit : int
-            Refit every single relabel (exact) when ``n_train <= singles_limit``.
+            Refit every single relabel (exact) when ``n_train <= singles_limit``; otherwise the
+            ``single_candidates`` strongest (by IP-relabel) of each row.
         pairs_limit : int
             Refit *every* pair when ``n_train (n_train - 1) / 2 <= pairs_limit``; otherwise the pairs of
             the ``pair_candidates`` strongest candidates of each unanswered row.
@@ -521,6 +523,7 @@ class RelabelAudit(BaseEstimator):
         self._check_fitted()
         max_size = check_positive_int(max_size, "max_size", allow_none=True)
         singles_limit = check_nonneg_int(singles_limit, "singles_limit")
+        single_candidates = check_nonneg_int(single_candidates, "single_candidates")
         pairs_limit = check_nonneg_int(pairs_limit, "pairs_limit")
         pair_candidates = check_nonneg_int(pair_candidates, "pair_candidates")
         triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
@@ -529,7 +532,8 @@ class RelabelAudit(BaseEstimator):
         fs = self.flip_sets(X_test)
         Xt = self._result_design(fs)
         fields = minimal_search(self.state_, Xt, self.threshold_, estimated_sets=[fs.indices(i) for i in range(len(fs))],
-                                max_size=max_size, singles_limit=singles_limit, pairs_limit=pairs_limit,
+                                max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
+                                pairs_limit=pairs_limit,
                                 pair_candidates=pair_candidates, triple_candidates=triple_candidates,
                                 max_rounds=max_rounds, progress=self.progress)
         return build_result(fields, self.threshold_, fs.size, time.perf_counter() - t0, self.fit_fingerprint_,

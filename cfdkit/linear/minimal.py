@@ -10,11 +10,12 @@ only when its refit converged and the refitted model's prediction differs.
 Search (all test rows at once; every refit made for one row is read by every row,
 since one refit gives the new probability of every test point)
 
-1. *Exact singles* — one refit per training point (when ``n_train <= singles_limit``):
-   the exact effect of each single relabel on every test point.  Rows that one label
-   flips are answered exactly (size 1).  Rows that no single label flips get a lower
-   bound of 2 (all singles were refit and none flips).
-2. *Algorithm 1's sets* — refit once per row (the estimate, as a candidate).
+1. *Algorithm 1's sets* — refit once per row (the estimate, as a candidate).
+2. *Exact singles* — one refit per training point (when ``n_train <= singles_limit``;
+   otherwise the ``single_candidates`` strongest by IP-relabel of every row): the exact
+   effect of each single relabel on every test point.  Rows that one label flips are
+   answered exactly (size 1).  With all singles refit, rows that no single label flips
+   get a lower bound of 2.
 3. *Pairs* of the strongest candidates (by exact single effect, else by IP-relabel)
    for the rows still without a set of size <= 2; all pairs when
    ``n_train (n_train - 1) / 2 <= pairs_limit`` (then rows without a flipping pair get
@@ -115,7 +116,7 @@ class MinimalSets:
     estimated_size : int64 (n_test,) — Algorithm 1's ``|S_t|`` (0 = no set)
     one_minimal : bool (n_test,) — the set is 1-minimal: every leave-one-out refit converged and none flips
     offsets : int64 (n_test + 1,), flat_indices : int64 — ``indices(i)``
-    refits : int — refits made; seconds : float
+    refits : int — refits made; seconds : float; timings : dict — seconds per search phase
     fingerprint : str — the fit fingerprint of the audit
     """
 
@@ -133,6 +134,7 @@ class MinimalSets:
     seconds: float = 0.0
     fingerprint: str | None = None
     X_test: object = field(default=None, repr=False)
+    timings: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.size.shape[0])
@@ -448,7 +450,8 @@ def _shrink(pool: _Pool, rows):
 
 
 def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimated_sets, max_size: int | None = None,
-                   singles_limit: int = 20000, pairs_limit: int = 2000, pair_candidates: int = 8,
+                   singles_limit: int = 2000, single_candidates: int = 3, pairs_limit: int = 2000,
+                   pair_candidates: int = 6,
                    triple_candidates: int = 6, max_rounds: int = 30, progress: bool = False):
     """The search described in the module docstring; returns the fields of :class:`MinimalSets`.
 
@@ -460,33 +463,50 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     pool = _Pool(state, Xt, threshold, max_size, bar)
     orig, prob = pool.orig, pool.prob
     lb_enum = np.ones(n_test, dtype=np.int64)
+    timings: dict = {}
+    clock = [time.perf_counter()]
 
-    # 1. exact singles
-    benefit = None
-    if n <= singles_limit and n * n_test <= 30_000_000:
-        singles, idx = pool.valid([np.array([i], dtype=np.int64) for i in range(n)], list(range(n)))
-        P_single = np.empty((n_test, len(singles)))
-        _, conv, _ = pool.refit(singles, out_P=P_single)
-        benefit = np.full((n_test, n), -np.inf)
-        benefit[:, idx] = _benefit_from_probs(P_single, prob, orig)
-        benefit[:, np.asarray(idx)[~conv]] = -np.inf
-        del P_single
-        if conv.all():
-            lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
-        pool.tick(pool.best_size <= 1)
+    def _lap(name):
+        now = time.perf_counter()
+        timings[name] = now - clock[0]
+        clock[0] = now
 
-    # 2. Algorithm 1's sets
-    rows = [t for t in range(n_test) if len(estimated_sets[t]) and pool.best_size[t] > 1]
+    # 1. Algorithm 1's sets (the estimate, as candidates)
+    rows = [t for t in range(n_test) if len(estimated_sets[t])]
     if rows:
         sets, = pool.valid([np.asarray(estimated_sets[t], dtype=np.int64) for t in rows])
         pool.refit(sets)
 
+    _lap("alg1")
+    # 2. exact singles: every training point when n_train <= singles_limit, else the strongest
+    #    ``single_candidates`` by IP-relabel of each row without a set of size 1
+    all_singles = n <= singles_limit and n * n_test <= 30_000_000
+    if all_singles:
+        benefit = np.full((n_test, n), -np.inf)
+        cand = list(range(n))
+    else:
+        Wh = state.w[:, None].expand(-1, n_test)
+        benefit, _ = _relinearized_benefits(state, Xt, np.arange(n_test), [np.empty(0, np.int64)] * n_test,
+                                            Wh, orig)
+        top = np.argsort(-benefit, axis=1, kind="stable")[:, :single_candidates]
+        cand = sorted({int(i) for t in range(n_test) for i in top[t] if benefit[t, i] > 0})
+    singles, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], cand)
+    if singles:
+        P_single = np.empty((n_test, len(singles)))
+        _, conv, _ = pool.refit(singles, out_P=P_single)
+        idx = np.asarray(idx)
+        benefit[:, idx] = _benefit_from_probs(P_single, prob, orig)  # exact effects replace the estimates
+        benefit[:, idx[~conv]] = -np.inf
+        del P_single
+        if all_singles and conv.all():
+            lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
+    pool.tick(pool.best_size <= 1)
+
+    _lap("singles")
     def ranking(t, m):
-        if benefit is not None:
-            b = benefit[t]
-            order = np.argsort(-b, kind="stable")[:m]
-            return [int(i) for i in order if b[i] > 0]
-        return [int(i) for i in np.asarray(estimated_sets[t])[:m]]
+        b = benefit[t]
+        order = np.argsort(-b, kind="stable")[:m]
+        return [int(i) for i in order if b[i] > 0]
 
     # 3. pairs
     all_pairs = n * (n - 1) // 2 <= pairs_limit
@@ -501,10 +521,11 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         pairs, = pool.valid([np.array(q, dtype=np.int64) for q in sorted(pairs)])
         if pairs:
             _, conv, _ = pool.refit(pairs)
-            if all_pairs and benefit is not None and conv.all():
+            if all_pairs and all_singles and conv.all():
                 lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
         pool.tick(pool.best_size <= 2)
 
+    _lap("pairs")
     # 4. re-linearized greedy for rows without a set of size <= 2
     active = [t for t in range(n_test) if pool.best_size[t] > 2]
     cur = {t: np.empty(0, dtype=np.int64) for t in active}
@@ -515,14 +536,8 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         first = [t for t in active if len(cur[t]) == 0]
         later = [t for t in active if len(cur[t]) > 0]
         ben_rows, gaps = {}, {}
-        if first and benefit is not None:
-            for t in first:
-                ben_rows[t], gaps[t] = benefit[t], abs(prob[t] - threshold)
-        elif first:
-            Wh = state.w[:, None].repeat(1, len(first))
-            B, pt = _relinearized_benefits(state, Xt, first, [cur[t] for t in first], Wh, orig[first])
-            for j, t in enumerate(first):
-                ben_rows[t], gaps[t] = B[j], abs(pt[j] - threshold)
+        for t in first:
+            ben_rows[t], gaps[t] = benefit[t], abs(prob[t] - threshold)
         if later:
             Wl = torch.stack([W_cur[t] for t in later], 1)
             B, pt = _relinearized_benefits(state, Xt, later, [cur[t] for t in later], Wl, orig[later])
@@ -561,10 +576,12 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         active = nxt
         pool.tick(np.isin(np.arange(n_test), active, invert=True) & (pool.best_size <= max_size))
 
+    _lap("greedy")
     # 5. shrink to 1-minimal
     rows = [t for t in range(n_test) if pool.found()[t]]
     one_min = _shrink(pool, rows)
 
+    _lap("shrink")
     # 6. triples from the strongest candidates where the set has >= 4 labels
     if max_size >= 3 and triple_candidates >= 3:
         big = [t for t in range(n_test) if pool.found()[t] and pool.best_size[t] >= 4]
@@ -579,6 +596,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
             if changed:
                 om = _shrink(pool, changed)
                 one_min[changed] = om[changed]
+    _lap("triples")
     found = pool.found()
     pool.tick(np.ones(n_test, dtype=bool))
     bar.close()
@@ -587,7 +605,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     lb = np.maximum(lower_bounds(state, Xt, threshold, k_max=max_size), lb_enum)
     return dict(prob=prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
                 new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
-                one_minimal=one_min & found, refits=pool.refits)
+                one_minimal=one_min & found, refits=pool.refits, timings=timings)
 
 
 def build_result(fields: dict, threshold, estimated_size, seconds, fingerprint, X_test) -> MinimalSets:
@@ -597,7 +615,8 @@ def build_result(fields: dict, threshold, estimated_size, seconds, fingerprint, 
     flat = np.concatenate(sets).astype(np.int64) if sets else np.empty(0, np.int64)
     return MinimalSets(float(threshold), fields["prob"], fields["size"], fields["status"], fields["new_prob"],
                        fields["lower_bound"], np.asarray(estimated_size, dtype=np.int64), fields["one_minimal"],
-                       offsets, flat, int(fields["refits"]), float(seconds), fingerprint, X_test)
+                       offsets, flat, int(fields["refits"]), float(seconds), fingerprint, X_test,
+                       dict(fields.get("timings", {})))
 
 
 # ----------------------------------------------------------------------------- ground truth
