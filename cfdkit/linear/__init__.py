@@ -7,7 +7,8 @@ them; :mod:`.removal` holds the removal baselines.
 """
 
 from .audit import RelabelAudit
+from .minimal import MinimalSets, exhaustive_minimal
 from .results import FlipSets, Verification
 from .scores import METHODS
 
-__all__ = ["RelabelAudit", "FlipSets", "Verification", "METHODS"]
+__all__ = ["RelabelAudit", "FlipSets", "Verification", "METHODS", "MinimalSets", "exhaustive_minimal"]
