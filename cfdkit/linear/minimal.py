@@ -89,7 +89,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design
+from ..core.arrays import DTYPE, Design, to_torch_matrix
 from ..core.solvers import batched_pcg
 from ..core.validation import ResultIndexError
 from .model import _penalty_mask, hessian, hvp
@@ -658,7 +658,8 @@ def exhaustive_minimal(X, y, X_test, l2: float, max_size: int, threshold: float 
         raise ValueError(f"max_size must be a positive int; got {max_size!r}.")
     a = RelabelAudit(l2=l2, threshold=threshold, device=device).fit(X, y)
     st = a.state_
-    Xt = a._test_design(X_test)
+    fs = a.flip_sets(X_test)
+    Xt = Design.from_tensor(to_torch_matrix(fs.X_test, a.device_, "X_test"))
     n = st.train.n
     max_size = min(int(max_size), n)
     total = sum(math.comb(n, k) for k in range(1, max_size + 1))

@@ -509,7 +509,7 @@ def minimal_points(dataset: str, features: str | None = None, *, n_test: int | N
     """
     prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
     if l2 is not None:
-        prep = prep._replace(l2=float(l2))
+        prep = Prepared(*[float(l2) if f == "l2" else getattr(prep, f) for f in Prepared._fields])
     audit = make_audit(prep, device=device, seed=seed, progress=progress)
     t0 = time.perf_counter()
     ms = audit.minimal_sets(prep.X_test, max_size=max_size)
