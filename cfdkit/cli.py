@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="torch device (default: CUDA when available, else CPU; '--device' alone = cuda)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
+    a.add_argument("--minimal", action="store_true",
+                   help="also search verified minimal sets (RelabelAudit.minimal_sets); sets.csv then has "
+                        "estimated_size (Algorithm 1), size, status, lower_bound, new_prob (the verified set)")
     r = sub.add_parser("reproduce", help="run the paper's studies; write REPRODUCTION.md and reproduction.json")
     r.add_argument("--out", required=True, help="output folder (created)")
     r.add_argument("--only", nargs="+", metavar="STUDY", choices=STUDY_ORDER, help="studies: " + ", ".join(STUDY_ORDER))
@@ -153,6 +156,18 @@ def _audit_into(args, out: Path) -> dict:
         "converged": df["converged"] if "converged" in df else pd.NA,
         "training_indices": [" ".join(map(str, ix)) for ix in df["indices"]],
     })
+    if getattr(args, "minimal", False):
+        from .studies.linear import minimal_points, summarize_minimal
+
+        mdf = minimal_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, device=args.device,
+                             progress=True)
+        sets = sets.rename(columns={"size": "estimated_size", "new_prob": "estimated_new_prob"})
+        for col in ("size", "status", "lower_bound", "new_prob", "one_minimal"):
+            sets[col] = mdf[col].to_numpy()
+        sets["minimal_indices"] = [" ".join(map(str, ix)) for ix in mdf["indices"]]
+        ms = summarize_minimal(mdf)
+        summary.update({k: ms[k] for k in ("minimal_found_rate", "median_estimated_size", "median_verified_size",
+                                           "median_lower_bound", "seconds_minimal")})
     sets.to_csv(out / "sets.csv", index=False)
     if not args.no_plots:
         from . import plots

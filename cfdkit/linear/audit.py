@@ -433,11 +433,15 @@ class RelabelAudit(BaseEstimator):
             this fit: a result from another fit (other data, labels,
             parameters or coefficients; see ``fit_fingerprint_``) is refused.
         minimize : bool
-            Also find, by bisection over ``k`` with real refits, the smallest
-            prefix of the greedy order whose retraining flips (assuming that
-            flipping is monotone in ``k``, which it usually but not always is).
+            Also find, with real refits, the smallest prefix of the greedy
+            order whose retraining flips: bisection finds a flipping prefix,
+            then every shorter prefix is refit (flipping is not always
+            monotone in ``k``) where it has at most 64 labels
+            (``verified_size_exact``); longer ones keep the bisection's answer.
             Where the full estimated set does not flip, prefixes up to
             ``max_expand`` (default: every helpful point) are tried by doubling.
+            For sets that need not be prefixes of the greedy order, see
+            :meth:`minimal_sets`.
         max_expand : int, optional
             Cap on the prefix length tried by ``minimize``.
 
@@ -489,13 +493,68 @@ class RelabelAudit(BaseEstimator):
             rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
         ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint)
         if minimize:
-            vs, vp, extra = minimal_prefix(st, res, Xt, flipped_b, new_prob, conv, max_expand,
-                                           progress=self.progress)
-            ver.verified_size, ver.verified_new_prob = vs, vp
+            vs, vp, extra, exact = minimal_prefix(st, res, Xt, flipped_b, new_prob, conv, max_expand,
+                                                  progress=self.progress)
+            ver.verified_size, ver.verified_new_prob, ver.verified_size_exact = vs, vp, exact
             refits += extra
         ver.refits = refits
         ver.seconds = time.perf_counter() - t0
         return ver
+
+    def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
+                     single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
+                     triple_candidates: int = 6,
+                     max_rounds: int = 30):
+        """Verified, 1-minimal relabel sets for every row of ``X_test``, with a certified lower bound.
+
+        Every set reported ``"verified"`` flips the prediction under an exact refit that converged
+        to ``tol``; sets are shrunk to 1-minimal (``one_minimal``: dropping any one label stops the
+        flip, each checked by a refit).  ``lower_bound`` is a certificate that no relabeling of fewer
+        labels flips the prediction.  The search, the property of the sets and the derivation of the
+        bound (and when it is 1 = no certificate) are in :mod:`cfdkit.linear.minimal`.
+
+        Parameters
+        ----------
+        X_test : (n_test, n_features) array, sparse matrix or DataFrame
+        max_size : int, optional
+            Largest set searched for (default: every training label).
+        singles_limit : int
+            Refit every single relabel (exact) when ``n_train <= singles_limit``; otherwise the
+            ``single_candidates`` strongest (by IP-relabel) of each row.
+        pairs_limit : int
+            Refit *every* pair when ``n_train (n_train - 1) / 2 <= pairs_limit``; otherwise the pairs of
+            the ``pair_candidates`` strongest candidates of each unanswered row.
+        triple_candidates : int
+            Triples of that many strongest candidates for rows whose set has >= 4 labels.
+        max_rounds : int
+            Rounds of the re-linearized greedy search.
+
+        Returns
+        -------
+        cfdkit.linear.minimal.MinimalSets
+            ``size``, ``indices(i)``, ``status``, ``new_prob``, ``lower_bound``, ``estimated_size``
+            (Algorithm 1's ``|S_t|``), ``one_minimal``, ``to_frame()``, ``fingerprint``.
+        """
+        from .minimal import build_result, minimal_search
+
+        self._check_fitted()
+        max_size = check_positive_int(max_size, "max_size", allow_none=True)
+        singles_limit = check_nonneg_int(singles_limit, "singles_limit")
+        single_candidates = check_nonneg_int(single_candidates, "single_candidates")
+        pairs_limit = check_nonneg_int(pairs_limit, "pairs_limit")
+        pair_candidates = check_nonneg_int(pair_candidates, "pair_candidates")
+        triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
+        max_rounds = check_positive_int(max_rounds, "max_rounds")
+        t0 = time.perf_counter()
+        fs = self.flip_sets(X_test)
+        Xt = self._result_design(fs)
+        fields = minimal_search(self.state_, Xt, self.threshold_, estimated_sets=[fs.indices(i) for i in range(len(fs))],
+                                max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
+                                pairs_limit=pairs_limit,
+                                pair_candidates=pair_candidates, triple_candidates=triple_candidates,
+                                max_rounds=max_rounds, progress=self.progress)
+        return build_result(fields, self.threshold_, fs.size, time.perf_counter() - t0, self.fit_fingerprint_,
+                            fs.X_test)
 
     def _result_design(self, res: FlipSets) -> Design:
         """The test design of a result (its plain ``X_test``) back on this audit's device."""

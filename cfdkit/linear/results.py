@@ -166,10 +166,13 @@ class Verification:
     converged : np.ndarray[bool] (n_test,)
         The refit reached the gradient tolerance; True where no set (nothing to refit).
     verified_size : np.ndarray[int64] (n_test,) or None
-        With ``minimize=True``: the smallest prefix ``k`` of the greedy order
-        whose retraining flips the prediction (bisection over ``k``); 0 where
-        none, -1 where a refit of the search did not converge (unknown).
+        With ``minimize=True``: a flipping prefix ``k`` of the greedy order,
+        the smallest one where ``verified_size_exact`` (every shorter prefix
+        was refit); 0 where none, -1 where a refit of the search did not
+        converge (unknown).
     verified_new_prob : np.ndarray[float64] (n_test,) or None
+    verified_size_exact : np.ndarray[bool] (n_test,) or None
+        ``verified_size`` is the smallest flipping prefix (no monotonicity assumed).
     seconds : float
     fingerprint : str or None
         The fit fingerprint of the audit that verified (same as ``sets.fingerprint``).
@@ -188,6 +191,7 @@ class Verification:
     seconds: float = 0.0
     refits: int = 0
     fingerprint: str | None = None
+    verified_size_exact: np.ndarray | None = None
 
     @property
     def flip_known(self) -> np.ndarray:
@@ -215,6 +219,8 @@ class Verification:
         if self.verified_size is not None:
             df["verified_size"] = self.verified_size
             df["verified_new_prob"] = self.verified_new_prob
+            if self.verified_size_exact is not None:
+                df["verified_size_exact"] = self.verified_size_exact
         return df
 
     def summary(self) -> dict:

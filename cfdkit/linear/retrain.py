@@ -101,6 +101,30 @@ def _labels_and_weights(state: FittedState, sets, kind: str):
     return Y, S, C
 
 
+def one_class_sets(y: np.ndarray, sets, kind: str = "relabel") -> np.ndarray:
+    """bool (m,): which sets would leave training data of one class (no finite optimum: refused).
+
+    With one class, the unpenalized intercept runs to infinity and a "refit" would
+    return ``P(y=1)`` near 0 or 1 that is an artefact of the iteration cap, not a model.
+    ``y`` (n,) are the 0/1 training labels; ``kind`` "relabel" flips a set's labels,
+    "remove" drops its points.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n1, n = int(y.sum()), y.size
+    out = np.zeros(len(sets), dtype=bool)
+    for j, idx in enumerate(sets):
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            continue
+        pos = int(y[idx].sum())
+        if kind == "relabel":
+            new1 = n1 + (idx.size - pos) - pos
+            out[j] = new1 <= 0 or new1 >= n
+        else:
+            out[j] = (n1 - pos) <= 0 or (n - n1 - (idx.size - pos)) <= 0
+    return out
+
+
 def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool = False, desc: str = "retraining"):
     """Retrain once per set; return the weights.
 
@@ -116,6 +140,13 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     info : FitInfo
     """
     m = len(sets)
+    bad = one_class_sets(state.y.cpu().numpy(), sets, kind)
+    if bad.any():
+        j = int(np.nonzero(bad)[0][0])
+        raise ValueError(f"sets[{j}] ({'relabeling' if kind == 'relabel' else 'removing'} {len(sets[j])} points) "
+                         f"would leave training data of one class ({int(bad.sum())} such sets): the refit has no "
+                         "finite optimum (the unpenalized intercept diverges). Drop those sets "
+                         "(cfdkit.linear.retrain.one_class_sets finds them).")
     p = state.train.p
     W_all = torch.empty(p, m, dtype=DTYPE, device=state.w.device)
     gn, its, conv = np.empty(m), np.empty(m, dtype=np.int64), np.empty(m, dtype=bool)
@@ -169,17 +200,23 @@ def _prefix_probs(state: FittedState, Xt: Design, rows, sets, kind, progress):
     return probabilities_after(state, Xt, np.asarray(rows), W), info.converged
 
 
-def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv, max_expand=None, progress=False):
-    """Smallest flipping prefix ``k`` of each greedy order, by bisection with real refits, all rows in lock-step.
+def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv, max_expand=None, progress=False,
+                   scan_limit: int = 64):
+    """Smallest flipping prefix ``k`` of each greedy order, with real refits, all rows in lock-step.
 
     ``res`` is a :class:`~cfdkit.linear.results.FlipSets`, ``Xt`` its test design, ``flipped``/``new_prob``/``conv``
     the verification of the full sets.  Where the full set does not flip, prefixes of the greedy order beyond
-    ``S_t`` are tried by doubling up to ``max_expand``.  Bisection assumes flipping is monotone in ``k``.  Rows
-    whose refit (or any refit of their search) did not converge get ``verified_size = -1`` (unknown) and NaN.
+    ``S_t`` are tried by doubling up to ``max_expand``.  Bisection then finds *a* flipping prefix ``hi``; as
+    flipping need not be monotone in ``k``, every shorter prefix is refit where ``hi <= scan_limit`` and the
+    smallest flipping one is returned (``exact`` True: no shorter prefix of the order flips).  Where
+    ``hi > scan_limit`` the answer is the bisection's, a flipping prefix that need not be the smallest
+    (``exact`` False).  Rows whose refit (or any refit of their search) did not converge get
+    ``verified_size = -1`` (unknown) and NaN.
 
     Returns
     -------
-    verified_size : int64 (n_test,), verified_new_prob : float64 (n_test,), refits : int
+    verified_size : int64 (n_test,), verified_new_prob : float64 (n_test,), refits : int,
+    exact : bool (n_test,)
     """
     from .scores import compute_scores
     from .selection import greedy_order
@@ -245,6 +282,26 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
             break
         refits += len(cand)
         try_prefixes(cand, [(lo[i] + hi[i]) // 2 for i in cand])
+    # flipping need not be monotone in k: scan every shorter prefix (where hi <= scan_limit) for the smallest
+    exact = np.zeros(n, dtype=bool)
+    scan = [i for i in range(n) if hi[i] > 0 and not unknown[i] and hi[i] <= scan_limit]
+    cand, ks = [], []
+    y_np = state.y.cpu().numpy()
+    for i in scan:
+        for k in range(1, int(hi[i])):
+            if not one_class_sets(y_np, [orders[i][:k]], res.kind)[0]:
+                cand.append(i)
+                ks.append(k)
+    if cand:
+        refits += len(cand)
+        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
+        for i, k, pr, c in zip(cand, ks, probs, ok):
+            if not c:
+                unknown[i] = True
+            elif (pr > res.threshold) != orig[i] and k < hi[i]:
+                hi[i], hi_prob[i] = k, pr
+    exact[scan] = True
+    exact &= ~unknown
     vs = np.where(unknown, -1, hi)
     vp = np.where((hi > 0) & ~unknown, hi_prob, np.nan)
     if unknown.any():
@@ -252,4 +309,4 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
 
         warnings.warn(f"minimize: {int(unknown.sum())} rows had a refit that did not converge; their "
                       "verified_size is -1 (unknown).", RuntimeWarning, stacklevel=3)
-    return vs, vp, refits
+    return vs, vp, refits, exact

@@ -22,7 +22,8 @@ from ..linear.audit import RelabelAudit
 
 __all__ = [
     "audit_points", "table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2",
-    "noise_sweep", "tag_bias", "relabel_vs_remove", "RANK_DIRECTION", "clear_cache",
+    "noise_sweep", "tag_bias", "relabel_vs_remove", "RANK_DIRECTION", "clear_cache", "minimal_points",
+    "summarize_minimal", "table2_minimal",
 ]
 
 _CACHE: dict = {}
@@ -501,3 +502,67 @@ def relabel_vs_remove(datasets=("loan", "sst2", "hate-speech"), noise=(0.3, 0.0)
             for d, nz in tqdm(grid, desc="relabel vs remove", disable=not progress))
     res = Parallel(n_jobs=n_jobs)(jobs)
     return pd.DataFrame([r for rr in res for r in rr])
+
+
+def minimal_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
+                   device=None, progress: bool = False, data_home=None, max_size: int | None = None,
+                   l2: float | None = None) -> pd.DataFrame:
+    """Verified minimal relabel sets (:meth:`RelabelAudit.minimal_sets`) for every (sampled) test point.
+
+    The same test rows as :func:`audit_points` (same ``seed``/``n_test``).  One row per test point:
+    ``test_index, prob, correct, estimated_size`` (Algorithm 1's ``|S_t|``), ``estimated_flipped`` (its
+    verification refit flipped), ``size, status, lower_bound, new_prob, one_minimal, indices``.
+    ``l2`` overrides the prepared regularization (for convention checks).  ``df.attrs`` has the timings.
+    """
+    prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
+    if l2 is not None:
+        prep = Prepared(*[float(l2) if f == "l2" else getattr(prep, f) for f in Prepared._fields])
+    audit = make_audit(prep, device=device, seed=seed, progress=progress)
+    t0 = time.perf_counter()
+    ms = audit.minimal_sets(prep.X_test, max_size=max_size)
+    fs = audit.flip_sets(prep.X_test)
+    ver = audit.verify(fs)
+    df = ms.to_frame()
+    df.insert(0, "dataset", prep.info["dataset"])
+    df.insert(1, "features", prep.info["features"])
+    df["test_index"] = prep.info["test_index"]
+    df["correct"] = (ms.prob > prep.threshold).astype(int) == np.asarray(prep.y_test)
+    df["estimated_flipped"] = np.asarray(ver.flipped, dtype=float)
+    df.attrs = {"n_train": len(prep.y_train), "threshold": prep.threshold, "l2": audit.l2_,
+                "seconds_minimal": ms.seconds, "seconds": time.perf_counter() - t0, "refits": ms.refits,
+                "timings": ms.timings, "dataset": prep.info["dataset"], "features": prep.info["features"]}
+    return df
+
+
+def summarize_minimal(df: pd.DataFrame) -> dict:
+    """Table-2 columns of a :func:`minimal_points` frame (metric names in :data:`cfdkit.studies.paper.METRICS`)."""
+    found = (df["status"] == "verified").to_numpy()
+    est = df["estimated_size"].to_numpy()
+    both = found & (est > 0)
+    return {
+        "dataset": df.attrs.get("dataset"), "features": df.attrs.get("features"), "n_test": len(df),
+        "l2": df.attrs.get("l2"), "accuracy": float(df["correct"].mean()) if len(df) else np.nan,
+        "found_rate": float((est > 0).mean()) if len(df) else np.nan,
+        "flip_rate": float(np.nan_to_num(df["estimated_flipped"].to_numpy(float)).mean()) if len(df) else np.nan,
+        "minimal_found_rate": float(found.mean()) if len(df) else np.nan,
+        # a verified set flips by construction: its flip rate over all test points equals its found rate
+        "minimal_flip_rate": float(found.mean()) if len(df) else np.nan,
+        "median_estimated_size": float(np.median(est[est > 0])) if (est > 0).any() else np.nan,
+        "median_verified_size": float(np.median(df["size"].to_numpy()[found])) if found.any() else np.nan,
+        "median_estimated_size_both": float(np.median(est[both])) if both.any() else np.nan,
+        "median_verified_size_both": float(np.median(df["size"].to_numpy()[both])) if both.any() else np.nan,
+        "median_lower_bound": float(np.median(df["lower_bound"])) if len(df) else np.nan,
+        "one_minimal_rate": float(df["one_minimal"].to_numpy()[found].mean()) if found.any() else np.nan,
+        "seconds_minimal": df.attrs.get("seconds_minimal"), "refits": df.attrs.get("refits"),
+    }
+
+
+def table2_minimal(datasets=("loan", "sst2", "hate-speech"), features=None, n_test: int | None = None, seed: int = 0,
+                   *, device=None, progress: bool = True, data_home=None) -> pd.DataFrame:
+    """Table 2 with the verified minimal sets next to Algorithm 1's: one :func:`summarize_minimal` row per
+    (dataset, features)."""
+    rows = []
+    for d, f in tqdm(_combos(datasets, features), desc="table2 minimal", disable=not progress):
+        rows.append(summarize_minimal(minimal_points(d, f, n_test=n_test, seed=seed, device=device,
+                                                     data_home=data_home)))
+    return pd.DataFrame(rows)

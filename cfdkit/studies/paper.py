@@ -106,6 +106,11 @@ METRICS: dict = {
     "test_cases_total": "neural table: test cases summed over the data sets",
     "rank_s_per_test_<ranking>": "neural table (Table 2): ranking overhead per test input, seconds",
     "runtime_s_per_test_<ranking>": "neural table (Table 3): ranking + retraining per test input, seconds (batched retraining)",
+    "minimal_found_rate": "share of test points with a verified minimal relabel set (RelabelAudit.minimal_sets: an exact, converged refit flips it)",
+    "minimal_flip_rate": "share of all test points flipped by their verified minimal set (equal to minimal_found_rate: verified sets flip by construction)",
+    "median_estimated_size": "median Algorithm 1 |S_t| over test points with a set (same rows as minimal_sets)",
+    "median_verified_size": "median size of the verified minimal (1-minimal) sets over test points with one",
+    "median_lower_bound": "median certified lower bound on the number of relabels that can flip a test point",
     "not_reproduced": "the paper's data set is not available offline (value: the reason)",
     # ifbid (Serna et al.; Sialelli et al.)
     "accuracy_sigma2_<s>": "ifbid: mean unbiased test accuracy of the zoo's models trained at colour jitter sigma2 = s",

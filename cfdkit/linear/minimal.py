@@ -1,0 +1,693 @@
+"""Verified minimal relabel sets: the smallest label changes that *really* flip a prediction.
+
+Algorithm 1 (:mod:`cfdkit.linear.selection`) answers with a linearized estimate.  The
+search here answers with sets that are checked by exact refits of the audited L2
+logistic regression, and with a certified lower bound on how small any flipping set
+can be.  Every refit goes through :func:`cfdkit.linear.retrain.refit_sets` (batched
+L-BFGS, globalized Newton finish, same gradient tolerance as the fit); a set counts
+only when its refit converged and the refitted model's prediction differs.
+
+Search (all test rows at once; every refit made for one row is read by every row,
+since one refit gives the new probability of every test point)
+
+1. *Algorithm 1's sets* — refit once per row (the estimate, as a candidate).
+2. *Exact singles* — one refit per training point (when ``n_train <= singles_limit``;
+   otherwise the ``single_candidates`` strongest by IP-relabel of every row): the exact
+   effect of each single relabel on every test point.  Rows that one label flips are
+   answered exactly (size 1).  With all singles refit, rows that no single label flips
+   get a lower bound of 2.
+3. *Pairs* of the strongest candidates (by exact single effect, else by IP-relabel)
+   for the rows still without a set of size <= 2; all pairs when
+   ``n_train (n_train - 1) / 2 <= pairs_limit`` (then rows without a flipping pair get
+   a lower bound of 3).
+4. *Re-linearized greedy* (the relabeling analogue of the iterative removal
+   algorithm) for rows still unanswered, including rows Algorithm 1 has no set for:
+   relabel part of the greedy order, refit, recompute the IP-relabel effects at the
+   refitted optimum ``w_S`` (``-s'_t(w_S) (2 y^S_i - 1) x~_t^T H(w_S)^{-1} x~_i``,
+   one batched preconditioned CG solve per row), add the next points, repeat until the
+   prediction flips, ``max_size`` is reached, no point helps, or ``max_rounds``.
+   Nothing assumes that flipping is monotone in the set size.
+5. *Shrink* every found set to a **1-minimal** set: a set ``S`` that flips, such
+   that for every ``j`` in ``S`` the refit with ``S \\ {j}`` relabeled does not flip
+   (each checked by a converged refit).  Chunks are dropped first (delta debugging),
+   then single labels, always keeping the set flipping.
+6. *Triples* of the strongest candidates for rows whose set has 4 or more labels.
+
+Returned sets are 1-minimal where ``one_minimal`` is True (every leave-one-out refit
+converged and none flips); not necessarily globally minimal (the problem is
+NP-complete in general; Gupta et al. 2025).
+
+Lower bound (certificate)
+-------------------------
+Relabeling a set ``S`` changes the objective ``R(w) = sum_i L_i(w) + l2/2 ||w_{1:d}||^2``
+(intercept unpenalized) by a *linear* term: ``L(x, 1-y; w) - L(x, y; w) = (2y - 1) x~.w``, so
+``R_S(w) = R(w) + g_S.w`` with ``g_S = sum_{i in S} (2 y_i - 1) x~_i``; at the fitted
+optimum ``w^``, ``grad R_S(w^) = g_S``.  Write ``H0 = H(w^)`` (its Cholesky factor is
+the audit's), ``h_i = sqrt(x~_i^T H0^{-1} x~_i)`` for training and test rows, and
+``E_r = {w : ||w - w^||_{H0} <= r}``.
+
+* Curvature on ``E_r``.  In ``E_r`` every logit moves by at most
+  ``|x~_i.(w - w^)| <= r h_i``, so ``sigma'(z_i(w)) >= d_i(r) = min(sigma'(z_i - r h_i),
+  sigma'(z_i + r h_i))`` (``sigma'`` is unimodal), and with
+  ``c(r) = min_i d_i(r) / sigma'(z_i) <= 1``:
+  ``H(w) = X~^T D(w) X~ + l2 I' >= c(r) (X~^T D(w^) X~ + l2 I') = c(r) H0``.
+  The intercept needs no penalty here: its curvature comes from the data term of
+  ``H0``, which is positive definite whenever the training Hessian is (any data with
+  both classes and an intercept column).
+* Confinement.  Along any ray ``w^ + s u`` (``||u||_{H0} = 1``),
+  ``d/ds R_S >= -||g_S||_{H0^{-1}} + c(r) s``; if ``||g_S||_{H0^{-1}} < c(r) r`` the
+  slope is positive on the boundary of ``E_r``, so the (unique) minimizer ``w_S`` of
+  ``R_S`` lies inside ``E_r``.
+* Logit change.  ``0 = grad R_S(w_S) = g_S + A (w_S - w^)`` with ``A`` the Hessian averaged
+  over the segment (inside ``E_r``), ``A >= c(r) H0``; by Cauchy-Schwarz in the
+  ``A^{-1}`` inner product, ``|z_t(w_S) - z_t(w^)| = |x~_t^T A^{-1} g_S|
+  <= h_t ||g_S||_{H0^{-1}} / c(r)``.
+* Any ``|S| = k``: ``||g_S||_{H0^{-1}} <= G_k`` = the sum of the ``k`` largest ``h_i``.
+
+So for each ``k`` we take the smallest ``r`` on a grid with ``r c(r) > G_k`` and
+``B_k = G_k / c(r)``; no relabeling of ``k`` labels can move test logit ``z_t`` by
+more than ``h_t B_k``.  A flip needs a move of at least ``|z_t - logit(tau)|``, so
+``lower_bound = min{k : h_t B_k >= |z_t - logit(tau)| (1 - 1e-9)}`` (the factor guards
+round-off).  It is raised to 2 (3) where every single (pair) was refit and none flips
+(an exhaustive certificate).  ``lower_bound = 1`` — no certificate — where (a) the
+``k = 1`` bound already allows a flip, (b) no grid radius satisfies the confinement
+condition, or (c) no exact ``H0^{-1}`` is at hand (the audit's solver is not
+Cholesky and ``p > 4096``, so ``h_i`` would only be approximate).  The certificate is
+for the exact optima; refits stop at the gradient tolerance, which moves logits by
+far less than the 1e-9 slack for the tolerances cfdkit uses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..core.arrays import DTYPE, Design, to_torch_matrix
+from ..core.solvers import batched_pcg
+from ..core.validation import ResultIndexError
+from .model import _penalty_mask, hessian, hvp
+from .retrain import FittedState, one_class_sets, refit_sets
+
+__all__ = ["MinimalSets", "minimal_search", "exhaustive_minimal", "ExhaustiveMinimal", "lower_bounds"]
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass
+class MinimalSets:
+    """Verified (refit-checked) minimal relabel sets for every test row.
+
+    Attributes
+    ----------
+    threshold : float
+    prob : float64 (n_test,) — ``P(y=1)`` before any change
+    size : int64 (n_test,) — size of the set found; 0 where none was found
+    status : array of str (n_test,) — ``"verified"`` (an exact, converged refit flips the
+        prediction) or ``"not_found"``
+    new_prob : float64 (n_test,) — ``P(y=1)`` after relabeling the set and refitting; NaN where not found
+    lower_bound : int64 (n_test,) — certified: no relabeling of fewer labels flips the prediction
+        (see :mod:`cfdkit.linear.minimal` for the derivation; 1 where no certificate holds)
+    estimated_size : int64 (n_test,) — Algorithm 1's ``|S_t|`` (0 = no set)
+    one_minimal : bool (n_test,) — the set is 1-minimal: every leave-one-out refit converged and none flips
+    offsets : int64 (n_test + 1,), flat_indices : int64 — ``indices(i)``
+    refits : int — refits made; seconds : float; timings : dict — seconds per search phase
+    fingerprint : str — the fit fingerprint of the audit
+    """
+
+    threshold: float
+    prob: np.ndarray
+    size: np.ndarray
+    status: np.ndarray
+    new_prob: np.ndarray
+    lower_bound: np.ndarray
+    estimated_size: np.ndarray
+    one_minimal: np.ndarray
+    offsets: np.ndarray
+    flat_indices: np.ndarray
+    refits: int = 0
+    seconds: float = 0.0
+    fingerprint: str | None = None
+    X_test: object = field(default=None, repr=False)
+    timings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.size.shape[0])
+
+    @property
+    def found(self) -> np.ndarray:
+        return self.status == "verified"
+
+    def indices(self, i) -> np.ndarray:
+        """Training indices (int64, ascending) of the verified set of test row ``i`` (empty if none)."""
+        n = len(self)
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"i must be an integer test-row index; got {type(i).__name__} {i!r}.")
+        if not -n <= int(i) < n:
+            raise ResultIndexError(f"test row i={i} is out of range for {n} test points (valid: {-n}..{n - 1}).")
+        i = int(i) % n
+        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per test point with every field above and the indices."""
+        return pd.DataFrame({
+            "test_index": np.arange(len(self)),
+            "prob": self.prob,
+            "predicted_label": (self.prob > self.threshold).astype(np.int64),
+            "estimated_size": self.estimated_size,
+            "size": self.size,
+            "status": self.status,
+            "lower_bound": self.lower_bound,
+            "new_prob": self.new_prob,
+            "one_minimal": self.one_minimal,
+            "indices": [self.indices(i).tolist() for i in range(len(self))],
+        })
+
+    def summary(self) -> dict:
+        """found_rate, median sizes (estimated among Algorithm 1's found rows; verified among found rows), ..."""
+        f = self.found
+        est = self.estimated_size[self.estimated_size > 0]
+        return {
+            "n_test": len(self),
+            "minimal_found_rate": float(f.mean()) if len(self) else float("nan"),
+            "median_estimated_size": float(np.median(est)) if est.size else float("nan"),
+            "median_verified_size": float(np.median(self.size[f])) if f.any() else float("nan"),
+            "median_lower_bound": float(np.median(self.lower_bound)) if len(self) else float("nan"),
+            "one_minimal_rate": float(self.one_minimal[f].mean()) if f.any() else float("nan"),
+            "refits": int(self.refits),
+            "seconds": float(self.seconds),
+        }
+
+
+# ----------------------------------------------------------------------------- lower bound
+def _log_sigma_prime(z: torch.Tensor) -> torch.Tensor:
+    a = torch.abs(z)
+    return -a - 2 * torch.nn.functional.softplus(-a)
+
+
+def _cholesky(state: FittedState):
+    L = state.ihvp.cholesky_factor
+    if L is not None:
+        return L
+    if state.train.p > 4096:
+        return None
+    L, info = torch.linalg.cholesky_ex(hessian(state.train, state.w, state.l2))
+    return L if int(info) == 0 else None
+
+
+def _h_norms(L: torch.Tensor, design: Design, chunk: int = 2048) -> torch.Tensor:
+    """``sqrt(x~_i^T H0^{-1} x~_i)`` for every row of ``design``."""
+    out = torch.empty(design.n, dtype=DTYPE, device=L.device)
+    for s in range(0, design.n, chunk):
+        idx = torch.arange(s, min(design.n, s + chunk), device=L.device)
+        A = torch.linalg.solve_triangular(L, design.dense_rows(idx).T.contiguous(), upper=False)
+        out[idx] = torch.sqrt((A * A).sum(0))
+    return out
+
+
+def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | None = None) -> np.ndarray:
+    """Certified lower bound on the number of relabels that can flip each test row (see the module docstring).
+
+    Returns int64 (n_test,), at least 1; ``k_max + 1`` caps rows whose bound exceeds ``k_max``.
+    """
+    n = state.train.n
+    k_max = n if k_max is None else min(int(k_max), n)
+    L = _cholesky(state)
+    if L is None:
+        return np.ones(Xt.n, dtype=np.int64)
+    h_tr = _h_norms(L, state.train)
+    h_t = _h_norms(L, Xt).cpu().numpy()
+    z = state.train.matvec(state.w[:, None])[:, 0]
+    ls0 = _log_sigma_prime(z)
+    hmax = float(h_tr.max())
+    radii = torch.logspace(-6, math.log10(60.0), 400, dtype=DTYPE, device=z.device) / max(hmax, 1e-300)
+    c = torch.empty_like(radii)
+    for j in range(0, radii.numel(), 50):
+        r = radii[j:j + 50][None, :]
+        d = torch.minimum(_log_sigma_prime(z[:, None] - r * h_tr[:, None]),
+                          _log_sigma_prime(z[:, None] + r * h_tr[:, None])) - ls0[:, None]
+        c[j:j + 50] = torch.exp(d.min(0).values)
+    rc = (radii * c).cpu().numpy()
+    c = c.cpu().numpy()
+    G = np.cumsum(np.sort(h_tr.cpu().numpy())[::-1][:k_max])  # G_k, k = 1..k_max
+    run = np.maximum.accumulate(rc)
+    j = np.searchsorted(run, G, side="right")  # first grid radius with r c(r) > G_k
+    ok = j < rc.size
+    B = np.full(k_max, np.inf)
+    B[ok] = G[ok] / c[j[ok]]
+    B = np.maximum.accumulate(B)  # a bound for k also bounds every smaller k
+    zt = Xt.matvec(state.w[:, None])[:, 0].cpu().numpy()
+    gap = np.abs(zt - math.log(threshold / (1 - threshold)))
+    reach = h_t[:, None] * B[None, :] >= gap[:, None] * (1 - 1e-9)  # (n_test, k_max): k labels may flip
+    first = np.where(reach.any(1), reach.argmax(1) + 1, k_max + 1)
+    return first.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- search
+class _Pool:
+    """Refits sets (batched) and records, for every test row, the smallest flipping set seen."""
+
+    def __init__(self, state: FittedState, Xt: Design, threshold: float, max_size: int, bar):
+        self.state, self.Xt, self.tau = state, Xt, threshold
+        self.y_np = state.y.cpu().numpy().astype(np.int64)
+        self.prob = torch.sigmoid(Xt.matvec(state.w[:, None])[:, 0]).cpu().numpy()
+        self.orig = self.prob > threshold
+        n = Xt.n
+        self.best_size = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        self.best_set: list = [None] * n
+        self.best_prob = np.full(n, np.nan)
+        self.max_size = max_size
+        self.refits = 0
+        self.bar = bar
+        self.settled = np.zeros(n, dtype=bool)
+
+    def valid(self, sets, *others):
+        """Drop the sets that would leave one class (and the matching entries of ``others``)."""
+        bad = one_class_sets(self.y_np, sets, "relabel")
+        keep = [j for j in range(len(sets)) if not bad[j]]
+        return ([sets[j] for j in keep],) + tuple([o[j] for j in keep] for o in others)
+
+    def refit(self, sets, owners=None, offer: bool = True, keep_w: bool = False, chunk: int = 2048, out_P=None):
+        """Refit ``sets`` (all valid: see :meth:`valid`) in chunks; offer every refit to every test row.
+
+        Returns (p_owner (m,) — the new probability of test row ``owners[j]`` under refit ``j``
+        (None without owners), converged (m,), W (p, m) or None).
+        """
+        m = len(sets)
+        conv = np.zeros(m, dtype=bool)
+        p_own = None if owners is None else np.full(m, np.nan)
+        Ws = [] if keep_w else None
+        for s in range(0, m, chunk):
+            block = sets[s:s + chunk]
+            W, info = refit_sets(self.state, block, "relabel")
+            self.refits += len(block)
+            conv[s:s + len(block)] = info.converged
+            if offer or out_P is not None:
+                P = torch.sigmoid(self.Xt.matvec(W)).cpu().numpy()
+                if offer:
+                    self.offer(P, info.converged, block)
+                if out_P is not None:
+                    out_P[:, s:s + len(block)] = P
+            if owners is not None:
+                r = torch.as_tensor(np.asarray(owners[s:s + len(block)], dtype=np.int64), device=W.device)
+                p_own[s:s + len(block)] = torch.sigmoid((self.Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
+            if keep_w:
+                Ws.append(W)
+        W = torch.cat(Ws, 1) if keep_w and Ws else None
+        return p_own, conv, W
+
+    def flips(self, t, p) -> bool:
+        return bool((p > self.tau) != self.orig[t])
+
+    def record(self, t, s, p):
+        self.best_size[t], self.best_set[t], self.best_prob[t] = len(s), np.sort(np.asarray(s, dtype=np.int64)), p
+
+    def offer(self, P, conv, sets, rows=None):
+        """Record flipping sets for ``rows`` (default all) from refits ``P`` (n_test, m)."""
+        if P.shape[1] == 0:
+            return
+        sizes = np.array([len(s) for s in sets], dtype=np.int64)
+        R = np.arange(self.Xt.n) if rows is None else np.asarray(rows, dtype=np.int64)
+        if R.size == 0:
+            return
+        Pr = P[R]
+        flips = ((Pr > self.tau) != self.orig[R][:, None]) & conv[None, :] & (sizes[None, :] <= self.max_size)
+        if not flips.any():
+            return
+        margin = np.abs(Pr - self.tau)
+        cost = np.where(flips, sizes[None, :] - margin * 1e-3, np.inf)  # smaller size, then larger margin
+        j = cost.argmin(1)
+        has = flips[np.arange(R.size), j]
+        for r, jj, ok in zip(R, j, has):
+            if ok and sizes[jj] < self.best_size[r]:
+                self.record(r, sets[jj], P[r, jj])
+
+    def found(self):
+        return self.best_size <= self.max_size
+
+    def tick(self, done_mask):
+        new = done_mask & ~self.settled
+        if new.any():
+            self.bar.update(int(new.sum()))
+            self.settled |= new
+
+
+def _benefit_from_probs(P_single: np.ndarray, prob: np.ndarray, orig: np.ndarray) -> np.ndarray:
+    """Benefit (toward the flip) of each single relabel, (n_test, n_train)."""
+    d = P_single - prob[:, None]
+    return np.where(orig[:, None], -d, d)
+
+
+def _relinearized_benefits(state: FittedState, Xt: Design, rows, sets, W, orig, cg_maxiter=200):
+    """IP-relabel benefits at the refitted optima ``W[:, j]`` (labels relabeled by ``sets[j]``) for test ``rows[j]``.
+
+    Returns benefits (m, n_train) (members of the set get -inf) and the current probabilities (m,).
+    """
+    train = state.train
+    dev = W.device
+    r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=dev)
+    xt = Xt.dense_rows(r).T.contiguous()  # (p, m)
+    Z = train.matvec(W)
+    S = torch.sigmoid(Z)
+    D = S * (1 - S)
+    L = state.ihvp.cholesky_factor
+    if L is not None:
+        def pc(R, idx):
+            return torch.cholesky_solve(R, L)
+    else:
+        jac = 1.0 / (train.rmatvec_sq(D) + state.l2 * _penalty_mask(train.p, dev))
+
+        def pc(R, idx):
+            return R * jac[:, idx]
+
+    V, _ = batched_pcg(lambda V, idx: hvp(train, D[:, idx], V, state.l2), xt, pc, 1e-8, cg_maxiter)
+    K = train.matvec(V)  # (n, m): x~_i . H_S^{-1} x~_t
+    pt = torch.sigmoid((xt * W).sum(0))
+    Y = state.y[:, None].repeat(1, len(sets))
+    for j, s in enumerate(sets):
+        if len(s):
+            Y[torch.as_tensor(s, device=dev), j] = 1 - Y[torch.as_tensor(s, device=dev), j]
+    eff = -(pt * (1 - pt))[None, :] * (2 * Y - 1) * K  # (n, m) change of P(y_t=1) per relabel
+    ben = torch.where(torch.as_tensor(orig, device=dev)[None, :], -eff, eff).T.contiguous().cpu().numpy()
+    for j, s in enumerate(sets):
+        ben[j, np.asarray(s, dtype=np.int64)] = -np.inf
+    return ben, pt.cpu().numpy()
+
+
+def _shrink(pool: _Pool, rows):
+    """Shrink the best sets of ``rows`` to 1-minimal sets; returns bool (n_test,) one_minimal.
+
+    Every accepted step keeps the set flipping (a converged refit); a set is 1-minimal when the
+    refits of all its leave-one-out subsets converged and none flips (a subset that would leave
+    one class has no model and counts as not flipping).
+    """
+    one_min = np.zeros(pool.Xt.n, dtype=bool)
+    cur = {int(r): pool.best_set[r] for r in rows if pool.best_set[r] is not None}
+    # chunk phase (delta debugging) for large sets
+    nparts = {r: 4 for r in cur}
+    while True:
+        cand, owner = [], []
+        for r, S in cur.items():
+            k = len(S)
+            if k <= 8 or nparts[r] > k // 2:
+                continue
+            for part in np.array_split(np.arange(k), nparts[r]):
+                cand.append(np.delete(S, part))
+                owner.append(r)
+        if not cand:
+            break
+        cand, owner = pool.valid(cand, owner)
+        p, conv, _ = pool.refit(cand, owner, offer=False)
+        changed = set()
+        for j, (r, s) in enumerate(zip(owner, cand)):
+            if r not in changed and conv[j] and pool.flips(r, p[j]):
+                cur[r] = s
+                pool.record(r, s, p[j])
+                changed.add(r)
+        for r in cur:
+            if r not in changed:
+                nparts[r] *= 2
+    # single-removal phase
+    todo = {r: None for r in cur}  # None = test every member; a set = test only these members
+    while todo:
+        cand, owner, drop = [], [], []
+        for r, only in todo.items():
+            S = cur[r]
+            for i in range(len(S)) if len(S) > 1 else []:
+                if only is None or int(S[i]) in only:
+                    cand.append(np.delete(S, i))
+                    owner.append(r)
+                    drop.append(int(S[i]))
+        n_tried = {r: 0 for r in todo}
+        for r in owner:
+            n_tried[r] += 1
+        cand, owner, drop = pool.valid(cand, owner, drop)
+        p, conv, _ = pool.refit(cand, owner, offer=False) if cand else (np.empty(0), np.empty(0, bool), None)
+        res: dict = {}
+        for j, r in enumerate(owner):
+            res.setdefault(r, []).append(j)
+        nxt = {}
+        for r, only in todo.items():
+            js = res.get(r, [])
+            flips = [j for j in js if conv[j] and pool.flips(r, p[j])]
+            if flips:
+                jb = max(flips, key=lambda j: abs(p[j] - pool.tau))
+                cur[r] = cand[jb]
+                pool.record(r, cand[jb], p[jb])
+                rest = {drop[j] for j in flips if j != jb}
+                nxt[r] = rest if rest else None
+            elif only is not None:
+                nxt[r] = None  # the shortlist is exhausted: check every member once more
+            else:
+                one_min[r] = len(cur[r]) <= 1 or (all(conv[j] for j in js) and n_tried[r] == len(cur[r]))
+        todo = nxt
+    return one_min
+
+
+def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimated_sets, max_size: int | None = None,
+                   singles_limit: int = 2000, single_candidates: int = 3, pairs_limit: int = 2000,
+                   pair_candidates: int = 6,
+                   triple_candidates: int = 6, max_rounds: int = 30, progress: bool = False):
+    """The search described in the module docstring; returns the fields of :class:`MinimalSets`.
+
+    ``estimated_sets`` are Algorithm 1's sets, one per test row (empty where none).
+    """
+    n_test, n = Xt.n, state.train.n
+    max_size = n if max_size is None else min(int(max_size), n)
+    bar = tqdm(total=n_test, desc="minimal sets (rows settled)", disable=not progress, leave=False)
+    pool = _Pool(state, Xt, threshold, max_size, bar)
+    orig, prob = pool.orig, pool.prob
+    lb_enum = np.ones(n_test, dtype=np.int64)
+    timings: dict = {}
+    clock = [time.perf_counter()]
+
+    def _lap(name):
+        now = time.perf_counter()
+        timings[name] = now - clock[0]
+        clock[0] = now
+
+    # 1. Algorithm 1's sets (the estimate, as candidates)
+    rows = [t for t in range(n_test) if len(estimated_sets[t])]
+    if rows:
+        sets, = pool.valid([np.asarray(estimated_sets[t], dtype=np.int64) for t in rows])
+        pool.refit(sets)
+
+    _lap("alg1")
+    # 2. exact singles: every training point when n_train <= singles_limit, else the strongest
+    #    ``single_candidates`` by IP-relabel of each row without a set of size 1
+    all_singles = n <= singles_limit and n * n_test <= 30_000_000
+    if all_singles:
+        benefit = np.full((n_test, n), -np.inf)
+        cand = list(range(n))
+    else:
+        Wh = state.w[:, None].expand(-1, n_test)
+        benefit, _ = _relinearized_benefits(state, Xt, np.arange(n_test), [np.empty(0, np.int64)] * n_test,
+                                            Wh, orig)
+        top = np.argsort(-benefit, axis=1, kind="stable")[:, :single_candidates]
+        cand = sorted({int(i) for t in range(n_test) for i in top[t] if benefit[t, i] > 0})
+    singles, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], cand)
+    if singles:
+        P_single = np.empty((n_test, len(singles)))
+        _, conv, _ = pool.refit(singles, out_P=P_single)
+        idx = np.asarray(idx)
+        benefit[:, idx] = _benefit_from_probs(P_single, prob, orig)  # exact effects replace the estimates
+        benefit[:, idx[~conv]] = -np.inf
+        del P_single
+        if all_singles and conv.all():
+            lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
+    pool.tick(pool.best_size <= 1)
+
+    _lap("singles")
+    def ranking(t, m):
+        b = benefit[t]
+        order = np.argsort(-b, kind="stable")[:m]
+        return [int(i) for i in order if b[i] > 0]
+
+    # 3. pairs
+    all_pairs = n * (n - 1) // 2 <= pairs_limit
+    if max_size >= 2:
+        if all_pairs:
+            pairs = set(combinations(range(n), 2))
+        else:
+            pairs = set()
+            for t in range(n_test):
+                if pool.best_size[t] > 2:
+                    pairs.update(combinations(sorted(ranking(t, pair_candidates)), 2))
+        pairs, = pool.valid([np.array(q, dtype=np.int64) for q in sorted(pairs)])
+        if pairs:
+            _, conv, _ = pool.refit(pairs)
+            if all_pairs and all_singles and conv.all():
+                lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
+        pool.tick(pool.best_size <= 2)
+
+    _lap("pairs")
+    # 4. re-linearized greedy for rows without a set of size <= 2
+    active = [t for t in range(n_test) if pool.best_size[t] > 2]
+    cur = {t: np.empty(0, dtype=np.int64) for t in active}
+    W_cur = {}
+    rounds = 0
+    while active and rounds < max_rounds:
+        rounds += 1
+        first = [t for t in active if len(cur[t]) == 0]
+        later = [t for t in active if len(cur[t]) > 0]
+        ben_rows, gaps = {}, {}
+        for t in first:
+            ben_rows[t], gaps[t] = benefit[t], abs(prob[t] - threshold)
+        if later:
+            Wl = torch.stack([W_cur[t] for t in later], 1)
+            B, pt = _relinearized_benefits(state, Xt, later, [cur[t] for t in later], Wl, orig[later])
+            for j, t in enumerate(later):
+                ben_rows[t], gaps[t] = B[j], abs(pt[j] - threshold)
+        new_sets, owners = [], []
+        for t in active:
+            b = ben_rows[t]
+            order = np.argsort(-b, kind="stable")
+            vals = b[order]
+            pos = int((vals > 0).sum())
+            if pos == 0:
+                continue
+            hit = np.nonzero(np.cumsum(vals[:pos]) > gaps[t])[0]
+            if hit.size:
+                k_est = int(hit[0]) + 1
+                add = k_est if k_est <= 2 else int(math.ceil(k_est / 2))
+            else:
+                add = min(pos, max(1, len(cur[t])))
+            add = min(add, min(max_size, int(pool.best_size[t]) - 1) - len(cur[t]))
+            if add <= 0:
+                continue
+            new_sets.append(np.concatenate([cur[t], order[:add].astype(np.int64)]))
+            owners.append(t)
+        new_sets, owners = pool.valid(new_sets, owners)
+        if not new_sets:
+            break
+        p_own, conv, W = pool.refit(new_sets, owners, keep_w=True)
+        nxt = []
+        for j, t in enumerate(owners):
+            if not conv[j]:
+                continue  # no re-linearization at an unconverged point: this row's greedy stops
+            cur[t], W_cur[t] = new_sets[j], W[:, j]
+            if not pool.flips(t, p_own[j]) and len(cur[t]) + 1 < pool.best_size[t] and len(cur[t]) < max_size:
+                nxt.append(t)
+        active = nxt
+        pool.tick(np.isin(np.arange(n_test), active, invert=True) & (pool.best_size <= max_size))
+
+    _lap("greedy")
+    # 5. shrink to 1-minimal
+    rows = [t for t in range(n_test) if pool.found()[t]]
+    one_min = _shrink(pool, rows)
+
+    _lap("shrink")
+    # 6. triples from the strongest candidates where the set has >= 4 labels
+    if max_size >= 3 and triple_candidates >= 3:
+        big = [t for t in range(n_test) if pool.found()[t] and pool.best_size[t] >= 4]
+        tri = set()
+        for t in big:
+            tri.update(combinations(sorted(ranking(t, triple_candidates)), 3))
+        tri, = pool.valid([np.array(c, dtype=np.int64) for c in sorted(tri)])
+        if tri:
+            before = pool.best_size.copy()
+            pool.refit(tri)
+            changed = [t for t in range(n_test) if pool.best_size[t] < before[t]]
+            if changed:
+                om = _shrink(pool, changed)
+                one_min[changed] = om[changed]
+    _lap("triples")
+    found = pool.found()
+    pool.tick(np.ones(n_test, dtype=bool))
+    bar.close()
+    size = np.where(found, pool.best_size, 0).astype(np.int64)
+    sets = [pool.best_set[t] if found[t] else np.empty(0, dtype=np.int64) for t in range(n_test)]
+    lb = np.maximum(lower_bounds(state, Xt, threshold, k_max=max_size), lb_enum)
+    return dict(prob=prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
+                new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
+                one_minimal=one_min & found, refits=pool.refits, timings=timings)
+
+
+def build_result(fields: dict, threshold, estimated_size, seconds, fingerprint, X_test) -> MinimalSets:
+    sets = fields["sets"]
+    offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in sets], out=offsets[1:])
+    flat = np.concatenate(sets).astype(np.int64) if sets else np.empty(0, np.int64)
+    return MinimalSets(float(threshold), fields["prob"], fields["size"], fields["status"], fields["new_prob"],
+                       fields["lower_bound"], np.asarray(estimated_size, dtype=np.int64), fields["one_minimal"],
+                       offsets, flat, int(fields["refits"]), float(seconds), fingerprint, X_test,
+                       dict(fields.get("timings", {})))
+
+
+# ----------------------------------------------------------------------------- ground truth
+@dataclass
+class ExhaustiveMinimal:
+    """True minimal relabel sets by enumeration.
+
+    size : int64 (n_test,) — the true minimum; 0 where no set of size <= max_size flips
+    witness : list of int64 arrays — one minimal set per row
+    new_prob : float64 (n_test,)
+    n_refits : int ; n_one_class : int — subsets skipped because they leave one class
+    max_size : int ; all_converged : bool
+    """
+
+    size: np.ndarray
+    witness: list
+    new_prob: np.ndarray
+    n_refits: int
+    n_one_class: int
+    max_size: int
+    all_converged: bool
+
+
+def exhaustive_minimal(X, y, X_test, l2: float, max_size: int, threshold: float = 0.5, *, device=None,
+                       max_subsets: int = 200_000, progress: bool = False) -> ExhaustiveMinimal:
+    """Refit every relabeling of at most ``max_size`` labels (batched) and return the true minimum per test row.
+
+    For small problems (the count of subsets, ``sum_k C(n, k)``, must not exceed ``max_subsets``).
+    Subsets that would leave training data of one class have no finite optimum and are skipped.
+
+    Parameters
+    ----------
+    X : (n, d) ; y : (n,) 0/1 ; X_test : (n_test, d) ; l2 : float > 0 ; max_size : int >= 1
+    threshold : float in (0, 1)
+    """
+    from .audit import RelabelAudit
+
+    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or int(max_size) < 1:
+        raise ValueError(f"max_size must be a positive int; got {max_size!r}.")
+    a = RelabelAudit(l2=l2, threshold=threshold, device=device).fit(X, y)
+    st = a.state_
+    fs = a.flip_sets(X_test)
+    Xt = Design.from_tensor(to_torch_matrix(fs.X_test, a.device_, "X_test"))
+    n = st.train.n
+    max_size = min(int(max_size), n)
+    total = sum(math.comb(n, k) for k in range(1, max_size + 1))
+    if total > max_subsets:
+        raise ValueError(f"{total} subsets of <= {max_size} of {n} labels exceed max_subsets={max_subsets}; "
+                         "lower max_size or raise max_subsets.")
+    prob = torch.sigmoid(Xt.matvec(st.w[:, None])[:, 0]).cpu().numpy()
+    orig = prob > threshold
+    size = np.zeros(Xt.n, dtype=np.int64)
+    witness = [np.empty(0, dtype=np.int64)] * Xt.n
+    new_prob = np.full(Xt.n, np.nan)
+    y_np = st.y.cpu().numpy()
+    refits, skipped, allconv = 0, 0, True
+    for k in tqdm(range(1, max_size + 1), desc="exhaustive", disable=not progress, leave=False):
+        subs = [np.array(c, dtype=np.int64) for c in combinations(range(n), k)]
+        bad = one_class_sets(y_np, subs, "relabel")
+        skipped += int(bad.sum())
+        subs = [s for s, b in zip(subs, bad) if not b]
+        if not subs:
+            continue
+        W, info = refit_sets(st, subs, "relabel")
+        refits += len(subs)
+        allconv &= bool(info.converged.all())
+        P = torch.sigmoid(Xt.matvec(W)).cpu().numpy()
+        flips = ((P > threshold) != orig[:, None]) & info.converged[None, :]
+        for t in np.nonzero((size == 0) & flips.any(1))[0]:
+            j = int(np.argmax(flips[t]))
+            size[t], witness[t], new_prob[t] = k, subs[j], P[t, j]
+        if (size > 0).all():
+            break
+    return ExhaustiveMinimal(size, witness, new_prob, refits, skipped, max_size, allconv)

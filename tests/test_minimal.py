@@ -1,0 +1,262 @@
+"""Verified minimal relabel sets (issue 10): against exhaustive ground truth, the 1-minimal property,
+the certified lower bound, and bad input."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from cfdkit.linear import RelabelAudit
+from cfdkit.linear.minimal import MinimalSets, exhaustive_minimal, lower_bounds
+from cfdkit.linear.retrain import one_class_sets, probabilities_after, refit_sets
+
+
+def _problem(seed, n=16, d=3, n_test=40, noise=1.0, imbalance=0.0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    w = rng.normal(size=d)
+    y = (X @ w + noise * rng.normal(size=n) > imbalance).astype(int)
+    if y.min() == y.max():
+        y[:2] = [0, 1]
+    return X, y, rng.normal(size=(n_test, d)) * 1.5
+
+
+PROBLEMS = [(s, l2, imb) for s, l2, imb in
+            [(0, 0.1, 0.0), (1, 1.0, 0.0), (2, 0.5, 0.0), (3, 2.0, 0.0), (4, 0.3, 1.0), (5, 1.0, 1.5),
+             (6, 0.05, 0.0), (7, 5.0, 0.5)]]
+
+
+@pytest.fixture(scope="module")
+def exhaustive_runs():
+    out = []
+    for seed, l2, imb in PROBLEMS:
+        X, y, Xt = _problem(seed, imbalance=imb)
+        ex = exhaustive_minimal(X, y, Xt, l2, 5)
+        a = RelabelAudit(l2=l2).fit(X, y)
+        ms = a.minimal_sets(Xt)
+        out.append((X, y, Xt, l2, ex, a, ms))
+    return out
+
+
+def test_sizes_match_exhaustive_truth(exhaustive_runs):
+    rows = within = 0
+    for X, y, Xt, l2, ex, a, ms in exhaustive_runs:
+        assert ex.all_converged
+        small = (ex.size > 0) & (ex.size <= 4)
+        rows += int(small.sum())
+        within += int((ms.size[small] <= ex.size[small] + 1).sum())
+        # never "not_found" for a row that some set of <= 4 labels flips
+        assert not np.any(ms.status[small] == "not_found")
+        # a verified set can never beat the true minimum
+        known = ex.size > 0
+        assert np.all(ms.size[known & ms.found] >= ex.size[known & ms.found])
+    assert rows >= 200
+    assert within / rows >= 0.95
+
+
+def test_lower_bound_never_exceeds_truth(exhaustive_runs):
+    for X, y, Xt, l2, ex, a, ms in exhaustive_runs:
+        known = ex.size > 0
+        assert np.all(ms.lower_bound[known] <= ex.size[known])
+        # rows with no set up to 5 have a true minimum above 5 (or none): the bound may be at most that
+        assert np.all(ms.lower_bound >= 1)
+
+
+def test_certificate_alone_is_valid_and_not_trivial(exhaustive_runs):
+    """The analytic certificate (without the enumeration part) never exceeds the truth and is > 1 somewhere."""
+    nontrivial = 0
+    for X, y, Xt, l2, ex, a, ms in exhaustive_runs:
+        lb = lower_bounds(a.state_, a._test_design(Xt), a.threshold_)
+        known = ex.size > 0
+        assert np.all(lb[known] <= ex.size[known])
+        nontrivial += int((lb > 1).sum())
+    # the certificate says something for confident rows of strongly regularized problems
+    X, y, Xt = _problem(11, n=60, n_test=30)
+    a = RelabelAudit(l2=50.0).fit(X, y)
+    lb = lower_bounds(a.state_, a._test_design(Xt * 3), a.threshold_)
+    assert nontrivial + int((lb > 1).sum()) > 0
+
+
+def test_verified_sets_really_flip_and_are_one_minimal(exhaustive_runs):
+    X, y, Xt, l2, ex, a, ms = exhaustive_runs[2]
+    rows = np.nonzero(ms.found)[0]
+    assert rows.size > 10
+    st = a.state_
+    D = a._test_design(Xt)
+    sets = [ms.indices(i) for i in rows]
+    W, info = refit_sets(st, sets)
+    assert info.converged.all()
+    p = probabilities_after(st, D, rows, W)
+    np.testing.assert_allclose(p, ms.new_prob[rows], atol=1e-7)
+    assert np.all((p > 0.5) != (ms.prob[rows] > 0.5))
+    # 1-minimal: dropping any one label stops the flip
+    assert ms.one_minimal[rows].all()
+    loo, owner = [], []
+    for i in rows:
+        s = ms.indices(i)
+        for j in range(len(s)):
+            cand = np.delete(s, j)
+            if len(cand) and not one_class_sets(a.y_train_, [cand])[0]:
+                loo.append(cand)
+                owner.append(i)
+    if loo:
+        W, info = refit_sets(st, loo)
+        assert info.converged.all()
+        q = probabilities_after(st, D, np.array(owner), W)
+        assert not np.any((q > 0.5) != (ms.prob[owner] > 0.5))
+
+
+def test_result_api_and_frame(exhaustive_runs):
+    X, y, Xt, l2, ex, a, ms = exhaustive_runs[0]
+    assert isinstance(ms, MinimalSets)
+    assert ms.size.dtype == np.int64 and ms.lower_bound.dtype == np.int64 and ms.estimated_size.dtype == np.int64
+    assert ms.fingerprint == a.fit_fingerprint_
+    assert set(np.unique(ms.status)) <= {"verified", "not_found"}
+    assert np.all(np.isnan(ms.new_prob[~ms.found])) and np.all(ms.size[~ms.found] == 0)
+    df = ms.to_frame()
+    for col in ("estimated_size", "size", "status", "lower_bound", "new_prob", "one_minimal", "indices"):
+        assert col in df.columns
+    assert len(df) == len(Xt)
+    i = int(np.nonzero(ms.found)[0][0])
+    assert len(ms.indices(i)) == ms.size[i] and ms.indices(i).dtype == np.int64
+    with pytest.raises(IndexError):
+        ms.indices(len(Xt))
+    fs = a.flip_sets(Xt)
+    np.testing.assert_array_equal(ms.estimated_size, fs.size)
+
+
+def test_sparse_matches_dense():
+    X, y, Xt = _problem(3, n=30, d=6, n_test=15)
+    X[np.abs(X) < 0.7] = 0.0
+    Xt[np.abs(Xt) < 0.7] = 0.0
+    a = RelabelAudit(l2=1.0).fit(X, y)
+    b = RelabelAudit(l2=1.0).fit(sp.csr_matrix(X), y)
+    m1, m2 = a.minimal_sets(Xt), b.minimal_sets(sp.csr_matrix(Xt))
+    np.testing.assert_array_equal(m1.size, m2.size)
+    np.testing.assert_array_equal(m1.lower_bound, m2.lower_bound)
+    assert np.array_equal(m1.status, m2.status)
+
+
+def test_larger_problem_without_all_pairs_is_deterministic_and_consistent():
+    X, y, Xt = _problem(8, n=120, d=5, n_test=25, imbalance=1.2)
+    a = RelabelAudit(l2=0.5).fit(X, y)
+    m1 = a.minimal_sets(Xt, pairs_limit=0)
+    m2 = a.minimal_sets(Xt, pairs_limit=0)
+    np.testing.assert_array_equal(m1.size, m2.size)
+    np.testing.assert_array_equal(m1.flat_indices, m2.flat_indices)
+    f = m1.found
+    assert f.mean() > 0.5
+    assert np.all(m1.lower_bound[f] <= m1.size[f])
+    # the verified sets are never larger than a flipping Algorithm-1 set of the same row
+    fs = a.flip_sets(Xt)
+    ver = a.verify(fs)
+    ok = np.asarray(ver.flipped, dtype=bool) & f
+    assert np.all(m1.size[ok] <= fs.size[ok])
+
+
+def test_max_size_caps_sets():
+    X, y, Xt = _problem(2, n=40, n_test=20)
+    a = RelabelAudit(l2=0.5).fit(X, y)
+    ms = a.minimal_sets(Xt, max_size=1)
+    assert np.all(ms.size <= 1)
+    full = a.minimal_sets(Xt)
+    np.testing.assert_array_equal(ms.found, full.size == 1)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "3", True])
+def test_bad_max_size(bad):
+    X, y, Xt = _problem(0)
+    a = RelabelAudit(l2=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="max_size"):
+        a.minimal_sets(Xt, max_size=bad)
+    with pytest.raises(ValueError, match="max_size"):
+        exhaustive_minimal(X, y, Xt, 1.0, bad)
+
+
+def test_not_fitted():
+    from cfdkit.core.validation import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        RelabelAudit().minimal_sets(np.zeros((2, 3)))
+
+
+def test_exhaustive_refuses_too_many_subsets():
+    X, y, Xt = _problem(0, n=40)
+    with pytest.raises(ValueError, match="max_subsets"):
+        exhaustive_minimal(X, y, Xt, 1.0, 6, max_subsets=1000)
+
+
+def test_refit_leaving_one_class_is_refused():
+    X = np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    y = np.array([0, 0, 0, 1, 1])
+    a = RelabelAudit(l2=1.0).fit(X, y)
+    with pytest.raises(ValueError, match="one class"):
+        a.retrain_probabilities(X[:1], [np.array([3, 4])])
+    with pytest.raises(ValueError, match="one class"):
+        refit_sets(a.state_, [np.array([0, 1, 2])], "relabel")
+    assert one_class_sets(y, [np.array([3]), np.array([3, 4]), np.array([0, 1, 2])]).tolist() == [False, True, True]
+    assert one_class_sets(y, [np.array([3, 4])], "remove").tolist() == [True]
+    # minimal_sets skips such sets instead of reporting a diverged "refit"
+    ms = a.minimal_sets(X)
+    for i in np.nonzero(ms.found)[0]:
+        assert not one_class_sets(y, [ms.indices(i)])[0]
+    assert np.all(np.isfinite(ms.new_prob[ms.found]))
+
+
+def test_verify_minimize_is_not_fooled_by_non_monotone_prefixes(exhaustive_runs):
+    """verify(minimize=True) scans every shorter prefix: its answer is the smallest flipping prefix."""
+    X, y, Xt, l2, ex, a, ms = exhaustive_runs[2]
+    fs = a.flip_sets(Xt)
+    ver = a.verify(fs, minimize=True)
+    st, D = a.state_, a._test_design(Xt)
+    for i in np.nonzero(ver.verified_size > 0)[0][:15]:
+        order = fs.indices(i) if ver.verified_size[i] <= fs.size[i] else None
+        if order is None:
+            continue
+        k = int(ver.verified_size[i])
+        pref = [order[:j] for j in range(1, k + 1) if not one_class_sets(a.y_train_, [order[:j]])[0]]
+        W, info = refit_sets(st, pref)
+        p = probabilities_after(st, D, np.full(len(pref), i), W)
+        flips = (p > 0.5) != (fs.prob[i] > 0.5)
+        assert flips[-1] and not flips[:-1].any()
+    assert ver.verified_size_exact is not None
+
+
+@pytest.mark.gpu
+def test_minimal_sets_gpu_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X, y, Xt = _problem(2, n=16)
+    c = RelabelAudit(l2=0.5, device="cpu").fit(X, y).minimal_sets(Xt)
+    g = RelabelAudit(l2=0.5, device="cuda").fit(X, y).minimal_sets(Xt)
+    np.testing.assert_array_equal(c.size, g.size)
+    np.testing.assert_array_equal(c.lower_bound, g.lower_bound)
+
+
+def test_cli_audit_minimal_columns(tmp_path):
+    import pandas as pd
+
+    from cfdkit.cli import main
+
+    out = tmp_path / "audit"
+    rc = main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "12", "--no-plots", "--minimal"])
+    assert rc == 0
+    df = pd.read_csv(out / "sets.csv")
+    for col in ("estimated_size", "size", "status", "lower_bound", "new_prob"):
+        assert col in df.columns
+    v = df["status"] == "verified"
+    assert v.any()
+    assert (df.loc[v, "lower_bound"] <= df.loc[v, "size"]).all()
+    assert df.loc[~v, "new_prob"].isna().all()
+
+
+def test_studies_minimal_summary_on_synthetic():
+    from cfdkit.studies.linear import minimal_points, summarize_minimal
+    from cfdkit.studies.paper import METRICS
+
+    df = minimal_points("synthetic", n_test=10)
+    s = summarize_minimal(df)
+    for k in ("minimal_found_rate", "minimal_flip_rate", "median_estimated_size", "median_verified_size",
+              "median_lower_bound"):
+        assert k in METRICS and k in s
+    assert 0 <= s["minimal_found_rate"] <= 1
