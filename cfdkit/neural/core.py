@@ -67,9 +67,9 @@ class NeuralCFD(BaseEstimator):
         The stable recipe (issue 16): the objective is mean BCE + ``weight_decay / 2 ||θ||²``;
         the step decays from ``lr`` to ``lr_min`` along a cosine; training stops on the averaged
         gradient norm ``<= tol``, checked from step ``min_epochs`` on (:class:`~cfdkit.neural.model.TrainConfig`).  Defaults
-        (``weight_decay=3e-2, lr_min=1e-4, tol=3e-3, min_epochs=500, epochs=3000``) were chosen so that on the
-        fairness sets one random label flip changes <= 2 % of test predictions and another seed
-        <= 5 % (table in ``cfdkit/neural/NOTES.md``).  ``weight_decay=0, lr_min=None, tol=None,
+        (``weight_decay=3e-2, lr_min=1e-4, tol=3e-3, min_epochs=0, epochs=3000``) meet the issue-16
+        targets (one random label flip changes <= 2 % of test predictions, another seed <= 5 %) on
+        German and Student but NOT on Compas (seed: 19 %); table in ``cfdkit/neural/NOTES.md``.  ``weight_decay=0, lr_min=None, tol=None,
         epochs=300`` is the old recipe (unstable: ~20 % of German predictions move with the seed).
         ``fit`` raises if the original network does not converge; each retrain's convergence is
         reported (``CFDResult.converged``, placebo ``n_not_converged``).
@@ -137,7 +137,7 @@ class NeuralCFD(BaseEstimator):
                  max_batch: int | None = None, progress: bool = True, ranking_options: dict | None = None,
                  num_threads: int | None = None, schedule: str = "rounds", cache: bool = True,
                  weight_decay: float = 3e-2, lr_min: float | None = 1e-4, tol: float | None = 3e-3,
-                 min_epochs: int = 500, placebo_draws: int | None = 20, min_specificity: float = 0.9):
+                 min_epochs: int = 0, placebo_draws: int | None = 20, min_specificity: float = 0.9):
         self.hidden = hidden
         self.budget = budget
         self.ranking = ranking
@@ -215,9 +215,7 @@ class NeuralCFD(BaseEstimator):
         """
         hidden, seed = check_hidden(self.hidden), check_seed(self.seed)
         config = TrainConfig(epochs=self.epochs, lr=self.lr, dtype=self.dtype, weight_decay=self.weight_decay,
-                             lr_min=self.lr_min, tol=self.tol,
-                             min_epochs=min(self.min_epochs, self.epochs) if isinstance(self.min_epochs, int)
-                             and isinstance(self.epochs, int) else self.min_epochs)
+                             lr_min=self.lr_min, tol=self.tol, min_epochs=self.min_epochs)
         device = resolve_device(self.device)
         opts = self._search_params()
         X = check_dense_matrix(X_train, "X_train", owner=OWNER)

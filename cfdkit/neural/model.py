@@ -68,9 +68,8 @@ class TrainConfig:
     check_every : int
         Steps between gradient-norm checks.
     min_epochs : int
-        No stop before this many steps (a small averaged gradient early on, while the step is
-        still large, can be a plateau: on Compas, stops at ~75 steps left 19 % of predictions
-        seed-dependent).
+        No stop before this many steps (guards against stopping on an early plateau; measured
+        with 500 on German/Student/Compas it did not help, see cfdkit/neural/NOTES.md).
     """
 
     epochs: int = 300
