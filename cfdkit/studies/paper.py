@@ -106,6 +106,10 @@ METRICS: dict = {
     "test_cases_total": "neural table: test cases summed over the data sets",
     "rank_s_per_test_<ranking>": "neural table (Table 2): ranking overhead per test input, seconds",
     "runtime_s_per_test_<ranking>": "neural table (Table 3): ranking + retraining per test input, seconds (batched retraining)",
+    "cfds_beating_placebo_<ranking>": "neural table (issue 16): CFDs found whose specificity is >= 0.9, i.e. at most 10 % of random label sets of the same size from the same candidate pool also flip the prediction",
+    "mean_specificity_<ranking>": "neural table: mean over found CFDs of 1 - share of random same-size label sets (same pool) that also flip the prediction",
+    "placebo_flip_rate_random_k<k>": "neural table: mean over test cases of the share of random size-k label sets (candidate pool) whose retrained network flips the prediction",
+    "placebo_flip_rate_seed": "neural table: mean over test cases of the share of other initialization seeds (original labels) that flip the prediction",
     "not_reproduced": "the paper's data set is not available offline (value: the reason)",
     # cf-alignment (Cohen, Blankemeier & Chaudhari): relative change (Eq. 3) with the colour classifier
     "rc_unbiased": "cf-alignment: relative change of a classifier trained on unbiased digits with the colour classifier",
