@@ -464,7 +464,7 @@ def test_neural_explorer_search_headless(neural_data):
 def test_neural_explorer_bad_selections_are_messages(neural_data):
     d = neural_data
     ex = cw.NeuralCFDExplorer(datasets=("toy", "broken"), loader=lambda name: d if name == "toy" else 1 / 0,
-                              budget=3, epochs=30, top=4)
+                              budget=3, top=4)
     ex.test_index.value = 99
     assert "does not exist" in ex.message.value and ex.ranking_html.value == ""
     assert ex.run_search() is None and "does not exist" in ex.message.value
