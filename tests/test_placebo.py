@@ -144,3 +144,22 @@ def test_defaults_meet_placebo_targets_on_german():
     assert df.attrs["n_not_converged"] == 0
     assert df.flip_rate_random_k1.mean() <= 0.02, df.attrs["summary"]
     assert df.flip_rate_seed.mean() <= 0.05, df.attrs["summary"]
+
+
+def test_ground_truth_recall_with_specificity(data):
+    from cfdkit.neural import exhaustive_cfd, ranking_recall
+    X, y, Xt = data
+    X, y = X[:30], y[:30]
+    cfd = NeuralCFD(hidden=(4, 4), budget=2, weight_decay=1e-2, min_epochs=100, progress=False, placebo_draws=6).fit(X, y)
+    gt = exhaustive_cfd(cfd, Xt, max_k=2)
+    tab = ranking_recall(cfd, Xt, gt, rankings=("combined", "random"))
+    assert (tab.found_not_in_truth == 0).all() and gt.found.any()
+    assert (tab.findings <= tab.found).all() and (tab.truth_findings <= tab.truth_found).all()
+    for r in tab.itertuples():
+        res = cfd.search(Xt, ranking=r.ranking, budget=2)
+        assert r.findings == res.n_findings
+        if res.n_found:
+            assert r.mean_specificity == pytest.approx(np.nanmean(res.specificity))
+    assert ((tab.truth_mean_specificity >= 0) & (tab.truth_mean_specificity <= 1)).all()
+    with pytest.raises(ValueError, match="test rows"):
+        ranking_recall(cfd, Xt[:3], gt)
