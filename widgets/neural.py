@@ -156,12 +156,14 @@ def logit_summary(result, j: int = 0, label_names=("0", "1")) -> dict:
     before = float(result.logit[j])
     after = float(result.new_logit[j]) if result.found[j] else float("nan")
     pb = int(before > 0)
+    spec, verdict = getattr(result, "specificity", None), getattr(result, "verdict", None)   # duck-typed results
     return {"found": bool(result.found[j]), "k": int(result.k[j]), "flipped_indices": result.indices(j).tolist(),
             "logit_before": before, "logit_after": after, "pred_before": label_names[pb],
             "pred_after": label_names[int(after > 0)] if result.found[j] else None,
             "budget": int(result.budget), "ranking": result.ranking,
             "n_candidates": int(result.n_candidates[j]), "searched": bool(result.searched[j]),
-            "specificity": float(result.specificity[j]), "verdict": str(result.verdict[j])}
+            "specificity": float(spec[j]) if spec is not None else float("nan"),
+            "verdict": str(verdict[j]) if verdict is not None else ("not checked" if result.found[j] else "no CFD")}
 
 
 def flip_comparison(test_row: pd.Series, train_rows: pd.DataFrame, idx, y_train, label_names=("0", "1"),
