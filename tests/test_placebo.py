@@ -163,3 +163,19 @@ def test_ground_truth_recall_with_specificity(data):
     assert ((tab.truth_mean_specificity >= 0) & (tab.truth_mean_specificity <= 1)).all()
     with pytest.raises(ValueError, match="test rows"):
         ranking_recall(cfd, Xt[:3], gt)
+
+
+@pytest.mark.gpu
+def test_placebo_and_specificity_on_gpu_match_cpu(data):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    X, y, Xt = data
+    kw = dict(hidden=(4, 4), budget=3, weight_decay=1e-2, min_epochs=100, progress=False, placebo_draws=6)
+    cpu = NeuralCFD(device="cpu", **kw).fit(X, y)
+    gpu = NeuralCFD(device="cuda", **kw).fit(X, y)
+    a, b = cpu.search(Xt), gpu.search(Xt)
+    np.testing.assert_array_equal(a.found, b.found); np.testing.assert_array_equal(a.k, b.k)
+    np.testing.assert_allclose(a.specificity, b.specificity, equal_nan=True)
+    pa, pb = cpu.placebo(Xt, n_draws=4), gpu.placebo(Xt, n_draws=4)
+    cols = [c for c in pa.columns if c.startswith("flip_rate_")]
+    assert np.abs(pa[cols].to_numpy() - pb[cols].to_numpy()).max() <= 0.25   # round-off may move a member near 0
