@@ -179,3 +179,22 @@ def test_placebo_and_specificity_on_gpu_match_cpu(data):
     pa, pb = cpu.placebo(Xt, n_draws=4), gpu.placebo(Xt, n_draws=4)
     cols = [c for c in pa.columns if c.startswith("flip_rate_")]
     assert np.abs(pa[cols].to_numpy() - pb[cols].to_numpy()).max() <= 0.25   # round-off may move a member near 0
+
+
+def test_early_stopping_on_held_out_data(data):
+    X, y, Xt = data
+    cfd = NeuralCFD(hidden=(4, 4), budget=2, validation_fraction=0.25, patience=4, progress=False,
+                    placebo_draws=4).fit(X, y)
+    es = cfd.early_stopping_
+    assert es["n_val"] == 15 and 1 <= es["steps"] <= cfd.epochs
+    assert es["val_loss"] == min(v for _, v in es["trace"]) or es["steps"] == 1
+    assert cfd.config_.stop_after == es["steps"] and cfd.config_.tol is None
+    # L = all rows for exactly that many steps (original and retrains alike)
+    p = train_params(cfd.X_train_t_, cfd.y_train_t_, cfd.params0_, cfd.config_)
+    assert all(torch.equal(a, b) for a, b in zip(p, cfd.model_.params))
+    assert cfd.retrain([]).params[0].shape == cfd.model_.params[0].shape
+    res = cfd.search(Xt)
+    assert res.converged.all()                          # fixed step count: nothing to miss
+    for bad in (0.0, 0.9, "0.2"):
+        with pytest.raises(ValueError, match="validation_fraction"):
+            NeuralCFD(hidden=(3, 3), budget=2, validation_fraction=bad, progress=False).fit(X, y)

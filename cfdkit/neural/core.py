@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +16,7 @@ from ..core.validation import (NotFittedError, align_features, check_bool, check
                                check_choice, check_dense_matrix, check_index_set, check_kwargs, check_positive_int,
                                feature_names_of)
 from .filters import apply_phi, apply_psi, same_label_as_prediction
-from .model import ReLUNet, TrainConfig, init_params, train_params
+from .model import ReLUNet, TrainConfig, holdout_steps, init_params, train_params
 from .rankings import get_ranking, masked_order
 from .results import CFDResult
 from .search import search_batched, search_sequential
@@ -85,6 +86,15 @@ class NeuralCFD(BaseEstimator):
         German predictions move with the seed).  ``fit`` raises if the original network does not
         converge; each retrain's convergence is reported (``CFDResult.converged``, placebo
         ``n_not_converged``).
+    validation_fraction : float in (0, 0.5] or None
+        Early stopping on held-out data, where asked for: ``fit`` holds out this seeded, stratified
+        share of the training rows, trains on the rest (stable recipe, stop rule ignored) and picks
+        the step count with the lowest held-out BCE (``patience`` checks without improvement end
+        the search).  The learning algorithm L is then "train on all rows for that many steps"
+        (``TrainConfig.stop_after``, no gradient-norm stop), for the original network and every
+        retrain alike.  ``early_stopping_`` records the choice.  None (default): train to convergence.
+    patience : int
+        Checks (every 25 steps) without held-out improvement before the search stops.
     placebo_draws : int or None
         Random label sets per CFD size used for :attr:`CFDResult.specificity` in :meth:`search`
         (batched, shared by test rows with the same ψ-pool).  None skips it (specificity NaN,
@@ -149,7 +159,8 @@ class NeuralCFD(BaseEstimator):
                  max_batch: int | None = None, progress: bool = True, ranking_options: dict | None = None,
                  num_threads: int | None = None, schedule: str = "rounds", cache: bool = True,
                  weight_decay="auto", lr_min: float | None = 1e-4, tol: float | None = 3e-3,
-                 min_epochs: int = 0, placebo_draws: int | None = 20, min_specificity: float = 0.9):
+                 min_epochs: int = 0, validation_fraction: float | None = None, patience: int = 10,
+                 placebo_draws: int | None = 20, min_specificity: float = 0.9):
         self.hidden = hidden
         self.budget = budget
         self.ranking = ranking
@@ -170,6 +181,8 @@ class NeuralCFD(BaseEstimator):
         self.lr_min = lr_min
         self.tol = tol
         self.min_epochs = min_epochs
+        self.validation_fraction = validation_fraction
+        self.patience = patience
         self.placebo_draws = placebo_draws
         self.min_specificity = min_specificity
 
@@ -235,10 +248,16 @@ class NeuralCFD(BaseEstimator):
         config = TrainConfig(epochs=self.epochs, lr=self.lr, dtype=self.dtype, weight_decay=wd,
                              lr_min=self.lr_min, tol=self.tol, min_epochs=self.min_epochs)
         device = resolve_device(self.device)
+        vf = self.validation_fraction
+        if vf is not None and (isinstance(vf, (bool, np.bool_)) or not isinstance(vf, (float, int, np.floating))
+                               or not 0 < vf <= 0.5):
+            raise ValueError(f"validation_fraction must be None or a float in (0, 0.5], got {vf!r}; e.g. "
+                             "validation_fraction=0.2.")
+        patience = check_positive_int(self.patience, "patience")
         opts = self._search_params()
         y = check_binary_vector(y_train, len(X), "y_train", OWNER)
         check_budget(opts.budget, len(X))
-        for attr in ("model_", "feature_names_in_"):  # a failed re-fit must not leave the old model beside new data
+        for attr in ("model_", "feature_names_in_", "early_stopping_"):  # a failed re-fit must not leave the old model beside new data
             if hasattr(self, attr):
                 delattr(self, attr)
         self.hidden_, self.seed_, self.config_, self.device_ = hidden, seed, config, device
@@ -251,6 +270,21 @@ class NeuralCFD(BaseEstimator):
         self._cache = {}
         self.params0_ = init_params(X.shape[1], hidden, seed, config.dtype, device)
         t0 = time.perf_counter()
+        if vf is not None:
+            rng = np.random.default_rng([seed, 7])
+            val = np.zeros(len(y), bool)
+            for c in (0, 1):
+                ic = np.flatnonzero(y == c)
+                val[rng.choice(ic, size=int(round(vf * len(ic))), replace=False)] = True
+            if val.all() or not val.any():
+                raise ValueError(f"validation_fraction={vf!r} leaves no held-out or no training rows "
+                                 f"({len(y)} rows); use a larger training set or another fraction.")
+            with self._threads(opts.num_threads):
+                n_star, best, trace = holdout_steps(self.X_train_t_[~val], self.y_train_t_[~val], self.X_train_t_[val],
+                                                    self.y_train_t_[val], self.params0_, config, patience)
+            config = replace(config, tol=None, stop_after=n_star)
+            self.config_ = config
+            self.early_stopping_ = {"steps": n_star, "val_loss": best, "trace": trace, "n_val": int(val.sum())}
         with self._threads(opts.num_threads):
             params, info = train_params(self.X_train_t_, self.y_train_t_, self.params0_, config, return_info=True)
             model = ReLUNet(params)

@@ -99,12 +99,12 @@ def train_ensemble(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: Train
     b1_, b2_, eps = cfg.beta1, cfg.beta2, cfg.eps
     wd = cfg.weight_decay
     inv_n = 1.0 / n
-    steps = torch.full((B,), cfg.epochs, dtype=torch.int64)
+    steps = torch.full((B,), cfg.n_steps, dtype=torch.int64)
     gnorm = torch.full((B,), float("nan"), dtype=torch.float64)
     conv = torch.full((B,), cfg.tol is None, dtype=torch.bool)
     act = None                                                  # (B·P,) 1./0. once some member froze
     M_groups = [g.reshape(B, -1) for g in _views(m, B, d, h1, h2).values()]
-    for t in range(1, cfg.epochs + 1):
+    for t in range(1, cfg.n_steps + 1):
         # forward
         torch.addmm(b1c, W1f, XT, out=Z1)                      # (B·h1, n): ONE GEMM for layer 1
         torch.clamp_min(Z1, 0, out=A1)
