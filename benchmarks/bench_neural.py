@@ -83,14 +83,14 @@ def main(argv=None):
     args = (cfd._X, cfd._y, cfd.params0_, cfd.config_, Xt, order)
     for g in groups:            # interleaved: batched, sequential-autograd, sequential-manual per group
         sync(); t0 = time.perf_counter()
-        f, k, _, nn = search_batched(*args, g, res.logit, max_batch=a.max_batch)
+        f, k, _, nn, _ = search_batched(*args, g, res.logit, max_batch=a.max_batch)
         sync(); tb += time.perf_counter() - t0; fb[g], kb[g], nb = f[g], k[g], nb + nn
         if not a.skip_autograd:
             sync(); t0 = time.perf_counter()
-            f, k, _, nn = search_sequential(*args, g, res.logit, early_stop=False, trainer="autograd")
+            f, k, _, nn, _ = search_sequential(*args, g, res.logit, early_stop=False, trainer="autograd")
             sync(); ts += time.perf_counter() - t0; fs[g], ks[g], ns = f[g], k[g], ns + nn
         sync(); t0 = time.perf_counter()
-        f, k, _, nn = search_sequential(*args, g, res.logit, early_stop=False, trainer="manual")
+        f, k, _, nn, _ = search_sequential(*args, g, res.logit, early_stop=False, trainer="manual")
         sync(); tm += time.perf_counter() - t0; fm[g], km[g], nm = f[g], k[g], nm + nn
     same = bool(np.array_equal(fb, fm) and np.array_equal(kb, km)
                 and (a.skip_autograd or (np.array_equal(fb, fs) and np.array_equal(kb, ks))))

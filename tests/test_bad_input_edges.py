@@ -32,7 +32,7 @@ TE = pd.DataFrame({"age": [25.0, 60], "color": ["green", "blue"]})
 
 
 def _cfd(**kw):
-    return NeuralCFD(**{"hidden": (3, 3), "budget": 2, "epochs": 5, "progress": False, **kw})
+    return NeuralCFD(**{"hidden": (3, 3), "budget": 2, "epochs": 5, "tol": None, "weight_decay": 0.0, "lr_min": None, "progress": False, **kw})
 
 
 _FITTED: dict = {}

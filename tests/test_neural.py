@@ -11,6 +11,14 @@ from cfdkit.neural.model import TrainConfig, init_params, train_params
 from cfdkit.neural.rankings import activation_pattern, lr_surrogate
 
 EPOCHS = 150
+#: The old fixed-step recipe (no weight decay, constant lr, no convergence check, no placebo): these tests
+#: exercise the search machinery and the trainer equalities on tiny problems; the stable recipe (the
+#: defaults) has its own tests in tests/test_placebo.py.
+OLD = dict(weight_decay=0.0, lr_min=None, tol=None, min_epochs=0, placebo_draws=None)
+
+
+def _cfd(**kw):
+    return NeuralCFD(**{**OLD, **kw})
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,15 +47,15 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y, _ = data
-    return NeuralCFD(hidden=(4, 4), budget=4, epochs=EPOCHS, progress=False).fit(X, y)
+    return _cfd(hidden=(4, 4), budget=4, epochs=EPOCHS, progress=False).fit(X, y)
 
 
 # ---------------------------------------------------------------- determinism / batching
 def test_fit_is_deterministic(data):
     X, y, Xt = data
-    a = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=3).fit(X, y)
-    b = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=3).fit(X, y)
-    c = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=4).fit(X, y)
+    a = _cfd(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=3).fit(X, y)
+    b = _cfd(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=3).fit(X, y)
+    c = _cfd(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, seed=4).fit(X, y)
     assert all(torch.equal(p, q) for p, q in zip(a.model_.params, b.model_.params))
     assert not all(torch.equal(p, q) for p, q in zip(a.model_.params, c.model_.params))
     ra, rb = a.search(Xt), b.search(Xt)
@@ -173,7 +181,7 @@ def test_masked_order_pads(fitted):
 
 def test_influence_hessian_and_formula(data):
     X, y, Xt = data
-    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=EPOCHS, progress=False).fit(X[:20], y[:20])
+    cfd = _cfd(hidden=(3, 3), budget=2, epochs=EPOCHS, progress=False).fit(X[:20], y[:20])
     params = cfd.model_.params
     Xs, ys = torch.as_tensor(X[:20]), torch.as_tensor(y[:20], dtype=torch.float64)
     H = training_hessian(params, Xs, ys, chunk=7)
@@ -227,7 +235,7 @@ def test_search_stops_at_first_flip_and_really_flips(fitted, data):
 
 def test_phi_filter_skips_rows(fitted, data):
     X, y, Xt = data
-    cfd = NeuralCFD(hidden=(4, 4), budget=2, epochs=EPOCHS, progress=False,
+    cfd = _cfd(hidden=(4, 4), budget=2, epochs=EPOCHS, progress=False,
                     phi=lambda Xq, lg: np.arange(len(Xq)) % 2 == 0).fit(X, y)
     res = cfd.search(Xt)
     assert not res.found[1::2].any() and (res.order[1::2] == -1).all() and res.searched[::2].all()
@@ -237,7 +245,7 @@ def test_phi_filter_skips_rows(fitted, data):
 def test_ground_truth_recall_on_tiny_set():
     X, y = make_data(n=14, d=2, seed=5, noise=1.0)
     Xt = make_data(n=8, d=2, seed=6)[0]
-    cfd = NeuralCFD(hidden=(4, 4), budget=2, epochs=120, progress=False).fit(X, y)
+    cfd = _cfd(hidden=(4, 4), budget=2, epochs=120, progress=False).fit(X, y)
     gt = exhaustive_cfd(cfd, Xt, max_k=2)
     assert gt.n_subsets == 14 + 91
     for t in np.flatnonzero(gt.found):      # witnesses really flip
@@ -255,7 +263,7 @@ def test_ground_truth_recall_on_tiny_set():
 # ---------------------------------------------------------------- bad input
 def test_bad_inputs(data):
     X, y, Xt = data
-    mk = lambda **kw: NeuralCFD(**{"hidden": (4, 4), "budget": 2, "epochs": 5, "progress": False, **kw})
+    mk = lambda **kw: _cfd(**{"hidden": (4, 4), "budget": 2, "epochs": 5, "progress": False, **kw})
     with pytest.raises(ValueError, match="y_train"):
         mk().fit(X, np.where(y == 1, 2, 0))
     with pytest.raises(ValueError, match="budget"):
@@ -311,8 +319,8 @@ def test_sequential_module_roundtrip(fitted, data):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_matches_cpu(data):
     X, y, Xt = data
-    cpu = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, device="cpu").fit(X, y)
-    gpu = NeuralCFD(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, device="cuda").fit(X, y)
+    cpu = _cfd(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, device="cpu").fit(X, y)
+    gpu = _cfd(hidden=(4, 4), budget=3, epochs=EPOCHS, progress=False, device="cuda").fit(X, y)
     np.testing.assert_allclose(cpu.model_.logit(Xt), gpu.model_.logit(Xt), atol=1e-8)
     rc, rg = cpu.search(Xt), gpu.search(Xt)
     np.testing.assert_array_equal(rc.k[np.abs(rc.logit) > 1e-6], rg.k[np.abs(rc.logit) > 1e-6])
@@ -320,8 +328,8 @@ def test_gpu_matches_cpu(data):
 
 def test_rounds_schedule_and_cache_match_training_all_prefixes(data):
     X, y, Xt = data
-    a = NeuralCFD(hidden=(4, 4), budget=4, epochs=60, progress=False, schedule="all", cache=False).fit(X, y)
-    b = NeuralCFD(hidden=(4, 4), budget=4, epochs=60, progress=False).fit(X, y)     # rounds + cache
+    a = _cfd(hidden=(4, 4), budget=4, epochs=60, progress=False, schedule="all", cache=False).fit(X, y)
+    b = _cfd(hidden=(4, 4), budget=4, epochs=60, progress=False).fit(X, y)     # rounds + cache
     for r in ("lr_surrogate", "l2_distance"):
         ra, rb = a.search(Xt, ranking=r), b.search(Xt, ranking=r)
         np.testing.assert_array_equal(ra.found, rb.found); np.testing.assert_array_equal(ra.k, rb.k)
@@ -338,9 +346,9 @@ def test_init_stores_params_as_given_and_clone_works(data):
     kw = dict(hidden=[4, np.int64(3)], budget=np.int64(3), ranking="lr_surrogate", seed=np.int64(5), epochs=40,
               lr=np.float32(0.02), dtype=torch.float32, device="cpu", max_batch=7, progress=False,
               ranking_options=opts, num_threads=1, schedule="all", cache=False)
-    cfd = NeuralCFD(**kw)
+    cfd = _cfd(**kw)
     params = cfd.get_params()
-    assert set(params) == set(kw) | {"phi", "psi"}          # every __init__ argument, by its name
+    assert set(params) == set(kw) | {"phi", "psi"} | set(OLD) | {"min_specificity", "validation_fraction", "patience"}   # every __init__ argument
     assert all(params[k] is v for k, v in kw.items())       # stored as given: no validation, no conversion
     assert params["psi"] is same_label_as_prediction and params["phi"] is None
     assert not hasattr(cfd, "config") and not hasattr(cfd, "device_")
@@ -363,7 +371,7 @@ def test_get_params_set_params_round_trip_and_repr():
     assert repr(cfd) == "NeuralCFD(budget=3, hidden=(4, 4), progress=False)"   # scikit-learn's repr
     assert repr(NeuralCFD()) == "NeuralCFD()"
     p = cfd.get_params()
-    other = NeuralCFD().set_params(**p)
+    other = _cfd().set_params(**p)
     assert other.get_params() == p
     assert other.set_params(budget=7, lr=0.5) is other and other.budget == 7 and other.lr == 0.5
     with pytest.raises(ValueError, match="budgett"):
@@ -375,7 +383,7 @@ def test_not_fitted_error_is_sklearns_and_a_runtime_error(data):
     from sklearn.utils.validation import check_is_fitted
     from cfdkit.core.validation import NotFittedError
     X, y, Xt = data
-    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=5, progress=False)
+    cfd = _cfd(hidden=(3, 3), budget=2, epochs=5, progress=False)
     for call in (lambda: cfd.search(Xt), lambda: cfd.rank(Xt), lambda: cfd.retrain([0]),
                  lambda: exhaustive_cfd(cfd, Xt, max_k=1)):
         with pytest.raises(NotFittedError, match="fit") as info:
@@ -396,7 +404,7 @@ def test_not_fitted_error_is_sklearns_and_a_runtime_error(data):
 ])
 def test_parameter_set_after_construction_is_validated_in_fit(data, name, value, exc):
     X, y, _ = data
-    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=5, progress=False)
+    cfd = _cfd(hidden=(3, 3), budget=2, epochs=5, progress=False)
     cfd.set_params(**{name: value})                     # stored, not checked
     assert cfd.get_params()[name] is value
     with pytest.raises(exc, match=name):
@@ -422,7 +430,7 @@ def test_feature_names_in_from_dataframe(data):
     pd = pytest.importorskip("pandas")
     X, y, Xt = data
     cols = ["a", "b", "c"]
-    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=20, progress=False).fit(pd.DataFrame(X, columns=cols), y)
+    cfd = _cfd(hidden=(3, 3), budget=2, epochs=20, progress=False).fit(pd.DataFrame(X, columns=cols), y)
     assert list(cfd.feature_names_in_) == cols and cfd.n_features_in_ == 3
     ref = cfd.rank(pd.DataFrame(Xt, columns=cols), "lr_surrogate")
     shuffled = pd.DataFrame(Xt, columns=cols)[["c", "a", "b"]]

@@ -21,8 +21,12 @@ def test_load_arrays_synthetic():
 
 def test_neural_cfd_table_columns_and_bounds():
     df = neural_cfd_table(datasets=("synthetic",), n_test=4, budget=2, rankings=("combined", "random"),
-                          epochs=20, hidden=(4, 4))
+                          hidden=(4, 4), max_train=200, placebo_draws=4)
     assert list(df.ranking) == ["combined", "random"]
+    assert (df.findings <= df.found).all() and (df.retrain_not_converged == 0).all()
+    for c in ("placebo_flip_rate_random_k1", "placebo_flip_rate_random_k2", "placebo_flip_rate_seed"):
+        assert ((df[c] >= 0) & (df[c] <= 1)).all()
+    assert ((df.mean_specificity >= 0) & (df.mean_specificity <= 1) | (df.found == 0)).all()
     assert (df.found <= df.test_cases).all() and (df.test_cases == 4).all()
     assert (df.runtime_s_per_test >= df.rank_s_per_test).all()
     assert df.paper_found.isna().all()          # no paper numbers for synthetic data
@@ -41,7 +45,8 @@ def test_subsample_train_is_seeded_and_stratified():
 def test_table_markdown_and_subsample_columns():
     from cfdkit.studies.neural_table import table_markdown
     df = neural_cfd_table(datasets=("synthetic",), n_test=3, budget=2, rankings=("combined", "random"),
-                          epochs=10, hidden=(3, 3), max_train={"synthetic": 100})
+                          hidden=(3, 3), max_train={"synthetic": 100}, placebo_draws=2)
     assert (df.n_train == 100).all() and (df.n_train_full == 800).all() and df.subsampled.all()   # synthetic = make_synthetic (800 rows), one meaning since issue 9
     md = table_markdown(df)
     assert "| synthetic | 100 / 800 (sub) | 3 |" in md and "**total**" in md
+    assert "beat their placebo" in md and "placebo seed" in md

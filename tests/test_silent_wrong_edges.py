@@ -161,7 +161,7 @@ def _toy(n=24, d=3, seed=0):
 
 def test_neural_refuses_complex_and_sparse():
     X, y = _toy()
-    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=5, progress=False)
+    cfd = NeuralCFD(hidden=(3, 3), budget=2, epochs=5, weight_decay=0.0, lr_min=None, tol=None, progress=False)
     with pytest.raises(TypeError, match="X_train holds complex"):
         cfd.fit(X + 1j, y)
     with pytest.raises(TypeError, match="X_train holds complex"):

@@ -19,7 +19,7 @@ def _toy(n=120, seed=0):
 def test_ranking_is_registered_and_matches_definition():
     assert "neurontune_activation" in RANKINGS
     X, y, _ = _toy()
-    net = NeuralCFD(hidden=(4, 6), epochs=30, progress=False).fit(X, y).model_
+    net = NeuralCFD(hidden=(4, 6), epochs=30, weight_decay=0.0, lr_min=None, tol=None, progress=False).fit(X, y).model_
     S = neurontune_activation(net, X, y, X[:5], neurons=[0, 2])
     v = np.maximum(net.hidden_preactivations(X)[1], 0)[:, [0, 2]]
     ref = -np.linalg.norm(v[:5, None, :] - v[None, :, :], axis=2)
@@ -32,7 +32,7 @@ def test_ranking_is_registered_and_matches_definition():
 
 def test_ranking_bad_neurons():
     X, y, _ = _toy()
-    net = NeuralCFD(hidden=(4, 6), epochs=10, progress=False).fit(X, y).model_
+    net = NeuralCFD(hidden=(4, 6), epochs=10, weight_decay=0.0, lr_min=None, tol=None, progress=False).fit(X, y).model_
     with pytest.raises(ValueError, match="ranking_options"):
         neurontune_activation(net, X, y, X[:2])
     with pytest.raises(ValueError, match="empty"):
@@ -75,7 +75,7 @@ def test_cfd_neuron_bridge_small_run():
 
 def test_input_counterfactual_hook():
     X, y, _ = _toy()
-    net = NeuralCFD(hidden=(4, 6), epochs=30, progress=False).fit(X, y).model_
+    net = NeuralCFD(hidden=(4, 6), epochs=30, weight_decay=0.0, lr_min=None, tol=None, progress=False).fit(X, y).model_
     flagged = np.array([True, False, True, False, False, False])
     same = input_counterfactual_bridge(lambda m, Z: Z.copy(), net, X[:4], flagged)
     assert all(not r["flipped"] and r["shift_flagged"] == 0 for r in same)

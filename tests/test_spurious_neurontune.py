@@ -189,7 +189,7 @@ def test_split_model_adapters_agree_with_forward():
     from cfdkit.neural import NeuralCFD
     Xf = X.reshape(20, -1).astype(np.float64)
     yb = (Xf[:, 0] > 0.5).astype(int)
-    net = NeuralCFD(hidden=(4, 6), epochs=5, progress=False).fit(Xf, yb).model_
+    net = NeuralCFD(hidden=(4, 6), epochs=5, weight_decay=0.0, lr_min=None, tol=None, progress=False).fit(Xf, yb).model_
     sm3 = split_model(net)
     np.testing.assert_allclose(sm3.logits(sm3.embed(Xf))[:, 0], net.logit(Xf), atol=1e-10)
     assert sm3.n_classes == 2

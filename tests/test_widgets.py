@@ -437,7 +437,7 @@ def test_neural_explorer_search_headless(neural_data):
     from cfdkit.neural import NeuralCFD
 
     d = neural_data
-    cfd = NeuralCFD(hidden=(4, 4), budget=6, epochs=60, seed=0, progress=False).fit(d.X_train, d.y_train)
+    cfd = NeuralCFD(hidden=(4, 4), budget=6, seed=0, progress=False, placebo_draws=5).fit(d.X_train, d.y_train)
     ex = cw.NeuralCFDExplorer(cfd=cfd, data=d, top=5)
     assert ex.dataset.options == ("toy",) and ex.budget.value == 6
     assert "test case #0 of 10" in ex.header.value and ex.ranking_html.value.count("<tr") == 1 + 5
@@ -453,7 +453,9 @@ def test_neural_explorer_search_headless(neural_data):
     assert s["found"] and s["k"] == ref.k[j] and s["flipped_indices"] == ref.indices(j).tolist()
     assert s["logit_before"] == pytest.approx(ref.logit[j]) and s["logit_after"] == pytest.approx(ref.new_logit[j])
     assert np.sign(s["logit_before"]) != np.sign(s["logit_after"])
-    assert "CFD found" in ex.status.value and "Is it meaningful?" in ex.result_html.value
+    assert s["specificity"] == pytest.approx(ref.specificity[j]) and s["verdict"] == ref.verdict[j]
+    word = "CFD found" if s["verdict"] == "finding" else "indistinguishable from noise"
+    assert word in ex.status.value and "specificity" in ex.status.value and "Is it meaningful?" in ex.result_html.value
     assert ex.comparison.shape == (3, 1 + s["k"])
     assert ex.progress.layout.visibility == "hidden" and not ex.search_button.disabled
     # a case without a CFD within budget 1 (if any) says so; changing the budget clears the result
@@ -472,7 +474,7 @@ def test_neural_explorer_search_headless(neural_data):
 def test_neural_explorer_bad_selections_are_messages(neural_data):
     d = neural_data
     ex = cw.NeuralCFDExplorer(datasets=("toy", "broken"), loader=lambda name: d if name == "toy" else 1 / 0,
-                              budget=3, epochs=30, top=4)
+                              budget=3, top=4)
     ex.test_index.value = 99
     assert "does not exist" in ex.message.value and ex.ranking_html.value == ""
     assert ex.run_search() is None and "does not exist" in ex.message.value

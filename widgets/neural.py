@@ -147,18 +147,23 @@ def logit_summary(result, j: int = 0, label_names=("0", "1")) -> dict:
     """Logit and class of test row ``j`` of a :class:`cfdkit.neural.CFDResult` before and after the flips.
 
     Returns ``found, k, flipped_indices`` (the training rows relabeled, as in ``CFDResult.to_frame``),
-    ``logit_before, logit_after, pred_before, pred_after, budget, ranking, n_candidates, searched``.
+    ``logit_before, logit_after, pred_before, pred_after, budget, ranking, n_candidates, searched``,
+    ``specificity`` (1 - share of random same-size label sets from the same pool that also flip it; NaN
+    where no CFD) and ``verdict`` ("finding" / "indistinguishable from noise" / "no CFD" / ...).
     """
     _check_names(label_names)
     j = check_index(j, len(result.logit), "test row")
     before = float(result.logit[j])
     after = float(result.new_logit[j]) if result.found[j] else float("nan")
     pb = int(before > 0)
+    spec, verdict = getattr(result, "specificity", None), getattr(result, "verdict", None)   # duck-typed results
     return {"found": bool(result.found[j]), "k": int(result.k[j]), "flipped_indices": result.indices(j).tolist(),
             "logit_before": before, "logit_after": after, "pred_before": label_names[pb],
             "pred_after": label_names[int(after > 0)] if result.found[j] else None,
             "budget": int(result.budget), "ranking": result.ranking,
-            "n_candidates": int(result.n_candidates[j]), "searched": bool(result.searched[j])}
+            "n_candidates": int(result.n_candidates[j]), "searched": bool(result.searched[j]),
+            "specificity": float(spec[j]) if spec is not None else float("nan"),
+            "verdict": str(verdict[j]) if verdict is not None else ("not checked" if result.found[j] else "no CFD")}
 
 
 def flip_comparison(test_row: pd.Series, train_rows: pd.DataFrame, idx, y_train, label_names=("0", "1"),
@@ -220,7 +225,7 @@ class NeuralCFDExplorer:
     """
 
     def __init__(self, datasets=("salary", "german"), *, cfd=None, data=None, budget: int = 5, hidden=(8, 8),
-                 epochs: int = 300, seed: int = 0, ranking: str = "combined", top: int = 10, index: int = 0,
+                 epochs: int = 3000, seed: int = 0, ranking: str = "combined", top: int = 10, index: int = 0,
                  data_home=None, loader=None):
         import ipywidgets as W
 
@@ -392,9 +397,17 @@ class NeuralCFDExplorer:
             self.search_button.disabled = False
         self.last, self.comparison = s, comp
         secs = res.rank_seconds + res.retrain_seconds
-        if s["found"]:
+        secs += res.placebo_seconds
+        if s["found"] and s["verdict"] != "finding":
+            self.status.value = (f"<span class='cfd-search-result'>Flipping {s['k']} label(s) changes the prediction, "
+                                 f"but this is <b>{html.escape(s['verdict'])}</b>: specificity {s['specificity']:.2f} "
+                                 f"(random sets of {s['k']} label(s) from the same pool flip it "
+                                 f"{1 - s['specificity']:.0%} of the time) ({secs:.1f} s)</span>")
+        elif s["found"]:
             self.status.value = (f"<span class='cfd-search-result'>CFD found: flipping {s['k']} label(s) changes the "
-                                 f"prediction ✔ ({secs:.1f} s)</span>")
+                                 f"prediction ✔, specificity {s['specificity']:.2f} (random sets of the same size "
+                                 f"flip it {1 - s['specificity']:.0%} of the time) ({secs:.1f} s)</span>")
+        if s["found"]:
             self.result_html.value = (
                 f"<div><b>Logit</b> {s['logit_before']:+.3f} ({html.escape(s['pred_before'])}) → "
                 f"<b>{s['logit_after']:+.3f}</b> ({html.escape(s['pred_after'])}) after retraining with training "

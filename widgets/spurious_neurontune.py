@@ -47,7 +47,7 @@ def prepare_state(rho=0.95, seed=0, n_train=400, hidden=(16, 16), epochs=300, bu
     validation set."""
     import torch
 
-    from cfdkit.neural import NeuralCFD
+    from cfdkit.neural import FIXED_STEP_RECIPE, NeuralCFD
     from cfdkit.spurious.bridge import flatten_digits
     from cfdkit.spurious.data import colored_digits
     from cfdkit.spurious.neurontune import NeuronTune, halves
@@ -55,7 +55,7 @@ def prepare_state(rho=0.95, seed=0, n_train=400, hidden=(16, 16), epochs=300, bu
     d = colored_digits("binary", rho=rho, seed=seed, n_train=n_train)
     Xtr, Xv, Xte = flatten_digits(d.X_train), flatten_digits(d.X_val), flatten_digits(d.X_test)
     cfd = NeuralCFD(hidden=hidden, budget=budget, seed=seed, epochs=epochs, progress=False, num_threads=1,
-                    dtype=torch.float32).fit(Xtr, d.y_train)
+                    dtype=torch.float32, **FIXED_STEP_RECIPE).fit(Xtr, d.y_train)
     h1, _ = halves(len(d.y_val), seed)
     base = NeuronTune(cfd.model_, rule="any").identify(Xv[h1], d.y_val[h1])
     pred = cfd.model_.predict(Xte)

@@ -13,6 +13,11 @@ from .model import ReLUNet, TrainConfig, as_relu_net
 from .rankings import RANKINGS, get_ranking, masked_order, register_ranking
 from .results import CFDResult
 
-__all__ = ["NeuralCFD", "CFDResult", "ReLUNet", "TrainConfig", "as_relu_net", "RANKINGS", "register_ranking",
+#: NeuralCFD keyword arguments of the pre-issue-16 recipe (fixed ``epochs`` Adam steps, constant lr, no weight
+#: decay, no convergence check): for studies whose recorded numbers were produced with it.  Not recommended for
+#: new CFD claims: predictions then move with the seed and with single random labels (cfdkit/neural/NOTES.md).
+FIXED_STEP_RECIPE = {"weight_decay": 0.0, "lr_min": None, "tol": None}
+
+__all__ = ["FIXED_STEP_RECIPE", "NeuralCFD", "CFDResult", "ReLUNet", "TrainConfig", "as_relu_net", "RANKINGS", "register_ranking",
            "get_ranking", "masked_order", "same_label_as_prediction", "all_candidates", "near_boundary",
            "GroundTruth", "exhaustive_cfd", "ranking_recall"]

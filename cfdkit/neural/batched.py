@@ -52,7 +52,7 @@ def forward_members_at(params: Params, Xb: torch.Tensor) -> torch.Tensor:
 
 
 def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig,
-                  XT: torch.Tensor | None = None) -> Params:
+                  XT: torch.Tensor | None = None, return_info: bool = False):
     """Train ``B = Y.shape[0]`` networks at once, all from ``params0`` (hand-written trainer).
 
     Parameters
@@ -64,20 +64,27 @@ def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainC
     params0 : unbatched initial parameters (same for every member).
     cfg : TrainConfig
     XT : optional contiguous ``X.T``, reused across chunks.
+    return_info : bool, also return the per-member convergence record (see
+        :func:`cfdkit.neural.fast.train_ensemble`).
 
     Returns
     -------
-    Stacked trained parameters, leading axis ``B``.
+    Stacked trained parameters, leading axis ``B`` [, info dict].
     """
-    return train_ensemble(X, Y.to(X.dtype), params0, cfg, XT=XT)
+    return train_ensemble(X, Y.to(X.dtype), params0, cfg, XT=XT, return_info=return_info)
 
 
 def train_batched_autograd(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig) -> Params:
     """Reference: :func:`train_batched` with autograd (slower); same parameters and return value.
 
     The members' losses are summed: no member depends on another's weights, so the gradient of
-    member ``b`` is exactly the gradient of its own loss.
+    member ``b`` is exactly the gradient of its own loss.  Fixed step counts only: the
+    gradient-norm stop (``cfg.tol``) is per member in :func:`train_batched` and would be
+    ensemble-wide here, so ``cfg.tol`` must be None.
     """
+    if cfg.tol is not None:
+        raise ValueError("train_batched_autograd runs a fixed step count; pass a TrainConfig with tol=None, or use "
+                         "train_batched (per-member gradient-norm stop).")
     params = [p.requires_grad_(True) for p in stack_params(params0, Y.shape[0])]
     return run_adam(params, lambda ps: loss_fn(forward_batched(ps, X), Y).sum(), cfg)
 

@@ -105,10 +105,18 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
 
     Algorithm 1 runs with budget ``truth.max_k`` so both search the same flip sizes.
 
+    With a placebo (``cfd.placebo_draws`` not None) every CFD also carries its specificity
+    (1 - share of random label sets of its size, same ψ-pool, that also flip it; issue 16):
+    the true minimal CFDs get theirs from the same batched placebo.
+
     Returns
     -------
     DataFrame with columns ranking, truth_found, found, recall (found ∩ truth / truth),
-    minimal (found with the true minimal k), found_not_in_truth (should be 0).
+    minimal (found with the true minimal k), found_not_in_truth (should be 0), and
+    truth_findings (true CFDs with specificity >= ``cfd.min_specificity``), findings (the
+    ranking's CFDs beating their placebo), recall_findings (findings ∩ truth findings / truth
+    findings; NaN if there are none), mean_specificity (over the ranking's CFDs) and
+    truth_mean_specificity.
     """
     if not isinstance(truth, GroundTruth):
         raise TypeError(f"truth must be the GroundTruth returned by exhaustive_cfd, got {type(truth).__name__}.")
@@ -117,13 +125,31 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
     rankings = tuple(rankings)
     if not rankings:
         raise ValueError("rankings is empty; pass at least one ranking name, e.g. rankings=('combined',).")
+    from .filters import apply_psi
+    from .placebo import specificity as _spec
+    Xt = cfd.check_test_input(X_test)
+    if len(truth.found) != len(Xt):
+        raise ValueError(f"truth has {len(truth.found)} test rows but X_test has {len(Xt)}; pass the X_test given "
+                         "to exhaustive_cfd.")
+    draws = cfd.placebo_draws
+    t_spec = np.full(len(Xt), np.nan)
+    if draws is not None:
+        logit0 = cfd.model_.logit(Xt)
+        mask = apply_psi(cfd.psi, cfd.X_train_, cfd.y_train_, Xt, (logit0 > 0).astype(np.int64))
+        t_spec = _spec(cfd, Xt, logit0, mask, truth.found, truth.k, draws, cfd.seed_)[0]
+    t_find = truth.found & (t_spec >= cfd.min_specificity)
     rows = []
     for r in rankings:
         res = cfd.search(X_test, ranking=r, budget=truth.max_k)
         both = res.found & truth.found
+        find = res.verdict == "finding"
         rows.append({"ranking": r if isinstance(r, str) else getattr(r, "__name__", "custom"),
                      "truth_found": int(truth.found.sum()), "found": res.n_found,
                      "recall": both.sum() / max(1, truth.found.sum()),
                      "minimal": int((both & (res.k == truth.k)).sum()),
-                     "found_not_in_truth": int((res.found & ~truth.found).sum())})
+                     "found_not_in_truth": int((res.found & ~truth.found).sum()),
+                     "truth_findings": int(t_find.sum()), "findings": int(find.sum()),
+                     "recall_findings": (find & t_find).sum() / t_find.sum() if t_find.any() else np.nan,
+                     "mean_specificity": float(np.nanmean(res.specificity)) if res.n_found and draws else np.nan,
+                     "truth_mean_specificity": float(np.nanmean(t_spec)) if truth.found.any() and draws else np.nan})
     return pd.DataFrame(rows)

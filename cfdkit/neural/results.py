@@ -33,6 +33,16 @@ class CFDResult:
         Wall time of the one-off ranking and of all retraining (totals).
     ranking : str
     budget : int
+    specificity : (n_test,) float64
+        ``1 -`` share of random label sets of the CFD's size, drawn from the same ψ-pool, whose
+        retrained network also flips the prediction (``placebo_draws`` draws); NaN where no CFD
+        was found (or no placebo was run).
+    converged : (n_test,) bool
+        The found CFD's retrain met the training tolerance (True where no CFD).
+    min_specificity : float
+        Below it a CFD is labelled "indistinguishable from noise" (:attr:`verdict`).
+    placebo_seconds : float
+        Wall time of the specificity placebo.
     """
 
     found: np.ndarray
@@ -46,7 +56,29 @@ class CFDResult:
     retrain_seconds: float
     ranking: str
     budget: int
+    specificity: np.ndarray | None = None
+    converged: np.ndarray | None = None
+    min_specificity: float = 0.9
+    placebo_seconds: float = 0.0
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.specificity is None:
+            self.specificity = np.full(len(self.found), np.nan)
+        if self.converged is None:
+            self.converged = np.ones(len(self.found), bool)
+
+    @property
+    def verdict(self) -> np.ndarray:
+        """(n_test,) object: "no CFD", "finding", "indistinguishable from noise", "not checked"
+        (no placebo run) or "not converged" (the CFD's retrain missed the tolerance)."""
+        from .placebo import verdict
+        return verdict(self.found, self.specificity, self.min_specificity, self.converged)
+
+    @property
+    def n_findings(self) -> int:
+        """CFDs that beat their placebo (specificity >= ``min_specificity``, retrain converged)."""
+        return int((self.verdict == "finding").sum())
 
     def __len__(self):
         return len(self.found)
@@ -75,14 +107,18 @@ class CFDResult:
             "flipped_indices": [self.indices(i).tolist() for i in range(len(self))],
             "logit": self.logit,
             "new_logit": self.new_logit,
+            "specificity": self.specificity,
+            "verdict": self.verdict,
+            "retrain_converged": self.converged,
             "n_candidates": self.n_candidates,
             "ranking": self.ranking,
             "budget": self.budget,
             "rank_seconds_per_test": self.rank_seconds / n_s,
             "retrain_seconds_per_test": self.retrain_seconds / n_s,
+            "placebo_seconds_per_test": self.placebo_seconds / n_s,
         })
 
     def __repr__(self):
         return (f"CFDResult(ranking={self.ranking!r}, budget={self.budget}, found={self.n_found}/"
-                f"{int(self.searched.sum())} searched, rank_seconds={self.rank_seconds:.3g}, "
+                f"{int(self.searched.sum())} searched, findings beating their placebo={self.n_findings}, rank_seconds={self.rank_seconds:.3g}, "
                 f"retrain_seconds={self.retrain_seconds:.3g})")

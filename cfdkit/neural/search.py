@@ -90,7 +90,8 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
 
     Returns
     -------
-    found, k, new_logit arrays (n_test,), and the number of networks trained.
+    found, k, new_logit arrays (n_test,), the number of networks trained, and converged
+    (n_test,) bool: whether the found CFD's retrain met ``cfg.tol`` (True where none was found).
     """
     if schedule not in ("all", "rounds"):
         raise ValueError(f"schedule must be 'all' or 'rounds', got {schedule!r}.")
@@ -99,6 +100,7 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
     mb = max_batch or auto_chunk(X.shape[0], hidden, itemsize=params0[0].element_size())
     XT = X.t().contiguous()
     n_trained = [0]
+    conv_of = {}                                   # (test row, k) → did that retrain converge
     bar = tqdm(desc="retrain (batched)", disable=not progress, unit="net")
 
     def logits_for(t_idx, k):
@@ -111,11 +113,13 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
                 seen.add(key); todo.append(b)
         for s0 in range(0, len(todo), mb):
             sl = np.asarray(todo[s0:s0 + mb])
-            P = train_batched(X, _labels_for(y, order, t_idx[sl], k[sl]), params0, cfg, XT=XT)
+            P, info = train_batched(X, _labels_for(y, order, t_idx[sl], k[sl]), params0, cfg, XT=XT, return_info=True)
             for j, b in enumerate(sl):
-                store[keys[b]] = tuple(p[j] for p in P)
+                store[keys[b]] = tuple(p[j] for p in P) + (bool(info["converged"][j]),)
             n_trained[0] += len(sl); bar.update(len(sl))
         out = np.empty(len(t_idx))
+        for b, key in enumerate(keys):
+            conv_of[(int(t_idx[b]), int(k[b]))] = store[key][6]
         for s0 in range(0, len(t_idx), 4096):
             ks = keys[s0:s0 + 4096]
             P = tuple(torch.stack([store[kk][g] for kk in ks]) for g in range(6))
@@ -127,7 +131,8 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
         t_idx, k = member_table(order, rows)
         out = logits_for(t_idx, k) if len(t_idx) else np.zeros(0)
         bar.close()
-        return (*first_flip(t_idx, k, out, logit0, n_test), n_trained[0])
+        found, kf, nl = first_flip(t_idx, k, out, logit0, n_test)
+        return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
 
     found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
     kmax = (order >= 0).sum(1)
@@ -151,7 +156,15 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
                     still.append(t)
         active = still
     bar.close()
-    return found, kf, nl, n_trained[0]
+    return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+
+
+def _conv_of_found(found, kf, conv_of) -> np.ndarray:
+    """(n_test,) bool: the found CFD's retrain converged (True where none was found)."""
+    out = np.ones(len(found), bool)
+    for t in np.flatnonzero(found):
+        out[t] = conv_of.get((int(t), int(kf[t])), True)
+    return out
 
 
 def search_sequential(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, X_test: torch.Tensor,
@@ -168,18 +181,19 @@ def search_sequential(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfi
     XT = X.t().contiguous()
     n_test = X_test.shape[0]
     found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
+    conv = np.ones(n_test, bool)
     n_trained = 0
     for t in tqdm(rows, desc="retrain (sequential)", disable=not progress):
         kmax = int((order[t] >= 0).sum())
         for kk in range(1, kmax + 1):
             yk = y.clone(); idx = torch.as_tensor(order[t, :kk], device=y.device)
             yk[idx] = 1.0 - yk[idx]
-            p = (train_params(X, yk, params0, cfg) if trainer == "autograd"
-                 else train_single(X, yk, params0, cfg, XT=XT)); n_trained += 1
+            p, info = (train_params(X, yk, params0, cfg, return_info=True) if trainer == "autograd"
+                       else train_single(X, yk, params0, cfg, XT=XT, return_info=True)); n_trained += 1
             with torch.no_grad():
                 lg = float(forward(p, X_test[t:t + 1])[0])
             if (lg > 0) != (logit0[t] > 0) and not found[t]:
-                found[t] = True; kf[t] = kk; nl[t] = lg
+                found[t] = True; kf[t] = kk; nl[t] = lg; conv[t] = info["converged"]
                 if early_stop:
                     break
-    return found, kf, nl, n_trained
+    return found, kf, nl, n_trained, conv

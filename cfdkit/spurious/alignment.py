@@ -538,7 +538,7 @@ def cfd_bridge(rho: float = 0.95, seed: int = 0, fast: bool = False, setup: Digi
         ``cfd_same_colour_share``, ``pool_same_colour_share``, ``ls_rc_own_colour`` (mean over kept
         inputs), ``ls_n``, ``both_implicate_colour`` (share of digits with a CFD where both do)
     """
-    from ..neural import NeuralCFD
+    from ..neural import FIXED_STEP_RECIPE, NeuralCFD
 
     if setup is None:
         setup = digit_setup(rho=rho, seed=seed, fast=fast, device=device)
@@ -547,7 +547,7 @@ def cfd_bridge(rho: float = 0.95, seed: int = 0, fast: bool = False, setup: Digi
     Xte = d.X_test.reshape(len(d.X_test), -1).astype(np.float64)
     conf = np.flatnonzero(d.color_id_test != d.y_test)[: setup.config["n_bridge"]]
     cfd = NeuralCFD(hidden=(8, 8), budget=budget, seed=seed, epochs=300, progress=False, num_threads=1,
-                    device="cpu").fit(Xtr, d.y_train)
+                    device="cpu", **FIXED_STEP_RECIPE).fit(Xtr, d.y_train)   # recipe of its recorded numbers
     res = cfd.search(Xte[conf])
     pred = (res.logit > 0).astype(np.int64)
     a_tr, y_tr = d.color_id_train, d.y_train

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cfdkit.neural import NeuralCFD, register_ranking
+from cfdkit.neural import FIXED_STEP_RECIPE, NeuralCFD, register_ranking
 from cfdkit.neural.model import as_relu_net
 
 from .neurontune import NeuronTune, lambda_grid, neuron_scores
@@ -125,7 +125,7 @@ def cfd_neuron_bridge(X_train, y_train, X_ide, y_ide, X_points, *, X_colour=None
         raise ValueError(f"ranking={ranking!r} must be one of rankings={list(rankings)}.")
     dtype = torch.float32 if dtype is None else dtype
     cfd = NeuralCFD(hidden=hidden, budget=budget, seed=seed, epochs=epochs, lr=lr, dtype=dtype, progress=progress,
-                    num_threads=1).fit(X_train, y_train)
+                    num_threads=1, **FIXED_STEP_RECIPE).fit(X_train, y_train)   # recipe of its recorded numbers
     base = NeuronTune(cfd.model_, rule=rule, lam=0.0).identify(X_ide, y_ide)
     if isinstance(lam, str):
         if lam != "median":

@@ -900,9 +900,9 @@ def bridge_records(fast: bool, seed: int = 0, progress: bool = False, n_points: 
     h1, _ = halves(len(yv), seed)
     Xte, yte, gte = flatten_digits(d.X_test), d.y_test, d.groups_test
     swapped = flatten_digits(paint(d.gray_test, BINARY_COLORS[1 - d.color_id_test]))
-    from cfdkit.neural import NeuralCFD
+    from cfdkit.neural import FIXED_STEP_RECIPE, NeuralCFD
     probe = NeuralCFD(hidden=(32, 32), budget=10, seed=seed, progress=False, num_threads=1,
-                      dtype=torch.float32).fit(Xtr, d.y_train)
+                      dtype=torch.float32, epochs=300, **FIXED_STEP_RECIPE).fit(Xtr, d.y_train)   # recorded recipe
     pred = probe.model_.predict(Xte)
     conflict = np.flatnonzero((pred != yte) & ((gte == 1) | (gte == 2)))
     k = (4 if fast else 16) if n_points is None else int(n_points)

@@ -111,6 +111,10 @@ METRICS: dict = {
     "median_estimated_size": "median Algorithm 1 |S_t| over test points with a set (same rows as minimal_sets)",
     "median_verified_size": "median size of the verified minimal (1-minimal) sets over test points with one",
     "median_lower_bound": "median certified lower bound on the number of relabels that can flip a test point",
+    "cfds_beating_placebo_<ranking>": "neural table (issue 16): CFDs found whose specificity is >= 0.9, i.e. at most 10 % of random label sets of the same size from the same candidate pool also flip the prediction",
+    "mean_specificity_<ranking>": "neural table: mean over found CFDs of 1 - share of random same-size label sets (same pool) that also flip the prediction",
+    "placebo_flip_rate_random_k<k>": "neural table: mean over test cases of the share of random size-k label sets (candidate pool) whose retrained network flips the prediction",
+    "placebo_flip_rate_seed": "neural table: mean over test cases of the share of other initialization seeds (original labels) that flip the prediction",
     "not_reproduced": "the paper's data set is not available offline (value: the reason)",
     # ifbid (Serna et al.; Sialelli et al.)
     "accuracy_sigma2_<s>": "ifbid: mean unbiased test accuracy of the zoo's models trained at colour jitter sigma2 = s",
