@@ -890,8 +890,10 @@ def neurontune_records(fast: bool, seed: int = 0, progress: bool = False) -> lis
 
 def bridge_records(fast: bool, seed: int = 0, progress: bool = False, n_points: int | None = None) -> list:
     """Bridge records on coloured digits (ρ = 0.95): CFD sizes per ranking, Jaccard and ΔSFit after retraining
-    with the CFD's labels flipped, beside random flips of the same size."""
-    from .bridge import cfd_neuron_bridge, flatten_digits
+    with the CFD's labels flipped, beside random flips of the same size; part (c): the Latent Shift counterfactual's
+    relative change with a colour classifier (``ls_rc_colour_before``) and its change after the CFD's / random
+    flips (``delta_rc_colour_after_cfd`` / ``_random``)."""
+    from .bridge import cfd_neuron_bridge, colour_tools, flatten_digits
     from .data import colored_digits, paint, BINARY_COLORS
 
     d = colored_digits("binary", rho=0.95, seed=seed, n_train=600)
@@ -907,17 +909,21 @@ def bridge_records(fast: bool, seed: int = 0, progress: bool = False, n_points: 
     conflict = np.flatnonzero((pred != yte) & ((gte == 1) | (gte == 2)))
     k = (4 if fast else 16) if n_points is None else int(n_points)
     pts = np.random.default_rng(seed).choice(conflict, size=min(k, len(conflict)), replace=False)
+    ae, colour = colour_tools(d, seed=seed, fast=fast)
     out = cfd_neuron_bridge(Xtr, d.y_train, Xv[h1], yv[h1], Xte[pts], X_colour=Xte, X_colour_swapped=swapped,
-                            hidden=(32, 32), budget=10, seed=seed, progress=progress)
+                            hidden=(32, 32), budget=10, seed=seed, progress=progress, autoencoder=ae, colour=colour)
     s = out["summary"]
     feats = f"ReLUNet 32-32 on pixels, rho=0.95, n_train=600, {len(pts)} misclassified bias-conflicting test points, " \
-            f"rule={out['rule']}, lam=median={out['lam']:.3f}, budget=10"
+            f"rule={out['rule']}, lam=median={out['lam']:.3f}, budget=10; Latent Shift (AE on random colours, DIGIT_LS): " \
+            f"RC kept n={s['ls_n']}, delta RC kept n={s['n_delta_rc_cfd']} (cfd) / {s['n_delta_rc_random']} (random)"
     names = {"jaccard": "jaccard_flagged_before_after_cfd", "jaccard_random_flips": "jaccard_flagged_before_after_random",
              "delta_sfit": "delta_sfit_after_cfd", "delta_sfit_random_flips": "delta_sfit_after_random",
              "score_change_on_flagged": "delta_score_on_flagged_after_cfd",
              "delta_colour_reliance": "delta_colour_reliance_after_cfd",
              "delta_colour_reliance_random_flips": "delta_colour_reliance_after_random",
-             "n_flagged": "n_flagged", "n_cfd_found": "n_cfd_found", "colour_reliance_before": "colour_reliance_erm"}
+             "n_flagged": "n_flagged", "n_cfd_found": "n_cfd_found", "colour_reliance_before": "colour_reliance_erm",
+             "ls_rc_colour_before": "ls_rc_colour_before", "delta_rc_colour_after_cfd": "delta_rc_colour_after_cfd",
+             "delta_rc_colour_after_random": "delta_rc_colour_after_random"}
     names.update({k: k for k in s if k.startswith("cfd_")})
     return [{"study": "neurontune", "dataset": "colored-digits", "features": "bridge: " + feats, "metric": m,
              "paper": None, "cfdkit": float(s[k])} for k, m in names.items()]

@@ -145,6 +145,9 @@ METRICS: dict = {
     "jaccard_flagged_before_after_cfd": "bridge: Jaccard of the flagged neurons before/after retraining with a CFD's labels flipped",
     "delta_sfit_after_cfd": "bridge: change of SFit after retraining with a CFD's labels flipped",
     "cfd_mean_size_<ranking>": "bridge: mean size of the counterfactual datasets found with that ranking",
+    "ls_rc_colour_before": "bridge: relative change (Eq. 3) of the colour classifier along the Latent Shift counterfactual",
+    "delta_rc_colour_after_cfd": "bridge: change of that relative change after retraining with a CFD's labels flipped",
+    "delta_rc_colour_after_random": "bridge control: the same after as many random label flips",
 }
 
 
