@@ -40,3 +40,22 @@ def dense_problem():
 @pytest.fixture
 def sparse_problem():
     return make_problem(n=800, d=60, n_test=30, sparse=True, seed=1)
+
+
+def make_neural_data(n=48, d=3, seed=0, noise=0.7):
+    """A small nonlinear-enough binary problem for the neural tests: X (n, d) normal, y from two features + noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + 0.5 * X[:, 1] + noise * rng.normal(size=n) > 0).astype(np.int64)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny problems: intra-op threads only add sync cost (badly so on a loaded 2-core box)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

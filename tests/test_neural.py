@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_neural_data
+
 from cfdkit.neural import (RANKINGS, NeuralCFD, as_relu_net, exhaustive_cfd, masked_order,
                            ranking_recall, same_label_as_prediction)
 from cfdkit.neural.batched import member, train_batched
@@ -21,20 +23,13 @@ def _cfd(**kw):
     return NeuralCFD(**{**OLD, **kw})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: intra-op threads only add sync cost (badly so on a loaded 2-core box)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(old)
 
 
 def make_data(n=48, d=3, seed=0, noise=0.7):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    y = (X[:, 0] + 0.5 * X[:, 1] + noise * rng.normal(size=n) > 0).astype(np.int64)
-    return X, y
+    return make_neural_data(n, d, seed, noise)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import make_neural_data
+
 from cfdkit.neural import NeuralCFD
 from cfdkit.neural.batched import forward_batched, train_batched
 from cfdkit.neural.model import TrainConfig, forward, init_params, train_params
@@ -10,17 +12,12 @@ from cfdkit.neural.placebo import NOISE, FINDING, _draw_sets, pool_groups
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads(); torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(old)
 
 
 def make_data(n=60, d=3, seed=0, noise=0.7):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    y = (X[:, 0] + 0.5 * X[:, 1] + noise * rng.normal(size=n) > 0).astype(np.int64)
-    return X, y
+    return make_neural_data(n, d, seed, noise)
 
 
 @pytest.fixture(scope="module")
