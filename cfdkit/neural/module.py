@@ -31,9 +31,12 @@ round-off: only the summation order inside the batched matmuls differs.
 Network internals for the rankings (``activation_pattern``, ``activation_gradient`` and the ``combined``
 rankings) come from forward hooks on the module: ``layer=None`` takes the **input of the last**
 ``nn.Linear`` (the last hidden representation); ``layer="name"`` takes the **output** of that named
-submodule (a name from ``module.named_modules()``); a list of names concatenates their outputs (e.g.
-``layer=("1", "3")``, the outputs of both ReLUs of the built-in architecture as an ``nn.Sequential``,
-reproduces the built-in ``activation_pattern`` exactly).  ``activation_pattern`` compares the on/off patterns
+submodule (a name from ``module.named_modules()``); a list of names concatenates their outputs.  For the
+built-in architecture as an ``nn.Sequential`` (``ReLUNet.to_module()``), ``layer=("0", "2")`` (both hidden
+pre-activations) reproduces the built-in ``activation_pattern``, ``activation_gradient`` and ``combined``
+exactly (tested).  On the default layer of a ReLU network the gradient of the logit is the last weight
+vector, the same for every row, so ``activation_gradient`` there cannot tell rows apart: hook a
+pre-activation (a ``Linear`` output) for it.  ``activation_pattern`` compares the on/off patterns
 (feature > 0) there; ``activation_gradient`` the gradients of the logit with respect to those features.
 """
 from __future__ import annotations
