@@ -208,11 +208,15 @@ def test_named_layer_of_custom_module(data):
     assert res.found.shape == (6,)
 
 
-def test_influence_needs_builtin_network(data):
+def test_influence_through_functional_call(data):
+    """The exact-Hessian influence ranking on the module's parameters = the built-in one (a permutation /
+    transposition of the same parameters), and runs on custom two-logit modules."""
     X, y, Xt = data
-    cfd = _cfd(TanhNet()).fit(X, y)
-    with pytest.raises(TypeError, match="model"):
-        cfd.rank(Xt, "influence")
+    ref = NeuralCFD(hidden=(4, 4), budget=3, progress=False, placebo_draws=None).fit(X, y)
+    mod = _cfd(builtin_module()).fit(X, y)
+    np.testing.assert_allclose(mod.rank(Xt, "influence"), ref.rank(Xt, "influence"), rtol=1e-6, atol=1e-9)
+    S = _cfd(TanhNet(out=2)).fit(X, y).rank(Xt, "influence")
+    assert S.shape == (6, 48) and np.isfinite(S).all() and np.abs(S).max() > 0
 
 
 # ----------------------------------------------------------------------------- estimator contract, placebo

@@ -432,6 +432,12 @@ class ModuleNet:
         """Binary logits ``(n,)`` float64 (class 1 where > 0)."""
         return to_logit(self.spec.outputs(self.params, self._t(X)), self.spec.n_outputs).double().cpu().numpy()
 
+    def logit_fn(self):
+        """``f(params_tuple, X) -> (n,)`` binary logits, the trainable parameters in ``spec.names`` order
+        (for :func:`cfdkit.neural.influence.influence`; two logits: ``o1 - o0``, whose BCE is the 2-class CE)."""
+        spec = self.spec
+        return lambda ps, X: to_logit(spec.outputs(dict(zip(spec.names, ps)), X), spec.n_outputs)
+
     def predict(self, X) -> np.ndarray:
         """Classes ``(n,)`` int64."""
         return (self.logit(X) > 0).astype(np.int64)
