@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from cfdkit.neural import NeuralCFD
+from cfdkit.neural import NeuralCFD, exhaustive_cfd, ranking_recall
 from cfdkit.neural.model import ReLUNet, TrainConfig, init_params
 from cfdkit.neural.module import (ModuleNet, check_module, iter_batches, module_config, train_module_ensemble,
                                   train_module_sequential)
@@ -267,6 +267,20 @@ def test_seed_placebo_needs_reset_parameters(data):
     cfd = _cfd(Bare(), weight_decay=1e-2).fit(X, y)
     with pytest.raises(ValueError, match="reset_parameters"):
         cfd.placebo(Xt, sizes=1, n_draws=2)
+
+
+def test_exhaustive_ground_truth_for_module(data):
+    """Exhaustive ground truth through the torch.func ensemble: every true CFD of size 1 really flips
+    (torch.optim retrain), and a ranking never finds a smaller CFD than the truth."""
+    X, y, Xt = data
+    cfd = _cfd(TanhNet(), placebo_draws=None).fit(X, y)
+    truth = exhaustive_cfd(cfd, Xt[:3], max_k=1)
+    assert truth.n_subsets > 0
+    for t in np.flatnonzero(truth.found):
+        net = cfd.retrain(list(truth.witness[t]))
+        assert (net.logit(Xt[t:t + 1])[0] > 0) != (cfd.model_.logit(Xt[t:t + 1])[0] > 0)
+    rec = ranking_recall(cfd, Xt[:3], truth, rankings=("lr_surrogate", "activation_pattern"))
+    assert len(rec) == 2
 
 
 @pytest.mark.gpu
