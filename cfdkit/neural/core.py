@@ -101,6 +101,24 @@ class NeuralCFD(BaseEstimator):
         verdict "not checked").
     min_specificity : float in (0, 1]
         CFDs with specificity below it are labelled "indistinguishable from noise".
+    model : torch.nn.Module or None
+        Any torch classifier instead of the built-in ReLU network (issue 15; :mod:`cfdkit.neural.module`):
+        output ``(n,)``/``(n, 1)`` (one logit, BCE) or ``(n, 2)`` (one logit per class, cross-entropy).
+        Its current parameters are the initial weights of every retrain (a private copy is trained).
+        Retrains run as one ``torch.func`` ensemble, each member equal to its own ``torch.optim`` retrain
+        to round-off.  ``hidden``, ``dtype`` (the module's) and ``validation_fraction`` must be left at
+        their defaults; ``device=None`` keeps the module's device.  ``model_`` is then a
+        :class:`~cfdkit.neural.module.ModuleNet`.
+    optimizer : ``"adam"`` (default) or ``"sgd"``
+        Optimizer of the ``model=`` recipe (``torch.optim`` rules; L2 ``weight_decay``).
+    batch_size : int or None
+        ``model=`` only: None = full batch (``epochs`` = steps); an int = minibatches in a seeded order
+        (``seed``) shared by every member, ``epochs`` = passes, convergence checked on the full-batch
+        gradient at the end of each pass.
+    layer : str, sequence of str or None
+        ``model=`` only: the layer whose features the internal rankings (``activation_pattern``,
+        ``activation_gradient``, ``combined``) read through forward hooks; None = the input of the last
+        ``nn.Linear``, names = the outputs of those submodules.
     device : str, torch.device, int or None
         ``None`` → CUDA if available, else CPU (see :func:`cfdkit.core.arrays.resolve_device`).
     phi, psi : callable or None
@@ -126,8 +144,8 @@ class NeuralCFD(BaseEstimator):
 
     Attributes
     ----------
-    model_ : ReLUNet
-        The original network f = L(D).
+    model_ : ReLUNet or ModuleNet
+        The original network f = L(D) (a :class:`~cfdkit.neural.module.ModuleNet` with ``model=``).
     params0_ : tuple of tensors
         Its initial weights (every retrain starts from them).
     hidden_ : (int, int)
