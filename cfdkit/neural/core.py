@@ -266,7 +266,10 @@ class NeuralCFD(BaseEstimator):
             for attr in ("module_spec_", "optimizer_", "batch_size_"):
                 if hasattr(self, attr):
                     delattr(self, attr)
-            return fit_module(self, X_train, y_train)
+            opts = self._search_params()
+            self._cache = {}
+            with self._threads(opts.num_threads):
+                return fit_module(self, X_train, y_train, opts.budget)
         for nm, v, default in (("optimizer", self.optimizer, "adam"), ("batch_size", self.batch_size, None),
                                ("layer", self.layer, None)):
             if (v is not None) if default is None else (not isinstance(v, str) or v != default):

@@ -511,8 +511,9 @@ def _train_kw(cfd) -> dict:
     return {"optimizer": cfd.optimizer_, "batch_size": cfd.batch_size_, "seed": cfd.seed_}
 
 
-def fit_module(cfd, X_train, y_train):
-    """``NeuralCFD.fit`` for ``model=`` (called by :meth:`NeuralCFD.fit`); returns ``cfd``."""
+def fit_module(cfd, X_train, y_train, budget: int):
+    """``NeuralCFD.fit`` for ``model=`` (called by :meth:`NeuralCFD.fit`, which has validated the search
+    parameters, cleared the retrain cache and set the thread count); returns ``cfd``."""
     from ..core.arrays import resolve_device
     from ..core.validation import (check_binary_vector, check_choice, check_dense_matrix, check_positive_int,
                                    feature_names_of)
@@ -530,8 +531,7 @@ def fit_module(cfd, X_train, y_train):
     bs = check_positive_int(cfd.batch_size, "batch_size", allow_none=True)
     X = check_dense_matrix(X_train, "X_train", owner=OWNER)
     y = check_binary_vector(y_train, len(X), "y_train", OWNER)
-    opts = cfd._search_params()
-    check_budget(opts.budget, len(X))
+    check_budget(budget, len(X))
     if bs is not None and bs >= len(X):
         bs = None                                                     # one minibatch = full batch
     if not isinstance(cfd.model, torch.nn.Module):
@@ -562,11 +562,9 @@ def fit_module(cfd, X_train, y_train):
     cfd.n_features_in_ = X.shape[1]
     cfd.X_train_, cfd.y_train_ = X, y
     cfd.X_train_t_, cfd.y_train_t_ = cfd.as_tensor(X), cfd.as_tensor(y)
-    cfd._cache = {}
     cfd.params0_ = spec.params0
     t0 = time.perf_counter()
-    with cfd._threads(opts.num_threads):
-        params, info = train_module_sequential(spec, cfd.X_train_t_, cfd.y_train_t_, cfg, **_train_kw(cfd))
+    params, info = train_module_sequential(spec, cfd.X_train_t_, cfd.y_train_t_, cfg, **_train_kw(cfd))
     if not all(bool(torch.isfinite(p).all()) for p in params.values()):
         raise ValueError(f"training diverged: the module's weights became NaN/inf with lr={cfg.lr!r}; lower lr or "
                          "rescale X_train.")
