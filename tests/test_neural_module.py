@@ -103,6 +103,17 @@ def test_ensemble_members_equal_sequential_torch_optim(data, case, tol):
         assert torch.equal(v, dict(make().named_parameters())[k].detach())
 
 
+def test_float32_module(data):
+    """A float32 module trains in float32 (its own dtype); members still match torch.optim to float32 round-off."""
+    X, y, Xt = data
+    cfd = _cfd(TanhNet().float(), tol=None, epochs=100, weight_decay=1e-2).fit(X, y)
+    assert cfd.model_.dtype == torch.float32 and cfd.X_train_t_.dtype == torch.float32
+    Y = torch.stack([cfd.y_train_t_, 1 - cfd.y_train_t_])
+    P, _ = train_module_ensemble(cfd.module_spec_, cfd.X_train_t_, Y, cfd.config_)
+    p, _ = train_module_sequential(cfd.module_spec_, cfd.X_train_t_, Y[1], cfd.config_)
+    assert _max_diff({k: P[k][1] for k in p}, p) < 1e-4
+
+
 def test_module_path_reproduces_builtin_trainer(data):
     """model = the built-in architecture with the built-in initial weights → the built-in fit and search."""
     X, y, Xt = data
@@ -234,6 +245,10 @@ def test_sklearn_contract_and_module_untouched(data):
     a = cfd.model_.logit(Xt)
     b = cl.fit(X, y).model_.logit(Xt)
     np.testing.assert_array_equal(a, b)                  # same inputs → same bits
+    # a failed switch to the built-in network leaves no module network behind a built-in config
+    with pytest.raises(ValueError, match="hidden"):
+        cfd.set_params(model=None, hidden=(4,)).fit(X, y)
+    assert not hasattr(cfd, "model_") and not hasattr(cfd, "module_spec_")
     # switching back to the built-in network drops the module state
     cfd.set_params(model=None, hidden=(4, 4)).fit(X, y)
     assert not hasattr(cfd, "module_spec_") and isinstance(cfd.model_, ReLUNet)

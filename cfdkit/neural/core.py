@@ -263,7 +263,7 @@ class NeuralCFD(BaseEstimator):
         """
         if self.model is not None:                       # any torch classifier (issue 15): cfdkit.neural.module
             from .module import fit_module
-            for attr in ("module_spec_", "optimizer_", "batch_size_"):
+            for attr in ("model_", "module_spec_", "optimizer_", "batch_size_"):   # a failed fit leaves no half state
                 if hasattr(self, attr):
                     delattr(self, attr)
             opts = self._search_params()
@@ -275,7 +275,7 @@ class NeuralCFD(BaseEstimator):
             if (v is not None) if default is None else (not isinstance(v, str) or v != default):
                 raise ValueError(f"{nm}={v!r} needs model= (a torch.nn.Module); the built-in ReLU network trains "
                                  f"full-batch Adam.  Pass model=..., or drop {nm}=.")
-        for attr in ("module_spec_", "optimizer_", "batch_size_"):
+        for attr in (("model_", "module_spec_", "optimizer_", "batch_size_") if hasattr(self, "module_spec_") else ()):
             if hasattr(self, attr):
                 delattr(self, attr)
         hidden, seed = check_hidden(self.hidden), check_seed(self.seed)
