@@ -358,6 +358,8 @@ err("neural-builtin-with-batch-size", lambda: _cfd(batch_size=8).fit(X, Y), Valu
 err("neural-builtin-with-optimizer", lambda: _cfd(optimizer="sgd").fit(X, Y), ValueError, "optimizer.*model=")
 err("neural-builtin-with-layer", lambda: _cfd(layer="0").fit(X, Y), ValueError, "layer.*model=")
 err("neural-module-not-converging", lambda: _mcfd(_mlp(), epochs=5, tol=1e-8).fit(X, Y), ValueError, "converge")
+err("neural-module-three-class-labels", lambda: _mcfd(_mlp(out=3)).fit(X, np.arange(len(X)) % 3), ValueError,
+    "y_train")
 err("neural-module-float16-params", lambda: _mcfd(torch.nn.Linear(3, 1).to(torch.float16)).fit(X, Y), ValueError,
     "float")
 
