@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import time
 from dataclasses import dataclass, replace
 
