@@ -317,6 +317,69 @@ ok("neural-retrain-empty", lambda: fitted().retrain([]).logit(XT),
    lambda lg: np.allclose(lg, fitted().model_.logit(XT), atol=1e-12))
 ok("neural-search-one-row", lambda: fitted().search(XT[:1], budget=1), lambda r: r.found.shape == (1,))
 
+# ---- NeuralCFD(model=module): any torch classifier (issue 15 part 2)
+def _mlp(out=1, d=3):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(d, 3), torch.nn.ReLU(), torch.nn.Linear(3, out)).double()
+
+
+def _frozen():
+    m = _mlp()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m
+
+
+def _dropout_train():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5), torch.nn.Linear(3, 1)).double().train()
+
+
+def _mcfd(model, **kw):
+    return _cfd(**{"model": model, "hidden": (8, 8), "placebo_draws": None, **kw})
+
+
+err("neural-module-output-3-logits", lambda: _mcfd(_mlp(out=3)).fit(X, Y), ValueError, "output.*shape")
+err("neural-module-output-per-feature", lambda: _mcfd(torch.nn.Linear(3, 3).double()).fit(X, Y), ValueError, "shape")
+err("neural-module-no-parameters", lambda: _mcfd(torch.nn.ReLU()).fit(X, Y), ValueError, "no parameters")
+err("neural-module-all-frozen", lambda: _mcfd(_frozen()).fit(X, Y), ValueError, "trainable")
+err("neural-module-not-a-module", lambda: _mcfd("mlp").fit(X, Y), TypeError, "model")
+err("neural-module-wrong-input-width", lambda: _mcfd(_mlp(d=5)).fit(X, Y), ValueError, "model")
+err("neural-module-with-hidden", lambda: _mcfd(_mlp(), hidden=(4, 4)).fit(X, Y), ValueError, "hidden")
+err("neural-module-with-dtype", lambda: _mcfd(_mlp(), dtype=torch.float32).fit(X, Y), ValueError, "dtype")
+err("neural-module-with-validation-fraction", lambda: _mcfd(_mlp(), validation_fraction=0.2).fit(X, Y), ValueError,
+    "validation_fraction")
+err("neural-module-dropout-train-mode", lambda: _mcfd(_dropout_train()).fit(X, Y), TypeError, "eval")
+err("neural-module-bad-layer", lambda: _mcfd(_mlp(), layer="nope").fit(X, Y), ValueError, "layer")
+err("neural-module-optimizer", lambda: _mcfd(_mlp(), optimizer="rmsprop").fit(X, Y), ValueError, "optimizer")
+err("neural-module-batch-size-0", lambda: _mcfd(_mlp(), batch_size=0).fit(X, Y), ValueError, "batch_size")
+err("neural-module-batch-size-float", lambda: _mcfd(_mlp(), batch_size=2.5).fit(X, Y), ValueError, "batch_size")
+err("neural-builtin-with-batch-size", lambda: _cfd(batch_size=8).fit(X, Y), ValueError, "batch_size.*model=")
+err("neural-builtin-with-optimizer", lambda: _cfd(optimizer="sgd").fit(X, Y), ValueError, "optimizer.*model=")
+err("neural-builtin-with-layer", lambda: _cfd(layer="0").fit(X, Y), ValueError, "layer.*model=")
+err("neural-module-not-converging", lambda: _mcfd(_mlp(), epochs=5, tol=1e-8).fit(X, Y), ValueError, "converge")
+err("neural-module-three-class-labels", lambda: _mcfd(_mlp(out=3)).fit(X, np.arange(len(X)) % 3), ValueError,
+    "y_train")
+err("neural-module-float16-params", lambda: _mcfd(torch.nn.Linear(3, 1).to(torch.float16)).fit(X, Y), ValueError,
+    "float")
+
+
+def _nonconverged_members():
+    from cfdkit.neural.module import check_module, module_config, train_module_ensemble
+    spec = check_module(_mlp(), torch.as_tensor(X), "cpu")
+    cfg, _ = module_config(5, 1e-2, 0.0, None, 1e-8, 0, torch.float64, len(X), None)
+    return train_module_ensemble(spec, torch.as_tensor(X), torch.as_tensor(np.stack([Y, 1 - Y]), dtype=torch.float64),
+                                 cfg)[1]
+
+
+ok("neural-module-nonconverged-reported-per-member", _nonconverged_members,
+   lambda info: info["converged"].tolist() == [False, False] and (info["grad_norm"] > 1e-8).all())
+ok("neural-module-one-logit", lambda: _mcfd(_mlp(), epochs=5).fit(X, Y), lambda m: m.model_.predict(XT).shape == (4,))
+ok("neural-module-two-logits", lambda: _mcfd(_mlp(out=2), epochs=5).fit(X, Y),
+   lambda m: m.module_spec_.n_outputs == 2 and m.search(XT[:1], budget=1).found.shape == (1,))
+ok("neural-module-batch-size-ge-n-is-full-batch", lambda: _mcfd(_mlp(), epochs=5, batch_size=100).fit(X, Y),
+   lambda m: m.batch_size_ is None)
+
 # ---- neural ground truth
 for i, (kw, exc, word) in enumerate([
     ({"max_k": 0}, ValueError, "max_k"), ({"max_k": True}, ValueError, "max_k"), ({"max_k": 1.5}, ValueError, "max_k"),

@@ -101,6 +101,24 @@ class NeuralCFD(BaseEstimator):
         verdict "not checked").
     min_specificity : float in (0, 1]
         CFDs with specificity below it are labelled "indistinguishable from noise".
+    model : torch.nn.Module or None
+        Any torch classifier instead of the built-in ReLU network (issue 15; :mod:`cfdkit.neural.module`):
+        output ``(n,)``/``(n, 1)`` (one logit, BCE) or ``(n, 2)`` (one logit per class, cross-entropy).
+        Its current parameters are the initial weights of every retrain (a private copy is trained).
+        Retrains run as one ``torch.func`` ensemble, each member equal to its own ``torch.optim`` retrain
+        to round-off.  ``hidden``, ``dtype`` (the module's) and ``validation_fraction`` must be left at
+        their defaults; ``device=None`` keeps the module's device.  ``model_`` is then a
+        :class:`~cfdkit.neural.module.ModuleNet`.
+    optimizer : ``"adam"`` (default) or ``"sgd"``
+        Optimizer of the ``model=`` recipe (``torch.optim`` rules; L2 ``weight_decay``).
+    batch_size : int or None
+        ``model=`` only: None = full batch (``epochs`` = steps); an int = minibatches in a seeded order
+        (``seed``) shared by every member, ``epochs`` = passes, convergence checked on the full-batch
+        gradient at the end of each pass.
+    layer : str, sequence of str or None
+        ``model=`` only: the layer whose features the internal rankings (``activation_pattern``,
+        ``activation_gradient``, ``combined``) read through forward hooks; None = the input of the last
+        ``nn.Linear``, names = the outputs of those submodules.
     device : str, torch.device, int or None
         ``None`` → CUDA if available, else CPU (see :func:`cfdkit.core.arrays.resolve_device`).
     phi, psi : callable or None
@@ -126,8 +144,8 @@ class NeuralCFD(BaseEstimator):
 
     Attributes
     ----------
-    model_ : ReLUNet
-        The original network f = L(D).
+    model_ : ReLUNet or ModuleNet
+        The original network f = L(D) (a :class:`~cfdkit.neural.module.ModuleNet` with ``model=``).
     params0_ : tuple of tensors
         Its initial weights (every retrain starts from them).
     hidden_ : (int, int)
@@ -160,7 +178,8 @@ class NeuralCFD(BaseEstimator):
                  num_threads: int | None = None, schedule: str = "rounds", cache: bool = True,
                  weight_decay="auto", lr_min: float | None = 1e-4, tol: float | None = 3e-3,
                  min_epochs: int = 0, validation_fraction: float | None = None, patience: int = 10,
-                 placebo_draws: int | None = 20, min_specificity: float = 0.9):
+                 placebo_draws: int | None = 20, min_specificity: float = 0.9, model=None,
+                 optimizer: str = "adam", batch_size: int | None = None, layer: str | None = None):
         self.hidden = hidden
         self.budget = budget
         self.ranking = ranking
@@ -185,6 +204,10 @@ class NeuralCFD(BaseEstimator):
         self.patience = patience
         self.placebo_draws = placebo_draws
         self.min_specificity = min_specificity
+        self.model = model
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.layer = layer
 
     # -- parameter checks ------------------------------------------------------------------
     def _search_params(self) -> SimpleNamespace:
@@ -238,6 +261,23 @@ class NeuralCFD(BaseEstimator):
         X_train : (n, d) numeric, finite
         y_train : (n,) binary 0/1
         """
+        if self.model is not None:                       # any torch classifier (issue 15): cfdkit.neural.module
+            from .module import fit_module
+            for attr in ("model_", "module_spec_", "optimizer_", "batch_size_"):   # a failed fit leaves no half state
+                if hasattr(self, attr):
+                    delattr(self, attr)
+            opts = self._search_params()
+            self._cache = {}
+            with self._threads(opts.num_threads):
+                return fit_module(self, X_train, y_train, opts.budget)
+        for nm, v, default in (("optimizer", self.optimizer, "adam"), ("batch_size", self.batch_size, None),
+                               ("layer", self.layer, None)):
+            if (v is not None) if default is None else (not isinstance(v, str) or v != default):
+                raise ValueError(f"{nm}={v!r} needs model= (a torch.nn.Module); the built-in ReLU network trains "
+                                 f"full-batch Adam.  Pass model=..., or drop {nm}=.")
+        for attr in (("model_", "module_spec_", "optimizer_", "batch_size_") if hasattr(self, "module_spec_") else ()):
+            if hasattr(self, attr):
+                delattr(self, attr)
         hidden, seed = check_hidden(self.hidden), check_seed(self.seed)
         X = check_dense_matrix(X_train, "X_train", owner=OWNER)
         wd = self.weight_decay
@@ -317,6 +357,9 @@ class NeuralCFD(BaseEstimator):
         """
         self.check_fitted()
         flip = check_index_set(flip, len(self.y_train_), "flip", OWNER)
+        if hasattr(self, "module_spec_"):
+            from .module import retrain_module
+            return retrain_module(self, flip)
         y = self.y_train_t_.clone()
         idx = torch.as_tensor(flip, device=self.device_)
         y[idx] = 1.0 - y[idx]
@@ -395,13 +438,21 @@ class NeuralCFD(BaseEstimator):
         runner = search_sequential if sequential else search_batched
         kw = {} if sequential else {"max_batch": opts.max_batch, "schedule": opts.schedule,
                                     "cache": self._cache if opts.cache else None}
-        found, k, new_logit, n_trained, conv = runner(self.X_train_t_, self.y_train_t_, self.params0_, self.config_, self.as_tensor(Xt),
+        if hasattr(self, "module_spec_"):               # model=: torch.func ensemble / torch.optim (module.py)
+            from .module import search_module
+            found, k, new_logit, n_trained, conv = search_module(self, self.as_tensor(Xt), order, rows, logit0,
+                                                                 progress=opts.progress, sequential=sequential, **kw)
+        else:
+            found, k, new_logit, n_trained, conv = runner(self.X_train_t_, self.y_train_t_, self.params0_, self.config_, self.as_tensor(Xt),
                                                 order, rows, logit0, progress=opts.progress, **kw)
         retrain_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         spec = np.full(len(Xt), np.nan); n_plc = n_plc_bad = 0
         if opts.placebo_draws is not None:
-            spec, n_plc, n_plc_bad = _specificity(self, Xt, logit0, mask, found, k, opts.placebo_draws, self.seed_,
+            spec_fn = _specificity
+            if hasattr(self, "module_spec_"):
+                from .module import module_specificity as spec_fn
+            spec, n_plc, n_plc_bad = spec_fn(self, Xt, logit0, mask, found, k, opts.placebo_draws, self.seed_,
                                                   opts.max_batch, opts.progress)
         placebo_s = time.perf_counter() - t0
         return CFDResult(found=found, k=k, order=order, logit=logit0, new_logit=new_logit, searched=searched,
@@ -447,9 +498,11 @@ class NeuralCFD(BaseEstimator):
         ks = check_sizes((1, opts.budget) if sizes is None else sizes, n_cand)
         t0 = time.perf_counter()
         with self._threads(opts.num_threads):
-            rates, n_net, bad = random_flip_rates(self, Xt, logit0, mask, ks, n_draws, seed, opts.max_batch,
-                                                  opts.progress)
-            seed_rate, bad_s = seed_flip_rates(self, Xt, logit0, n_draws, opts.progress)
+            rand_fn, seed_fn = random_flip_rates, seed_flip_rates
+            if hasattr(self, "module_spec_"):
+                from .module import module_random_flip_rates as rand_fn, module_seed_flip_rates as seed_fn
+            rates, n_net, bad = rand_fn(self, Xt, logit0, mask, ks, n_draws, seed, opts.max_batch, opts.progress)
+            seed_rate, bad_s = seed_fn(self, Xt, logit0, n_draws, opts.progress)
         df = pd.DataFrame({"test_index": np.arange(len(Xt)), "pred": pred, "logit": logit0, "n_candidates": n_cand})
         for k in ks:
             df[f"flip_rate_random_k{k}"] = rates[k]

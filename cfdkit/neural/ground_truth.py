@@ -78,7 +78,10 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     logit0 = cfd.model_.logit(Xt)
     pred = (logit0 > 0).astype(np.int64)
     mask = apply_psi(cfd.psi if psi == "same" else psi, cfd.X_train_, cfd.y_train_, Xt, pred)
-    mb = max_batch or auto_chunk(n, cfd.hidden_)
+    module = hasattr(cfd, "module_spec_")            # model=: the torch.func ensemble (cfdkit.neural.module)
+    if module:
+        from .module import DEFAULT_CHUNK, _ensemble, forward_members
+    mb = max_batch or (DEFAULT_CHUNK if module else auto_chunk(n, cfd.hidden_))
     Xt_t = cfd.as_tensor(Xt)
     flips = np.zeros((len(subsets), len(Xt)), bool)
     for s in tqdm(range(0, len(subsets), mb), disable=not progress, desc="exhaustive"):
@@ -87,9 +90,12 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
         for b, sub in enumerate(chunk):
             idx = torch.as_tensor(sub, device=Y.device)
             Y[b, idx] = 1.0 - Y[b, idx]
-        P = train_batched(cfd.X_train_t_, Y, cfd.params0_, cfd.config_)
-        with torch.no_grad():
-            lg = forward_batched(P, Xt_t).double().cpu().numpy()       # (B, n_test)
+        if module:
+            lg = forward_members(cfd.module_spec_, _ensemble(cfd, Y)[0], Xt_t).double().cpu().numpy()
+        else:
+            P = train_batched(cfd.X_train_t_, Y, cfd.params0_, cfd.config_)
+            with torch.no_grad():
+                lg = forward_batched(P, Xt_t).double().cpu().numpy()       # (B, n_test)
         flips[s:s + len(chunk)] = (lg > 0) != (logit0 > 0)[None, :]
     found = np.zeros(len(Xt), bool); k = np.zeros(len(Xt), np.int64); wit = [() for _ in range(len(Xt))]
     for j, sub in enumerate(subsets):          # subsets are in increasing size
@@ -136,7 +142,10 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
     if draws is not None:
         logit0 = cfd.model_.logit(Xt)
         mask = apply_psi(cfd.psi, cfd.X_train_, cfd.y_train_, Xt, (logit0 > 0).astype(np.int64))
-        t_spec = _spec(cfd, Xt, logit0, mask, truth.found, truth.k, draws, cfd.seed_)[0]
+        spec_fn = _spec
+        if hasattr(cfd, "module_spec_"):
+            from .module import module_specificity as spec_fn
+        t_spec = spec_fn(cfd, Xt, logit0, mask, truth.found, truth.k, draws, cfd.seed_)[0]
     t_find = truth.found & (t_spec >= cfd.min_specificity)
     rows = []
     for r in rankings:

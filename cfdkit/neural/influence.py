@@ -40,7 +40,7 @@ def flat_params(params):
     return theta, unflatten
 
 
-def training_hessian(params, X: torch.Tensor, y: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+def training_hessian(params, X: torch.Tensor, y: torch.Tensor, chunk: int | None = None, fwd=forward) -> torch.Tensor:
     """Exact Hessian ``(p, p)`` of the mean-BCE training objective at ``params``.
 
     Built column block by column block from Hessian-vector products; ``chunk`` basis vectors
@@ -50,7 +50,7 @@ def training_hessian(params, X: torch.Tensor, y: torch.Tensor, chunk: int | None
     p = theta.numel()
 
     def J(t):
-        f = forward(unflat(t), X)
+        f = fwd(unflat(t), X)
         return torch.nn.functional.binary_cross_entropy_with_logits(f, y)
 
     gJ = grad(J)
@@ -59,7 +59,7 @@ def training_hessian(params, X: torch.Tensor, y: torch.Tensor, chunk: int | None
         return jvp(gJ, (theta,), (v,))[1]
 
     if chunk is None:
-        width = params[0].shape[1] + params[2].shape[1] + 2
+        width = params[0].shape[1] + params[2].shape[1] + 2 if fwd is forward else 64
         chunk = int(max(1, min(p, 2e7 // max(1, X.shape[0] * width))))
     eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
     cols = [vmap(hvp)(eye[s:s + chunk]) for s in range(0, p, chunk)]
@@ -102,12 +102,12 @@ def inverse_hvp(H: torch.Tensor, B: torch.Tensor, solver: str = "cholesky", **op
     return (Xs if B.dim() == 2 else Xs[:, 0]), {"backend": "torch.linalg.cholesky"}
 
 
-def _logit_grads(params, X: torch.Tensor) -> torch.Tensor:
+def _logit_grads(params, X: torch.Tensor, fwd=forward) -> torch.Tensor:
     """Per-example gradients ``∇_θ f(x)``, shape ``(n, p)``."""
     theta, unflat = flat_params(params)
 
     def f1(t, x):
-        return forward(unflat(t), x[None, :])[0]
+        return fwd(unflat(t), x[None, :])[0]
 
     return vmap(grad(f1), in_dims=(None, 0))(theta, X)
 
@@ -121,21 +121,25 @@ def influence(model, X_train, y_train, X_test, *, damping="auto", solver: str = 
     -------
     (n_test, n_train) float64 (and a diagnostics dict if ``return_info``).
     """
-    net = as_relu_net(model)
+    if getattr(model, "is_module_net", False):     # model=: the trainable parameters of the user's module
+        net, fwd = model, model.logit_fn()
+        params = tuple(p.detach() for p in net.params.values())
+    else:
+        net, fwd = as_relu_net(model), forward
+        params = tuple(p.detach() for p in net.params)
     dev, dt = net.device, net.dtype
     Xtr = torch.as_tensor(np.asarray(X_train, float), dtype=dt, device=dev)
     Xte = torch.as_tensor(np.asarray(X_test, float), dtype=dt, device=dev)
     ytr = torch.as_tensor(np.asarray(y_train, float), dtype=dt, device=dev)
-    params = tuple(p.detach() for p in net.params)
-    H = training_hessian(params, Xtr, ytr)
+    H = training_hessian(params, Xtr, ytr, fwd=fwd)
     Hd, lam, (lmin, lmax) = damp_hessian(H, damping)
-    Gt = _logit_grads(params, Xte)                                  # (n_test, p)
+    Gt = _logit_grads(params, Xte, fwd)                                  # (n_test, p)
     V, diag = inverse_hvp(Hd, Gt.T.contiguous(), solver, **(solver_options or {}))  # (p, n_test)
     n = Xtr.shape[0]
     sign = (1.0 - 2.0 * ytr) / n
     out = torch.empty(Xte.shape[0], n, dtype=dt, device=dev)
     for s in range(0, n, chunk):
-        Gi = _logit_grads(params, Xtr[s:s + chunk])                 # (c, p)
+        Gi = _logit_grads(params, Xtr[s:s + chunk], fwd)                 # (c, p)
         out[:, s:s + chunk] = (Gi @ V).T * sign[s:s + chunk]
     delta = out.double().cpu().numpy()
     scores = delta * push_direction(net, X_test)[:, None]

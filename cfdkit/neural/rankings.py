@@ -72,9 +72,15 @@ def get_ranking(name) -> RankingFn:
     return RANKINGS[name]
 
 
+def _net(model):
+    """The built-in :class:`ReLUNet` (or an equivalent ``nn.Sequential``), or a trained user module
+    (:class:`cfdkit.neural.module.ModuleNet`: logits and hooked internals)."""
+    return model if getattr(model, "is_module_net", False) else as_relu_net(model)
+
+
 def push_direction(model, X_test) -> np.ndarray:
     """``+1`` where the network predicts 0 (push the logit up), ``-1`` where it predicts 1."""
-    return np.where(as_relu_net(model).logit(X_test) > 0, -1.0, 1.0)
+    return np.where(_net(model).logit(X_test) > 0, -1.0, 1.0)
 
 
 def masked_order(scores: np.ndarray, mask=None, budget: int | None = None):
@@ -146,9 +152,12 @@ def activation_pattern(model, X_train, y_train, X_test, *, mask=None, **_) -> np
     -------
     (n_test, n_train) float64 in [0, 1]; most similar = highest.
     """
-    net = as_relu_net(model)
-    Btr = np.hstack(net.hidden_preactivations(X_train)) > 0
-    Bte = np.hstack(net.hidden_preactivations(X_test)) > 0
+    net = _net(model)
+    if getattr(net, "is_module_net", False):      # model=: on/off pattern of the hooked layer (``layer=``)
+        Btr, Bte = net.activation_codes(X_train), net.activation_codes(X_test)
+    else:
+        Btr = np.hstack(net.hidden_preactivations(X_train)) > 0
+        Bte = np.hstack(net.hidden_preactivations(X_test)) > 0
     d = Btr.shape[1]
     # Hamming distance via inner products of ±1 codes
     agree = (Bte.astype(float) @ Btr.T.astype(float)) + ((~Bte).astype(float) @ (~Btr).T.astype(float))
@@ -166,14 +175,20 @@ def activation_gradient(model, X_train, y_train, X_test, *, mask=None, **_) -> n
     -------
     (n_test, n_train) float64 in [-1, 1].
     """
-    net = as_relu_net(model)
-    W1, b1, W2, b2, w3, b3 = (p.double().cpu().numpy() for p in net.params)
+    net = _net(model)
+    if getattr(net, "is_module_net", False):      # model=: ∂logit/∂(hooked layer), via a forward hook
+        W2 = None
+    else:
+        W1, b1, W2, b2, w3, b3 = (p.double().cpu().numpy() for p in net.params)
 
     def grads(X):
-        z1, z2 = net.hidden_preactivations(X)
-        g2 = w3[None, :] * (z2 > 0)
-        g1 = (g2 @ W2.T) * (z1 > 0)
-        G = np.hstack([g1, g2])
+        if W2 is None:
+            G = net.activation_gradients(X)
+        else:
+            z1, z2 = net.hidden_preactivations(X)
+            g2 = w3[None, :] * (z2 > 0)
+            g1 = (g2 @ W2.T) * (z1 > 0)
+            G = np.hstack([g1, g2])
         nrm = np.linalg.norm(G, axis=1, keepdims=True)
         return np.divide(G, nrm, out=np.zeros_like(G), where=nrm > 0)
 

@@ -1,0 +1,759 @@
+"""Any torch classifier for counterfactual datasets (issue 15, part 2).
+
+``NeuralCFD(model=module, epochs=..., lr=..., optimizer="adam", batch_size=None, seed=0)`` audits a
+user's own ``torch.nn.Module``: one logit for two classes (output ``(n,)`` or ``(n, 1)``, trained on the
+mean binary cross-entropy) or one logit per class (output ``(n, 2)``, trained on the mean softmax
+cross-entropy).  The module's **current parameters are the initial weights of every retrain** (the
+original network and each candidate dataset start from them), so a changed prediction is caused by the
+labels alone.  The module itself is never modified: a private deep copy is trained.
+
+Learning algorithm L (the built-in stable recipe of :class:`~cfdkit.neural.model.TrainConfig`, for any
+module): objective = mean loss + ``weight_decay / 2 ||θ||²`` over the trainable parameters (those with
+``requires_grad``; frozen parameters and buffers are constants); ``optimizer="adam"`` (same rule as
+``torch.optim.Adam`` with L2 ``weight_decay``) or ``"sgd"`` (``torch.optim.SGD``, no momentum); the step
+decays from ``lr`` to ``lr_min`` along a cosine.  ``batch_size=None`` is full batch (``epochs`` = steps);
+otherwise every epoch visits the rows in a seeded random order (``torch.Generator`` seeded with ``seed``),
+**the same order for every ensemble member**, in minibatches of ``batch_size`` (``epochs`` = passes).
+
+Convergence (per member, never silently assumed): full-batch Adam stops, exactly like the built-in
+recipe, once the 2-norm of Adam's bias-corrected first moment (the ~10-step average of the gradient of
+the regularized objective) is ``<= tol``, checked every 25 steps; full-batch SGD checks the gradient
+itself; minibatch training checks the **full-batch** gradient norm of the regularized objective at the end
+of every epoch.  Members that never meet it are reported (``converged=False``).
+
+Batched retraining (:func:`train_module_ensemble`): the ensemble's weights are stacked with
+``torch.func.stack_module_state``, the forward pass is ``vmap(functional_call)`` over the member axis,
+per-member gradients come from ``vmap(grad(loss))``, and the optimizer is implemented functionally over
+the stacked parameters (elementwise the rule of ``torch.optim``).  Each member equals its own sequential
+retrain (:func:`train_module_sequential`, ``torch.optim`` on a deep copy of the module) to floating-point
+round-off: only the summation order inside the batched matmuls differs.
+
+Network internals for the rankings (``activation_pattern``, ``activation_gradient`` and the ``combined``
+rankings) come from forward hooks on the module: ``layer=None`` takes the **input of the last**
+``nn.Linear`` (the last hidden representation); ``layer="name"`` takes the **output** of that named
+submodule (a name from ``module.named_modules()``); a list of names concatenates their outputs.  For the
+built-in architecture as an ``nn.Sequential`` (``ReLUNet.to_module()``), ``layer=("0", "2")`` (both hidden
+pre-activations) reproduces the built-in ``activation_pattern``, ``activation_gradient`` and ``combined``
+exactly (tested).  On the default layer of a ReLU network the gradient of the logit is the last weight
+vector, the same for every row, so ``activation_gradient`` there cannot tell rows apart: hook a
+pre-activation (a ``Linear`` output) for it.  ``activation_pattern`` compares the on/off patterns
+(feature > 0) there; ``activation_gradient`` the gradients of the logit with respect to those features.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from .model import TrainConfig
+from .search import _conv_of_found, _labels_for, first_flip, member_table
+
+__all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
+           "train_module_ensemble", "train_module_sequential", "forward_members", "search_module",
+           "module_random_flip_rates", "module_seed_flip_rates", "module_specificity", "fit_module"]
+
+OPTIMIZERS = ("adam", "sgd")
+
+#: Members per chunk of the torch.func ensemble when ``max_batch`` is None.
+DEFAULT_CHUNK = 64
+
+_SHAPE_FIX = ("make the module's last layer output one logit per row (shape (n,) or (n, 1), trained with "
+              "binary cross-entropy) or one logit per class (shape (n, 2), trained with softmax cross-entropy)")
+
+
+@dataclass
+class ModuleSpec:
+    """A user's module prepared for functional training.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        A private deep copy of the user's module on the working device; its parameters are the
+        initial weights (never modified).
+    names : tuple of str
+        Trainable parameter names (``requires_grad=True``), in ``named_parameters`` order.
+    consts : dict name -> tensor
+        Frozen parameters and buffers, shared (unbatched) by every member.
+    n_outputs : int
+        1 (one logit) or 2 (one logit per class).
+    layer : str, tuple of str or None
+        Hooked layer(s) for the internal rankings (None: input of the last ``nn.Linear``; names: the
+        outputs of those submodules, concatenated).
+    """
+
+    module: torch.nn.Module
+    names: tuple
+    consts: dict
+    n_outputs: int
+    layer: str | None = None
+
+    @property
+    def params0(self) -> dict:
+        """Initial trainable parameters, ``{name: tensor}`` (detached views of the module's)."""
+        p = dict(self.module.named_parameters())
+        return {k: p[k].detach() for k in self.names}
+
+    @property
+    def dtype(self):
+        return self.params0[self.names[0]].dtype
+
+    @property
+    def device(self):
+        return self.params0[self.names[0]].device
+
+    def outputs(self, params: dict, X: torch.Tensor) -> torch.Tensor:
+        """The module's raw output on ``X`` with ``params`` (one member, unbatched)."""
+        return functional_call(self.module, {**self.consts, **params}, (X,))
+
+
+# ----------------------------------------------------------------------------- loss / logit
+def to_logit(out: torch.Tensor, n_outputs: int) -> torch.Tensor:
+    """Binary logit ``(n,)`` of the class-1 side: the output itself, or ``out[:, 1] - out[:, 0]``."""
+    return out.reshape(out.shape[0]) if n_outputs == 1 else out[:, 1] - out[:, 0]
+
+
+def loss_of(out: torch.Tensor, y: torch.Tensor, n_outputs: int) -> torch.Tensor:
+    """Mean BCE-with-logits (one output) or mean softmax cross-entropy (two outputs) for 0./1. labels."""
+    if n_outputs == 1:
+        return torch.nn.functional.binary_cross_entropy_with_logits(out.reshape(out.shape[0]), y)
+    lp = torch.log_softmax(out, dim=-1)
+    return -(y * lp[:, 1] + (1.0 - y) * lp[:, 0]).mean()
+
+
+# ----------------------------------------------------------------------------- validation
+def check_module(model, X: torch.Tensor, device, layer=None) -> ModuleSpec:
+    """Validate the user's module against the training inputs and prepare it (a deep copy).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not an ``nn.Module``, or it cannot run under ``torch.func.vmap`` (dropout or
+        batch norm in training mode, in-place buffer updates, data-dependent Python control flow).
+    ValueError
+        No (trainable) parameters, non-float or mixed-dtype parameters, an output shape that does
+        not match the two classes of the labels, non-finite outputs, an unknown ``layer``.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a classifier with one logit, or one per class), got "
+                        f"{type(model).__name__}; or leave model=None for the built-in ReLU network (hidden=...).")
+    params = list(model.named_parameters())
+    if not params:
+        raise ValueError(f"model has no parameters ({type(model).__name__}); NeuralCFD retrains the module on "
+                         "altered labels, so pass a module with trainable weights (e.g. torch.nn.Linear(d, 1)).")
+    names = tuple(k for k, p in params if p.requires_grad)
+    if not names:
+        raise ValueError("model has no trainable parameters (all have requires_grad=False); unfreeze the "
+                         "weights that retraining may change (p.requires_grad_(True)).")
+    dts = {p.dtype for _, p in params}
+    if len(dts) != 1 or next(iter(dts)) not in (torch.float32, torch.float64):
+        raise ValueError(f"model parameters must all be float32 or all float64, got {sorted(map(str, dts))}; "
+                         "call model.double() (recommended) or model.float().")
+    dtype = next(iter(dts))
+    mod = copy.deepcopy(model).to(device=device)
+    if layer is not None:
+        known = dict(mod.named_modules())
+        names_ = (layer,) if isinstance(layer, str) else tuple(layer) if isinstance(layer, (tuple, list)) else None
+        if not names_ or any(not isinstance(nm, str) or nm not in known or nm == "" for nm in names_):
+            raise ValueError(f"layer={layer!r} is not a submodule name of model (or a list of them); use one of "
+                             f"{[k for k in known if k]} (its output is hooked), or layer=None for the input of "
+                             "the last nn.Linear.")
+        layer = names_[0] if len(names_) == 1 else names_
+    pmap = dict(mod.named_parameters())
+    consts = {k: p.detach() for k, p in pmap.items() if k not in names}
+    consts.update({k: b for k, b in mod.named_buffers()})
+    Xc = X.to(device=device, dtype=dtype)
+    try:
+        with torch.no_grad():
+            out = mod(Xc)
+    except Exception as e:  # the user's forward: report which call failed and why
+        raise ValueError(f"model could not run on X_train of shape {tuple(X.shape)}: {type(e).__name__}: {e}; "
+                         "check the module's input width (n_features) and dtype.") from None
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"model must return a tensor of logits, got {type(out).__name__}; {_SHAPE_FIX}.")
+    n = X.shape[0]
+    if out.dim() == 1 and out.shape[0] == n:
+        k = 1
+    elif out.dim() == 2 and out.shape[0] == n and out.shape[1] in (1, 2):
+        k = int(out.shape[1])
+    else:
+        raise ValueError(f"model output has shape {tuple(out.shape)} for {n} training rows and 2 classes in "
+                         f"y_train; {_SHAPE_FIX}.")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError("model returns non-finite outputs (NaN/inf) on X_train at its initial weights; check the "
+                         "module and rescale X_train.")
+    spec = ModuleSpec(mod, names, consts, k, layer)
+    try:  # the ensemble path needs vmap-compatible forward/backward
+        P, _ = stack_module_state([mod, mod])
+        P = {kk: P[kk].detach() for kk in names}
+        g = vmap(grad(lambda p, x: loss_of(spec.outputs(p, x), torch.zeros(x.shape[0], dtype=x.dtype,
+                                                                           device=x.device), k)),
+                 in_dims=(0, None))(P, Xc[:2])
+        del g
+    except Exception as e:
+        raise TypeError(f"model cannot be trained as a batched ensemble with torch.func.vmap "
+                        f"({type(e).__name__}: {str(e)[:200]}); put it in eval mode if it has dropout or batch "
+                        "norm (model.eval()), and avoid in-place buffer updates and data-dependent Python control "
+                        "flow in forward.") from None
+    if any(isinstance(b, torch.Tensor) and b.is_floating_point() for b in consts.values()):
+        before = {kk: v.clone() for kk, v in mod.state_dict().items()}
+        with torch.no_grad():
+            mod(Xc)
+        if any(not torch.equal(before[kk], v) for kk, v in mod.state_dict().items()):
+            raise TypeError("model changes its own buffers in forward (e.g. batch norm in training mode), so "
+                            "retrains would not be reproducible; call model.eval() first.")
+    return spec
+
+
+def module_config(epochs, lr, weight_decay, lr_min, tol, min_epochs, dtype, n: int, batch_size) -> tuple:
+    """The :class:`TrainConfig` of the module recipe and the number of minibatches per epoch.
+
+    Full batch: ``epochs`` steps, checks every 25 steps.  Minibatches of ``batch_size``: ``epochs``
+    passes of ``nb = ceil(n / batch_size)`` steps (``epochs * nb`` steps in all, the cosine over all of
+    them), ``min_epochs`` in passes, a check at the end of every pass.
+    """
+    if batch_size is None:
+        return TrainConfig(epochs=epochs, lr=lr, dtype=dtype, weight_decay=weight_decay, lr_min=lr_min, tol=tol,
+                           min_epochs=min_epochs), 1
+    nb = -(-n // batch_size)
+    cfg = TrainConfig(epochs=epochs, lr=lr, dtype=dtype, weight_decay=weight_decay, lr_min=lr_min, tol=tol,
+                      min_epochs=min_epochs)                     # validates the user's values
+    return replace(cfg, epochs=cfg.epochs * nb, min_epochs=cfg.min_epochs * nb, check_every=nb), nb
+
+
+def iter_batches(n: int, batch_size, n_steps: int, seed: int, device="cpu"):
+    """Row indices of each step: None (full batch) or the next minibatch of a seeded per-epoch shuffle.
+
+    The order depends only on ``(n, batch_size, seed)``, so every ensemble member and the sequential
+    reference see the same minibatches (a private ``torch.Generator``; the global RNG is untouched).
+    """
+    if batch_size is None:
+        for _ in range(n_steps):
+            yield None
+        return
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    t = 0
+    while t < n_steps:
+        perm = torch.randperm(n, generator=g)
+        for s in range(0, n, batch_size):
+            if t >= n_steps:
+                return
+            yield perm[s:s + batch_size].to(device)
+            t += 1
+
+
+# ----------------------------------------------------------------------------- trainers
+def train_module_ensemble(spec: ModuleSpec, X: torch.Tensor, Y: torch.Tensor, cfg: TrainConfig,
+                          optimizer: str = "adam", batch_size=None, seed: int = 0, params0: dict | None = None):
+    """Train ``B = Y.shape[0]`` copies of the module at once with ``torch.func`` (one label vector each).
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+    X : (n, d) tensor, shared inputs.
+    Y : (B, n) tensor of 0./1. labels, one row per member.
+    cfg : TrainConfig from :func:`module_config`.
+    optimizer : ``"adam"`` or ``"sgd"``.
+    batch_size : None (full batch) or int; seed : seeds the minibatch order (same for all members).
+    params0 : optional stacked starts ``{name: (B, ...)}`` (e.g. other initializations); default: every
+        member starts from the module's current parameters (``stack_module_state``).
+
+    Returns
+    -------
+    params : dict name -> (B, ...) tensor, the trained trainable parameters.
+    info : dict with ``steps`` (B,) int64, ``grad_norm`` (B,) float64, ``converged`` (B,) bool.
+    """
+    B = Y.shape[0]
+    if params0 is None:
+        P, _ = stack_module_state([spec.module] * B)
+        P = {k: P[k].detach().clone() for k in spec.names}
+    else:
+        P = {k: params0[k].detach().clone() for k in spec.names}
+    Y = Y.to(dtype=X.dtype)
+    k_out, wd, full = spec.n_outputs, cfg.weight_decay, batch_size is None
+    gfn = vmap(grad(lambda p, y, x: loss_of(spec.outputs(p, x), y, k_out)), in_dims=(0, 0, None))
+    adam = optimizer == "adam"
+    M = {k: torch.zeros_like(v) for k, v in P.items()} if adam else None
+    V = {k: torch.zeros_like(v) for k, v in P.items()} if adam else None
+    steps = np.full(B, cfg.n_steps, np.int64)
+    gnorm = np.full(B, np.nan)
+    conv = np.full(B, cfg.tol is None, bool)
+    act = None                                    # {name: (B, 1, ...)} 1./0. once a member froze
+
+    def norms(D):
+        return torch.sqrt(sum((v.reshape(B, -1) ** 2).sum(1) for v in D.values())).double().cpu().numpy()
+
+    def freeze(newly):
+        nonlocal act
+        if act is None:
+            act = {k: torch.ones((B,) + (1,) * (v.dim() - 1), dtype=v.dtype, device=v.device) for k, v in P.items()}
+        idx = torch.as_tensor(np.flatnonzero(newly), device=X.device)
+        for a in act.values():
+            a[idx] = 0.0
+
+    for t, idx in enumerate(iter_batches(X.shape[0], batch_size, cfg.n_steps, seed, X.device), 1):
+        G = gfn(P, Y, X) if idx is None else gfn(P, Y[:, idx], X[idx])
+        if wd:
+            G = {k: G[k].add(P[k], alpha=wd) for k in P}
+        lr_t = cfg.lr_at(t)
+        if adam:
+            b1, b2 = cfg.beta1, cfg.beta2
+            bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+            for k in P:
+                M[k].lerp_(G[k], 1 - b1)
+                V[k].mul_(b2).addcmul_(G[k], G[k], value=1 - b2)
+        if full and cfg.checks_at(t):             # built-in rule: averaged gradient (Adam) / gradient (SGD)
+            gn = norms(M) / bc1 if adam else norms(G)
+            live = ~conv
+            gnorm[live] = gn[live]; steps[live] = t - 1
+            newly = live & (gn <= cfg.tol)
+            if newly.any():
+                conv |= newly; freeze(newly)
+            if conv.all():
+                break
+        for k in P:
+            if adam:
+                denom = (V[k].sqrt() / math.sqrt(bc2)).add_(cfg.eps)
+                P[k].addcdiv_(M[k] if act is None else M[k] * act[k], denom, value=-lr_t / bc1)
+            else:
+                P[k].add_(G[k] if act is None else G[k] * act[k], alpha=-lr_t)
+        if not full and cfg.checks_at(t):          # minibatches: full-batch gradient at the end of an epoch
+            Gf = gfn(P, Y, X)
+            if wd:
+                Gf = {k: Gf[k].add(P[k], alpha=wd) for k in P}
+            gn = norms(Gf)
+            live = ~conv
+            gnorm[live] = gn[live]; steps[live] = t
+            newly = live & (gn <= cfg.tol)
+            if newly.any():
+                conv |= newly; freeze(newly)
+            if conv.all():
+                break
+    return P, {"steps": steps, "grad_norm": gnorm, "converged": conv}
+
+
+def train_module_sequential(spec: ModuleSpec, X: torch.Tensor, y: torch.Tensor, cfg: TrainConfig,
+                            optimizer: str = "adam", batch_size=None, seed: int = 0):
+    """Reference: one retrain with ``torch.optim`` on a deep copy of the module (same recipe and stop rule).
+
+    Returns ``(params {name: tensor}, info {"steps", "grad_norm", "converged"})``.
+    """
+    mod = copy.deepcopy(spec.module)
+    pm = dict(mod.named_parameters())
+    ps = [pm[k] for k in spec.names]
+    wd = cfg.weight_decay
+    if optimizer == "adam":
+        opt = torch.optim.Adam(ps, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=wd,
+                               foreach=False)
+    else:
+        opt = torch.optim.SGD(ps, lr=cfg.lr, weight_decay=wd, foreach=False)
+    y = y.to(X.dtype)
+    info = {"steps": cfg.n_steps, "grad_norm": float("nan"), "converged": cfg.tol is None}
+    full = batch_size is None
+
+    def gnorm_of(gs):
+        return math.sqrt(sum(float((g * g).sum()) for g in gs))
+
+    for t, idx in enumerate(iter_batches(X.shape[0], batch_size, cfg.n_steps, seed, X.device), 1):
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr_at(t)
+        opt.zero_grad(set_to_none=True)
+        Xb, yb = (X, y) if idx is None else (X[idx], y[idx])
+        loss_of(mod(Xb), yb, spec.n_outputs).backward()
+        if full and cfg.checks_at(t):
+            gs = [p.grad.add(p.detach(), alpha=wd) if wd else p.grad for p in ps]
+            if optimizer == "adam":
+                ms = [(opt.state[p]["exp_avg"] if p in opt.state and "exp_avg" in opt.state[p]
+                       else torch.zeros_like(p)).lerp(g, 1 - cfg.beta1) for p, g in zip(ps, gs)]
+                gn = gnorm_of(ms) / (1 - cfg.beta1 ** t)
+            else:
+                gn = gnorm_of(gs)
+            info.update(grad_norm=gn, steps=t - 1)
+            if gn <= cfg.tol:
+                info["converged"] = True
+                break
+        opt.step()
+        if not full and cfg.checks_at(t):
+            gs = torch.autograd.grad(loss_of(mod(X), y, spec.n_outputs), ps)
+            gn = gnorm_of([g.add(p.detach(), alpha=wd) if wd else g for g, p in zip(gs, ps)])
+            info.update(grad_norm=gn, steps=t)
+            if gn <= cfg.tol:
+                info["converged"] = True
+                break
+    return {k: pm[k].detach().clone() for k in spec.names}, info
+
+
+@torch.no_grad()
+def forward_members(spec: ModuleSpec, P: dict, X: torch.Tensor) -> torch.Tensor:
+    """Binary logits ``(B, n)`` of every member of stacked ``P`` on shared inputs ``X (n, d)``."""
+    return vmap(lambda p: to_logit(spec.outputs(p, X), spec.n_outputs))(P)
+
+
+@torch.no_grad()
+def forward_members_at(spec: ModuleSpec, P: dict, Xb: torch.Tensor) -> torch.Tensor:
+    """Logit of member ``b`` at its own input ``Xb[b]``: ``(B, d)`` → ``(B,)``."""
+    return vmap(lambda p, x: to_logit(spec.outputs(p, x[None]), spec.n_outputs)[0])(P, Xb)
+
+
+# ----------------------------------------------------------------------------- the trained network
+class ModuleNet:
+    """A trained user module: binary logits, predictions and hooked internals for the rankings.
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+    params : dict name -> tensor, trained trainable parameters.
+    """
+
+    is_module_net = True
+
+    def __init__(self, spec: ModuleSpec, params: dict):
+        self.spec, self.params = spec, params
+
+    @property
+    def device(self):
+        return self.spec.device
+
+    @property
+    def dtype(self):
+        return self.spec.dtype
+
+    def _t(self, X) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(X, dtype=np.float64)).to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def logit(self, X) -> np.ndarray:
+        """Binary logits ``(n,)`` float64 (class 1 where > 0)."""
+        return to_logit(self.spec.outputs(self.params, self._t(X)), self.spec.n_outputs).double().cpu().numpy()
+
+    def logit_fn(self):
+        """``f(params_tuple, X) -> (n,)`` binary logits, the trainable parameters in ``spec.names`` order
+        (for :func:`cfdkit.neural.influence.influence`; two logits: ``o1 - o0``, whose BCE is the 2-class CE)."""
+        spec = self.spec
+        return lambda ps, X: to_logit(spec.outputs(dict(zip(spec.names, ps)), X), spec.n_outputs)
+
+    def predict(self, X) -> np.ndarray:
+        """Classes ``(n,)`` int64."""
+        return (self.logit(X) > 0).astype(np.int64)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        """A deep copy of the user's module carrying the trained weights."""
+        mod = copy.deepcopy(self.spec.module)
+        with torch.no_grad():
+            pm = dict(mod.named_parameters())
+            for k, v in self.params.items():
+                pm[k].copy_(v)
+        return mod
+
+    def _hooked(self, X: torch.Tensor, need_grad: bool):
+        """Forward with a hook on the chosen layer → ``(features (n, h), logit (n,))``."""
+        mod, layer = self.spec.module, self.spec.layer
+        box, hooks = {}, []
+        if layer is None:
+            lins = [m for m in mod.modules() if isinstance(m, torch.nn.Linear)]
+            if not lins:
+                raise ValueError("the internal rankings hook the input of the last nn.Linear, but model has no "
+                                 "nn.Linear; pass layer='<submodule name>' to NeuralCFD to hook that layer's output.")
+            hooks.append(lins[-1].register_forward_pre_hook(lambda m, inp: box.__setitem__(0, inp[0])))
+            names = (None,)
+        else:
+            names = (layer,) if isinstance(layer, str) else tuple(layer)
+            mods = dict(mod.named_modules())
+            for j, nm in enumerate(names):
+                hooks.append(mods[nm].register_forward_hook(lambda m, inp, out, j=j: box.__setitem__(j, out)))
+        try:
+            params = {k: v.detach().requires_grad_(need_grad) for k, v in self.params.items()}
+            with torch.set_grad_enabled(need_grad):
+                lg = to_logit(self.spec.outputs(params, X), self.spec.n_outputs)
+        finally:
+            for h in hooks:
+                h.remove()
+        feats = [box.get(j) for j in range(len(names))]
+        if any(not isinstance(f, torch.Tensor) or f.shape[:1] != X.shape[:1] for f in feats):
+            raise ValueError(f"the hooked layer ({layer or 'input of the last nn.Linear'}) did not yield one feature "
+                             "row per input; choose another layer= (a submodule whose output is (n, ...)).")
+        return feats, lg
+
+    def layer_features(self, X) -> np.ndarray:
+        """Features of the hooked layer ``(n, h)`` float64."""
+        fs, _ = self._hooked(self._t(X), False)
+        return np.hstack([f.detach().reshape(f.shape[0], -1).double().cpu().numpy() for f in fs])
+
+    def activation_codes(self, X) -> np.ndarray:
+        """On/off pattern ``(n, h)`` bool of the hooked layer (feature > 0)."""
+        return self.layer_features(X) > 0
+
+    def activation_gradients(self, X) -> np.ndarray:
+        """``∂ logit / ∂ features`` of the hooked layer, ``(n, h)`` float64 (rows do not interact)."""
+        fs, lg = self._hooked(self._t(X), True)
+        live = [f for f in fs if f.requires_grad]
+        gs = iter(torch.autograd.grad(lg.sum(), live, allow_unused=True) if live else ())
+        out = []
+        for f in fs:
+            g = next(gs) if f.requires_grad else None
+            out.append(np.zeros((f.shape[0], int(np.prod(f.shape[1:])))) if g is None
+                       else g.reshape(g.shape[0], -1).double().cpu().numpy())
+        return np.hstack(out)
+
+    def __repr__(self):
+        return f"ModuleNet({type(self.spec.module).__name__}, outputs={self.spec.n_outputs}, layer={self.spec.layer!r})"
+
+
+# ----------------------------------------------------------------------------- NeuralCFD glue
+def _train_kw(cfd) -> dict:
+    return {"optimizer": cfd.optimizer_, "batch_size": cfd.batch_size_, "seed": cfd.seed_}
+
+
+def fit_module(cfd, X_train, y_train, budget: int):
+    """``NeuralCFD.fit`` for ``model=`` (called by :meth:`NeuralCFD.fit`, which has validated the search
+    parameters, cleared the retrain cache and set the thread count); returns ``cfd``."""
+    from ..core.arrays import resolve_device
+    from ..core.validation import (check_binary_vector, check_choice, check_dense_matrix, check_positive_int,
+                                   feature_names_of)
+    from .core import AUTO_DECAY, AUTO_DECAY_MAX
+    from .validation import OWNER, check_budget, check_seed
+
+    if not isinstance(cfd.hidden, (tuple, list)) or tuple(cfd.hidden) != (8, 8):
+        raise ValueError(f"hidden={cfd.hidden!r} would be ignored with model= (the architecture is the module's); "
+                         "drop hidden=, or drop model= to use the built-in ReLU network.")
+    if cfd.validation_fraction is not None:
+        raise ValueError("validation_fraction (held-out early stopping) is not supported with model= yet; pass "
+                         "validation_fraction=None (train to convergence), or use the built-in network.")
+    seed = check_seed(cfd.seed)
+    optimizer = check_choice(cfd.optimizer, "optimizer", OPTIMIZERS)
+    bs = check_positive_int(cfd.batch_size, "batch_size", allow_none=True)
+    X = check_dense_matrix(X_train, "X_train", owner=OWNER)
+    y = check_binary_vector(y_train, len(X), "y_train", OWNER)
+    check_budget(budget, len(X))
+    if bs is not None and bs >= len(X):
+        bs = None                                                     # one minibatch = full batch
+    if not isinstance(cfd.model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module or None, got {type(cfd.model).__name__}; e.g. "
+                        "model=torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).")
+    mdt = next(iter(cfd.model.parameters()), torch.zeros(())).dtype
+    if cfd.dtype is not torch.float64 and cfd.dtype != mdt:
+        raise ValueError(f"dtype={cfd.dtype!r} would be ignored with model= (the module's parameters are {mdt}); "
+                         "drop dtype= and convert the module instead (model.double() or model.float()).")
+    device = resolve_device(cfd.device) if cfd.device is not None else next(cfd.model.parameters(),
+                                                                              torch.zeros(())).device
+    spec = check_module(cfd.model, torch.as_tensor(X), device, cfd.layer)
+    wd = cfd.weight_decay
+    if isinstance(wd, str):
+        if wd != "auto":
+            raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= {AUTO_DECAY:g} / n_train), got {wd!r}; "
+                             "e.g. weight_decay='auto'.")
+        wd = min(AUTO_DECAY_MAX, AUTO_DECAY / len(X))
+    cfg, nb = module_config(cfd.epochs, cfd.lr, wd, cfd.lr_min, cfd.tol, cfd.min_epochs, spec.dtype, len(X), bs)
+    for attr in ("model_", "feature_names_in_", "early_stopping_"):
+        if hasattr(cfd, attr):
+            delattr(cfd, attr)
+    cfd.hidden_, cfd.seed_, cfd.config_, cfd.device_ = None, seed, cfg, spec.device
+    cfd.optimizer_, cfd.batch_size_, cfd.module_spec_ = optimizer, bs, spec
+    names = feature_names_of(X_train)
+    if names is not None:
+        cfd.feature_names_in_ = names
+    cfd.n_features_in_ = X.shape[1]
+    cfd.X_train_, cfd.y_train_ = X, y
+    cfd.X_train_t_, cfd.y_train_t_ = cfd.as_tensor(X), cfd.as_tensor(y)
+    cfd.params0_ = spec.params0
+    t0 = time.perf_counter()
+    params, info = train_module_sequential(spec, cfd.X_train_t_, cfd.y_train_t_, cfg, **_train_kw(cfd))
+    if not all(bool(torch.isfinite(p).all()) for p in params.values()):
+        raise ValueError(f"training diverged: the module's weights became NaN/inf with lr={cfg.lr!r}; lower lr or "
+                         "rescale X_train.")
+    cfd.convergence_ = info
+    if not info["converged"]:
+        raise ValueError(f"training did not converge: after epochs={cfd.epochs} "
+                         f"{'steps' if bs is None else 'epochs'} the {'averaged ' if bs is None and optimizer == 'adam' else ''}"
+                         f"gradient norm is {info['grad_norm']:.3g} > tol={cfg.tol!r}; raise epochs, raise "
+                         "weight_decay, lower lr (minibatches), or loosen tol.  tol=None runs a fixed step count "
+                         "without a convergence check (not recommended).")
+    cfd.model_ = ModuleNet(spec, params)
+    cfd.fit_seconds_ = time.perf_counter() - t0
+    return cfd
+
+
+def retrain_module(cfd, flip) -> ModuleNet:
+    """Sequential retrain (``torch.optim``) with the labels ``flip`` flipped."""
+    y = cfd.y_train_t_.clone()
+    idx = torch.as_tensor(flip, device=cfd.device_)
+    y[idx] = 1.0 - y[idx]
+    p, _ = train_module_sequential(cfd.module_spec_, cfd.X_train_t_, y, cfd.config_, **_train_kw(cfd))
+    return ModuleNet(cfd.module_spec_, p)
+
+
+def _ensemble(cfd, Y):
+    return train_module_ensemble(cfd.module_spec_, cfd.X_train_t_, Y, cfd.config_, **_train_kw(cfd))
+
+
+def search_module(cfd, X_test: torch.Tensor, order: np.ndarray, rows: np.ndarray, logit0: np.ndarray,
+                  max_batch=None, progress: bool = False, schedule: str = "rounds", cache: dict | None = None,
+                  sequential: bool = False):
+    """Algorithm 1 for ``model=``: same contract and schedules as :func:`cfdkit.neural.search.search_batched`
+    (``sequential=True``: the literal loop with ``torch.optim`` retrains, stopping at the first flip)."""
+    spec, n_test = cfd.module_spec_, X_test.shape[0]
+    X, y = cfd.X_train_t_, cfd.y_train_t_
+    if sequential:
+        found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
+        conv = np.ones(n_test, bool); n_tr = 0
+        for t in tqdm(rows, desc="retrain (sequential)", disable=not progress):
+            for kk in range(1, int((order[t] >= 0).sum()) + 1):
+                yk = _labels_for(y, order, np.array([t]), np.array([kk]))[0]
+                p, info = train_module_sequential(spec, X, yk, cfd.config_, **_train_kw(cfd)); n_tr += 1
+                lg = float(ModuleNet(spec, p).logit(X_test[t:t + 1].cpu().numpy())[0])
+                if (lg > 0) != (logit0[t] > 0):
+                    found[t], kf[t], nl[t], conv[t] = True, kk, lg, info["converged"]
+                    break
+        return found, kf, nl, n_tr, conv
+    mb = max_batch or DEFAULT_CHUNK
+    n_trained, conv_of = [0], {}
+    store = {} if cache is None else cache
+    bar = tqdm(desc="retrain (torch.func ensemble)", disable=not progress, unit="net")
+
+    def logits_for(t_idx, k):
+        keys = [np.sort(order[t, :kk]).tobytes() for t, kk in zip(t_idx, k)]
+        todo, seen = [], set()
+        for b, key in enumerate(keys):
+            if key not in store and key not in seen:
+                seen.add(key); todo.append(b)
+        for s0 in range(0, len(todo), mb):
+            sl = np.asarray(todo[s0:s0 + mb])
+            P, info = _ensemble(cfd, _labels_for(y, order, t_idx[sl], k[sl]))
+            for j, b in enumerate(sl):
+                store[keys[b]] = ({kk: v[j] for kk, v in P.items()}, bool(info["converged"][j]))
+            n_trained[0] += len(sl); bar.update(len(sl))
+        out = np.empty(len(t_idx))
+        for b, key in enumerate(keys):
+            conv_of[(int(t_idx[b]), int(k[b]))] = store[key][1]
+        for s0 in range(0, len(t_idx), 1024):
+            ks = keys[s0:s0 + 1024]
+            P = {nm: torch.stack([store[kk][0][nm] for kk in ks]) for nm in spec.names}
+            xt = X_test[torch.as_tensor(t_idx[s0:s0 + 1024], device=X.device)]
+            out[s0:s0 + 1024] = forward_members_at(spec, P, xt).double().cpu().numpy()
+        return out
+
+    if schedule == "all":
+        t_idx, k = member_table(order, rows)
+        out = logits_for(t_idx, k) if len(t_idx) else np.zeros(0)
+        bar.close()
+        found, kf, nl = first_flip(t_idx, k, out, logit0, n_test)
+        return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+    found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
+    kmax = (order >= 0).sum(1)
+    nxt = np.ones(n_test, np.int64)
+    active = [int(t) for t in rows if kmax[t] > 0]
+    while active:
+        step = max(1, -(-mb // len(active)))
+        t_list, k_list = [], []
+        for t in active:
+            ks = np.arange(nxt[t], min(kmax[t], nxt[t] + step - 1) + 1)
+            t_list.append(np.full(len(ks), t)); k_list.append(ks)
+        t_idx, k = np.concatenate(t_list).astype(np.int64), np.concatenate(k_list).astype(np.int64)
+        f, kk, lg = first_flip(t_idx, k, logits_for(t_idx, k), logit0, n_test)
+        still = []
+        for t in active:
+            if f[t]:
+                found[t], kf[t], nl[t] = True, kk[t], lg[t]
+            else:
+                nxt[t] += step
+                if nxt[t] <= kmax[t]:
+                    still.append(t)
+        active = still
+    bar.close()
+    return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+
+
+# ----------------------------------------------------------------------------- placebo for model=
+def _train_and_flip(cfd, label_sets, Xt_t, logit0, max_batch, bar):
+    mb = max_batch or DEFAULT_CHUNK
+    flips, conv = [], []
+    for s in range(0, len(label_sets), mb):
+        chunk = label_sets[s:s + mb]
+        Y = cfd.y_train_t_.unsqueeze(0).repeat(len(chunk), 1)
+        for b, sub in enumerate(chunk):
+            idx = torch.as_tensor(sub, device=Y.device)
+            Y[b, idx] = 1.0 - Y[b, idx]
+        P, info = _ensemble(cfd, Y)
+        lg = forward_members(cfd.module_spec_, P, Xt_t).double().cpu().numpy()
+        flips.append((lg > 0) != (logit0 > 0)[None, :]); conv.append(info["converged"])
+        bar.update(len(chunk))
+    if not flips:
+        return np.zeros((0, len(logit0)), bool), np.zeros(0, bool)
+    return np.concatenate(flips), np.concatenate(conv)
+
+
+def module_random_flip_rates(cfd, Xt, logit0, mask, sizes, n_draws, seed=0, max_batch=None, progress=False,
+                             rows_for_size=None):
+    """:func:`cfdkit.neural.placebo.random_flip_rates` for ``model=`` (same draws, same return values)."""
+    from .placebo import _draw_sets, pool_groups
+
+    pools, group = pool_groups(mask)
+    jobs = []
+    for k in sizes:
+        want = np.ones(len(Xt), bool) if rows_for_size is None else rows_for_size[k]
+        for g in np.unique(group[want]):
+            jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed, g)))
+    sets = [s for _, _, ss in jobs for s in ss]
+    bar = tqdm(total=len(sets), desc="placebo (random labels)", disable=not progress, unit="net")
+    flips, conv = _train_and_flip(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
+    bar.close()
+    rates = {k: np.full(len(Xt), np.nan) for k in sizes}
+    off = 0
+    for k, g, ss in jobs:
+        rows = group == g
+        if rows_for_size is not None:
+            rows &= rows_for_size[k]
+        rates[k][rows] = flips[off:off + len(ss)][:, rows].mean(0)
+        off += len(ss)
+    return rates, len(sets), int((~conv).sum())
+
+
+def reinit_params(spec: ModuleSpec, seed: int) -> dict:
+    """Fresh initial weights: every submodule's ``reset_parameters()`` under ``torch.manual_seed(seed)``
+    (the global RNG state is restored).  Raises ValueError when the module has no ``reset_parameters``."""
+    mod = copy.deepcopy(spec.module)
+    resettable = [m for m in mod.modules() if callable(getattr(m, "reset_parameters", None))]
+    if not resettable:
+        raise ValueError("the seed placebo re-initializes the module with reset_parameters(), which none of its "
+                         "submodules has; use the random-label placebo only (it does not need another init).")
+    devs = [spec.device] if spec.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devs):
+        torch.manual_seed(int(seed))
+        for m in resettable:
+            m.reset_parameters()
+    pm = dict(mod.named_parameters())
+    return {k: pm[k].detach() for k in spec.names}
+
+
+def module_seed_flip_rates(cfd, Xt, logit0, n_draws, progress=False):
+    """Share of ``n_draws`` re-initializations (seeds ``seed_+1..seed_+n_draws``, original labels) that flip
+    each prediction; returns ``(rates (n_test,), n_not_converged)``."""
+    spec = cfd.module_spec_
+    inits = [reinit_params(spec, cfd.seed_ + j) for j in range(1, n_draws + 1)]
+    P0 = {k: torch.stack([p[k] for p in inits]) for k in spec.names}
+    Y = cfd.y_train_t_.unsqueeze(0).repeat(n_draws, 1)
+    with tqdm(total=n_draws, desc="placebo (seeds)", disable=not progress, unit="net") as bar:
+        P, info = train_module_ensemble(spec, cfd.X_train_t_, Y, cfd.config_, params0=P0, **_train_kw(cfd))
+        bar.update(n_draws)
+    lg = forward_members(spec, P, cfd.as_tensor(Xt)).double().cpu().numpy()
+    return ((lg > 0) != (logit0 > 0)[None, :]).mean(0), int((~info["converged"]).sum())
+
+
+def module_specificity(cfd, Xt, logit0, mask, found, k, n_draws, seed=0, max_batch=None, progress=False):
+    """:func:`cfdkit.neural.placebo.specificity` for ``model=``."""
+    spec = np.full(len(Xt), np.nan)
+    ks = sorted(set(int(v) for v in k[found]))
+    if not ks:
+        return spec, 0, 0
+    rows_for = {kk: found & (k == kk) for kk in ks}
+    rates, nn, nbad = module_random_flip_rates(cfd, Xt, logit0, mask, ks, n_draws, seed, max_batch, progress,
+                                               rows_for)
+    for kk in ks:
+        spec[rows_for[kk]] = 1.0 - rates[kk][rows_for[kk]]
+    return spec, nn, nbad
