@@ -943,6 +943,8 @@ class _Pool:
         Z = torch.einsum("tp,mkp->tmk", self.Xt, W).cpu().numpy()
         if offer:
             fl = _flips(Z, self.pred[:, None], self.target) & info.converged[None, :]
+            if self.target is not None:  # a row already predicted as the target has nothing to find
+                fl &= (self.pred != self.target)[:, None]
             for t, j in zip(*np.nonzero(fl)):
                 s = len(pairs[j][0])
                 if s < self.best_size[t] and (self.max_size is None or s <= self.max_size):
@@ -954,7 +956,7 @@ class _Pool:
 
 
 def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
-                   pair_candidates=6, max_grow=64):
+                   pair_candidates=6, triple_candidates=6, max_grow=64):
     """Verified 1-minimal relabel sets for a K-class audit (module docstring; returns MulticlassMinimalSets)."""
     st = audit.multiclass_
     t0 = time.perf_counter()
@@ -984,7 +986,6 @@ def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_l
     def ranked_pairs(t, m):
         """The m strongest (i, c') single relabels of row t by their first-order effect on its worst margin."""
         E = effects_row(t)
-        Z0 = torch.as_tensor(fs.logits[t], dtype=DTYPE)
         if tgt is None:
             gain = (E - E[:, :, int(pred[t])][:, :, None]).max(dim=2).values  # best rival's gain
         else:
@@ -992,7 +993,6 @@ def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_l
         own = torch.nn.functional.one_hot(st.y, K).bool()
         gain = gain.masked_fill(own, -math.inf).reshape(-1)
         top = torch.topk(gain, min(m, gain.numel())).indices.cpu().numpy()
-        del Z0
         return [divmod(int(f), K) for f in top]
 
     if all_singles:
@@ -1030,6 +1030,16 @@ def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_l
                     if a[0] != b[0]:
                         cand.add((min(a, b), max(a, b)))
             pool.refit([(np.array([a[0], b[0]]), np.array([a[1], b[1]])) for a, b in sorted(cand)])
+    # 3b. triples of each open row's strongest candidates, where the best set so far has 4 or more labels
+    open_rows = np.nonzero(~trivially_done & (pool.best_size > 3))[0]
+    if open_rows.size and triple_candidates >= 3 and (max_size is None or max_size >= 3):
+        cand = set()
+        for t in open_rows:
+            top = ranked_pairs(int(t), triple_candidates)
+            for tri in combinations(top, 3):
+                if len({a[0] for a in tri}) == 3:
+                    cand.add(tuple(sorted(tri)))
+        pool.refit([(np.array([a[0] for a in tri]), np.array([a[1] for a in tri])) for tri in sorted(cand)])
     # 4. grow: rows still without a set, along their greedy order (doubling)
     for t in np.nonzero(~pool.found() & ~trivially_done)[0]:
         E = effects_row(int(t))
