@@ -580,11 +580,12 @@ class RelabelAudit(BaseEstimator):
         pairs_limit = check_nonneg_int(pairs_limit, "pairs_limit")
         pair_candidates = check_nonneg_int(pair_candidates, "pair_candidates")
         triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
+        max_rounds = check_positive_int(max_rounds, "max_rounds")
         if getattr(self, "multiclass_", None) is not None:  # K classes: cfdkit.linear.multiclass.minimal_search
             from .multiclass import minimal_search as mc_minimal
             return mc_minimal(self, X_test, target_class=target_class, max_size=max_size, singles_limit=singles_limit,
                               pairs_limit=pairs_limit, pair_candidates=max(pair_candidates, 2),
-                              triple_candidates=triple_candidates)
+                              triple_candidates=triple_candidates, max_rounds=max_rounds)
         if target_class is not None:
             raise ValueError("target_class is for more than two classes; leave target_class=None.")
         triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")

@@ -940,6 +940,7 @@ class _Pool:
             return np.empty((self.Xt.shape[0], 0, self.st.K)), np.empty(0, bool), []
         W, info = refit_relabeled(self.st, pairs, progress=self.progress, desc="minimal sets")
         self.refits += len(pairs)
+        self.last_W = W
         Z = torch.einsum("tp,mkp->tmk", self.Xt, W).cpu().numpy()
         if offer:
             fl = _flips(Z, self.pred[:, None], self.target) & info.converged[None, :]
@@ -956,7 +957,7 @@ class _Pool:
 
 
 def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
-                   pair_candidates=6, triple_candidates=6, max_grow=64):
+                   pair_candidates=6, triple_candidates=6, max_rounds=30):
     """Verified 1-minimal relabel sets for a K-class audit (module docstring; returns MulticlassMinimalSets)."""
     st = audit.multiclass_
     t0 = time.perf_counter()
@@ -1040,40 +1041,37 @@ def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_l
                 if len({a[0] for a in tri}) == 3:
                     cand.add(tuple(sorted(tri)))
         pool.refit([(np.array([a[0] for a in tri]), np.array([a[1] for a in tri])) for tri in sorted(cand)])
-    # 4. grow: rows still without a set, along their greedy order (doubling)
-    for t in np.nonzero(~pool.found() & ~trivially_done)[0]:
-        E = effects_row(int(t))
-        rows = greedy_multiclass(E[None], torch.as_tensor(fs.logits[t:t + 1], dtype=DTYPE, device=E.device), st.y,
-                                 tgt, None)
-        # the full greedy order: extend with the remaining helpful points of the aimed class
-        idx, lab = _greedy_order(E, fs.logits[t], int(pred[t]), tgt, st.y, K)
-        k = max(1, len(rows[0][0]))
-        while k <= min(len(idx), max_grow if max_size is None else min(max_grow, max_size)):
-            pool.refit([(idx[:k], lab[:k])])
-            if pool.best[t] is not None:
-                break
-            k *= 2
-    # 5. shrink found sets to 1-minimal by leave-one-out refits
+    # 4. re-linearized greedy: rows still without a set (or with one above 3 labels) continue from the refit
+    #    of their current set, with the IP-relabel effects recomputed at that refit's optimum
+    grow = np.nonzero(~trivially_done & (pool.best_size > 3))[0]
+    cur = {int(t): (fs.indices(int(t)), fs.new_labels(int(t))) for t in grow if fs.size[int(t)] > 0}
+    for _round in range(max_rounds):
+        todo = list(cur)
+        if not todo:
+            break
+        pairs = [cur[t] for t in todo]
+        valid = ~empty_class_sets(pool.y, K, pairs)
+        todo = [t for t, v in zip(todo, valid) if v]
+        if not todo:
+            break
+        Z, conv, kept = pool.refit([cur[t] for t in todo])
+        W = pool.last_W
+        nxt = {}
+        for j, t in enumerate(todo):
+            if not conv[j] or _flips(Z[t, j], pred[t], tgt):
+                continue  # the set flips (offered to the pool) or its refit has no answer
+            idx, lab = cur[t]
+            room = None if max_size is None else max_size - len(idx)
+            if room is not None and room <= 0:
+                continue
+            add = _relinearized_step(st, Xt[t:t + 1], idx, lab, W[j], tgt, room)
+            if add is not None:
+                nxt[t] = (np.concatenate([idx, add[0]]), np.concatenate([lab, add[1]]))
+        cur = nxt
+    # 5. shrink found sets to 1-minimal (delta debugging: drop chunks, then single labels; each by a refit)
     one_min = np.zeros(n_test, dtype=bool)
     for t in np.nonzero(pool.found())[0]:
-        idx, lab = pool.best[t]
-        changed = True
-        while changed and len(idx) > 1:
-            changed = False
-            cands = [(np.delete(idx, j), np.delete(lab, j)) for j in range(len(idx))]
-            Z, conv, kept = pool.refit(cands, offer=False)
-            if len(kept) != len(cands):
-                break  # some leave-one-out would empty a class: stop shrinking
-            fl = _flips(Z[t], pred[t], tgt) & conv
-            if fl.any():
-                j = int(np.argmax(fl))
-                idx, lab = kept[j]
-                pool.best_size[t], pool.best[t], pool.best_logits[t] = len(idx), (idx, lab), Z[t, j]
-                changed = True
-            elif conv.all():
-                one_min[t] = True
-        if len(idx) == 1:
-            one_min[t] = True
+        one_min[t] = _shrink(pool, int(t), pred, tgt)
     found = pool.found()
     size = np.where(found, pool.best_size, 0).astype(np.int64)
     lb[found & (size == 1)] = 1
@@ -1092,22 +1090,54 @@ def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_l
                                  audit.fit_fingerprint_, fs.X_test)
 
 
-def _greedy_order(E, z, ch, tgt, y, K):
-    """Full greedy order (indices, new labels) of one row: the any-flip order towards the closest rival, or
-    the target's sequential order without a stop."""
-    own = torch.nn.functional.one_hot(y, K).bool()
-    if tgt is None:
-        margins = [(float(z[ch] - z[k]), k) for k in range(K) if k != ch]
-        k = min(margins)[1]
-    else:
-        k = tgt
-    ben = (E[:, :, k] - E[:, :, ch]).masked_fill(own, -math.inf)
-    b, lab = ben.max(dim=1)
-    pos = torch.nonzero(b > 0).squeeze(1)
-    o1 = torch.argsort(pos, stable=True)
-    o2 = torch.argsort(b[pos][o1], descending=True, stable=True)
-    order = pos[o1][o2]
-    return order.cpu().numpy().astype(np.int64), lab[order].cpu().numpy().astype(np.int64)
+def _relinearized_step(st, xt, idx, lab, W, tgt, room):
+    """Greedy set (indices, new labels) from the refitted optimum ``W`` of labels with ``idx -> lab`` applied,
+    with the effects recomputed there (Hessian at ``W``); points of the set are not chosen again.  None if none."""
+    from dataclasses import replace
+
+    y2 = st.y.clone()
+    it = torch.as_tensor(idx, device=y2.device)
+    y2[it] = torch.as_tensor(lab, device=y2.device)
+    _, P = gradient(st.X, y2[None], W[None], st.l2, st.rho)
+    L, bad = torch.linalg.cholesky_ex(hessian(st.X, P, st.l2, st.rho)[0])
+    if int(bad):
+        return None
+    st2 = replace(st, y=y2, W=W, L=L)
+    E = relabel_effects(st2, xt)[0]
+    own = torch.nn.functional.one_hot(y2, st.K).bool()
+    own[it] = True
+    z = (xt @ W.T)[0]
+    ch = int(torch.argmax(z))
+    out = _greedy_any(E, z, ch, own, room) if tgt is None else _greedy_target(E, z, ch, int(tgt), own, room)
+    return None if len(out[0]) == 0 else (out[0], out[1])
+
+
+def _shrink(pool, t, pred, tgt) -> bool:
+    """Shrink ``pool.best[t]`` while it keeps flipping (chunks first, then single labels); True if 1-minimal."""
+    idx, lab = pool.best[t]
+    g = 2
+    while len(idx) > 1:
+        g = min(g, len(idx))
+        chunks = np.array_split(np.arange(len(idx)), g)
+        cands = [(np.delete(idx, c), np.delete(lab, c)) for c in chunks]
+        valid = ~empty_class_sets(pool.y, pool.st.K, cands)
+        Z, conv, kept = pool.refit([c for c, v in zip(cands, valid) if v], offer=False)
+        fl = np.zeros(len(cands), dtype=bool)
+        ok = np.zeros(len(cands), dtype=bool)
+        if len(kept):
+            fl[valid] = _flips(Z[t], pred[t], tgt) & conv
+            ok[valid] = conv
+        if fl.any():
+            j = int(np.argmax(fl))
+            idx, lab = cands[j]
+            Zj = Z[t, int(np.sum(valid[:j]))]
+            pool.best_size[t], pool.best[t], pool.best_logits[t] = len(idx), (idx, lab), Zj
+            g = max(g - 1, 2)
+            continue
+        if g >= len(idx):
+            return bool(ok.all())  # every leave-one-out refit converged and none flips
+        g = min(2 * g, len(idx))
+    return True
 
 
 # ----------------------------------------------------------------------------- ground truth
