@@ -301,7 +301,7 @@ class RelabelAudit(BaseEstimator):
         """``P(y=1)`` for each row of ``X``; float64 (n,).  With K > 2 classes: (n, K), columns ``classes_``."""
         if getattr(self, "multiclass_", None) is not None:
             from .multiclass import predict_proba
-            return predict_proba(self, X)
+            return predict_proba(self, self._test_design(X, "X"))
         Xt = self._test_design(X, "X")
         return torch.sigmoid(Xt.matvec(self.state_.w)).cpu().numpy()
 
@@ -371,7 +371,7 @@ class RelabelAudit(BaseEstimator):
         """
         if getattr(self, "multiclass_", None) is not None:
             from .multiclass import flip_sets
-            return flip_sets(self, X_test, target_class=target_class)
+            return flip_sets(self, self._test_design(X_test), target_class=target_class)
         if target_class is not None:
             self._check_fitted()
             raise ValueError("target_class is for more than two classes; with two classes a flip always goes to "
@@ -415,7 +415,7 @@ class RelabelAudit(BaseEstimator):
             from .multiclass import retrain_probabilities
             if kind != "relabel":
                 raise ValueError("kind='remove' is for two classes; with more classes only relabeling is supported.")
-            return retrain_probabilities(self, X_test, sets, new_labels)
+            return retrain_probabilities(self, self._test_design(X_test), sets, new_labels, self._check_index_set)
         if new_labels is not None:
             raise ValueError("new_labels is for more than two classes; with two classes a relabel flips 0 <-> 1. "
                              "Leave new_labels=None.")
@@ -583,7 +583,7 @@ class RelabelAudit(BaseEstimator):
         max_rounds = check_positive_int(max_rounds, "max_rounds")
         if getattr(self, "multiclass_", None) is not None:  # K classes: cfdkit.linear.multiclass.minimal_search
             from .multiclass import minimal_search as mc_minimal
-            return mc_minimal(self, X_test, target_class=target_class, max_size=max_size, singles_limit=singles_limit,
+            return mc_minimal(self, self._test_design(X_test), target_class=target_class, max_size=max_size, singles_limit=singles_limit,
                               pairs_limit=pairs_limit, pair_candidates=max(pair_candidates, 2),
                               triple_candidates=triple_candidates, max_rounds=max_rounds)
         if target_class is not None:

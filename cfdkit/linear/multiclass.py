@@ -784,11 +784,10 @@ def _block_rows(st: MulticlassState, memory_budget: int, n_test: int) -> int:
     return int(max(1, min(n_test, memory_budget // per_row)))
 
 
-def flip_sets(audit, X_test, target_class=None, max_size=None) -> MulticlassFlipSets:
-    """Algorithm 1 for every test row of a K-class audit (see the module docstring)."""
+def flip_sets(audit, Xd: Design, target_class=None, max_size=None) -> MulticlassFlipSets:
+    """Algorithm 1 for every row of the test design ``Xd`` of a K-class audit (see the module docstring)."""
     st = audit.multiclass_
     tgt = None if target_class is None else class_index(audit.classes_, target_class)
-    Xd = audit._test_design(X_test)
     t0 = time.perf_counter()
     Xt = Xd.dense_rows()
     Z = Xt @ st.W.T  # (n_test, K)
@@ -867,8 +866,9 @@ def verify(audit, res: MulticlassFlipSets) -> MulticlassVerification:
                                   time.perf_counter() - t0, int(rows.size), audit.fit_fingerprint_)
 
 
-def check_relabel_sets(audit, sets, new_labels, n_rows: int):
-    """Checked ``[(indices, codes)]`` from user ``sets`` and ``new_labels`` (original class labels)."""
+def check_relabel_sets(audit, sets, new_labels, n_rows: int, check_index):
+    """Checked ``[(indices, codes)]`` from user ``sets`` and ``new_labels`` (original class labels);
+    ``check_index(s, j)`` checks one index set."""
     if isinstance(sets, (str, bytes)) or not hasattr(sets, "__len__"):
         raise TypeError(f"sets must be a list of index arrays, one per row of X_test; got {type(sets).__name__}.")
     if new_labels is None:
@@ -882,7 +882,7 @@ def check_relabel_sets(audit, sets, new_labels, n_rows: int):
     out = []
     y = audit.multiclass_.y.cpu().numpy()
     for j, (s, nl) in enumerate(zip(sets, new_labels)):
-        idx = audit._check_index_set(s, j)
+        idx = check_index(s, j)
         labs = np.asarray(nl).reshape(-1)
         if labs.shape[0] != idx.shape[0]:
             raise ValueError(f"new_labels[{j}] has {labs.shape[0]} labels for {idx.shape[0]} indices; pass one new "
@@ -897,10 +897,9 @@ def check_relabel_sets(audit, sets, new_labels, n_rows: int):
     return out
 
 
-def retrain_probabilities(audit, X_test, sets, new_labels) -> np.ndarray:
+def retrain_probabilities(audit, Xd: Design, sets, new_labels, check_index) -> np.ndarray:
     """Class probabilities (n_test, K) after refitting with ``sets[t]`` relabeled to ``new_labels[t]``."""
-    Xd = audit._test_design(X_test)
-    pairs = check_relabel_sets(audit, sets, new_labels, Xd.n)
+    pairs = check_relabel_sets(audit, sets, new_labels, Xd.n, check_index)
     st = audit.multiclass_
     Xt = Xd.dense_rows()
     out = _softmax_np((Xt @ st.W.T).cpu().numpy())
@@ -956,12 +955,12 @@ class _Pool:
         return np.array([b is not None for b in self.best])
 
 
-def minimal_search(audit, X_test, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
+def minimal_search(audit, Xd: Design, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
                    pair_candidates=6, triple_candidates=6, max_rounds=30):
     """Verified 1-minimal relabel sets for a K-class audit (module docstring; returns MulticlassMinimalSets)."""
     st = audit.multiclass_
     t0 = time.perf_counter()
-    fs = flip_sets(audit, X_test, target_class=target_class)
+    fs = flip_sets(audit, Xd, target_class=target_class)
     tgt = fs.target_class
     Xt = _result_X(audit, fs)
     n_test, K, n = len(fs), st.K, st.n
@@ -1148,7 +1147,7 @@ def exhaustive_multiclass(audit, X_test, max_size: int, target_class=None, max_s
     size 0 where none of size <= max_size flips.
     """
     st = audit.multiclass_
-    Xd = audit._test_design(X_test)
+    Xd = Design.from_tensor(check_features(X_test, audit.device_, "X_test", audit.n_features_in_))
     Xt = Xd.dense_rows()
     tgt = None if target_class is None else class_index(audit.classes_, target_class)
     pred = np.argmax((Xt @ st.W.T).cpu().numpy(), axis=1)
@@ -1238,6 +1237,5 @@ def fit_audit(audit, X, y, coef_init=None):
     return audit
 
 
-def predict_proba(audit, X) -> np.ndarray:
-    Xd = audit._test_design(X, "X")
+def predict_proba(audit, Xd: Design) -> np.ndarray:
     return _softmax_np((Xd.dense_rows() @ audit.multiclass_.W.T).cpu().numpy())
