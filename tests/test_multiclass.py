@@ -344,3 +344,20 @@ def test_gpu_matches_cpu():
     np.testing.assert_array_equal(rc.flat_indices, rg.flat_indices)
     np.testing.assert_array_equal(rc.flat_new_labels, rg.flat_new_labels)
     np.testing.assert_allclose(gpu.verify(rg).new_prob, cpu.verify(rc).new_prob, atol=1e-8, equal_nan=True)
+
+
+def test_study_small_and_registered():
+    from cfdkit.spurious.data import load_gray_digits
+    from cfdkit.studies import multiclass as study
+    from cfdkit.studies.reproduce import STUDIES, STUDY_ORDER
+
+    assert "multiclass" in STUDY_ORDER and "multiclass" in STUDIES
+    gray, digit = load_gray_digits(8)
+    keep = np.isin(digit, (3, 5, 8))
+    recs = study.run_label_set("digits 3/5/8", gray.reshape(len(digit), -1)[keep], digit[keep], n_test=6, n_minimal=2)
+    r = {x["metric"]: x["cfdkit"] for x in recs}
+    assert r["n_classes"] == 3 and r["n_test"] == 6 and r["minimal_n_test"] == 2
+    assert r["max_abs_prob_diff_sklearn"] < 1e-8
+    assert r["test_accuracy"] > 0.9
+    assert 0 <= r["flip_rate"] <= r["found_rate"] <= 1 and r["n_not_converged"] == 0
+    assert r["minimal_found_rate"] == 1.0 and r["median_verified_size"] >= r["median_lower_bound"] >= 1

@@ -129,6 +129,10 @@ class RelabelAudit(BaseEstimator):
     def fit(self, X, y, *, coef_init=None):
         """Fit the model on ``X`` (n, d) and binary labels ``y`` (n,), then factor the Hessian.
 
+        With more than two distinct labels (integers or strings) the model is multinomial
+        (softmax) L2 logistic regression; see :mod:`cfdkit.linear.multiclass` (then
+        ``classes_``, ``n_classes_``, ``coef_`` (K, d) and ``intercept_`` (K,)).
+
         ``X`` may be numpy, scipy.sparse (kept sparse), pandas, torch or CuPy.
         """
         self._validate_params()
