@@ -391,7 +391,8 @@ def _k3_fit(y=None, **kw):
 
 _y3 = np.repeat(np.arange(3), 20)
 for name, call, exc, rx in [
-    ("one class (strings)", lambda: _k3_fit(np.array(["a"] * 60)), ValueError, "y_train"),
+    ("one class (strings)", lambda: _k3_fit(np.array(["a"] * 60)), ValueError, "y_train has only one class"),
+    ("one class (ints)", lambda: _k3_fit(np.zeros(60, dtype=int)), ValueError, "y_train"),
     ("non-integer float classes", lambda: _k3_fit(_y3 + 0.5), ValueError, "y_train has non-integer float labels"),
     ("mixed label types", lambda: _k3_fit(np.array([0, "b", 2.0] * 20, dtype=object)), TypeError, "y_train mixes"),
     ("NaN in K labels", lambda: _k3_fit(np.where(np.arange(60) == 3, np.nan, _y3.astype(float))), ValueError,

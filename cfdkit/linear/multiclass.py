@@ -43,9 +43,11 @@ and, as the logits are linear in the parameters, test point ``t``'s logits chang
 
 ``Delta g`` sums to zero over the classes, so it is orthogonal to the gauge direction
 (every intercept up by one) and the gauge term does not enter ``Delta z``: the result is
-the same as with the pseudo-inverse of the singular (gauge-free) Hessian, or with the
-``(K-1)p``-dimensional parametrization restricted to the same optimum.  ``B`` comes from
-one Cholesky solve with ``K`` right-hand sides per test point.
+the same as with the pseudo-inverse of the singular (gauge-free) ``Kp``-dimensional
+Hessian (tested against autograd).  The ``(K-1)p``-dimensional parametrization with a
+reference class fixed at zero is not used: the penalty on all ``K`` weight vectors (the
+scikit-learn objective) is not a function of it.  ``B`` comes from one Cholesky solve with
+``K`` right-hand sides per test point.
 
 The prediction is ``c^_t = argmax_k z_t[k]``; its *margins* are ``m_k = z_t[c^] - z_t[k]
 > 0`` (k != c^).  The IP-relabel score of relabeling ``i`` to ``c'`` towards class ``k``
@@ -113,7 +115,7 @@ def _label_array(y):
 
 
 def is_multiclass(y) -> bool:
-    """True when ``y`` holds more than two distinct labels (then the softmax path applies)."""
+    """True when ``y`` holds more than two distinct labels (then the softmax path applies), or one string label."""
     try:
         arr = _label_array(y)
         if arr.ndim != 1 or arr.size == 0:
@@ -122,7 +124,9 @@ def is_multiclass(y) -> bool:
             return False
         if arr.dtype.kind == "O":
             arr = arr.astype(str)
-        return np.unique(arr).size > 2
+        k = np.unique(arr).size
+        # string labels of one class come here too, for an error that names the problem (one class)
+        return k > 2 or (k == 1 and arr.dtype.kind in "OUS")
     except (TypeError, ValueError):
         return False
 
