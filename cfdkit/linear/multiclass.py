@@ -231,15 +231,22 @@ def hessian(X, P, l2, rho, chunk_bytes: int = 64 << 20) -> torch.Tensor:
     """Dense Hessians (m, Kp, Kp) (index ``k * p + a``) at probabilities P (m, n, K)."""
     m, n, K = P.shape
     p = X.shape[1]
-    H = torch.zeros(m, K * K, p * p, dtype=DTYPE, device=X.device)
+    iu = torch.triu_indices(K, K, device=X.device)  # class pairs k <= l: the (k, l) and (l, k) blocks are equal
+    on_diag = torch.nonzero(iu[0] == iu[1]).squeeze(1)
+    Hb = torch.zeros(m, iu.shape[1], p * p, dtype=DTYPE, device=X.device)
     step = max(1, chunk_bytes // (8 * p * p))
     for s in range(0, n, step):
         Xs = X[s:s + step]
         Ps = P[:, s:s + step]
-        A = torch.diag_embed(Ps) - Ps[:, :, :, None] * Ps[:, :, None, :]  # (m, c, K, K)
+        A = -Ps[:, :, iu[0]] * Ps[:, :, iu[1]]  # (m, c, pairs): (diag(p) - p p^T)_{kl}
+        A[:, :, on_diag] += Ps
         XX = (Xs[:, :, None] * Xs[:, None, :]).reshape(Xs.shape[0], p * p)
-        H += torch.matmul(A.reshape(m, -1, K * K).transpose(1, 2), XX)
-    H = H.reshape(m, K, K, p, p).permute(0, 1, 3, 2, 4).reshape(m, K * p, K * p)
+        Hb += torch.matmul(A.transpose(1, 2), XX)
+    Hb = Hb.reshape(m, -1, p, p)
+    H = torch.empty(m, K, K, p, p, dtype=DTYPE, device=X.device)
+    H[:, iu[0], iu[1]] = Hb
+    H[:, iu[1], iu[0]] = Hb
+    H = H.permute(0, 1, 3, 2, 4).reshape(m, K * p, K * p)
     w_idx = torch.tensor([k * p + a for k in range(K) for a in range(p - 1)], device=X.device)
     H[:, w_idx, w_idx] += l2
     b_idx = torch.arange(K, device=X.device) * p + (p - 1)
