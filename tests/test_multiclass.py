@@ -6,7 +6,6 @@ Algorithm 1, and exhaustive enumeration of every relabeling for the minimal sets
 """
 
 import functools
-from itertools import combinations, product
 
 import numpy as np
 import pytest
