@@ -373,6 +373,85 @@ for acc in ("indices", "effects", "path"):
        lambda pair: np.testing.assert_array_equal(pair[0], pair[1]))
 
 
+# ------------------------------------------------------------------------------- more than two classes
+@functools.lru_cache(maxsize=None)
+def k3():
+    rng = np.random.default_rng(11)
+    y = np.repeat(np.arange(3), 20)
+    X = np.array([[1.0, 0.0], [-0.5, 0.9], [-0.5, -0.9]])[y] * 1.5 + 0.6 * rng.normal(size=(60, 2))
+    Xt = rng.normal(size=(5, 2))
+    a = RelabelAudit(device="cpu").fit(X, np.array(["a", "b", "c"])[y])
+    return X, y, Xt, a, a.flip_sets(Xt)
+
+
+def _k3_fit(y=None, **kw):
+    X, y0, _, _, _ = k3()
+    return RelabelAudit(device="cpu", **kw).fit(X, y0 if y is None else y)
+
+
+_y3 = np.repeat(np.arange(3), 20)
+for name, call, exc, rx in [
+    ("one class (strings)", lambda: _k3_fit(np.array(["a"] * 60)), ValueError, "y_train has only one class"),
+    ("one class (ints)", lambda: _k3_fit(np.zeros(60, dtype=int)), ValueError, "y_train"),
+    ("non-integer float classes", lambda: _k3_fit(_y3 + 0.5), ValueError, "y_train has non-integer float labels"),
+    ("mixed label types", lambda: _k3_fit(np.array([0, "b", 2.0] * 20, dtype=object)), TypeError, "y_train mixes"),
+    ("NaN in K labels", lambda: _k3_fit(np.where(np.arange(60) == 3, np.nan, _y3.astype(float))), ValueError,
+     "y_train"),
+    ("K labels wrong length", lambda: _k3_fit(np.arange(61) % 3), ValueError, "y_train"),
+    ("threshold with K classes", lambda: _k3_fit(threshold=0.3), ValueError, "threshold=0.3 applies to two classes"),
+    ("solver cg with K classes", lambda: _k3_fit(solver="cg"), ValueError, "solver='cg'"),
+    ("coef_init shape K classes", lambda: RelabelAudit(device="cpu").fit(k3()[0], _y3, coef_init=np.zeros(3)),
+     ValueError, r"coef_init must be finite with shape \(3, 3\)"),
+    ("target_class not a class", lambda: k3()[3].flip_sets(k3()[2], target_class="z"), ValueError,
+     "target_class='z' is not one of the classes"),
+    ("target_class code for string classes", lambda: k3()[3].flip_sets(k3()[2], target_class=0), ValueError,
+     "target_class=0 is not one of the classes"),
+    ("target_class bool", lambda: k3()[3].flip_sets(k3()[2], target_class=True), TypeError, "target_class"),
+    ("target_class on binary", lambda: fitted()[0].flip_sets(data()[2], target_class=1), ValueError,
+     "target_class is for more than two classes"),
+    ("minimal_sets target_class not a class", lambda: k3()[3].minimal_sets(k3()[2], target_class="q"), ValueError,
+     "target_class='q'"),
+    ("new_labels missing", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[0]]), TypeError,
+     "new_labels is required"),
+    ("new_labels not a class", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[0]], new_labels=[["d"]]),
+     ValueError, r"new_labels\[0\]='d' is not one of the classes"),
+    ("new_labels code out of range", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[0]], new_labels=[[5]]),
+     ValueError, r"new_labels\[0\]=5 is not one of the classes"),
+    ("new_labels unchanged class", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[0]], new_labels=[["a"]]),
+     ValueError, "equals the current label"),
+    ("new_labels misaligned", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[0, 1]], new_labels=[["b"]]),
+     ValueError, r"new_labels\[0\] has 1 labels for 2 indices"),
+    ("new_labels wrong count", lambda: k3()[3].retrain_probabilities(k3()[2][:2], [[0], [1]], new_labels=[["b"]]),
+     ValueError, "new_labels must be a list with one array per set"),
+    ("K sets index out of range", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[600]], new_labels=[["b"]]),
+     ValueError, "outside"),
+    ("K sets empty a class", lambda: k3()[3].retrain_probabilities(
+        k3()[2][:1], [list(range(20))], new_labels=[["b"] * 20]), ValueError, "leave a class with no training point"),
+    ("new_labels on binary", lambda: fitted()[0].retrain_probabilities(data()[2][:1], [[0]], new_labels=[[1]]),
+     ValueError, "new_labels is for more than two classes"),
+    ("kind remove with K classes", lambda: k3()[3].retrain_probabilities(k3()[2][:1], [[0]], "remove",
+                                                                          new_labels=[["b"]]), ValueError, "kind='remove'"),
+    ("removal_sets with K classes", lambda: k3()[3].removal_sets(k3()[2]), ValueError, "removal_sets is for two classes"),
+    ("scores with K classes", lambda: k3()[3].scores(k3()[2]), ValueError, "scores is for two classes"),
+    ("verify binary result on K audit", lambda: k3()[3].verify(fitted()[1]), TypeError, "res must be the MulticlassFlipSets"),
+    ("verify minimize with K classes", lambda: k3()[3].verify(k3()[4], minimize=True), ValueError, "minimize=True"),
+    ("verify K result from another fit", lambda: _k3_fit(l2=2.0).verify(k3()[4]), ValueError,
+     "not produced by this audit's current fit"),
+    ("K result indices out of range", lambda: k3()[4].indices(99), ResultIndexError, "out of range"),
+    ("K result new_labels float index", lambda: k3()[4].new_labels(0.5), TypeError, "i must be an integer"),
+    ("K X_test wrong width", lambda: k3()[3].flip_sets(np.zeros((2, 5))), ValueError, "X_test"),
+]:
+    err(f"multiclass {name}", call, exc, rx)
+ok("multiclass string classes fit", lambda: k3()[3],
+   lambda a: list(a.classes_) == ["a", "b", "c"] and a.fit_info_.converged[0])
+ok("multiclass new_classes mapped back", lambda: k3()[4],
+   lambda fs: all(set(fs.new_classes(i)) <= {"a", "b", "c"} and fs.new_labels(i).dtype == np.int64
+                  for i in range(len(fs))) and fs.found.any())
+ok("multiclass predict_proba rows sum to 1", lambda: k3()[3].predict_proba(k3()[2]),
+   lambda P: P.shape == (5, 3) and np.allclose(P.sum(1), 1.0))
+ok("multiclass integral float labels", lambda: _k3_fit(_y3.astype(float)), lambda a: a.n_classes_ == 3)
+
+
 # ------------------------------------------------------------------------------------------------ runner
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -129,10 +129,19 @@ class RelabelAudit(BaseEstimator):
     def fit(self, X, y, *, coef_init=None):
         """Fit the model on ``X`` (n, d) and binary labels ``y`` (n,), then factor the Hessian.
 
+        With more than two distinct labels (integers or strings) the model is multinomial
+        (softmax) L2 logistic regression; see :mod:`cfdkit.linear.multiclass` (then
+        ``classes_``, ``n_classes_``, ``coef_`` (K, d) and ``intercept_`` (K,)).
+
         ``X`` may be numpy, scipy.sparse (kept sparse), pandas, torch or CuPy.
         """
         self._validate_params()
         self.__dict__.pop("preprocessor_", None)  # fit() takes features; only from_sklearn keeps pipeline steps
+        for attr in ("multiclass_", "classes_", "n_classes_"):
+            self.__dict__.pop(attr, None)
+        from . import multiclass as mc
+        if mc.is_multiclass(y):  # more than two classes: softmax path (cfdkit.linear.multiclass)
+            return mc.fit_audit(self, X, y, coef_init)
         t0 = time.perf_counter()
         names = feature_names_of(X)
         Xt = check_features(X, self.device_, "X_train")
@@ -270,7 +279,7 @@ class RelabelAudit(BaseEstimator):
                 f"set_params after fit.{early} Pass the same X, y (without sample weights) or refit the estimator.")
 
     def _check_fitted(self):
-        if not hasattr(self, "state_"):
+        if not hasattr(self, "state_") and not hasattr(self, "multiclass_"):
             raise NotFittedError("This RelabelAudit is not fitted yet; call audit.fit(X_train, y_train) first.")
 
     def _check_result(self, res, name="res"):
@@ -293,7 +302,10 @@ class RelabelAudit(BaseEstimator):
         return Design.from_tensor(check_features(X_test, self.device_, name, self.n_features_in_))
 
     def predict_proba(self, X) -> np.ndarray:
-        """``P(y=1)`` for each row of ``X``; float64 (n,)."""
+        """``P(y=1)`` for each row of ``X``; float64 (n,).  With K > 2 classes: (n, K), columns ``classes_``."""
+        if getattr(self, "multiclass_", None) is not None:
+            from .multiclass import predict_proba
+            return predict_proba(self, self._test_design(X, "X"))
         Xt = self._test_design(X, "X")
         return torch.sigmoid(Xt.matvec(self.state_.w)).cpu().numpy()
 
@@ -314,6 +326,7 @@ class RelabelAudit(BaseEstimator):
         """
         check_choice(method, "method", METHODS)
         Xt = self._test_design(X_test)
+        self._binary_only("scores")
         st = self.state_
         sig_t = torch.sigmoid(Xt.matvec(st.w))
         if y_test is None:
@@ -351,12 +364,22 @@ class RelabelAudit(BaseEstimator):
                                    seconds=time.perf_counter() - t0, diagnostics=diag, X_test=Xt.to_plain(),
                                    fingerprint=self.fit_fingerprint_)
 
-    def flip_sets(self, X_test) -> FlipSets:
+    def flip_sets(self, X_test, *, target_class=None) -> FlipSets:
         """Algorithm 1 for every test row: the smallest greedy relabel set ``S_t``.
 
         Memory stays bounded by ``memory_budget``: test rows are processed in
-        blocks, and each block is searched with a top-k pass first.
+        blocks, and each block is searched with a top-k pass first.  With more
+        than two classes it returns a :class:`~cfdkit.linear.multiclass.MulticlassFlipSets`
+        (``new_labels(i)``); ``target_class`` (an original class label) then asks
+        for sets that make that class the prediction (default: any other class).
         """
+        if getattr(self, "multiclass_", None) is not None:
+            from .multiclass import flip_sets
+            return flip_sets(self, self._test_design(X_test), target_class=target_class)
+        if target_class is not None:
+            self._check_fitted()
+            raise ValueError("target_class is for more than two classes; with two classes a flip always goes to "
+                             "the other class. Leave target_class=None.")
         def select(sub, prob, eff):
             return greedy_sets(eff, prob, self.threshold_, inplace=True)[1:]
 
@@ -372,6 +395,8 @@ class RelabelAudit(BaseEstimator):
         set shrinks by ``min_shrink`` points or fewer.  See :mod:`cfdkit.linear.removal`.
         """
         check_choice(algorithm, "algorithm", ("alg1", "alg2"))
+        self._check_fitted()
+        self._binary_only("removal_sets")
         max_rounds = check_nonneg_int(max_rounds, "max_rounds")
         min_shrink = check_nonneg_int(min_shrink, "min_shrink")
 
@@ -381,13 +406,23 @@ class RelabelAudit(BaseEstimator):
         return self._search(X_test, "ip_remove", "remove", f"removal_{algorithm}", f"removal {algorithm}", select)
 
     # -------------------------------------------------------- verification
-    def retrain_probabilities(self, X_test, sets, kind: str = "relabel") -> np.ndarray:
+    def retrain_probabilities(self, X_test, sets, kind: str = "relabel", *, new_labels=None) -> np.ndarray:
         """Retrain once per test row with ``sets[i]`` relabeled (or removed); new ``P(y=1)`` (n_test,).
 
         ``sets`` is a list of index arrays, one per row of ``X_test``.  Empty
-        sets give the original probability without a refit.
+        sets give the original probability without a refit.  With more than two
+        classes ``new_labels`` (one array of class labels per set, aligned with
+        its indices) is required and the result is (n_test, K).
         """
         check_choice(kind, "kind", ("relabel", "remove"))
+        if getattr(self, "multiclass_", None) is not None:
+            from .multiclass import retrain_probabilities
+            if kind != "relabel":
+                raise ValueError("kind='remove' is for two classes; with more classes only relabeling is supported.")
+            return retrain_probabilities(self, self._test_design(X_test), sets, new_labels, self._check_index_set)
+        if new_labels is not None:
+            raise ValueError("new_labels is for more than two classes; with two classes a relabel flips 0 <-> 1. "
+                             "Leave new_labels=None.")
         Xt = self._test_design(X_test)
         if isinstance(sets, (str, bytes)) or not hasattr(sets, "__len__"):
             raise TypeError(f"sets must be a list of index arrays, one per row of X_test; got {type(sets).__name__}.")
@@ -455,6 +490,11 @@ class RelabelAudit(BaseEstimator):
             and reports ``n_not_converged``.
         """
         self._check_fitted()
+        if getattr(self, "multiclass_", None) is not None:
+            from .multiclass import verify
+            if check_bool(minimize, "minimize"):
+                raise ValueError("minimize=True is for two classes; with more classes use audit.minimal_sets(X_test).")
+            return verify(self, res)
         self._check_result(res)
         minimize = check_bool(minimize, "minimize")
         max_expand = check_positive_int(max_expand, "max_expand", allow_none=True)
@@ -504,7 +544,7 @@ class RelabelAudit(BaseEstimator):
     def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
                      single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
                      triple_candidates: int = 6,
-                     max_rounds: int = 30):
+                     max_rounds: int = 30, target_class=None):
         """Verified, 1-minimal relabel sets for every row of ``X_test``, with a certified lower bound.
 
         Every set reported ``"verified"`` flips the prediction under an exact refit that converged
@@ -545,6 +585,15 @@ class RelabelAudit(BaseEstimator):
         pair_candidates = check_nonneg_int(pair_candidates, "pair_candidates")
         triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
         max_rounds = check_positive_int(max_rounds, "max_rounds")
+        if getattr(self, "multiclass_", None) is not None:  # K classes: cfdkit.linear.multiclass.minimal_search
+            from .multiclass import minimal_search as mc_minimal
+            return mc_minimal(self, self._test_design(X_test), target_class=target_class, max_size=max_size, singles_limit=singles_limit,
+                              pairs_limit=pairs_limit, pair_candidates=max(pair_candidates, 2),
+                              triple_candidates=triple_candidates, max_rounds=max_rounds)
+        if target_class is not None:
+            raise ValueError("target_class is for more than two classes; leave target_class=None.")
+        triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
+        max_rounds = check_positive_int(max_rounds, "max_rounds")
         t0 = time.perf_counter()
         fs = self.flip_sets(X_test)
         Xt = self._result_design(fs)
@@ -555,6 +604,11 @@ class RelabelAudit(BaseEstimator):
                                 max_rounds=max_rounds, progress=self.progress)
         return build_result(fields, self.threshold_, fs.size, time.perf_counter() - t0, self.fit_fingerprint_,
                             fs.X_test)
+
+    def _binary_only(self, name):
+        if getattr(self, "multiclass_", None) is not None:
+            raise ValueError(f"{name} is for two classes; this audit was fitted on {self.n_classes_} classes "
+                             "(use flip_sets, verify, minimal_sets, retrain_probabilities, predict_proba).")
 
     def _result_design(self, res: FlipSets) -> Design:
         """The test design of a result (its plain ``X_test``) back on this audit's device."""

@@ -22,7 +22,7 @@ from .paper import CLAIMS, PAPER, paper_value
 
 #: Order in which ``reproduce`` runs the studies.
 STUDY_ORDER = ("table2", "figure3", "figure5", "figure4", "figure2", "noise-sweep", "tag-bias", "relabel-vs-remove",
-               "neural-table", "ifbid", "cf-alignment", "neurontune")
+               "neural-table", "ifbid", "cf-alignment", "neurontune", "multiclass")
 
 #: Sizes: ``full`` is the paper's setting where it fits the time budget; ``fast`` is for CI / a quick look.
 SIZES = {
@@ -449,6 +449,13 @@ NEURONTUNE_TABLES = [
 ]
 
 
+def _multiclass(st, sz, out, synthetic, n_jobs, progress, plot):
+    """cfdkit.studies.multiclass: scikit-learn's bundled digits (no data files needed, so also under --synthetic)."""
+    from .multiclass import NOTES, multiclass_records
+
+    add_records(st, multiclass_records(fast=sz is SIZES["fast"], seed=0, progress=progress), NOTES)
+
+
 STUDIES = {
     "table2": ("Table 2 — found / flipped / ratio (and Table 3 timing, Table 6 accuracy)", _table2),
     "figure3": ("Figure 3 — distribution of |S_t| (hate speech)", _figure3),
@@ -484,6 +491,7 @@ STUDIES = {
                        "with the same head retraining; † = head retrained on the other validation half.",
                        "The method is reconstructed from secondary sources (spurious_design.md); rule 'all' is the "
                        "literal reading, 'any' flags a neuron spurious for one class."], NEURONTUNE_TABLES)),
+    "multiclass": ("More than two classes — relabel sets for multinomial logistic regression (issue 15)", _multiclass),
 }
 
 
