@@ -248,6 +248,18 @@ for v, exc in [(0, ValueError), (-1, ValueError), (1.5, ValueError), ("3", Value
     err(f"verify max_expand={v!r}", lambda v=v: A().verify(fitted()[1], minimize=True, max_expand=v), exc, "max_expand")
 
 
+# n_jobs (issue 14): None or a nonzero int; checked before any work
+for v, exc, rx in [(0, ValueError, "n_jobs=0 asks for no worker"), (1.5, TypeError, "n_jobs must be None or a nonzero int"),
+                   ("2", TypeError, "n_jobs must be None or a nonzero int"), (True, TypeError, "n_jobs must be None"),
+                   (np.float64(2), TypeError, "n_jobs must be None")]:
+    err(f"flip_sets n_jobs={v!r}", lambda v=v: A().flip_sets(Xt0, n_jobs=v), exc, rx)
+    err(f"verify n_jobs={v!r}", lambda v=v: A().verify(fitted()[1], n_jobs=v), exc, rx)
+    err(f"minimal_sets n_jobs={v!r}", lambda v=v: A().minimal_sets(Xt0[:2], n_jobs=v), exc, rx)
+ok("flip_sets n_jobs=1 = default", lambda: A().flip_sets(Xt0, n_jobs=1),
+   lambda r: np.testing.assert_array_equal(r.flat_indices, fitted()[1].flat_indices))
+ok("flip_sets n_jobs=np.int64(1) = default", lambda: A().flip_sets(Xt0, n_jobs=np.int64(1)),
+   lambda r: np.testing.assert_array_equal(r.size, fitted()[1].size))
+
 def _verify_consistent(v):
     r = fitted()[1]
     f = r.found
