@@ -102,7 +102,7 @@ ok("solver_options={'damping': 0.0}", lambda: fit_with(solver_options={"damping"
 
 for v in (0, -5, "abc", "10XB", None, 1.5, "0MB", True):
     err(f"memory_budget={v!r}", lambda v=v: fit_with(memory_budget=v), ValueError, "memory_budget")
-for v in ("1MB", 10**6, "2 kb"):
+for v in ("1MB", 10**6, "2 kb", "auto", " AUTO "):
     ok(f"memory_budget={v!r}", lambda v=v: fit_with(memory_budget=v),
        lambda a: np.testing.assert_array_equal(a.flip_sets(data()[2]).size, fitted()[1].size))
 

@@ -19,7 +19,7 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design, resolve_device, to_torch_matrix
+from ..core.arrays import DTYPE, Design, default_memory_budget, resolve_device, to_torch_matrix
 from ..core.parallel import check_n_jobs, effective_workers, run_chunks, unit_runs
 from ..core.solvers import SOLVERS, InverseHVP
 from ..core.validation import (NotFittedError, align_features, check_bool, check_bytes, check_choice, check_features,
@@ -64,7 +64,10 @@ class RelabelAudit(BaseEstimator):
     solver_options : dict, optional
         Passed to :class:`~cfdkit.core.solvers.InverseHVP` (``tol``, ``rank``, ...).
     memory_budget : int or str
-        Bytes (or "512MB") for score blocks and batched refits.
+        Bytes (or "512MB") for score blocks and batched refits.  ``"auto"`` (default): a quarter
+        of the device's free memory, at most 1 GiB, rounded down to a power of two MiB
+        (:func:`cfdkit.core.arrays.default_memory_budget`).  The blocks it sets are the units of
+        work of ``n_jobs``; results depend on them only at round-off level.
     seed : int
         Seed for the random baseline and the solvers' random starts.
     progress : bool
@@ -92,7 +95,7 @@ class RelabelAudit(BaseEstimator):
 
     def __init__(self, l2: float = 1.0, threshold: float = 0.5, solver: str = "cholesky", device=None, *,
                  tol: float = 1e-10, max_iter: int = 100, solver_options: dict | None = None,
-                 memory_budget="1GB", seed: int = 0, progress: bool = False):
+                 memory_budget="auto", seed: int = 0, progress: bool = False):
         self.l2 = l2
         self.threshold = threshold
         self.solver = solver
@@ -112,7 +115,8 @@ class RelabelAudit(BaseEstimator):
         self.device_ = resolve_device(self.device)
         self.tol_ = check_positive(self.tol, "tol")
         self.max_iter_ = check_positive_int(self.max_iter, "max_iter")
-        self.memory_budget_ = check_bytes(self.memory_budget)
+        self.memory_budget_ = (default_memory_budget(self.device_) if isinstance(self.memory_budget, str)
+                               and self.memory_budget.strip().lower() == "auto" else check_bytes(self.memory_budget))
         self.seed_ = check_seed(self.seed)
         check_bool(self.progress, "progress")
         if self.solver_options is not None and not isinstance(self.solver_options, dict):
