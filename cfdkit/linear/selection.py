@@ -21,8 +21,17 @@ The implementation never sorts a whole row when it does not have to: a
 ``topk`` pass over the first ``k0`` benefits settles most rows (sets are
 usually short), rows whose total positive benefit falls short of the gap are
 settled as "no set" without sorting, and only the remaining rows are searched
-with a larger ``k`` (doubling up to a full sort).  Ties in benefit are broken
-by the lower training index, so sets are reproducible bit for bit.
+again, with a width sized from how far each is still short of its gap (at
+least twice the last, rows grouped by powers of two, up to one stable full
+sort).  Ties in benefit are broken by the lower training index, so sets are
+reproducible bit for bit: the answer of every row is that of a full sort,
+whatever widths were used, and the re-sort that fixes the order among ties
+runs only on rows that hold one (:func:`greedy_sets`, the CPU path).
+
+On a GPU, :func:`greedy_sets_device` does one pass per block with
+data-independent shapes and no host synchronization; results stay on the
+device until the caller copies all blocks' results at once, and the few rows
+one pass cannot settle are finished with :func:`greedy_sets` at the end.
 """
 
 from __future__ import annotations
@@ -217,8 +226,8 @@ def greedy_sets_device(effects: torch.Tensor, prob: torch.Tensor, threshold: flo
     size = first + 1  # 0 where no crossing
     pending = feasible & (~settled | (size > W))
     size = torch.where(feasible & ~pending, size, torch.zeros_like(size))
-    vals, idx = vals[:, :W], idx[:, :W]
-    return size, idx, vals * sign[:, None], pending
+    # copies of the first W columns: a full sort's (c, n) block must not outlive this call
+    return size, idx[:, :W].contiguous(), vals[:, :W] * sign[:, None], pending
 
 
 def greedy_order(effects: torch.Tensor, prob: torch.Tensor, threshold: float):
