@@ -6,7 +6,7 @@ batches (``memory_budget``) are the units of work, so the budget is set to give 
 
 Usage::
 
-    CFDKIT_DATA_HOME=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_dask.py [--blocks 8]
+    CFDKIT_DATA_HOME=../shared/data OMP_NUM_THREADS=1 python benchmarks/bench_dask.py [--blocks 8] [--test-rows 1071]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blocks", type=int, default=8, help="score blocks the test set is cut into")
     ap.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--test-rows", type=int, default=None, help="use only the first test rows (default: all 1,071)")
     args = ap.parse_args(argv)
 
     import distributed
@@ -32,6 +33,8 @@ def main(argv=None):
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d')}")
     Xtr, y, Xte = hate_speech_features()
+    if args.test_rows is not None:
+        Xte = Xte[:args.test_rows]
     n, p, T = Xtr.shape[0], Xtr.shape[1] + 1, Xte.shape[0]
     budget = 8 * 4 * max(n, p) * -(-T // args.blocks)  # test rows per block = T / blocks
     audit = RelabelAudit(l2=10.0, threshold=0.25, device="cpu", memory_budget=budget).fit(Xtr, y)

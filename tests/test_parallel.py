@@ -139,3 +139,18 @@ def test_device_search_path_matches_cpu_path(n):
         np.testing.assert_array_equal(s_cpu[r], s_dev[r])
         # rows the device pass leaves pending are rescored in another block shape: effects agree to round-off
         np.testing.assert_allclose(d_cpu[r], d_dev[r], rtol=1e-12, atol=0)
+
+
+def test_device_path_row_blocks_of_a_csr_design():
+    """The device path slices a torch CSR design by its row pointer: same dense rows as Design.rows."""
+    from cfdkit.core.arrays import Design, to_torch_matrix
+    from cfdkit.linear.audit import _row_block
+
+    _, _, Xt, _ = make_problem(n=50, d=30, n_test=37, seed=2, sparse=True)
+    T = to_torch_matrix(Xt, torch.device("cpu"))
+    D = Design(T)  # a CSR design without the scipy view, as on a GPU
+    crow = T.crow_indices().numpy()
+    for s, e in [(0, 37), (0, 5), (5, 19), (36, 37)]:
+        got = _row_block(D, s, e, crow).dense_rows()
+        want = torch.from_numpy(np.hstack([Xt[s:e].toarray(), np.ones((e - s, 1))]))
+        assert torch.equal(got, want)

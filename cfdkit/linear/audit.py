@@ -19,7 +19,7 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design, default_memory_budget, resolve_device, to_torch_matrix
+from ..core.arrays import DTYPE, Design, csr, default_memory_budget, resolve_device, to_torch_matrix
 from ..core.parallel import check_n_jobs, effective_workers, run_chunks, unit_runs
 from ..core.solvers import SOLVERS, InverseHVP
 from ..core.validation import (NotFittedError, align_features, check_bool, check_bytes, check_choice, check_features,
@@ -683,10 +683,12 @@ def _search_rows_device(audit: RelabelAudit, Xt: Design, sig_t: torch.Tensor, st
     """
     st = audit.state_
     parts, diag = [], None
+    crow_h = Xt.X.crow_indices().cpu().numpy() if Xt.sparse and Xt.S is None else None  # one copy, not one per block
     for s in bar:
         rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
         eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                   Xt=Xt.rows(rows), sigma_t=sig_t[rows], y_t=sig_t[rows])
+                                   Xt=_row_block(Xt, s, min(Xt.n, s + step), crow_h), sigma_t=sig_t[rows],
+                                   y_t=sig_t[rows])
         parts.append(greedy_sets_device(eff, sig_t[rows], audit.threshold_, inplace=True))
         del eff
     size_d, pend_d = torch.cat([p[0] for p in parts]), torch.cat([p[3] for p in parts])
@@ -711,6 +713,20 @@ def _search_rows_device(audit: RelabelAudit, Xt: Design, sig_t: torch.Tensor, st
         for j, r in enumerate(rr):
             sets[r], deltas[r] = ss[j], dd[j]
     return sets, deltas, diag
+
+
+def _row_block(Xt: Design, s: int, e: int, crow_h) -> Design:
+    """Rows ``s:e`` of ``Xt``; a device CSR is sliced through its host row pointer and densified (no sync).
+
+    ``Design.rows`` coalesces a COO copy on the device, a host synchronization per block; the scores
+    need only the block's dense rows, which are the same numbers either way.
+    """
+    if crow_h is None:
+        return Xt.rows(torch.arange(s, e, device=Xt.device))
+    a, b = int(crow_h[s]), int(crow_h[e])
+    X = Xt.X
+    sub = csr(X.crow_indices()[s:e + 1] - a, X.col_indices()[a:b], X.values()[a:b], (e - s, X.shape[1]))
+    return Design(sub.to_dense())
 
 
 def _search_chunk(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, method: str, spec: tuple):
