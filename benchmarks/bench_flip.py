@@ -210,14 +210,14 @@ def bench_b(device, results):
         sizes = numpy_loop(X, y, Xt, l2, tau, w)
         t_ref = now() - t0
         name, goal = "numpy per-point loop", ">= 3x"
-    print(f"    cfdkit flip_sets: {t_ours:.2f} s; {name}: {t_ref:.2f} s; identical sizes on {(sizes == res.size).mean():.1%}"
-          f"; mean |S_t| {res.size[res.found].mean():.1f}")
+    print(f"    cfdkit flip_sets: {t_ours:.2f} s; {name}: {t_ref:.2f} s; "
+          f"identical sizes on {(sizes == res.size).mean():.1%}; mean |S_t| {res.size[res.found].mean():.1f}")
     print(f"    ratio (b): {t_ref / t_ours:.1f}x  (target {goal} on {'CUDA' if cuda else 'CPU'})")
     results["b"] = t_ref / t_ours
 
 
 def bench_e(device, results):
-    """Sparse bag of words N=1,000,000, vocabulary 20,000, 20,000 test points (GPU row): fit + flip_sets vs the floor."""
+    """Sparse BoW N=1,000,000, vocabulary 20,000, 20,000 test points (GPU row): fit + flip_sets vs the floor."""
     import scipy.sparse as sp
 
     from cfdkit import RelabelAudit

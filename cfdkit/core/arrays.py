@@ -313,7 +313,7 @@ class Design:
 
 
 def device_free_bytes(device: torch.device) -> int | None:
-    """Free memory of ``device`` in bytes: ``cudaMemGetInfo`` on a GPU, ``MemAvailable`` on Linux hosts; None if unknown."""
+    """Free memory of ``device`` in bytes (``cudaMemGetInfo`` on a GPU, ``MemAvailable`` on Linux), or None."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
