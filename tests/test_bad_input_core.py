@@ -102,7 +102,7 @@ ok("solver_options={'damping': 0.0}", lambda: fit_with(solver_options={"damping"
 
 for v in (0, -5, "abc", "10XB", None, 1.5, "0MB", True):
     err(f"memory_budget={v!r}", lambda v=v: fit_with(memory_budget=v), ValueError, "memory_budget")
-for v in ("1MB", 10**6, "2 kb"):
+for v in ("1MB", 10**6, "2 kb", "auto", " AUTO "):
     ok(f"memory_budget={v!r}", lambda v=v: fit_with(memory_budget=v),
        lambda a: np.testing.assert_array_equal(a.flip_sets(data()[2]).size, fitted()[1].size))
 
@@ -247,6 +247,18 @@ for v in ("yes", 1, None):
 for v, exc in [(0, ValueError), (-1, ValueError), (1.5, ValueError), ("3", ValueError)]:
     err(f"verify max_expand={v!r}", lambda v=v: A().verify(fitted()[1], minimize=True, max_expand=v), exc, "max_expand")
 
+
+# n_jobs (issue 14): None or a nonzero int; checked before any work
+for v, exc, rx in [(0, ValueError, "n_jobs=0 asks for no worker"), (1.5, TypeError, "n_jobs must be None or a nonzero int"),
+                   ("2", TypeError, "n_jobs must be None or a nonzero int"), (True, TypeError, "n_jobs must be None"),
+                   (np.float64(2), TypeError, "n_jobs must be None")]:
+    err(f"flip_sets n_jobs={v!r}", lambda v=v: A().flip_sets(Xt0, n_jobs=v), exc, rx)
+    err(f"verify n_jobs={v!r}", lambda v=v: A().verify(fitted()[1], n_jobs=v), exc, rx)
+    err(f"minimal_sets n_jobs={v!r}", lambda v=v: A().minimal_sets(Xt0[:2], n_jobs=v), exc, rx)
+ok("flip_sets n_jobs=1 = default", lambda: A().flip_sets(Xt0, n_jobs=1),
+   lambda r: np.testing.assert_array_equal(r.flat_indices, fitted()[1].flat_indices))
+ok("flip_sets n_jobs=np.int64(1) = default", lambda: A().flip_sets(Xt0, n_jobs=np.int64(1)),
+   lambda r: np.testing.assert_array_equal(r.size, fitted()[1].size))
 
 def _verify_consistent(v):
     r = fitted()[1]

@@ -1,4 +1,7 @@
-"""Memory stays bounded when only sets are asked for (N=200,000, p=100, 2,000 test points < 2 GB)."""
+"""Memory stays bounded (N=200,000, p=100, 2,000 test points < 2 GB peak RSS): flip sets, then verification.
+
+The default ``memory_budget="auto"`` (a quarter of the free memory, at most 1 GiB) sizes the score blocks
+and the batches of verification refits."""
 import os
 import subprocess
 import sys
@@ -17,7 +20,9 @@ SCRIPT = textwrap.dedent("""
     Xt = rng.normal(size=(T, p)) * 0.05
     a = RelabelAudit(l2=1.0, device="cpu").fit(X, y)
     res = a.flip_sets(Xt)
-    print("FOUND", int(res.found.sum()), "MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    ver = a.verify(a.flip_sets(Xt[:16]))
+    print("FOUND", int(res.found.sum()), "VERIFIED", int(ver.converged.sum()), "BUDGET_MB", a.memory_budget_ >> 20,
+          "MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
 
 
@@ -30,3 +35,5 @@ def test_large_problem_under_2gb():
     # the full score matrix alone would be 200,000 x 2,000 x 8 B = 3.2 GB
     assert rss_kb < 2 * 1024 * 1024, f"peak RSS {rss_kb / 1024:.0f} MB"
     assert found > 0
+    assert int(words[words.index("VERIFIED") + 1]) > 0
+    assert 16 <= int(words[words.index("BUDGET_MB") + 1]) <= 1024

@@ -19,17 +19,19 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design, resolve_device, to_torch_matrix
+from ..core.arrays import DTYPE, Design, csr, default_memory_budget, resolve_device, to_torch_matrix
+from ..core.parallel import check_n_jobs, effective_workers, run_chunks, unit_runs
 from ..core.solvers import SOLVERS, InverseHVP
 from ..core.validation import (NotFittedError, align_features, check_bool, check_bytes, check_choice, check_features,
                                check_labels, check_labels_any, check_nonneg_int, check_positive, check_positive_int,
                                check_seed, check_threshold, feature_names_of, fit_fingerprint)
-from .model import hessian_solver, newton
+from .minimal import build_result, minimal_search
+from .model import FitInfo, hessian_solver, newton
 from .removal import removal_sets
 from .results import FlipSets, Verification
-from .retrain import FittedState, minimal_prefix, probabilities_after, refit_sets
+from .retrain import FittedState, members_per_batch, minimal_prefix, probabilities_after, refit_sets
 from .scores import METHODS, compute_scores, train_quadratic
-from .selection import greedy_sets
+from .selection import greedy_sets, greedy_sets_device
 
 
 class RelabelAudit(BaseEstimator):
@@ -62,7 +64,10 @@ class RelabelAudit(BaseEstimator):
     solver_options : dict, optional
         Passed to :class:`~cfdkit.core.solvers.InverseHVP` (``tol``, ``rank``, ...).
     memory_budget : int or str
-        Bytes (or "512MB") for score blocks and batched refits.
+        Bytes (or "512MB") for score blocks and batched refits.  ``"auto"`` (default): a quarter
+        of the device's free memory, at most 1 GiB, rounded down to a power of two MiB
+        (:func:`cfdkit.core.arrays.default_memory_budget`).  The blocks it sets are the units of
+        work of ``n_jobs``; results depend on them only at round-off level.
     seed : int
         Seed for the random baseline and the solvers' random starts.
     progress : bool
@@ -90,7 +95,7 @@ class RelabelAudit(BaseEstimator):
 
     def __init__(self, l2: float = 1.0, threshold: float = 0.5, solver: str = "cholesky", device=None, *,
                  tol: float = 1e-10, max_iter: int = 100, solver_options: dict | None = None,
-                 memory_budget="1GB", seed: int = 0, progress: bool = False):
+                 memory_budget="auto", seed: int = 0, progress: bool = False):
         self.l2 = l2
         self.threshold = threshold
         self.solver = solver
@@ -110,7 +115,8 @@ class RelabelAudit(BaseEstimator):
         self.device_ = resolve_device(self.device)
         self.tol_ = check_positive(self.tol, "tol")
         self.max_iter_ = check_positive_int(self.max_iter, "max_iter")
-        self.memory_budget_ = check_bytes(self.memory_budget)
+        self.memory_budget_ = (default_memory_budget(self.device_) if isinstance(self.memory_budget, str)
+                               and self.memory_budget.strip().lower() == "auto" else check_bytes(self.memory_budget))
         self.seed_ = check_seed(self.seed)
         check_bool(self.progress, "progress")
         if self.solver_options is not None and not isinstance(self.solver_options, dict):
@@ -343,36 +349,75 @@ class RelabelAudit(BaseEstimator):
             out[s:s + len(rows)] = sc.cpu().numpy()
         return out
 
-    def _search(self, X_test, method: str, kind: str, name: str, desc: str, select) -> FlipSets:
-        """Scores block by block, then ``select(test_block, prob_block, effects) -> (sets, deltas)``."""
+    def _search(self, X_test, method: str, kind: str, name: str, desc: str, spec: tuple, n_jobs=None) -> FlipSets:
+        """Scores block by block, then the selection ``spec`` names (see :meth:`_selector`).
+
+        The blocks (``memory_budget`` rows each) are the units of work: ``n_jobs`` hands
+        contiguous runs of whole blocks to joblib (:mod:`cfdkit.core.parallel`), so the
+        result does not depend on ``n_jobs``.
+        """
         Xt = self._test_design(X_test)
         t0 = time.perf_counter()
         st = self.state_
         sig_t = torch.sigmoid(Xt.matvec(st.w))
-        sets, deltas, diag = [], [], None
-        blocks, step = self._blocks(Xt.n, desc)
-        for s in blocks:
-            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
-            sub = Xt.rows(rows)
-            eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                       Xt=sub, sigma_t=sig_t[rows], y_t=sig_t[rows])
-            ss, dd = select(sub, sig_t[rows], eff)
-            sets.extend(ss)
-            deltas.extend(dd)
+        step = self._block_rows(Xt.n)
+        runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
+        if len(runs) <= 1:
+            sets, deltas, diag = _search_rows(self, Xt, sig_t, step, method, spec, desc)
+        else:
+            plain = Xt.to_plain()
+            bounds = [(a * step, min(Xt.n, b * step)) for a, b in runs]
+            args = [(plain[a:b], sig_t[a:b].cpu(), step, method, spec) for a, b in bounds]
+            parts = run_chunks(_search_chunk, self, args, n_jobs, nbytes=self._state_nbytes())
+            sets = [s_ for part in parts for s_ in part[0]]
+            deltas = [d for part in parts for d in part[1]]
+            diag = parts[-1][2]
         return FlipSets.from_lists(kind=kind, method=name, threshold=self.threshold_,
                                    prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
                                    seconds=time.perf_counter() - t0, diagnostics=diag, X_test=Xt.to_plain(),
                                    fingerprint=self.fit_fingerprint_)
 
-    def flip_sets(self, X_test, *, target_class=None) -> FlipSets:
+    def _state_nbytes(self) -> int:
+        """Bytes of the fitted state's tensors (what joblib's Dask backend sees when it decides to scatter)."""
+        st = self.state_
+        X = st.train.X
+        feats = int(X.values().numel()) * 2 if X.layout == torch.sparse_csr else X.numel()
+        return int(8 * (feats + 3 * st.train.n + st.train.p * (st.train.p + 1)))
+
+    def _selector(self, spec: tuple):
+        """``select(test_block, prob_block, effects) -> (sets, deltas)`` for a picklable ``spec``."""
+        if spec[0] == "relabel":
+            def select(sub, prob, eff):
+                return greedy_sets(eff, prob, self.threshold_, inplace=True)[1:]
+        else:
+            _, algorithm, max_rounds, min_shrink = spec
+
+            def select(sub, prob, eff):
+                return removal_sets(self.state_, sub, prob, eff, self.threshold_, algorithm, max_rounds, min_shrink)
+        return select
+
+    def flip_sets(self, X_test, *, target_class=None, n_jobs=None) -> FlipSets:
         """Algorithm 1 for every test row: the smallest greedy relabel set ``S_t``.
 
         Memory stays bounded by ``memory_budget``: test rows are processed in
-        blocks, and each block is searched with a top-k pass first.  With more
+        blocks, and each block is searched with a top-k pass first (on a GPU:
+        one pass on the device per block and one copy of all results at the end).  With more
         than two classes it returns a :class:`~cfdkit.linear.multiclass.MulticlassFlipSets`
         (``new_labels(i)``); ``target_class`` (an original class label) then asks
         for sets that make that class the prediction (default: any other class).
+
+        Parameters
+        ----------
+        X_test : (n_test, n_features) array, sparse matrix or DataFrame
+        n_jobs : int, optional
+            Workers for joblib (``-1``: all); ``None`` is one process unless a
+            joblib backend context is active (e.g. ``parallel_backend("dask")``:
+            all Dask workers).  Whole score blocks are the unit of work, so the
+            result is bit-for-bit the same for every ``n_jobs``; a problem with
+            one block (``n_test`` rows within ``memory_budget``) runs in one
+            process.  The fitted state is scattered once to the workers.
         """
+        n_jobs = check_n_jobs(n_jobs)
         if getattr(self, "multiclass_", None) is not None:
             from .multiclass import flip_sets
             return flip_sets(self, self._test_design(X_test), target_class=target_class)
@@ -380,10 +425,7 @@ class RelabelAudit(BaseEstimator):
             self._check_fitted()
             raise ValueError("target_class is for more than two classes; with two classes a flip always goes to "
                              "the other class. Leave target_class=None.")
-        def select(sub, prob, eff):
-            return greedy_sets(eff, prob, self.threshold_, inplace=True)[1:]
-
-        return self._search(X_test, "ip_relabel", "relabel", "ip_relabel", "flip sets", select)
+        return self._search(X_test, "ip_relabel", "relabel", "ip_relabel", "flip sets", ("relabel",), n_jobs)
 
     def removal_sets(self, X_test, algorithm: str = "alg1", max_rounds: int = 100, min_shrink: int = 1) -> FlipSets:
         """Removal baselines: smallest set of training points whose *removal* is estimated to flip.
@@ -400,10 +442,8 @@ class RelabelAudit(BaseEstimator):
         max_rounds = check_nonneg_int(max_rounds, "max_rounds")
         min_shrink = check_nonneg_int(min_shrink, "min_shrink")
 
-        def select(sub, prob, eff):
-            return removal_sets(self.state_, sub, prob, eff, self.threshold_, algorithm, max_rounds, min_shrink)
-
-        return self._search(X_test, "ip_remove", "remove", f"removal_{algorithm}", f"removal {algorithm}", select)
+        return self._search(X_test, "ip_remove", "remove", f"removal_{algorithm}", f"removal {algorithm}",
+                            ("remove", algorithm, max_rounds, min_shrink))
 
     # -------------------------------------------------------- verification
     def retrain_probabilities(self, X_test, sets, kind: str = "relabel", *, new_labels=None) -> np.ndarray:
@@ -458,7 +498,8 @@ class RelabelAudit(BaseEstimator):
                               "NaN (no answer). Increase max_iter.", RuntimeWarning, stacklevel=3)
         return out
 
-    def verify(self, res: FlipSets, minimize: bool = False, max_expand: int | None = None) -> Verification:
+    def verify(self, res: FlipSets, minimize: bool = False, max_expand: int | None = None, *,
+               n_jobs=None) -> Verification:
         """Retrain with every found set applied and check whether the prediction flipped.
 
         Parameters
@@ -479,6 +520,11 @@ class RelabelAudit(BaseEstimator):
             :meth:`minimal_sets`.
         max_expand : int, optional
             Cap on the prefix length tried by ``minimize``.
+        n_jobs : int, optional
+            Workers for joblib (see :meth:`flip_sets`); the unit of work is a
+            batch of refits (``memory_budget``), so the result is bit-for-bit
+            the same for every ``n_jobs``.  ``minimize`` runs in this process, and so does
+            everything for more than two classes.
 
         Returns
         -------
@@ -490,7 +536,8 @@ class RelabelAudit(BaseEstimator):
             and reports ``n_not_converged``.
         """
         self._check_fitted()
-        if getattr(self, "multiclass_", None) is not None:
+        n_jobs = check_n_jobs(n_jobs)
+        if getattr(self, "multiclass_", None) is not None:  # K classes: one process (n_jobs is not used)
             from .multiclass import verify
             if check_bool(minimize, "minimize"):
                 raise ValueError("minimize=True is for two classes; with more classes use audit.minimal_sets(X_test).")
@@ -509,7 +556,7 @@ class RelabelAudit(BaseEstimator):
         conv = np.ones(n, dtype=bool)  # no set: nothing to refit, the answer (not flipped) is known
         refits = 0
         if rows.size:
-            W, info = refit_sets(st, [res.indices(i) for i in rows], res.kind, progress=self.progress, desc="verifying")
+            W, info = self._refit_units([res.indices(i) for i in rows], res.kind, n_jobs, "verifying")
             refits += rows.size
             new_prob[rows] = probabilities_after(st, Xt, rows, W)
             gn[rows], conv[rows] = info.grad_norm, info.converged
@@ -541,10 +588,25 @@ class RelabelAudit(BaseEstimator):
         ver.seconds = time.perf_counter() - t0
         return ver
 
+    def _refit_units(self, sets, kind: str, n_jobs, desc: str):
+        """``refit_sets`` with contiguous runs of whole refit batches handed to joblib workers."""
+        st = self.state_
+        bs = members_per_batch(st)
+        runs = unit_runs(-(-len(sets) // bs), effective_workers(n_jobs))
+        if len(runs) <= 1:
+            return refit_sets(st, sets, kind, progress=self.progress, desc=desc)
+        args = [(sets[a * bs:b * bs], kind) for a, b in runs]
+        parts = run_chunks(_refit_chunk, self, args, n_jobs, nbytes=self._state_nbytes())
+        W = torch.cat([p[0].to(self.device_) for p in parts], dim=1)
+        info = FitInfo(np.concatenate([p[1].grad_norm for p in parts]),
+                       np.concatenate([p[1].iterations for p in parts]),
+                       np.concatenate([p[1].converged for p in parts]))
+        return W, info
+
     def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
                      single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
                      triple_candidates: int = 6,
-                     max_rounds: int = 30, target_class=None):
+                     max_rounds: int = 30, target_class=None, n_jobs=None):
         """Verified, 1-minimal relabel sets for every row of ``X_test``, with a certified lower bound.
 
         Every set reported ``"verified"`` flips the prediction under an exact refit that converged
@@ -568,6 +630,10 @@ class RelabelAudit(BaseEstimator):
             Triples of that many strongest candidates for rows whose set has >= 4 labels.
         max_rounds : int
             Rounds of the re-linearized greedy search.
+        n_jobs : int, optional
+            Workers for joblib (see :meth:`flip_sets`).  Each block of ``memory_budget`` test rows
+            is searched on its own (the unit of work, whatever ``n_jobs``), so the result is
+            bit-for-bit the same for every ``n_jobs``.
 
         Returns
         -------
@@ -575,8 +641,6 @@ class RelabelAudit(BaseEstimator):
             ``size``, ``indices(i)``, ``status``, ``new_prob``, ``lower_bound``, ``estimated_size``
             (Algorithm 1's ``|S_t|``), ``one_minimal``, ``to_frame()``, ``fingerprint``.
         """
-        from .minimal import build_result, minimal_search
-
         self._check_fitted()
         max_size = check_positive_int(max_size, "max_size", allow_none=True)
         singles_limit = check_nonneg_int(singles_limit, "singles_limit")
@@ -585,6 +649,7 @@ class RelabelAudit(BaseEstimator):
         pair_candidates = check_nonneg_int(pair_candidates, "pair_candidates")
         triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
         max_rounds = check_positive_int(max_rounds, "max_rounds")
+        n_jobs = check_n_jobs(n_jobs)
         if getattr(self, "multiclass_", None) is not None:  # K classes: cfdkit.linear.multiclass.minimal_search
             from .multiclass import minimal_search as mc_minimal
             return mc_minimal(self, self._test_design(X_test), target_class=target_class, max_size=max_size, singles_limit=singles_limit,
@@ -592,18 +657,24 @@ class RelabelAudit(BaseEstimator):
                               triple_candidates=triple_candidates, max_rounds=max_rounds)
         if target_class is not None:
             raise ValueError("target_class is for more than two classes; leave target_class=None.")
-        triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
-        max_rounds = check_positive_int(max_rounds, "max_rounds")
         t0 = time.perf_counter()
-        fs = self.flip_sets(X_test)
-        Xt = self._result_design(fs)
-        fields = minimal_search(self.state_, Xt, self.threshold_, estimated_sets=[fs.indices(i) for i in range(len(fs))],
-                                max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
-                                pairs_limit=pairs_limit,
-                                pair_candidates=pair_candidates, triple_candidates=triple_candidates,
-                                max_rounds=max_rounds, progress=self.progress)
-        return build_result(fields, self.threshold_, fs.size, time.perf_counter() - t0, self.fit_fingerprint_,
-                            fs.X_test)
+        Xt = self._test_design(X_test)
+        sig_t = torch.sigmoid(Xt.matvec(self.state_.w))
+        step = self._block_rows(Xt.n)
+        kw = dict(max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
+                  pairs_limit=pairs_limit, pair_candidates=pair_candidates, triple_candidates=triple_candidates,
+                  max_rounds=max_rounds)
+        runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
+        if len(runs) <= 1:
+            fields, est = _minimal_rows(self, Xt, sig_t, step, kw)
+        else:
+            plain = Xt.to_plain()
+            bounds = [(a * step, min(Xt.n, b * step)) for a, b in runs]
+            parts = run_chunks(_minimal_rows, self, [(plain[a:b], sig_t[a:b].cpu(), step, kw) for a, b in bounds],
+                               n_jobs, nbytes=self._state_nbytes())
+            fields, est = _merge_fields([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return build_result(fields, self.threshold_, est, time.perf_counter() - t0, self.fit_fingerprint_,
+                            Xt.to_plain())
 
     def _binary_only(self, name):
         if getattr(self, "multiclass_", None) is not None:
@@ -613,6 +684,154 @@ class RelabelAudit(BaseEstimator):
     def _result_design(self, res: FlipSets) -> Design:
         """The test design of a result (its plain ``X_test``) back on this audit's device."""
         return Design.from_tensor(to_torch_matrix(res.X_test, self.device_, "res.X_test"))
+
+
+# ------------------------------------------------------------------ units of work (run here or on joblib workers)
+def _search_rows(audit: RelabelAudit, Xt: Design, sig_t: torch.Tensor, step: int, method: str, spec: tuple,
+                 desc: str = "flip sets", device_path: bool | None = None):
+    """Scores and selection of ``Xt``'s rows in blocks of ``step`` rows; ``(sets, deltas, diagnostics)``.
+
+    ``device_path`` (default: on CUDA, for relabel sets) keeps every block's result on the device
+    (:func:`cfdkit.linear.selection.greedy_sets_device`) and copies them to the host once.
+    """
+    st = audit.state_
+    starts = list(range(0, Xt.n, step))
+    bar = tqdm(starts, desc=desc, disable=not audit.progress or len(starts) < 2, leave=False)
+    if device_path is None:
+        device_path = Xt.device.type == "cuda" and spec[0] == "relabel"
+    if device_path:
+        return _search_rows_device(audit, Xt, sig_t, step, method, bar)
+    select = audit._selector(spec)
+    sets, deltas, diag = [], [], None
+    for s in bar:
+        rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
+        sub = Xt.rows(rows)
+        eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
+                                   Xt=sub, sigma_t=sig_t[rows], y_t=sig_t[rows])
+        ss, dd = select(sub, sig_t[rows], eff)
+        sets.extend(ss)
+        deltas.extend(dd)
+    return sets, deltas, diag
+
+
+def _to_host(t: torch.Tensor) -> torch.Tensor:
+    """Start a copy of ``t`` into pinned host memory (asynchronous on CUDA; wait before reading)."""
+    if t.device.type == "cpu":
+        return t
+    out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    out.copy_(t, non_blocking=True)
+    return out
+
+
+def _wait(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _search_rows_device(audit: RelabelAudit, Xt: Design, sig_t: torch.Tensor, step: int, method: str, bar):
+    """Relabel sets with every block's result kept on the device until two copies at the end.
+
+    Rows one pass cannot settle (long sets, ties across the pass boundary) are recomputed at the
+    end, ``step`` rows at a time, with :func:`greedy_sets`.
+    """
+    st = audit.state_
+    parts, diag = [], None
+    crow_h = Xt.X.crow_indices().cpu().numpy() if Xt.sparse and Xt.S is None else None  # one copy, not one per block
+    for s in bar:
+        rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
+        eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
+                                   Xt=_row_block(Xt, s, min(Xt.n, s + step), crow_h), sigma_t=sig_t[rows],
+                                   y_t=sig_t[rows])
+        parts.append(greedy_sets_device(eff, sig_t[rows], audit.threshold_, inplace=True))
+        del eff
+    size_d, pend_d = torch.cat([p[0] for p in parts]), torch.cat([p[3] for p in parts])
+    size_h, pend_h = _to_host(size_d), _to_host(pend_d)
+    _wait(Xt.device)
+    size_h, pend_h = size_h.numpy(), pend_h.numpy()
+    kmax = int(size_h.max(initial=0))
+    idx_h = _to_host(torch.cat([p[1][:, :kmax] for p in parts]))
+    eff_h = _to_host(torch.cat([p[2][:, :kmax] for p in parts]))
+    del parts
+    _wait(Xt.device)
+    idx_h, eff_h = idx_h.numpy(), eff_h.numpy()
+    sets = [idx_h[r, :k].astype(np.int64) for r, k in enumerate(size_h)]
+    deltas = [eff_h[r, :k].astype(np.float64) for r, k in enumerate(size_h)]
+    pend = np.nonzero(pend_h)[0]
+    for s in range(0, pend.size, step):
+        rr = pend[s:s + step]
+        rows = torch.as_tensor(rr, device=Xt.device)
+        eff, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
+                                Xt=Xt.rows(rows), sigma_t=sig_t[rows], y_t=sig_t[rows])
+        _, ss, dd = greedy_sets(eff, sig_t[rows], audit.threshold_, inplace=True)
+        for j, r in enumerate(rr):
+            sets[r], deltas[r] = ss[j], dd[j]
+    return sets, deltas, diag
+
+
+def _row_block(Xt: Design, s: int, e: int, crow_h) -> Design:
+    """Rows ``s:e`` of ``Xt``; a device CSR is sliced through its host row pointer and densified (no sync).
+
+    ``Design.rows`` coalesces a COO copy on the device, a host synchronization per block; the scores
+    need only the block's dense rows, which are the same numbers either way.
+    """
+    if crow_h is None:
+        return Xt.rows(torch.arange(s, e, device=Xt.device))
+    a, b = int(crow_h[s]), int(crow_h[e])
+    X = Xt.X
+    sub = csr(X.crow_indices()[s:e + 1] - a, X.col_indices()[a:b], X.values()[a:b], (e - s, X.shape[1]))
+    return Design(sub.to_dense())
+
+
+def _search_chunk(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, method: str, spec: tuple):
+    """One run of whole score blocks on a worker: ``X_plain`` rows (numpy or scipy CSR) and their ``P(y=1)``."""
+    Xt = Design.from_tensor(to_torch_matrix(X_plain, audit.device_, "X_test"))
+    return _search_rows(audit, Xt, sig_t.to(audit.device_), step, method, spec)
+
+
+def _refit_chunk(audit: RelabelAudit, sets, kind: str):
+    """Verification refits of whole batches on a worker: ``(W (p, m) on the CPU, FitInfo)``."""
+    W, info = refit_sets(audit.state_, sets, kind)
+    return W.cpu(), info
+
+
+def _minimal_rows(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, kw: dict):
+    """``minimal_search`` of each block of ``step`` rows (one block = one unit); ``(fields, estimated sizes)``."""
+    Xt = X_plain if isinstance(X_plain, Design) else Design.from_tensor(to_torch_matrix(X_plain, audit.device_,
+                                                                                         "X_test"))
+    sig_t = sig_t.to(audit.device_)
+    fields, est = [], []
+    for s in range(0, Xt.n, step):
+        rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
+        sub = Xt.rows(rows)
+        sets, _, _ = _search_rows(audit, sub, sig_t[rows], step, "ip_relabel", ("relabel",))
+        est.append(np.array([len(x) for x in sets], dtype=np.int64))
+        fields.append(minimal_search(audit.state_, sub, audit.threshold_, estimated_sets=sets,
+                                     progress=audit.progress, **kw))
+    return _merge_fields(fields), np.concatenate(est) if est else np.empty(0, np.int64)
+
+
+def _merge_fields(parts: list) -> dict:
+    """Concatenate ``minimal_search`` fields of consecutive row blocks (counts and timings add up)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = {}
+    for key, v0 in parts[0].items():
+        vals = [p[key] for p in parts]
+        if isinstance(v0, np.ndarray):
+            out[key] = np.concatenate(vals)
+        elif isinstance(v0, list):
+            out[key] = [x for v in vals for x in v]
+        elif isinstance(v0, dict):
+            merged: dict = {}
+            for d in vals:
+                for k, v in d.items():
+                    merged[k] = merged.get(k, 0) + v
+            out[key] = merged
+        elif isinstance(v0, (int, float, np.number)) and not isinstance(v0, bool):
+            out[key] = sum(vals)
+        else:
+            out[key] = v0
+    return out
 
 
 def _split_pipeline(estimator, X):
