@@ -32,12 +32,14 @@ SIZES = {
              "neural_datasets": ("salary", "student", "german", "compas", "default", "bank", "adult"),
              "neural_n_test": 200, "neural_budget": 10, "neural_max_train": 2000, "neural_epochs": 3000,
              "neural_rankings": ("combined", "lr_surrogate", "activation_pattern", "activation_gradient",
-                                 "l2_distance", "random", "influence")},
+                                 "l2_distance", "random", "influence"),
+             "minimal_n_test": 50, "l2_convention": "sum"},
     "fast": {"n_test": 40, "fig2_n_test": 10, "fig2_ks": (1, 10, 50), "noise_ratios": (0.0, 0.3, 0.5, 0.9),
              "noise_seeds": (0,), "noise_n_test": 100, "tag_n_test": 400, "rvr_n_test": 8,
              "neural_datasets": ("salary", "german"), "neural_n_test": 10, "neural_budget": 5, "neural_max_train": 500,
              "neural_epochs": 3000,
-             "neural_rankings": ("combined", "l2_distance", "random")},
+             "neural_rankings": ("combined", "l2_distance", "random"),
+             "minimal_n_test": 5, "l2_convention": "sum"},
 }
 
 NOT_AVAILABLE = {
@@ -123,9 +125,56 @@ def _ds(real, synthetic):
 
 
 # ------------------------------------------------------------------------------------------ studies
+#: Table 2's columns for the verified minimal sets (:func:`cfdkit.studies.linear.table2_minimal`), with headers.
+MINIMAL_COLUMNS = (
+    ("n_test", "n_test"), ("found_rate", "Alg. 1 found"), ("flip_rate", "Alg. 1 flipped"),
+    ("minimal_found_rate", "minimal found"), ("minimal_flip_rate", "minimal flipped (refit)"),
+    ("median_estimated_size", "median Alg. 1 size"), ("median_verified_size", "median verified size"),
+    ("median_estimated_size_both", "median Alg. 1 size (both)"),
+    ("median_verified_size_both", "median verified size (both)"), ("median_lower_bound", "median lower bound"),
+)
+
+
+def _table2_minimal(st, sz, synthetic, progress):
+    """Table 2's verified-minimal columns: records (reproduction.json) and one markdown table naming n_test."""
+    n_test = sz.get("minimal_n_test", 0)
+    if n_test == 0:
+        return None
+    dm = S.table2_minimal(datasets=_ds(("loan", "sst2", "hate-speech"), synthetic), n_test=n_test,
+                          progress=progress, l2_convention=sz.get("l2_convention", "sum"))
+    keep = len(st.rows)
+    for r in dm.itertuples():
+        for m, _ in MINIMAL_COLUMNS:
+            if m in ("found_rate", "flip_rate"):
+                continue   # Algorithm 1's rates on all test rows are in the table above
+            st.add(r.dataset, r.features, "minimal_n_test" if m == "n_test" else m, getattr(r, m))
+    st.rows = st.rows[:keep]   # the minimal columns are rendered as their own table below
+    hdr = ["dataset", "features"] + [h for _, h in MINIMAL_COLUMNS]
+    lines = [f"**Verified minimal sets** (`RelabelAudit.minimal_sets`) beside Algorithm 1 on the same "
+             f"{'every' if n_test is None else n_test} seeded test row(s) per data set (n_test column; "
+             f"l2 convention `{sz.get('l2_convention', 'sum')}`)", "",
+             "| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r in dm.itertuples():
+        cells = [r.dataset, r.features] + [_fmt(_num(getattr(r, m)), m) for m, _ in MINIMAL_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    st.tables += lines + [""]
+    st.notes += [
+        "Verified minimal sets: every set is checked by an exact, converged refit (it flips the prediction) and "
+        "shrunk to 1-minimal (dropping any one label stops the flip); 'minimal flipped (refit)' refits each set "
+        "once more, separately from the search. 'minimal found' can exceed 'Alg. 1 found': the search also "
+        "looks where Algorithm 1 has no set. '(both)' medians are over the rows that have both sets. The lower "
+        "bound is a certificate (no relabeling of fewer labels flips the row; 1 = no certificate); its "
+        "derivation is in `cfdkit.linear.minimal`.",
+        f"The minimal columns use {n_test} seeded test rows per data set (the search is slow on the full test "
+        "sets); Algorithm 1's rates in the table above use every test row, those in the minimal table only the "
+        "sampled rows." if n_test is not None else "The minimal columns use every test row.",
+    ]
+    return dm
+
+
 def _table2(st, sz, out, synthetic, n_jobs, progress, plot):
     df = S.table2(datasets=_ds(("loan", "sst2", "hate-speech"), synthetic), n_test=sz["n_test"], n_jobs=n_jobs,
-                  progress=progress)
+                  progress=progress, l2_convention=sz.get("l2_convention", "sum"))
     for r in df.itertuples():
         for m in ("found_rate", "flip_rate", "success_ratio"):
             st.add(r.dataset, r.features, m, getattr(r, m), paper_study="table2")
@@ -149,7 +198,10 @@ def _table2(st, sz, out, synthetic, n_jobs, progress, plot):
         "Different flip rates are expected where the features differ (MiniLM vs BERT) and for loan (partial, "
         "duplicated data: duplicates of a test row in the training set couple labels, so sets are either tiny or absent).",
         "Essays and tweet sentiment: not reproduced (data not available offline).",
+        f"l2 convention `{sz.get('l2_convention', 'sum')}`: " + S.L2_CONVENTIONS[sz.get("l2_convention", "sum")]
+        + " (`cfdkit.studies.L2_CONVENTIONS`).",
     ]
+    _table2_minimal(st, sz, synthetic, progress)
     if plot:
         from .. import plots
 
