@@ -243,3 +243,21 @@ def test_imbalanced_minimal_small_adult():
     assert r.minimal_found_rate == found.mean() and (pts.loc[found, "minimal_flipped"] == 1.0).all()
     assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "size"]).all()
     assert 0 <= r.share_0_to_1 <= 1 and 0 <= r.share_predicted_positive <= 1
+
+
+def test_reproduce_imbalanced_is_registered(tmp_path):
+    from cfdkit.studies.reproduce import STUDIES, STUDY_ORDER, run_reproduction
+
+    assert "imbalanced" in STUDIES and "imbalanced" in STUDY_ORDER
+    run_reproduction(tmp_path / "syn", only=["imbalanced"], fast=True, synthetic=True, progress=False, plot=False)
+    assert "Skipped with --synthetic" in (tmp_path / "syn" / "REPRODUCTION.md").read_text()
+    if DATA is None:
+        return
+    recs = run_reproduction(tmp_path / "real", only=["imbalanced"], fast=True, progress=False, plot=False)
+    md = (tmp_path / "real" / "REPRODUCTION.md").read_text()
+    assert "**adult, subsampled to 5.0% positives** (1,000 training rows" in md
+    assert "| l2 | τ | n_test |" in md
+    mets = {r["metric"]: r["cfdkit"] for r in recs}
+    assert mets["n_test"] == 5 and mets["positive_share"] == 0.05
+    for m in ("minimal_found_rate", "minimal_flip_rate", "share_0_to_1", "share_predicted_positive"):
+        assert m in paper.METRICS and (mets[m] is None or 0 <= mets[m] <= 1)
