@@ -34,7 +34,7 @@ SIZES = {
              "neural_rankings": ("combined", "lr_surrogate", "activation_pattern", "activation_gradient",
                                  "l2_distance", "random", "influence"),
              "minimal_n_test": 50, "l2_convention": "sum",
-             "imb_dataset": "adult", "imb_positive_share": 0.03, "imb_n_train": 8000, "imb_n_test": 40,
+             "imb_dataset": "adult", "imb_positive_share": 0.03, "imb_n_train": 2000, "imb_n_test": 40,
              "imb_l2s": (1.0, 10.0), "imb_thresholds": (0.5, 0.25)},
     "fast": {"n_test": 40, "fig2_n_test": 10, "fig2_ks": (1, 10, 50), "noise_ratios": (0.0, 0.3, 0.5, 0.9),
              "noise_seeds": (0,), "noise_n_test": 100, "tag_n_test": 400, "rvr_n_test": 8,
