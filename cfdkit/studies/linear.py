@@ -65,11 +65,16 @@ def resolve_l2(l2: float, n_train: int, l2_convention: str = "sum") -> float:
     return l2
 
 
+def _replace(prep: Prepared, **fields) -> Prepared:
+    """``prep`` with some fields replaced."""
+    return Prepared(*[fields.get(f, getattr(prep, f)) for f in Prepared._fields])
+
+
 def _with_l2(prep: Prepared, l2_convention: str) -> Prepared:
     """``prep`` with its l2 read under ``l2_convention`` (the paper's value is kept in ``info["paper_l2"]``)."""
     l2 = resolve_l2(prep.l2, len(prep.y_train), l2_convention)
     info = dict(prep.info, paper_l2=prep.l2, l2_convention=l2_convention)
-    return prep._replace(l2=l2, info=info)
+    return _replace(prep, l2=l2, info=info)
 
 
 def make_audit(prep: Prepared, *, device=None, seed: int = 0, progress: bool = False, fit: bool = True,
@@ -601,7 +606,7 @@ def minimal_points(dataset: str, features: str | None = None, *, n_test: int | N
     resolve_l2(1.0, 1, l2_convention)
     prep = _with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home), l2_convention)
     if l2 is not None:
-        prep = prep._replace(l2=float(l2))
+        prep = _replace(prep, l2=float(l2))
     audit = make_audit(prep, device=device, seed=seed, progress=progress)
     return _minimal_frame(prep, audit, max_size=max_size)
 
@@ -723,7 +728,7 @@ def imbalanced_minimal(dataset: str = "adult", *, positive_share: float = 0.03, 
     for l2, tau in tqdm(grid, desc=f"imbalanced {name}", disable=not progress):
         info = dict(prep.info, test_index=te, train_index=tr, n_train=len(tr), n_test=len(te), paper_l2=None,
                     l2_convention="cfdkit")
-        p = prep._replace(X_train=prep.X_train[tr], y_train=prep.y_train[tr], X_test=prep.X_test[te],
+        p = _replace(prep, X_train=prep.X_train[tr], y_train=prep.y_train[tr], X_test=prep.X_test[te],
                           y_test=prep.y_test[te], l2=l2, threshold=tau, info=info)
         audit = make_audit(p, device=device, seed=seed)
         fr = _minimal_frame(p, audit, max_size=max_size)
