@@ -17,6 +17,12 @@ export CFDKIT_DATA_HOME := $(SHARED)
 endif
 endif
 DEMO_DATASET := $(if $(CFDKIT_DATA_HOME),hate-speech,synthetic)
+# DEMO_MINIMAL=1: the demo audit also writes the verified minimal sets and their lower bounds next to Algorithm 1's
+# (`cfdkit audit --minimal`: columns estimated_size, size, status, lower_bound, new_prob in sets.csv).  Off by
+# default until minimal_sets on all 1,071 hate-speech test points takes under 5 minutes (issue 10's speed work);
+# then set the default to 1.  One run: make demo DEMO_MINIMAL=1
+DEMO_MINIMAL ?= 0
+DEMO_FLAGS := $(if $(filter 1,$(DEMO_MINIMAL)),--minimal,)
 PYTEST_ARGS ?=
 # Exact versions (constraints.txt): the environment tests, notebooks, Binder and `cfdkit reproduce` run in.
 PIP := $(PY) -m pip install -q -c constraints.txt
@@ -31,8 +37,8 @@ setup-browser:
 	PY=$(PY) bash tests/setup_browser.sh
 
 demo: setup
-	$(PY) -m cfdkit audit --dataset $(DEMO_DATASET) --features bow --out results/audit
-	@echo "Wrote results/audit/summary.json, sets.csv and figures."
+	$(PY) -m cfdkit audit --dataset $(DEMO_DATASET) --features bow --out results/audit $(DEMO_FLAGS)
+	@echo "Wrote results/audit/summary.json, sets.csv$(if $(DEMO_FLAGS), (with the verified minimal sets),) and figures."
 
 test: setup setup-browser
 	CFDKIT_FAST=1 $(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider $(PYTEST_ARGS)

@@ -444,6 +444,32 @@ for i, txt in enumerate(["", "a, b", "2", "nan", "-0.1", "inf"]):
     err(f"w-parse_float_list-{i}", lambda txt=txt: W.parse_float_list(txt), ValueError, "")
 ok("w-parse_float_list", lambda: W.parse_float_list("0, 0.1 0.2"), lambda v: v == [0.0, 0.1, 0.2])
 
+# ---- widgets: verified minimal sets (issue 10)
+err("w-minimal-point-index", lambda: W.minimal_point(FakeAudit(), XT, RES, 7), ValueError, "test point")
+err("w-minimal-point-no-search", lambda: W.minimal_point(object(), XT, RES, 0), ValueError, "minimal-set search")
+err("w-minimal-table-short-labels", lambda: W.minimal_set_table({"indices": np.array([5, 20])}, Y[:10]),
+    ValueError, "train_labels")
+err("w-minimal-table-short-texts", lambda: W.minimal_set_table({"indices": np.array([5, 20])}, Y, ["t"] * 5),
+    ValueError, "train_texts")
+ok("w-minimal-table-empty", lambda: W.minimal_set_table({"indices": np.array([], dtype=np.int64)}, Y),
+   lambda df: df.empty and list(df.columns) == ["train_index", "label", "new_label"])
+
+# ---- studies: l2 convention and the imbalanced case (issue 10)
+from cfdkit import studies as _S  # noqa: E402
+
+for i, conv in enumerate(["avg", "", None, 3, "SUM"]):
+    err(f"study-l2-convention-{i}", lambda conv=conv: _S.resolve_l2(10.0, 100, conv), ValueError, "l2_convention")
+for i, n in enumerate([0, -3, 2.5, True]):
+    err(f"study-l2-n_train-{i}", lambda n=n: _S.resolve_l2(10.0, n), ValueError, "n_train")
+ok("study-l2-per-sample", lambda: _S.resolve_l2(10.0, 100, "per_sample"), lambda v: v == 0.1)
+err("study-table2-l2-convention", lambda: _S.table2(("synthetic",), l2_convention="C", progress=False),
+    ValueError, "l2_convention")
+err("study-minimal-l2-convention", lambda: _S.table2_minimal(("synthetic",), l2_convention="C", progress=False),
+    ValueError, "l2_convention")
+for k, v in [("dataset", "sst2"), ("positive_share", 0.0), ("positive_share", 0.5), ("positive_share", "3%"),
+             ("n_train", 1), ("n_test", 0), ("n_test", 4.0), ("l2s", [0.0]), ("l2s", []), ("thresholds", [0.0])]:
+    err(f"study-imbalanced-{k}-{v!r}", lambda k=k, v=v: _S.imbalanced_minimal(**{k: v}, progress=False), ValueError, k)
+
 # ---- widgets: explorers
 err("w-flip-explorer-short-texts", lambda: W.FlipExplorer(FakeAudit(), XT, texts=["one"]), ValueError, "texts")
 err("w-flip-explorer-long-texts", lambda: W.FlipExplorer(FakeAudit(), XT, texts=["t"] * 9), ValueError, "texts")

@@ -157,3 +157,107 @@ def test_real_loan_tag_bias_small():
     df = E.tag_bias("loan", n_test=300, seed=0)
     x, y = df.set_index("tag")["mean_share_in_biased"][["X", "Y"]]
     assert x > y
+
+
+def test_l2_conventions():
+    assert set(E.L2_CONVENTIONS) == {"sum", "mean", "per_sample"}
+    assert E.resolve_l2(10, 200, "sum") == 10.0
+    assert E.resolve_l2(10, 200, "mean") == 2000.0
+    assert E.resolve_l2(10, 200, "per_sample") == 0.05
+    for bad in ("avg", None, 1):
+        with pytest.raises(ValueError, match="l2_convention"):
+            E.resolve_l2(10, 200, bad)
+    with pytest.raises(ValueError, match="n_train"):
+        E.resolve_l2(10, 0)
+    base = E.audit_points("synthetic", "dense", n_test=20, seed=2, verify=False, cache=False)
+    per = E.audit_points("synthetic", "dense", n_test=20, seed=2, verify=False, cache=False,
+                         l2_convention="per_sample")
+    assert base.attrs["l2"] == base.attrs["paper_l2"] == 1.0 and base.attrs["l2_convention"] == "sum"
+    assert per.attrs["l2"] == 1.0 / per.attrs["n_train"] and per.attrs["paper_l2"] == 1.0
+    # weaker regularization: more confident predictions
+    assert per["abs_p_minus_half"].mean() > base["abs_p_minus_half"].mean()
+    with pytest.raises(ValueError, match="l2_convention"):
+        E.table2(datasets=("synthetic",), l2_convention="C", progress=False)
+
+
+def test_table2_minimal_synthetic():
+    df = E.table2_minimal(datasets=("synthetic",), features=("bow",), n_test=8, seed=0, progress=False)
+    assert len(df) == 1
+    r = df.iloc[0]
+    pts = df.attrs["points"]["synthetic/bow"]
+    assert r.n_test == 8 == len(pts) and r.l2_convention == "sum"
+    for m in ("found_rate", "flip_rate", "minimal_found_rate", "minimal_flip_rate"):
+        assert _rate(getattr(r, m)), m
+    found = (pts["status"] == "verified").to_numpy()
+    assert r.minimal_found_rate == found.mean() and r.found_rate == (pts["estimated_size"] > 0).mean()
+    # every verified set flips again when refit separately from the search
+    assert (pts.loc[found, "minimal_flipped"] == 1.0).all() and r.minimal_flip_rate == r.minimal_found_rate
+    assert pts.loc[~found, "minimal_flipped"].isna().all()
+    assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "size"]).all()
+    assert r.median_verified_size == np.median(pts.loc[found, "size"])
+    est = pts["estimated_size"].to_numpy()
+    assert r.median_estimated_size == np.median(est[est > 0])
+    # where Algorithm 1's own set flips, the verified minimal set is never larger (it is a candidate, then shrunk)
+    ok = pts["estimated_flipped"].to_numpy(float) == 1.0
+    assert (pts.loc[ok, "size"] <= pts.loc[ok, "estimated_size"]).all()
+
+
+def test_reproduce_renders_minimal_columns(tmp_path):
+    from cfdkit.studies.reproduce import SIZES, run_reproduction
+
+    assert SIZES["fast"]["minimal_n_test"] == 5 and SIZES["full"]["l2_convention"] == "sum"
+    recs = run_reproduction(tmp_path, only=["table2"], fast=True, synthetic=True, progress=False, plot=False)
+    md = (tmp_path / "REPRODUCTION.md").read_text()
+    assert "**Verified minimal sets**" in md and "on the same 5 seeded test row(s)" in md
+    head = next(line for line in md.splitlines() if line.startswith("| dataset | features | n_test |"))
+    for h in ("minimal found", "minimal flipped (refit)", "median Alg. 1 size", "median verified size",
+              "median lower bound"):
+        assert h in head
+    rows = [line for line in md.splitlines() if line.startswith("| synthetic | dense | 5 |")]
+    assert len(rows) == 1
+    mets = {(r["features"], r["metric"]): r["cfdkit"] for r in recs}
+    assert mets[("dense", "minimal_n_test")] == 5 and 0 <= mets[("dense", "minimal_found_rate")] <= 1
+    for m in ("minimal_found_rate", "minimal_flip_rate", "median_estimated_size", "median_verified_size",
+              "median_lower_bound"):
+        assert m in paper.METRICS
+    assert "minimal_n_test" in paper.METRICS
+
+
+def test_imbalanced_minimal_bad_input():
+    for kw, word in [({"dataset": "synthetic"}, "dataset"), ({"positive_share": 0.7}, "positive_share"),
+                     ({"n_test": 1}, "n_test"), ({"n_train": 2.5}, "n_train"), ({"l2s": [-1.0]}, "l2s"),
+                     ({"thresholds": [1.5]}, "thresholds")]:
+        with pytest.raises(ValueError, match=word):
+            E.imbalanced_minimal(**kw, progress=False)
+
+
+@needs_data
+def test_imbalanced_minimal_small_adult():
+    df = E.imbalanced_minimal("adult", positive_share=0.05, n_train=600, n_test=6, l2s=(1.0,), thresholds=(0.5,),
+                              progress=False)
+    assert len(df) == 1
+    r = df.iloc[0]
+    assert r.positive_share == 30 / 600 and r.n_train == 600 and r.n_test == 6 and r.threshold == 0.5
+    pts = df.attrs["points"]["l2=1/tau=0.5"]
+    found = (pts["status"] == "verified").to_numpy()
+    assert r.minimal_found_rate == found.mean() and (pts.loc[found, "minimal_flipped"] == 1.0).all()
+    assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "size"]).all()
+    assert 0 <= r.share_0_to_1 <= 1 and 0 <= r.share_predicted_positive <= 1
+
+
+def test_reproduce_imbalanced_is_registered(tmp_path):
+    from cfdkit.studies.reproduce import STUDIES, STUDY_ORDER, run_reproduction
+
+    assert "imbalanced" in STUDIES and "imbalanced" in STUDY_ORDER
+    run_reproduction(tmp_path / "syn", only=["imbalanced"], fast=True, synthetic=True, progress=False, plot=False)
+    assert "Skipped with --synthetic" in (tmp_path / "syn" / "REPRODUCTION.md").read_text()
+    if DATA is None:
+        return
+    recs = run_reproduction(tmp_path / "real", only=["imbalanced"], fast=True, progress=False, plot=False)
+    md = (tmp_path / "real" / "REPRODUCTION.md").read_text()
+    assert "**adult, subsampled to 5.0% positives** (1,000 training rows" in md
+    assert "| l2 | τ | n_test |" in md
+    mets = {r["metric"]: r["cfdkit"] for r in recs}
+    assert mets["n_test"] == 5 and mets["positive_share"] == 0.05
+    for m in ("minimal_found_rate", "minimal_flip_rate", "share_0_to_1", "share_predicted_positive"):
+        assert m in paper.METRICS and (mets[m] is None or 0 <= mets[m] <= 1)

@@ -161,6 +161,73 @@ def test_flip_explorer_failed_refit_shows_message(setup):
     assert "Traceback" not in ex.message.value
 
 
+def test_minimal_sentence():
+    m = {"estimated_size": 61, "size": 7, "status": "verified", "lower_bound": 3}
+    assert cw.minimal_sentence(m) == "Algorithm 1 says 61 labels; 7 really suffice; no fewer than 3 can"
+    m = {"estimated_size": 0, "size": 0, "status": "not_found", "lower_bound": 1}
+    assert cw.minimal_sentence(m) == ("Algorithm 1 finds no set; no set that really flips it was found; "
+                                      "no lower bound beyond 1 is certified")
+    assert cw.minimal_sentence({"estimated_size": 1, "size": 1, "status": "verified", "lower_bound": 1}).startswith(
+        "Algorithm 1 says 1 label; 1 really suffices")
+
+
+def test_minimal_point_is_verified_for_that_row(setup):
+    ds, audit, res, _, train_texts = setup
+    i = int(np.nonzero(res.size > 0)[0][0])
+    m = cw.minimal_point(audit, ds.X_test, res, i)
+    assert m["index"] == i and m["estimated_size"] == res.size[i]
+    assert m["status"] == "verified" and m["size"] == m["indices"].size > 0
+    assert 1 <= m["lower_bound"] <= m["size"]
+    # the set really flips: an independent refit of the audited model with those labels changed
+    new = audit.retrain_probabilities(ds.X_test[i:i + 1], [m["indices"]])[0]
+    assert (new > res.threshold) != (res.prob[i] > res.threshold)
+    assert new == pytest.approx(m["new_prob"], abs=1e-5)
+    assert str(m["size"]) in m["sentence"] and str(res.size[i]) in m["sentence"]
+    tab = cw.minimal_set_table(m, audit.y_train_, train_texts, ("neg", "pos"))
+    assert list(tab["train_index"]) == list(m["indices"]) and tab["text"].iloc[0] == train_texts[m["indices"][0]]
+    assert (tab["label"] != tab["new_label"]).all()
+    with pytest.raises(cw.ExplorerError, match="does not exist"):
+        cw.minimal_point(audit, ds.X_test, res, 999)
+
+
+def test_flip_explorer_shows_minimal_set_beside_st(setup):
+    ds, audit, res, texts, train_texts = setup
+    ex = cw.FlipExplorer(audit, ds.X_test, texts=texts, train_texts=train_texts, result=res)
+    i = ex.index
+    assert ex.minimal_status.value == "" and ex.minimal_table.value == ""
+    ex.minimal_button.click()
+    m = ex.minimal[i]
+    assert f"Algorithm 1: <b>{res.size[i]}</b>" in ex.minimal_status.value
+    assert f"verified minimal: <b>{m['size']}</b>" in ex.minimal_status.value
+    assert f"lower bound: <b>{m['lower_bound']}</b>" in ex.minimal_status.value
+    assert ex.minimal_table.value.count("<tr") == min(m["size"], 50) + 1
+    assert ex.table.value.count("<tr") == min(res.size[i], 50) + 1     # S_t still shown beside it
+    assert not ex.minimal_button.disabled
+    j = (i + 1) % len(res.size)
+    ex.slider.value = j
+    assert ex.minimal_status.value == "" and ex.minimal_table.value == ""
+    ex.slider.value = i      # remembered, not searched again
+    assert f"verified minimal: <b>{m['size']}</b>" in ex.minimal_status.value
+
+
+def test_flip_explorer_failed_minimal_search_shows_message(setup):
+    ds, audit, res, _, _ = setup
+
+    class Broken:
+        y_train_ = audit.y_train_
+
+        def flip_sets(self, X):
+            return res
+
+        def minimal_sets(self, *a, **k):
+            raise RuntimeError("search exploded")
+
+    ex = cw.FlipExplorer(Broken(), ds.X_test)
+    assert ex.run_minimal() is None
+    assert "minimal-set search failed" in ex.message.value and "search exploded" in ex.message.value
+    assert ex.minimal_status.value == "" and not ex.minimal_button.disabled
+
+
 # --------------------------------------------------------------- study explorers
 def fake_noise_sweep(noise_ratios, seeds, n_test, dataset="hate-speech", features=None, progress=False):
     """Shaped like cfdkit.studies.noise_sweep: one row per ratio, per-run rows in attrs["runs"] (no std columns)."""

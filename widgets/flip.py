@@ -9,11 +9,16 @@ functions in this module, which are tested on their own:
 * :func:`flip_set_table` -- the table of ``S_t`` (training text, label, new label, effect),
 * :func:`probability_path` -- estimated ``P(y=1)`` as the greedy set grows,
 * :func:`verify_point` -- retrain with ``S_t`` relabeled and report the new probability;
+* :func:`minimal_point` -- the verified minimal set and the certified lower bound of one test point
+  (``RelabelAudit.minimal_sets`` on that row only), beside Algorithm 1's ``|S_t|``;
+* :func:`minimal_sentence` -- "Algorithm 1 says 61 labels; 7 really suffice; no fewer than 3 can";
+* :func:`minimal_set_table` -- the verified minimal set's training rows;
 * :func:`path_figure` -- the path drawn by :func:`cfdkit.plots.probability_path`.
 
 Only the public cfdkit API is used: ``RelabelAudit.flip_sets``,
-``RelabelAudit.retrain_probabilities``, ``RelabelAudit.y_train_`` and
-``FlipSets.indices / effects / path / prob / size / threshold``.
+``RelabelAudit.retrain_probabilities``, ``RelabelAudit.minimal_sets``, ``RelabelAudit.y_train_``,
+``FlipSets.indices / effects / path / prob / size / threshold`` and
+``MinimalSets.size / status / lower_bound / new_prob / one_minimal / indices``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ __all__ = [
     "flip_set_table",
     "probability_path",
     "verify_point",
+    "minimal_point",
+    "minimal_sentence",
+    "minimal_set_table",
     "path_figure",
 ]
 
@@ -265,6 +273,85 @@ def verify_point(audit, X_test, res, i) -> dict:
     }
 
 
+def _row(X_test, i):
+    return X_test.iloc[i:i + 1] if isinstance(X_test, pd.DataFrame) else X_test[i:i + 1]
+
+
+def minimal_point(audit, X_test, res, i, max_size: int | None = None) -> dict:
+    """The verified minimal relabel set of test point ``i`` beside Algorithm 1's ``S_t``.
+
+    Calls ``audit.minimal_sets(X_test[i:i+1], max_size=max_size)`` — the selected row only.  Returns
+    ``index, estimated_size`` (Algorithm 1's ``|S_t|`` from ``res``; 0 = none), ``size`` (0 = none found),
+    ``status`` (``"verified"``: an exact, converged refit flips the prediction; ``"not_found"``),
+    ``lower_bound`` (certified: no relabeling of fewer labels flips it), ``new_prob`` (after the refit; NaN
+    where none), ``one_minimal``, ``indices`` (int64), ``old_prob``, ``threshold`` and ``sentence``
+    (:func:`minimal_sentence`).  Raises :class:`ExplorerError` (a readable message) when the search fails.
+    """
+    i = _check_index(res, i)
+    try:
+        ms = audit.minimal_sets(_row(X_test, i), max_size=max_size)
+    except Exception as exc:  # the widget must show a message, never a traceback
+        raise ExplorerError(f"The minimal-set search failed: {type(exc).__name__}: {exc}") from exc
+    out = {
+        "index": i,
+        "estimated_size": int(res.size[i]),
+        "size": int(ms.size[0]),
+        "status": str(ms.status[0]),
+        "lower_bound": int(ms.lower_bound[0]),
+        "new_prob": float(ms.new_prob[0]),
+        "one_minimal": bool(ms.one_minimal[0]),
+        "indices": ms.indices(0),
+        "old_prob": float(res.prob[i]),
+        "threshold": float(res.threshold),
+    }
+    out["sentence"] = minimal_sentence(out)
+    return out
+
+
+def minimal_sentence(m: dict) -> str:
+    """One line comparing the two sets: "Algorithm 1 says 61 labels; 7 really suffice; no fewer than 3 can".
+
+    ``m`` has ``estimated_size``, ``size``, ``status`` and ``lower_bound`` (as :func:`minimal_point` returns).
+    """
+    est, size, lb = int(m["estimated_size"]), int(m["size"]), int(m["lower_bound"])
+    first = (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}" if est > 0
+             else "Algorithm 1 finds no set")
+    if m["status"] == "verified":
+        second = f"{size} really suffice{'s' if size == 1 else ''}"
+    else:
+        second = "no set that really flips it was found"
+    if lb > 1:
+        third = f"no fewer than {lb} can"
+    else:
+        third = "no lower bound beyond 1 is certified"
+    return f"{first}; {second}; {third}"
+
+
+def minimal_set_table(m: dict, train_labels, train_texts=None, label_names=None, max_rows: int | None = 50
+                      ) -> pd.DataFrame:
+    """The verified minimal set of :func:`minimal_point`'s result ``m``: ``train_index, (text), label, new_label``.
+
+    Empty (same columns) where no set was found; at most ``max_rows`` rows (None: all).
+    """
+    idx = np.asarray(m["indices"], dtype=np.int64)
+    cols = ["train_index"] + (["text"] if train_texts is not None else []) + ["label", "new_label"]
+    if idx.size == 0:
+        return pd.DataFrame({c: [] for c in cols})
+    if max_rows is not None:
+        idx = idx[:max_rows]
+    y = np.asarray(train_labels)
+    need = int(idx.max()) + 1
+    _check_len(y, need, "train_labels", "training point")
+    _check_len(train_texts, need, "train_texts", "training point")
+    lab = y[idx].astype(int)
+    data = {"train_index": idx}
+    if train_texts is not None:
+        data["text"] = [str(train_texts[j]) for j in idx]
+    data["label"] = [_label_name(v, label_names) for v in lab]
+    data["new_label"] = [_label_name(v, label_names) for v in 1 - lab]
+    return pd.DataFrame(data, columns=cols)
+
+
 # ------------------------------------------------------------------ the widget
 def _table_html(df: pd.DataFrame) -> str:
     if df.empty:
@@ -317,6 +404,7 @@ class FlipExplorer:
         self.max_rows = max_rows
         self.result = audit.flip_sets(X_test) if result is None else result
         self.verified: dict[int, dict] = {}
+        self.minimal: dict[int, dict] = {}
         self.path_data = None
         n = len(self.result.size)
         n_train = len(self.train_labels)
@@ -350,12 +438,20 @@ class FlipExplorer:
                                       layout=W.Layout(width="160px", visibility="hidden"))
         self.status = W.HTML()
         self.message = W.HTML()
+        self.minimal_button = W.Button(description="Verified minimal set", icon="search",
+                                       tooltip="Search the smallest set that really flips this prediction "
+                                               "(refits; this test point only) and a certified lower bound")
+        self.minimal_status = W.HTML()
+        self.minimal_table = W.HTML()
         self.widget = W.VBox([
             W.HTML("<b>FlipExplorer</b> — which training labels, relabeled, flip this prediction?"),
             W.HBox([self.slider, self.search]), self.matches, self.message, self.header,
             W.HBox([self.verify_button, self.progress, self.status]),
-            W.HBox([self.plot, self.table]),
+            W.HBox([self.minimal_button, self.minimal_status]),
+            W.HBox([self.plot, self.table, self.minimal_table]),
         ])
+        self.minimal_button.add_class("cfd-minimal")
+        self.minimal_status.add_class("cfd-minimal-status")
         self.widget.add_class("cfd-flip-explorer")
         self.verify_button.add_class("cfd-verify")
         self.status.add_class("cfd-verify-status")
@@ -364,6 +460,7 @@ class FlipExplorer:
         self.search.observe(lambda ch: self._on_search(ch["new"]), names="value")
         self.matches.observe(self._on_match, names="value")
         self.verify_button.on_click(lambda _b: self.run_verify())
+        self.minimal_button.on_click(lambda _b: self.run_minimal())
         self.show(index)
 
     # ---- actions
@@ -374,6 +471,8 @@ class FlipExplorer:
     def show(self, i) -> None:
         """Render test point ``i`` (header, table, path).  Bad indices give a message."""
         self.status.value = ""
+        self.minimal_status.value = ""
+        self.minimal_table.value = ""
         try:
             s = point_summary(self.result, i, self.texts, self.labels, self.label_names)
             table = flip_set_table(self.result, i, self.train_labels, self.train_texts, self.label_names,
@@ -388,6 +487,8 @@ class FlipExplorer:
         self.verify_button.disabled = not s["found"]
         if s["index"] in self.verified:
             self.status.value = self._verify_html(self.verified[s["index"]])
+        if s["index"] in self.minimal:
+            self._show_minimal(self.minimal[s["index"]])
         self.path_data = probability_path(self.result, s["index"])
         self.plot.clear_output(wait=True)
         with self.plot:
@@ -442,7 +543,48 @@ class FlipExplorer:
         self.status.value = self._verify_html(out)
         return out
 
+    def run_minimal(self, i=None, max_size: int | None = None) -> dict | None:
+        """Search the verified minimal set of test point ``i`` (default: the selected one) and show it
+        beside ``S_t`` with its lower bound (:func:`minimal_point`; this row only)."""
+        i = self.index if i is None else i
+        self.minimal_button.disabled = True
+        self.minimal_status.value = "<span class='cfd-running'>⏳ searching (refits)…</span>"
+        try:
+            out = minimal_point(self.audit, self.X_test, self.result, i, max_size=max_size)
+        except ExplorerError as exc:
+            self.minimal_status.value = ""
+            self._error(str(exc))
+            return None
+        finally:
+            self.minimal_button.disabled = False
+        self.minimal[out["index"]] = out
+        self.message.value = ""
+        self._show_minimal(out)
+        return out
+
+    def _show_minimal(self, m) -> None:
+        self.minimal_status.value = self._minimal_html(m)
+        table = minimal_set_table(m, self.train_labels, self.train_texts, self.label_names, self.max_rows)
+        if table.empty:
+            self.minimal_table.value = "<i>No verified minimal set was found.</i>"
+            return
+        body = table.to_html(index=False, escape=True, classes="cfd-table", border=0)
+        shown = f" (first {self.max_rows} of {m['size']})" if self.max_rows is not None and m["size"] > self.max_rows else ""
+        self.minimal_table.value = (f"<b>verified minimal set{shown}</b><div style='max-height:320px;overflow:auto'>"
+                                    + body + "</div>")
+
     # ---- rendering
+    def _minimal_html(self, m) -> str:
+        if m["status"] == "verified":
+            tail = (f" Refit with these {m['size']} labels changed: P(y=1) {m['old_prob']:.4f} → "
+                    f"<b>{m['new_prob']:.4f}</b> (τ = {m['threshold']:g})"
+                    + ("; 1-minimal (dropping any one label stops the flip)." if m["one_minimal"] else "."))
+        else:
+            tail = ""
+        return (f"<span class='cfd-minimal-result'>Algorithm 1: <b>{m['estimated_size'] or 'none'}</b> · verified "
+                f"minimal: <b>{m['size'] if m['status'] == 'verified' else 'none found'}</b> · lower bound: "
+                f"<b>{m['lower_bound']}</b> — {html.escape(m['sentence'])}.{tail}</span>")
+
     def _error(self, msg: str) -> None:
         self.message.value = f"<div class='cfd-error' style='color:#a40000'>⚠ {html.escape(msg)}</div>"
 

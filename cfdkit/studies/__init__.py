@@ -10,6 +10,8 @@ from .linear import make_audit
 from .paper import METRICS, PAPER, paper_records
 from .linear import (RANK_DIRECTION, audit_points, bow_vs_embedding, clear_cache, figure2, noise_sweep,
                       relabel_vs_remove, size_distribution, size_vs_confidence, summarize_points, table2, tag_bias)
+from .linear import (L2_CONVENTIONS, imbalanced_minimal, minimal_points, resolve_l2, summarize_minimal,
+                     table2_minimal)
 
 from .neural_table import neural_cfd_table
 from ..data.prepare import load_arrays
@@ -18,5 +20,6 @@ __all__ = [
     "FEATURES", "L2", "THRESHOLD", "Prepared", "make_audit", "prepare", "METRICS", "PAPER", "paper_records",
     "RANK_DIRECTION", "audit_points", "bow_vs_embedding", "clear_cache", "figure2", "noise_sweep",
     "relabel_vs_remove", "size_distribution", "size_vs_confidence", "summarize_points", "table2", "tag_bias",
-    "load_arrays", "neural_cfd_table",
+    "load_arrays", "neural_cfd_table", "L2_CONVENTIONS", "imbalanced_minimal", "minimal_points", "resolve_l2",
+    "summarize_minimal", "table2_minimal",
 ]

@@ -23,7 +23,7 @@ from ..linear.audit import RelabelAudit
 __all__ = [
     "audit_points", "table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2",
     "noise_sweep", "tag_bias", "relabel_vs_remove", "RANK_DIRECTION", "clear_cache", "minimal_points",
-    "summarize_minimal", "table2_minimal",
+    "summarize_minimal", "table2_minimal", "L2_CONVENTIONS", "resolve_l2", "imbalanced_minimal",
 ]
 
 _CACHE: dict = {}
@@ -34,13 +34,57 @@ def clear_cache():
     _CACHE.clear()
 
 
+#: How the studies read a paper l2 (Table 6) as cfdkit's ``RelabelAudit(l2=...)``, whose objective is
+#: ``sum_i L_i(w) + l2/2 ||w||^2`` (scikit-learn ``C = 1/l2``).  ``N`` = number of training rows.
+L2_CONVENTIONS = {
+    "sum": "Table 6's l2 as is: sum_i L_i + l2/2 ||w||^2 (scikit-learn C = 1/l2), as the authors' code "
+           "(ecielyang/Relabeling, Smallest_k.py: LogisticRegression(C=1/l2)) fits it",
+    "mean": "the paper's Eq. (1) read literally: (1/N) sum_i L_i + l2/2 ||w||^2, i.e. cfdkit l2 = l2 * N "
+            "(scikit-learn C = 1/(l2 N))",
+    "per_sample": "l2 divided by the training-set size: sum_i L_i + (l2/N)/2 ||w||^2, i.e. cfdkit l2 = l2 / N "
+                  "(scikit-learn C = N/l2)",
+}
+
+
+def resolve_l2(l2: float, n_train: int, l2_convention: str = "sum") -> float:
+    """cfdkit's l2 (objective ``sum_i L_i + l2/2 ||w||^2``) for a paper ``l2`` read under ``l2_convention``.
+
+    ``"sum"`` returns ``l2``; ``"mean"`` returns ``l2 * n_train``; ``"per_sample"`` returns
+    ``l2 / n_train`` (see :data:`L2_CONVENTIONS`).  Raises ValueError for an unknown convention.
+    """
+    if not isinstance(l2_convention, str) or l2_convention not in L2_CONVENTIONS:
+        raise ValueError(f"l2_convention must be one of {', '.join(map(repr, L2_CONVENTIONS))}; "
+                         f"got {l2_convention!r}.")
+    if isinstance(n_train, (bool, np.bool_)) or not isinstance(n_train, (int, np.integer)) or n_train < 1:
+        raise ValueError(f"n_train must be a positive int (the number of training rows); got {n_train!r}.")
+    l2 = float(l2)
+    if l2_convention == "mean":
+        return l2 * int(n_train)
+    if l2_convention == "per_sample":
+        return l2 / int(n_train)
+    return l2
+
+
+def _replace(prep: Prepared, **fields) -> Prepared:
+    """``prep`` with some fields replaced."""
+    return Prepared(*[fields.get(f, getattr(prep, f)) for f in Prepared._fields])
+
+
+def _with_l2(prep: Prepared, l2_convention: str) -> Prepared:
+    """``prep`` with its l2 read under ``l2_convention`` (the paper's value is kept in ``info["paper_l2"]``)."""
+    l2 = resolve_l2(prep.l2, len(prep.y_train), l2_convention)
+    info = dict(prep.info, paper_l2=prep.l2, l2_convention=l2_convention)
+    return _replace(prep, l2=l2, info=info)
+
+
 def make_audit(prep: Prepared, *, device=None, seed: int = 0, progress: bool = False, fit: bool = True,
                y_train=None, X_train=None):
     """A :class:`cfdkit.RelabelAudit` with the prepared l2/threshold, fitted on the training part.
 
     Verification refits converge to a gradient norm of 1e-6 (the sign of
     ``p - tau`` is all that matters; the default 1e-10 only costs time: with l2 >= 1 the weights are then within 1e-6 of the optimum), and
-    batch up to 1 GB of refits at once.
+    batch up to 1 GB of refits at once.  ``prep.l2`` is used as cfdkit's l2 as is: convert a paper
+    value first with :func:`resolve_l2` (the studies' ``l2_convention=``).
     """
     a = RelabelAudit(l2=prep.l2, threshold=prep.threshold, device=device, seed=seed, progress=progress,
                      tol=1e-6, memory_budget="1GB")
@@ -75,7 +119,7 @@ def _points_frame(prep: Prepared, fs, ver) -> pd.DataFrame:
 
 def audit_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
                  verify: bool = True, device=None, progress: bool = False, data_home=None,
-                 cache: bool = True) -> pd.DataFrame:
+                 cache: bool = True, l2_convention: str = "sum") -> pd.DataFrame:
     """Algorithm 1 (+ verification by retraining) for every (sampled) test point.
 
     Returns one row per test point: ``test_index, y_true, prob, predicted_label,
@@ -84,15 +128,17 @@ def audit_points(dataset: str, features: str | None = None, *, n_test: int | Non
     verify; ``flipped`` is NaN where the refit did not converge), indices`` (training rows of ``S_t``, greedy order).  ``df.attrs``
     holds ``n_train, threshold, l2, seconds_sets, seconds_verify, seconds, notes``.
     Results are memoized per arguments (``cache=False`` or :func:`clear_cache`).
+    ``l2_convention`` says how the paper's l2 is read (:data:`L2_CONVENTIONS`; default ``"sum"``).
     """
-    key = (canonical_dataset(dataset), features, n_test, seed, verify, str(device), str(data_home))
+    resolve_l2(1.0, 1, l2_convention)   # validate before any work
+    key = (canonical_dataset(dataset), features, n_test, seed, verify, str(device), str(data_home), l2_convention)
     if cache and key in _CACHE:
         df = _CACHE[key]
         out = df.copy()
         out.attrs = dict(df.attrs)
         return out
     t0 = time.perf_counter()
-    prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
+    prep = _with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home), l2_convention)
     audit = make_audit(prep, device=device, seed=seed, progress=progress)
     fs = audit.flip_sets(prep.X_test)
     t_sets = time.perf_counter() - t0
@@ -102,7 +148,8 @@ def audit_points(dataset: str, features: str | None = None, *, n_test: int | Non
         "n_train": len(prep.y_train), "threshold": prep.threshold, "l2": prep.l2, "seconds_sets": t_sets,
         "seconds_verify": (ver.seconds if ver is not None else 0.0), "seconds": time.perf_counter() - t0,
         "seconds_setup": prep.info["seconds"], "seconds_algorithm1": fs.seconds, "notes": prep.info["notes"],
-        "dataset": prep.info["dataset"], "features": prep.info["features"],
+        "dataset": prep.info["dataset"], "features": prep.info["features"], "paper_l2": prep.info["paper_l2"],
+        "l2_convention": l2_convention,
     }
     if cache:
         _CACHE[key] = df
@@ -127,7 +174,8 @@ def summarize_points(df: pd.DataFrame) -> dict:
     row = {
         "dataset": df.attrs.get("dataset"), "features": df.attrs.get("features"),
         "n_train": df.attrs.get("n_train"), "n_test": len(df), "threshold": df.attrs.get("threshold"),
-        "l2": df.attrs.get("l2"), "accuracy": float(df["correct"].mean()) if len(df) else np.nan,
+        "l2": df.attrs.get("l2"), "paper_l2": df.attrs.get("paper_l2"), "l2_convention": df.attrs.get("l2_convention"),
+        "accuracy": float(df["correct"].mean()) if len(df) else np.nan,
         "found_rate": float(found.mean()) if len(df) else np.nan,
         "mean_size": float(sizes.mean()) if len(sizes) else np.nan,
         "median_size": float(sizes.median()) if len(sizes) else np.nan,
@@ -147,7 +195,8 @@ def summarize_points(df: pd.DataFrame) -> dict:
 
 
 def table2(datasets=("loan", "sst2", "hate-speech"), features=None, n_test: int | None = None, seed: int = 0,
-           *, verify: bool = True, device=None, n_jobs: int = 1, progress: bool = True, data_home=None) -> pd.DataFrame:
+           *, verify: bool = True, device=None, n_jobs: int = 1, progress: bool = True, data_home=None,
+           l2_convention: str = "sum") -> pd.DataFrame:
     """Table 2: share of test points with a set ``S_t`` found, share really flipped, their ratio.
 
     One row per (dataset, features): ``found_rate`` (Algorithm 1 returned a
@@ -156,14 +205,17 @@ def table2(datasets=("loan", "sst2", "hate-speech"), features=None, n_test: int 
     paper does), ``success_ratio = flip_rate / found_rate``, ``mean_size``,
     ``median_size``, ``mean_size_pct`` (of the training set), ``accuracy``,
     ``seconds`` (end to end), ``ms_per_test_point`` (Algorithm 1 only, Table 3/8).
-    ``features=None`` runs every feature set of each data set.
+    ``features=None`` runs every feature set of each data set.  ``l2_convention``: how Table 6's l2 is
+    read (:data:`L2_CONVENTIONS`).
     """
+    resolve_l2(1.0, 1, l2_convention)
     combos = _combos(datasets, features)
-    jobs = (delayed(audit_points)(d, f, n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home)
+    jobs = (delayed(audit_points)(d, f, n_test=n_test, seed=seed, verify=verify, device=device, data_home=data_home,
+                                  l2_convention=l2_convention)
             for d, f in tqdm(combos, desc="table2", disable=not progress))
     frames = Parallel(n_jobs=n_jobs)(jobs)
     for (d, f), fr in zip(combos, frames):  # memoize results computed in workers, too
-        _CACHE.setdefault((d, f, n_test, seed, verify, str(device), str(data_home)), fr)
+        _CACHE.setdefault((d, f, n_test, seed, verify, str(device), str(data_home), l2_convention), fr)
     return pd.DataFrame([summarize_points(fr) for fr in frames])
 
 
@@ -504,20 +556,13 @@ def relabel_vs_remove(datasets=("loan", "sst2", "hate-speech"), noise=(0.3, 0.0)
     return pd.DataFrame([r for rr in res for r in rr])
 
 
-def minimal_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
-                   device=None, progress: bool = False, data_home=None, max_size: int | None = None,
-                   l2: float | None = None) -> pd.DataFrame:
-    """Verified minimal relabel sets (:meth:`RelabelAudit.minimal_sets`) for every (sampled) test point.
+def _minimal_frame(prep: Prepared, audit, *, max_size=None, recheck: bool = True) -> pd.DataFrame:
+    """One row per test row of ``prep``: Algorithm 1's set (verified by refit) and the verified minimal set.
 
-    The same test rows as :func:`audit_points` (same ``seed``/``n_test``).  One row per test point:
-    ``test_index, prob, correct, estimated_size`` (Algorithm 1's ``|S_t|``), ``estimated_flipped`` (its
-    verification refit flipped), ``size, status, lower_bound, new_prob, one_minimal, indices``.
-    ``l2`` overrides the prepared regularization (for convention checks).  ``df.attrs`` has the timings.
+    ``minimal_flipped`` re-checks every verified minimal set with a separate refit
+    (:meth:`RelabelAudit.retrain_probabilities`, from the fitted optimum, the audit's tolerance) — the flip rate
+    "under refit" of the minimal sets; NaN where no set was found or (with ``recheck=False``) not re-checked.
     """
-    prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
-    if l2 is not None:
-        prep = Prepared(*[float(l2) if f == "l2" else getattr(prep, f) for f in Prepared._fields])
-    audit = make_audit(prep, device=device, seed=seed, progress=progress)
     t0 = time.perf_counter()
     ms = audit.minimal_sets(prep.X_test, max_size=max_size)
     fs = audit.flip_sets(prep.X_test)
@@ -526,43 +571,178 @@ def minimal_points(dataset: str, features: str | None = None, *, n_test: int | N
     df.insert(0, "dataset", prep.info["dataset"])
     df.insert(1, "features", prep.info["features"])
     df["test_index"] = prep.info["test_index"]
+    df["y_true"] = np.asarray(prep.y_test)
     df["correct"] = (ms.prob > prep.threshold).astype(int) == np.asarray(prep.y_test)
     df["estimated_flipped"] = np.asarray(ver.flipped, dtype=float)
+    df["estimated_new_prob"] = np.asarray(ver.new_prob, dtype=float)
+    recheck_prob = np.full(len(ms), np.nan)
+    rows = np.nonzero(ms.found)[0]
+    if recheck and rows.size:
+        recheck_prob[rows] = audit.retrain_probabilities(prep.X_test[rows], [ms.indices(int(i)) for i in rows])
+    flipped = np.full(len(ms), np.nan)
+    ok = np.isfinite(recheck_prob)
+    flipped[ok] = ((recheck_prob[ok] > prep.threshold) != (ms.prob[ok] > prep.threshold)).astype(float)
+    df["recheck_prob"] = recheck_prob
+    df["minimal_flipped"] = flipped
     df.attrs = {"n_train": len(prep.y_train), "threshold": prep.threshold, "l2": audit.l2_,
+                "paper_l2": prep.info.get("paper_l2"), "l2_convention": prep.info.get("l2_convention"),
                 "seconds_minimal": ms.seconds, "seconds": time.perf_counter() - t0, "refits": ms.refits,
                 "timings": ms.timings, "dataset": prep.info["dataset"], "features": prep.info["features"]}
     return df
 
 
+def minimal_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
+                   device=None, progress: bool = False, data_home=None, max_size: int | None = None,
+                   l2: float | None = None, l2_convention: str = "sum") -> pd.DataFrame:
+    """Verified minimal relabel sets (:meth:`RelabelAudit.minimal_sets`) for every (sampled) test point.
+
+    The same test rows as :func:`audit_points` (same ``seed``/``n_test``).  One row per test point:
+    ``test_index, y_true, prob, correct, estimated_size`` (Algorithm 1's ``|S_t|``), ``estimated_flipped``
+    (its verification refit flipped; NaN: not converged or no set), ``size, status, lower_bound, new_prob,
+    one_minimal, indices``, ``recheck_prob`` / ``minimal_flipped`` (each verified set refit once more,
+    separately from the search).  ``l2_convention`` reads the paper's l2 (:data:`L2_CONVENTIONS`); ``l2``
+    overrides it with a cfdkit l2 (for convention checks).  ``df.attrs`` has the timings.
+    """
+    resolve_l2(1.0, 1, l2_convention)
+    prep = _with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home), l2_convention)
+    if l2 is not None:
+        prep = _replace(prep, l2=float(l2))
+    audit = make_audit(prep, device=device, seed=seed, progress=progress)
+    return _minimal_frame(prep, audit, max_size=max_size)
+
+
+def _median(a) -> float:
+    a = np.asarray(a, dtype=float)
+    return float(np.median(a)) if a.size else np.nan
+
+
 def summarize_minimal(df: pd.DataFrame) -> dict:
-    """Table-2 columns of a :func:`minimal_points` frame (metric names in :data:`cfdkit.studies.paper.METRICS`)."""
+    """Table-2 columns of a :func:`minimal_points` frame (metric names in :data:`cfdkit.studies.paper.METRICS`).
+
+    Rates are over all test rows of the frame.  ``flip_rate`` (Algorithm 1) and ``minimal_flip_rate`` count a
+    row as flipped only where its refit converged and flipped; ``median_estimated_size`` is over the rows
+    Algorithm 1 has a set for, ``median_verified_size`` over the rows with a verified set, and the ``*_both``
+    medians over the rows that have both.
+    """
+    n = len(df)
     found = (df["status"] == "verified").to_numpy()
     est = df["estimated_size"].to_numpy()
+    size = df["size"].to_numpy()
     both = found & (est > 0)
+    rate = (lambda m: float(np.mean(m)) if n else np.nan)
+    mflip = df["minimal_flipped"].to_numpy(float) if "minimal_flipped" in df else np.full(n, np.nan)
     return {
-        "dataset": df.attrs.get("dataset"), "features": df.attrs.get("features"), "n_test": len(df),
-        "l2": df.attrs.get("l2"), "accuracy": float(df["correct"].mean()) if len(df) else np.nan,
-        "found_rate": float((est > 0).mean()) if len(df) else np.nan,
-        "flip_rate": float(np.nan_to_num(df["estimated_flipped"].to_numpy(float)).mean()) if len(df) else np.nan,
-        "minimal_found_rate": float(found.mean()) if len(df) else np.nan,
-        # a verified set flips by construction: its flip rate over all test points equals its found rate
-        "minimal_flip_rate": float(found.mean()) if len(df) else np.nan,
-        "median_estimated_size": float(np.median(est[est > 0])) if (est > 0).any() else np.nan,
-        "median_verified_size": float(np.median(df["size"].to_numpy()[found])) if found.any() else np.nan,
-        "median_estimated_size_both": float(np.median(est[both])) if both.any() else np.nan,
-        "median_verified_size_both": float(np.median(df["size"].to_numpy()[both])) if both.any() else np.nan,
-        "median_lower_bound": float(np.median(df["lower_bound"])) if len(df) else np.nan,
+        "dataset": df.attrs.get("dataset"), "features": df.attrs.get("features"), "n_test": n,
+        "n_train": df.attrs.get("n_train"), "l2": df.attrs.get("l2"), "paper_l2": df.attrs.get("paper_l2"),
+        "l2_convention": df.attrs.get("l2_convention"), "threshold": df.attrs.get("threshold"),
+        "accuracy": rate(df["correct"].to_numpy()),
+        "found_rate": rate(est > 0),
+        "flip_rate": rate(np.nan_to_num(df["estimated_flipped"].to_numpy(float)) == 1.0),
+        "minimal_found_rate": rate(found),
+        "minimal_flip_rate": rate(np.nan_to_num(mflip) == 1.0),
+        "median_estimated_size": _median(est[est > 0]),
+        "median_verified_size": _median(size[found]),
+        "median_estimated_size_both": _median(est[both]),
+        "median_verified_size_both": _median(size[both]),
+        "median_lower_bound": _median(df["lower_bound"].to_numpy()),
+        "median_lower_bound_found": _median(df["lower_bound"].to_numpy()[found]),
         "one_minimal_rate": float(df["one_minimal"].to_numpy()[found].mean()) if found.any() else np.nan,
+        "minimal_found_without_estimate": int((found & (est == 0)).sum()),
         "seconds_minimal": df.attrs.get("seconds_minimal"), "refits": df.attrs.get("refits"),
     }
 
 
-def table2_minimal(datasets=("loan", "sst2", "hate-speech"), features=None, n_test: int | None = None, seed: int = 0,
-                   *, device=None, progress: bool = True, data_home=None) -> pd.DataFrame:
-    """Table 2 with the verified minimal sets next to Algorithm 1's: one :func:`summarize_minimal` row per
-    (dataset, features)."""
-    rows = []
+def table2_minimal(datasets=("loan", "sst2", "hate-speech"), features=None, n_test: int | None = 50, seed: int = 0,
+                   *, device=None, progress: bool = True, data_home=None, max_size: int | None = None,
+                   l2_convention: str = "sum") -> pd.DataFrame:
+    """Table 2 with the verified minimal sets next to Algorithm 1's, on ``n_test`` seeded test rows per set.
+
+    One :func:`summarize_minimal` row per (dataset, features): ``n_test``, Algorithm 1's ``found_rate`` /
+    ``flip_rate`` / ``median_estimated_size`` and the verified minimal sets' ``minimal_found_rate``,
+    ``minimal_flip_rate`` (each set refit once more), ``median_verified_size``, ``median_lower_bound``.
+    ``df.attrs["points"]`` maps ``"dataset/features"`` to the per-point frames.
+    """
+    resolve_l2(1.0, 1, l2_convention)
+    rows, points = [], {}
     for d, f in tqdm(_combos(datasets, features), desc="table2 minimal", disable=not progress):
-        rows.append(summarize_minimal(minimal_points(d, f, n_test=n_test, seed=seed, device=device,
-                                                     data_home=data_home)))
-    return pd.DataFrame(rows)
+        fr = minimal_points(d, f, n_test=n_test, seed=seed, device=device, data_home=data_home, max_size=max_size,
+                            l2_convention=l2_convention)
+        points[f"{d}/{f}"] = fr
+        rows.append(summarize_minimal(fr))
+    out = pd.DataFrame(rows)
+    out.attrs["points"] = points
+    return out
+
+
+def imbalanced_minimal(dataset: str = "adult", *, positive_share: float = 0.03, n_train: int = 8000,
+                       n_test: int = 40, l2s=(1.0, 10.0), thresholds=(0.5, 0.25), seed: int = 0, device=None,
+                       max_size: int | None = None, progress: bool = True, data_home=None) -> pd.DataFrame:
+    """An imbalanced test case: Algorithm 1's sets vs verified minimal sets on a fairness set with few positives.
+
+    The fairness data set ``dataset`` gets its standard features (:func:`cfdkit.data.prepare`: one-hot
+    categoricals + standardized numerics); its training part is subsampled (seeded, without replacement) to
+    ``n_train`` rows of which ``round(positive_share * n_train)`` are positive, its test part to the same
+    positive share, and ``n_test`` random rows of that are the test points.  For every ``l2`` in ``l2s``
+    (cfdkit's ``sum_i L_i + l2/2 ||w||^2``) and threshold ``tau`` in ``thresholds`` an L2 logistic regression
+    is fit and :func:`summarize_minimal` reports Algorithm 1 (``found_rate``, ``flip_rate`` under refit,
+    ``median_estimated_size``) beside the verified minimal sets (``minimal_found_rate``,
+    ``minimal_flip_rate``, ``median_verified_size``, ``median_lower_bound``; the ``*_both`` medians on the rows
+    that have both sets).  Extra columns: ``positive_share``, ``share_predicted_positive``,
+    ``max_estimated_size_pct`` (the largest Algorithm 1 set as % of the training set), ``share_0_to_1`` (of
+    Algorithm 1's relabels: 0 -> 1) and ``share_0_to_1_minimal``.  ``df.attrs["points"]`` maps
+    ``"l2=<l2>/tau=<tau>"`` to the per-point frames (:func:`minimal_points` columns).
+    """
+    from ..data._tabular import FAIRNESS_NAMES
+
+    name = canonical_dataset(dataset)
+    if name not in FAIRNESS_NAMES:
+        raise ValueError(f"dataset must be a fairness data set ({', '.join(FAIRNESS_NAMES)}); got {dataset!r}.")
+    if isinstance(positive_share, (bool, np.bool_)) or not isinstance(positive_share, (int, float, np.floating)) \
+            or not 0.0 < float(positive_share) < 0.5:
+        raise ValueError(f"positive_share must be a float in (0, 0.5) (a minority share); got {positive_share!r}.")
+    for nm, v in (("n_train", n_train), ("n_test", n_test)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 2:
+            raise ValueError(f"{nm} must be an int >= 2; got {v!r}.")
+    l2s, thresholds = list(np.atleast_1d(l2s)), list(np.atleast_1d(thresholds))
+    if not l2s or any(not np.isfinite(float(v)) or float(v) <= 0 for v in l2s):
+        raise ValueError(f"l2s must be positive finite numbers; got {l2s!r}.")
+    if not thresholds or any(not 0.0 < float(t) < 1.0 for t in thresholds):
+        raise ValueError(f"thresholds must lie in (0, 1); got {thresholds!r}.")
+    prep = prepare(name, seed=seed, data_home=data_home)
+    rng = np.random.default_rng(seed + 424242)
+
+    def pick(y, n, what):
+        pos, neg = np.nonzero(y == 1)[0], np.nonzero(y == 0)[0]
+        n_pos = max(1, int(round(positive_share * n)))
+        if n_pos > pos.size or n - n_pos > neg.size:
+            raise ValueError(f"{what}={n} with positive_share={positive_share} needs {n_pos} positive and "
+                             f"{n - n_pos} negative rows; {name} has {pos.size} and {neg.size}. Use a smaller {what}.")
+        return np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)]))
+
+    tr = pick(prep.y_train, int(n_train), "n_train")
+    n_te_pool = min(len(prep.y_test), int(round(((prep.y_test == 0).sum()) / (1 - positive_share))))
+    te_pool = pick(prep.y_test, n_te_pool, "the test pool")
+    te = np.sort(rng.choice(te_pool, size=min(int(n_test), te_pool.size), replace=False))
+    rows, points = [], {}
+    grid = [(float(l2), float(t)) for l2 in l2s for t in thresholds]
+    for l2, tau in tqdm(grid, desc=f"imbalanced {name}", disable=not progress):
+        info = dict(prep.info, test_index=te, train_index=tr, n_train=len(tr), n_test=len(te), paper_l2=None,
+                    l2_convention="cfdkit")
+        p = _replace(prep, X_train=prep.X_train[tr], y_train=prep.y_train[tr], X_test=prep.X_test[te],
+                          y_test=prep.y_test[te], l2=l2, threshold=tau, info=info)
+        audit = make_audit(p, device=device, seed=seed)
+        fr = _minimal_frame(p, audit, max_size=max_size)
+        fs = audit.flip_sets(p.X_test)
+        y = p.y_train
+        est_idx = np.concatenate([fs.indices(i) for i in range(len(fs))] + [np.empty(0, np.int64)])
+        ms_idx = np.concatenate([np.asarray(ix, dtype=np.int64) for ix in fr["indices"]] + [np.empty(0, np.int64)])
+        r = summarize_minimal(fr)
+        r.update({"positive_share": float(y.mean()), "share_predicted_positive": float((fr["prob"] > tau).mean()),
+                  "max_estimated_size_pct": float(100 * fr["estimated_size"].max() / len(y)),
+                  "share_0_to_1": float((y[est_idx] == 0).mean()) if est_idx.size else np.nan,
+                  "share_0_to_1_minimal": float((y[ms_idx] == 0).mean()) if ms_idx.size else np.nan})
+        rows.append(r)
+        points[f"l2={l2:g}/tau={tau:g}"] = fr
+    out = pd.DataFrame(rows)
+    out.attrs["points"] = points
+    return out
