@@ -101,6 +101,47 @@ def test_fast_trainer_matches_autograd_ensemble_and_is_bitwise_deterministic(dat
         assert max(float((u - v).abs().max()) for u, v in zip(member(P, b), ps)) < 1e-12
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("per_member_start", [False, True])
+def test_compaction_drops_converged_members_bit_for_bit(dtype, per_member_start):
+    """compact=True (converged members leave the batch) = compact=False (they stay with a zero step), bit for bit,
+    including the convergence record, members that never converge, and one start per member (other seeds).
+
+    Bit-identity needs each GEMM row to be summed the same way whatever the number of rows; MKL does so for the
+    data sets' shapes (benchmarks/bench_compaction.py checks all seven), not in its small-matrix path (n = 48,
+    d <= 9 differ in the last bits), so the test uses n = 160, d = 16."""
+    from cfdkit.neural.fast import train_ensemble
+    X, y = make_data(n=160, d=16, seed=5)
+    Xt_, yt = torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=dtype)
+    cfg = TrainConfig(epochs=1500, lr_min=1e-4, weight_decay=3e-2, tol=3e-3, check_every=10, dtype=dtype)
+    B = 12
+    Y = yt.repeat(B, 1)
+    for b in range(B):
+        f = np.random.default_rng(b).choice(len(y), b % 6, replace=False)
+        Y[b, f] = 1 - Y[b, f]
+    if per_member_start:
+        inits = [init_params(X.shape[1], (8, 4), seed=s, dtype=dtype) for s in range(B)]
+        p0 = tuple(torch.stack([p[g] for p in inits]) for g in range(6))
+    else:
+        p0 = init_params(X.shape[1], (8, 4), seed=2, dtype=dtype)
+    Pc, ic = train_ensemble(Xt_, Y, p0, cfg, return_info=True, compact=True)
+    Pn, inn = train_ensemble(Xt_, Y, p0, cfg, return_info=True, compact=False)
+    assert len(np.unique(ic["steps"])) > 1          # members stop at different steps: compaction happened
+    assert all(torch.equal(a, b) for a, b in zip(Pc, Pn))
+    np.testing.assert_array_equal(ic["steps"], inn["steps"])
+    np.testing.assert_array_equal(ic["converged"], inn["converged"])
+    np.testing.assert_array_equal(ic["grad_norm"], inn["grad_norm"])
+    # a step cap that stops some members short: the non-converged ones are returned as they are, still equal
+    short = TrainConfig(epochs=int(np.median(ic["steps"])) + 1, lr_min=1e-4, weight_decay=3e-2, tol=3e-3,
+                        check_every=10, dtype=dtype)
+    Pc, ic = train_ensemble(Xt_, Y, p0, short, return_info=True, compact=True)
+    Pn, inn = train_ensemble(Xt_, Y, p0, short, return_info=True, compact=False)
+    assert ic["converged"].any() and not ic["converged"].all()
+    assert all(torch.equal(a, b) for a, b in zip(Pc, Pn))
+    np.testing.assert_array_equal(ic["steps"], inn["steps"])
+    np.testing.assert_array_equal(ic["converged"], inn["converged"])
+
+
 # ---------------------------------------------------------------- rankings
 @pytest.mark.parametrize("name", sorted(RANKINGS))
 def test_ranking_shape_and_finite(fitted, data, name):
