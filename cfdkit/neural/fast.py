@@ -89,12 +89,6 @@ class _Ensemble:
         T["W1T"].copy_(W1_0.transpose(-1, -2)); T["b1"].copy_(b1_0); T["W2"].copy_(W2_0)
         T["b2"].copy_(b2_0); T["w3"].copy_(w3_0); T["b3"].copy_(b3_0)
 
-    def take(self, other: "_Ensemble", keep: torch.Tensor):
-        """Copy members ``keep`` of ``other`` (theta, Adam moments) into this (smaller) ensemble."""
-        for key in ("theta", "m", "v"):
-            for dst, src in zip(self.row_groups[key], other.row_groups[key]):
-                torch.index_select(src, 0, keep, out=dst)
-
     def step_moments(self, XT, Yv, t: int, cfg: TrainConfig):
         """Gradient of every member's (regularized) loss, then Adam's moment updates at step ``t``."""
         B, n, h1 = self.B, self.n, self.h1
@@ -169,7 +163,8 @@ def train_ensemble(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: Train
         gradient norm is ``<= tol``, exactly where a single run would stop.
     compact : bool or None (None = :data:`COMPACT`, True)
         With ``cfg.tol`` set, drop converged members from the batch (their weights are stored
-        and the still-training members are copied into smaller buffers), so a batch costs what
+        and the still-training members are copied into smaller buffers, each at a row with the
+        same residue modulo 8 so that its memory alignment is kept), so a batch costs about what
         its members need, not ``B ×`` its slowest member.  Each member's arithmetic does not
         depend on the others, so the result is the same, bit for bit, as ``compact=False``
         (which keeps converged members in the batch with a zero step; the test suite checks
@@ -193,54 +188,85 @@ def train_ensemble(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: Train
     steps = torch.full((B,), cfg.n_steps, dtype=torch.int64)
     gnorm = torch.full((B,), float("nan"), dtype=torch.float64)
     conv = torch.full((B,), cfg.tol is None, dtype=torch.bool)
-    ids = torch.arange(B)                                       # original member of each batch row (compact)
+    ids = torch.arange(B)                                       # member trained in each batch row; -1 = frozen / filler
     Yb = Y
-    out = None                                                  # compact: final weights of frozen members
-    act = None                                                  # no compaction: (B·P,) 1./0. once some member froze
+    out = None                                                  # final weights of the members that stopped
+    act = None                                                  # (B·P,) 1. for training rows, 0. for frozen / filler
     for t in range(1, cfg.n_steps + 1):
         ens.step_moments(XT, Yb.view(ens.B, 1, n), t, cfg)
         if cfg.checks_at(t):                                    # per-member averaged-gradient norm (stop rule)
             gn = ens.avg_grad_norm(t, cfg)
-            if compact:
-                gnorm[ids] = gn; steps[ids] = t - 1
-                newly = gn <= cfg.tol
-                if bool(newly.any()):
-                    if out is None:
-                        out = _Ensemble(B, 0, d, h1, h2, dt, dev)
-                    done = torch.nonzero(newly).flatten()
-                    conv[ids[done]] = True
-                    _scatter(out, ens, done.to(dev), ids[done].to(dev))
-                    keep = torch.nonzero(~newly).flatten()
-                    if len(keep) == 0:
-                        ens = None
-                        break
-                    small = _Ensemble(len(keep), n, d, h1, h2, dt, dev)
-                    small.take(ens, keep.to(dev))
-                    ids, Yb, ens = ids[keep], Yb.index_select(0, keep.to(Yb.device)), small
-            else:
-                live = ~conv
-                gnorm[live] = gn[live]; steps[live] = t - 1
-                newly = live & (gn <= cfg.tol)
-                if bool(newly.any()):
-                    conv |= newly
-                    if act is None:
-                        act = torch.ones(ens.theta.numel(), dtype=dt, device=dev)
-                        A_groups = [a.reshape(B, -1) for a in _views(act, B, d, h1, h2).values()]
-                    idx = torch.nonzero(newly).flatten().to(dev)
-                    for a in A_groups:
-                        a[idx] = 0.0
-                if bool(conv.all()):
+            live = ids >= 0
+            gnorm[ids[live]] = gn[live]; steps[ids[live]] = t - 1
+            newly = live & (gn <= cfg.tol)
+            if bool(newly.any()):
+                rows = torch.nonzero(newly).flatten()
+                conv[ids[rows]] = True
+                if out is None:
+                    out = _Ensemble(B, 0, d, h1, h2, dt, dev)
+                _scatter(out, ens, rows.to(dev), ids[rows].to(dev))
+                ids = ids.clone(); ids[rows] = -1
+                if act is None:
+                    act = torch.ones(ens.theta.numel(), dtype=dt, device=dev)
+                _zero_rows(act, ens, rows.to(dev))
+                if not bool((ids >= 0).any()):
+                    ens = None
                     break
+                if compact:
+                    ens, ids, Yb, act = _compact(ens, ids, Yb, act)
         ens.step_params(t, cfg, act)
-    if compact and out is not None:
-        if ens is not None:                                     # members still training at the last step
-            _scatter(out, ens, torch.arange(ens.B, device=dev), ids.to(dev))
-        res = out.params()
-    else:
+    if out is None:
         res = ens.params()
+    else:
+        if ens is not None and bool((ids >= 0).any()):            # members still training at the last step
+            rows = torch.nonzero(ids >= 0).flatten()
+            _scatter(out, ens, rows.to(dev), ids[rows].to(dev))
+        res = out.params()
     if return_info:
         return res, {"steps": steps.numpy(), "grad_norm": gnorm.numpy(), "converged": conv.numpy()}
     return res
+
+
+#: Compaction keeps every training member at a batch row with the same residue modulo ``_ALIGN`` and the batch
+#: size's residue too, so each member's rows keep their memory alignment (row offsets change by multiples of
+#: 8 x 8 bytes = 64 bytes): vectorised reductions (``torch.sum`` over a row, the GEMMs) split a row into the same
+#: aligned head / body / tail, and the results stay the same bits.  Free rows are zero "fillers" with a zero step.
+_ALIGN = 8
+
+
+def _zero_rows(act: torch.Tensor, ens: _Ensemble, rows: torch.Tensor):
+    """Set the step mask of batch rows ``rows`` to 0. (frozen)."""
+    for a in _views(act, ens.B, ens.d, ens.h1, ens.h2).values():
+        a.reshape(ens.B, -1)[rows] = 0.0
+
+
+def _compact(ens: _Ensemble, ids: torch.Tensor, Yb: torch.Tensor, act: torch.Tensor):
+    """Move the training rows (``ids >= 0``) into a smaller ensemble, alignment-preserving (see :data:`_ALIGN`);
+    returns ``(ens, ids, Y, act)`` unchanged when no smaller batch fits."""
+    keep = torch.nonzero(ids >= 0).flatten()
+    res = keep % _ALIGN
+    counts = torch.bincount(res, minlength=_ALIGN)
+    R, Q, e = int(counts.max()), ens.B // _ALIGN, ens.B % _ALIGN
+    if R >= Q:                                                  # B' = 8 R + e would not be smaller than B
+        return ens, ids, Yb, act
+    B2 = _ALIGN * R + e
+    slots = torch.empty_like(keep)
+    for r in range(_ALIGN):
+        sel = torch.nonzero(res == r).flatten()
+        slots[sel] = r + _ALIGN * torch.arange(len(sel))
+    dev = ens.theta.device
+    small = _Ensemble(B2, ens.n, ens.d, ens.h1, ens.h2, ens.theta.dtype, dev)
+    small.theta.zero_()
+    for key in ("theta", "m", "v"):
+        for dst, src in zip(small.row_groups[key], ens.row_groups[key]):
+            dst.index_copy_(0, slots.to(dev), src.index_select(0, keep.to(dev)))
+    ids2 = torch.full((B2,), -1, dtype=ids.dtype)
+    ids2[slots] = ids[keep]
+    Y2 = torch.zeros((B2, Yb.shape[1]), dtype=Yb.dtype, device=Yb.device)
+    Y2[slots.to(Yb.device)] = Yb[keep.to(Yb.device)]
+    act2 = torch.ones(small.theta.numel(), dtype=act.dtype, device=dev)
+    _zero_rows(act2, small, torch.nonzero(ids2 < 0).flatten().to(dev))
+    return small, ids2, Y2, act2
 
 
 def _scatter(out: _Ensemble, ens: _Ensemble, rows: torch.Tensor, dest: torch.Tensor):
