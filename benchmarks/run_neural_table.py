@@ -11,7 +11,9 @@ sets so far), ``OUT/meta.json`` and ``OUT/section.md`` (the REPRODUCTION.md sect
     cd <repo> && CFDKIT_DATA_HOME=/work/shared/data PYTHONPATH=$PWD OMP_NUM_THREADS=1 nohup \\
         python benchmarks/run_neural_table.py /work/runs/neuraltable > /work/runs/neuraltable/run.log 2>&1 &
 
-Re-render later with ``python benchmarks/run_neural_table.py OUT --render``.
+Re-render later with ``python benchmarks/run_neural_table.py OUT --render``; ``--splice REPRODUCTION.md`` also
+replaces that file's neural section (from its ``## Neural networks`` heading to the next ``---`` line) with
+``OUT/section.md``, atomically.
 """
 import json
 import os
@@ -45,11 +47,21 @@ def render(out):
     return df
 
 
+def splice(section: str, path: str):
+    """Replace the neural section of ``path`` (``## Neural networks`` heading up to the next ``---`` line)."""
+    lines = open(path).read().split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("## Neural networks"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "---")
+    _atomic_write(path, "\n".join(lines[:start] + section.rstrip("\n").split("\n") + [""] + lines[end:]))
+
+
 def main(argv):
     out = argv[0] if argv else "/work/runs/neuraltable"
     os.makedirs(out, exist_ok=True)
-    if "--render" in argv:
+    if "--render" in argv or "--splice" in argv:
         render(out)
+        if "--splice" in argv:
+            splice(open(os.path.join(out, "section.md")).read(), argv[argv.index("--splice") + 1])
         return
     sz = SIZES["full"]
     torch.set_num_threads(1)

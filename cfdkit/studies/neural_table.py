@@ -292,6 +292,10 @@ def reproduction_section(df: pd.DataFrame, meta: dict | None = None) -> str:
              "mean over the test rows of the share of random size-1 / size-m label sets, and of 20 other seeds, "
              "that flip the prediction.",
              ""]
+    missing = [d for d in FAIRNESS if d not in set(df.dataset)]
+    if missing and set(df.dataset) <= set(FAIRNESS):
+        lines += [f"**Partial run: {len(FAIRNESS) - len(missing)} of {len(FAIRNESS)} data sets** (missing: "
+                  + ", ".join(missing) + "); the totals below cover only the sets shown.", ""]
     nc = int(df.retrain_not_converged.sum()) if "retrain_not_converged" in df.columns else 0
     pnc = int(df.drop_duplicates("dataset").placebo_not_converged.sum()) if "placebo_not_converged" in df.columns else 0
     body = table_markdown(df).replace("### ", "#### ")
