@@ -386,6 +386,26 @@ def test_gpu_matches_cpu(data):
     np.testing.assert_array_equal(rc.k[np.abs(rc.logit) > 1e-6], rg.k[np.abs(rc.logit) > 1e-6])
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_compaction_matches_no_compaction():
+    """Compaction on CUDA (index tensors moved to the device): same convergence record, weights to round-off."""
+    from cfdkit.neural.fast import train_ensemble
+    X, y = make_data(n=161, d=16, seed=5)
+    Xt_, yt = torch.as_tensor(X, device="cuda"), torch.as_tensor(y, dtype=torch.float64, device="cuda")
+    Y = yt.repeat(40, 1)
+    for b in range(40):
+        f = torch.as_tensor(np.random.default_rng(b).choice(len(y), b % 7, replace=False), device="cuda")
+        Y[b, f] = 1 - Y[b, f]
+    cfg = TrainConfig(epochs=400, lr_min=1e-4, weight_decay=3e-2, tol=1e-2, check_every=1)
+    p0 = init_params(X.shape[1], (8, 4), seed=2, device="cuda")
+    Pc, ic = train_ensemble(Xt_, Y, p0, cfg, return_info=True, compact=True)
+    Pn, inn = train_ensemble(Xt_, Y, p0, cfg, return_info=True, compact=False)
+    assert all(p.device.type == "cuda" for p in Pc)
+    np.testing.assert_array_equal(ic["converged"], inn["converged"])
+    assert max(float((a - b).abs().max()) for a, b in zip(Pc, Pn)) < 1e-12
+
+
 def test_rounds_schedule_and_cache_match_training_all_prefixes(data):
     X, y, Xt = data
     a = _cfd(hidden=(4, 4), budget=4, epochs=60, progress=False, schedule="all", cache=False).fit(X, y)
