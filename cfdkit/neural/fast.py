@@ -17,11 +17,12 @@ mean BCE-with-logits, every member from the same initial weights), without autog
   are copied into smaller buffers (each at a row with the same residue modulo 8, the batch size
   keeping its residue too, free rows zero "fillers"), so a batch costs about the sum of its
   members' steps, not ``B ×`` the slowest member's.  Each member's arithmetic is row-wise, so
-  the results equal those without compaction -- bit for bit on Salary's workload and the
-  shared-start test, but **not guaranteed bit for bit**: a member whose batch position or batch
-  size changes can differ in the last bit (measured: Student, one member of a 41-member chunk,
-  1.4e-16; its convergence record identical), because some kernels (row sums, batched GEMM)
-  round differently with the position / size.  Same inputs, same chunking → same bits, run to run.
+  the results are the same bits as without compaction.  Two things make a member's arithmetic
+  independent of its batch row and of the batch size: rows keep their residue mod 8 (vectorised
+  row sums split a row the same way), and the sigmoid runs over a logit buffer padded to a
+  multiple of 64 entries (a vectorised sigmoid and its scalar tail loop round differently; the
+  last member's last logits used to fall into the tail).  Checked: the test suite (shared and
+  per-member starts, float64 and float32) and benchmarks/bench_compaction.py on the data sets.
 
 Members agree with sequential (autograd) retrains to float64 round-off: only the summation
 order inside the matmuls differs.  Same inputs, same chunking and same thread count → same
@@ -38,7 +39,7 @@ from .model import Params, TrainConfig
 __all__ = ["train_ensemble", "train_single", "COMPACT"]
 
 #: Default of ``train_ensemble(compact=None)``: drop converged members from the batch (benchmarks switch it off
-#: to measure the saving; the results agree to round-off, usually bit for bit, see the module notes).
+#: to measure the saving; the results are the same bits either way, see the module notes).
 COMPACT = True
 
 
@@ -55,6 +56,10 @@ def _views(buf: torch.Tensor, B: int, d: int, h1: int, h2: int):
         out[name] = buf[off:off + size].view((B,) + shape)
         off += size
     return out
+
+
+#: Padding of the logit buffer (entries): a multiple of every CPU vector loop's stride (2 x 512-bit of float32).
+_PAD = 64
 
 
 class _Ensemble:
@@ -79,7 +84,11 @@ class _Ensemble:
         self.Z2 = torch.empty(B, h2, n, dtype=dt, device=dev)
         self.A2 = torch.empty(B, h2, n, dtype=dt, device=dev)
         self.M2 = torch.empty(B, h2, n, dtype=dt, device=dev)
-        self.F = torch.empty(B, 1, n, dtype=dt, device=dev)
+        # Logits / dF live at the front of a buffer padded to a multiple of _PAD entries, and the sigmoid runs over
+        # the whole buffer: a vectorised sigmoid and its scalar tail loop round differently, so without the padding
+        # the last member's last entries (the tail) would depend on the batch size (compaction moves members).
+        self.Fbuf = torch.zeros(-(-B * n // _PAD) * _PAD, dtype=dt, device=dev)
+        self.F = self.Fbuf[:B * n].view(B, 1, n)
         self.A1v = self.A1.view(B, h1, n)
         self.W2T = self.W2.transpose(1, 2)                             # (B, h2, h1) view
         self.row_groups = {key: [g.reshape(B, -1) for g in _views(buf, B, d, h1, h2).values()]
@@ -105,7 +114,7 @@ class _Ensemble:
         torch.sign(A2, out=M2)
         torch.baddbmm(self.b3c.view(B, 1, 1), self.w3r, A2, out=F)   # (B, 1, n) logits
         # backward of mean BCE-with-logits: dF = (sigmoid(F) - Y) / n
-        torch.sigmoid(F, out=F)
+        torch.sigmoid(self.Fbuf, out=self.Fbuf)                      # = sigmoid(F), no scalar tail (see __init__)
         F.sub_(Yv).mul_(1.0 / n)
         torch.sum(F.view(B, n), dim=1, out=self.gb3)
         torch.bmm(A2, F.transpose(1, 2), out=self.gw3c)              # (B, h2, 1)
@@ -169,9 +178,8 @@ def train_ensemble(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: Train
         and the still-training members are copied into smaller buffers, each at a row with the
         same residue modulo 8 so that its memory alignment is kept), so a batch costs about what
         its members need, not ``B ×`` its slowest member.  Each member's arithmetic does not
-        depend on the others, so the result equals ``compact=False`` (which keeps converged
-        members in the batch with a zero step) to float round-off, usually bit for bit, but not
-        guaranteed so (see the module notes).
+        depend on the others, so the result is the same, bit for bit, as ``compact=False``
+        (which keeps converged members in the batch with a zero step; see the module notes).
 
     Returns
     -------
@@ -232,9 +240,7 @@ def train_ensemble(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: Train
 #: Compaction keeps every training member at a batch row with the same residue modulo ``_ALIGN`` and the batch
 #: size's residue too, so each member's rows keep their memory alignment (row offsets change by multiples of
 #: 8 x 8 bytes = 64 bytes): vectorised reductions (``torch.sum`` over a row, the GEMMs) split a row into the same
-#: aligned head / body / tail (without this, Salary's members differed in the last bit; with it they match).  It
-#: does not make every kernel position-independent (see the module notes).  Free rows are zero "fillers" with a
-#: zero step.
+#: aligned head / body / tail.  Free rows are zero "fillers" with a zero step.
 _ALIGN = 8
 
 
