@@ -50,3 +50,21 @@ def test_table_markdown_and_subsample_columns():
     md = table_markdown(df)
     assert "| synthetic | 100 / 800 (sub) | 3 |" in md and "**total**" in md
     assert "beat their placebo" in md and "placebo seed" in md
+
+
+def test_reproduction_section_paper_and_placebo_columns_and_ordering_sentence():
+    from cfdkit.studies.neural_table import ordering_sentence, reproduction_section
+    df = neural_cfd_table(datasets=("synthetic",), n_test=3, budget=2, rankings=("combined", "l2_distance", "random"),
+                          hidden=(3, 3), max_train=100, placebo_draws=2)
+    df = df.assign(dataset="german")                     # a data set with paper numbers
+    df.loc[:, "found"] = [3, 3, 2]
+    df.loc[:, "findings"] = [3, 2, 0]
+    md = reproduction_section(df, {"command": "CMD", "seconds": {"german": 90.0}})
+    assert md.startswith("## Neural networks") and "`CMD`" in md and "german 1.5 min" in md
+    assert "| german | 3 / 3" in md and "38 / 17 / 15 (182)" in md          # findings / found beside the paper's
+    assert "placebo random_k1" in md and "placebo seed" in md
+    assert "**holds**" in md and "combined / l2_distance = 1.50" in md
+    df.loc[:, "findings"] = [1, 2, 0]
+    s = ordering_sentence(df)
+    assert "**does not hold**" in s and "combined 1, l2_distance 2, random 0" in s and "`l2_distance` (2)" in s
+    assert "cannot be checked" in ordering_sentence(df[df.ranking != "random"])

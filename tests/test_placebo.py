@@ -195,3 +195,17 @@ def test_early_stopping_on_held_out_data(data):
     for bad in (0.0, 0.9, "0.2"):
         with pytest.raises(ValueError, match="validation_fraction"):
             NeuralCFD(hidden=(3, 3), budget=2, validation_fraction=bad, progress=False).fit(X, y)
+
+
+def test_auto_weight_decay_rule():
+    from cfdkit.neural.model import auto_weight_decay
+    assert auto_weight_decay(41) == pytest.approx(2.4 / 41)          # Salary: stronger than the 3e-2 cap
+    assert auto_weight_decay(80) == pytest.approx(3e-2) and auto_weight_decay(519) == 3e-2
+    assert auto_weight_decay(800) == pytest.approx(3e-2) and auto_weight_decay(2000) == pytest.approx(0.012)
+    v = [auto_weight_decay(n) for n in range(1, 5000, 7)]
+    assert all(a >= b for a, b in zip(v, v[1:]))                     # non-increasing in n
+    with pytest.raises(ValueError, match="n_train"):
+        auto_weight_decay(0)
+    X, y = make_neural_data(41, 3, 0)
+    cfd = NeuralCFD(hidden=(3, 3), budget=2, progress=False, placebo_draws=None).fit(X, y)
+    assert cfd.config_.weight_decay == pytest.approx(2.4 / 41)

@@ -52,7 +52,7 @@ def forward_members_at(params: Params, Xb: torch.Tensor) -> torch.Tensor:
 
 
 def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig,
-                  XT: torch.Tensor | None = None, return_info: bool = False):
+                  XT: torch.Tensor | None = None, return_info: bool = False, compact: bool | None = None):
     """Train ``B = Y.shape[0]`` networks at once, all from ``params0`` (hand-written trainer).
 
     Parameters
@@ -66,12 +66,15 @@ def train_batched(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainC
     XT : optional contiguous ``X.T``, reused across chunks.
     return_info : bool, also return the per-member convergence record (see
         :func:`cfdkit.neural.fast.train_ensemble`).
+    compact : bool or None
+        Drop converged members from the batch (same bits, less work; see
+        :func:`cfdkit.neural.fast.train_ensemble`); None = :data:`cfdkit.neural.fast.COMPACT` (True).
 
     Returns
     -------
     Stacked trained parameters, leading axis ``B`` [, info dict].
     """
-    return train_ensemble(X, Y.to(X.dtype), params0, cfg, XT=XT, return_info=return_info)
+    return train_ensemble(X, Y.to(X.dtype), params0, cfg, XT=XT, return_info=return_info, compact=compact)
 
 
 def train_batched_autograd(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: TrainConfig) -> Params:

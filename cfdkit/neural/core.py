@@ -25,14 +25,7 @@ from .placebo import (check_n_draws, check_sizes, random_flip_rates, seed_flip_r
 from .validation import OWNER, check_budget, check_budget_param, check_hidden, check_seed
 
 
-#: ``weight_decay="auto"`` = min(AUTO_DECAY_MAX, AUTO_DECAY / n_train).  AUTO_DECAY / n is a fixed prior
-#: strength on the *summed* loss (mean BCE + wd/2 ||θ||² = (sum BCE + AUTO_DECAY/2 ||θ||²) / n), so larger
-#: training sets are regularized less; the cap keeps small sets (Salary, Student) from collapsing to a
-#: constant prediction.  Tuned on the seven fairness sets (cfdkit/neural/NOTES.md): 3e-2 is needed on
-#: German (800 rows; 2.5e-2 leaves 3.1 % of predictions moved by one random flip), while 3e-2 on Compas or
-#: Bank (2,000 rows) sends some seeds / the network to a constant prediction.
-AUTO_DECAY = 24.0
-AUTO_DECAY_MAX = 3e-2
+from .model import AUTO_DECAY, AUTO_DECAY_MAX, AUTO_DECAY_MIN, auto_weight_decay  # noqa: F401  (rule and tuning: model.py)
 
 
 def _check_unit(v, name):
@@ -76,7 +69,7 @@ class NeuralCFD(BaseEstimator):
         ``epochs`` is the largest number of steps.
     weight_decay, lr_min, tol, min_epochs :
         The stable recipe (issue 16): the objective is mean BCE + ``weight_decay / 2 ||θ||²``
-        (``"auto"``: ``min(3e-2, 24 / n_train)``, see :data:`AUTO_DECAY`); the step decays from
+        (``"auto"``: ``clip(3e-2, 2.4 / n_train, 24 / n_train)``, see :func:`~cfdkit.neural.model.auto_weight_decay`); the step decays from
         ``lr`` to ``lr_min`` along a cosine; training stops once the averaged gradient norm is
         ``<= tol``, checked from step ``min_epochs`` on (:class:`~cfdkit.neural.model.TrainConfig`).
         The defaults (``"auto"``, ``lr_min=1e-4``, ``tol=3e-3``, ``min_epochs=0``, ``epochs=3000``)
@@ -283,8 +276,8 @@ class NeuralCFD(BaseEstimator):
         wd = self.weight_decay
         if isinstance(wd, str):
             if wd != "auto":
-                raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= {AUTO_DECAY:g} / n_train), got {wd!r}; e.g. weight_decay='auto'.")
-            wd = min(AUTO_DECAY_MAX, AUTO_DECAY / len(X))
+                raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= clip(3e-2, 2.4 / n_train, 24 / n_train)), got {wd!r}; e.g. weight_decay='auto'.")
+            wd = auto_weight_decay(len(X))
         config = TrainConfig(epochs=self.epochs, lr=self.lr, dtype=self.dtype, weight_decay=wd,
                              lr_min=self.lr_min, tol=self.tol, min_epochs=self.min_epochs)
         device = resolve_device(self.device)

@@ -151,6 +151,27 @@ class TrainConfig:
         return self.tol is not None and t >= self.min_epochs and (t % self.check_every == 0 or t == self.epochs)
 
 
+#: ``weight_decay="auto"`` (:func:`auto_weight_decay`) = AUTO_DECAY_MAX (3e-2), clipped so that the prior
+#: strength on the *summed* loss, ``n_train * wd`` (mean BCE + wd/2 ||θ||² = (sum BCE + n wd/2 ||θ||²) / n), lies in
+#: [AUTO_DECAY_MIN, AUTO_DECAY] = [2.4, 24]: larger training sets are regularized less (24 / n from n = 800 on),
+#: very small ones more (2.4 / n below n = 80).  Tuned on the seven fairness sets (cfdkit/neural/NOTES.md):
+#: 3e-2 is needed on German (800 rows; 2.5e-2 leaves 3.1 % of predictions moved by one random flip), 3e-2 on
+#: Compas or Bank (2,000 rows) sends some seeds / the network to a constant prediction, 4e-2 sends Student
+#: (519 rows) to a constant, and Salary (41 rows) needs 5e-2 to 7e-2 (3e-2: one random flip moves 5.1 % of its
+#: test predictions; 8e-2: seeds disagree on 11 %): 2.4 / 41 = 5.9e-2.
+AUTO_DECAY = 24.0
+AUTO_DECAY_MIN = 2.4
+AUTO_DECAY_MAX = 3e-2
+
+
+def auto_weight_decay(n_train: int) -> float:
+    """``weight_decay="auto"``: ``clip(3e-2, 2.4 / n_train, 24 / n_train)`` (see :data:`AUTO_DECAY`)."""
+    n = int(n_train)
+    if n < 1:
+        raise ValueError(f"n_train must be a positive int, got {n_train!r}.")
+    return float(min(AUTO_DECAY / n, max(AUTO_DECAY_MAX, AUTO_DECAY_MIN / n)))
+
+
 def init_params(d: int, hidden=(8, 8), seed: int = 0, dtype=torch.float64, device="cpu") -> Params:
     """Deterministic initial weights (PyTorch ``nn.Linear`` default rule).
 

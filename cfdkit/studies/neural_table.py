@@ -182,7 +182,8 @@ def table_markdown(df: pd.DataFrame) -> str:
                 "of random label sets of size 1 / m from the candidate pool, and of other seeds, that flip the "
                 "prediction.", ""]
         pc = [c for c in df.columns if c.startswith("placebo_flip_rate_")]
-        head = ["dataset"] + rk + [c.replace("placebo_flip_rate_", "placebo ") for c in pc]
+        head = ["dataset"] + rk + [c.replace("placebo_flip_rate_", "placebo ") for c in pc] + \
+            ["paper ours / random / L2 (of tests)"]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         ftot = {r: [0, 0] for r in rk}
         for d in ds:
@@ -196,8 +197,12 @@ def table_markdown(df: pd.DataFrame) -> str:
                 cells.append(f"{int(row.findings)} / {int(row.found)}{ms}")
             first = df[df.dataset == d].iloc[0]
             cells += [f"{first[c]:.3f}" if c in first and not pd.isna(first[c]) else "–" for c in pc]
+            p = PAPER.get(d)
+            cells.append(f"{p[1][0]} / {p[1][1]} / {p[1][2]} ({p[0]})" if p else "–")
             out.append("| " + " | ".join(cells) + " |")
-        out.append("| **total** | " + " | ".join(f"**{ftot[r][0]}** / {ftot[r][1]}" for r in rk) + " |" + " |" * len(pc))
+        out.append("| **total** | " + " | ".join(f"**{ftot[r][0]}** / {ftot[r][1]}" for r in rk) + " |" + " |" * len(pc)
+                   + f" {PAPER_TOTAL['combined']} / {PAPER_TOTAL['random']} / {PAPER_TOTAL['l2_distance']} "
+                   f"({PAPER_TOTAL['test_cases']}) |")
     out += ["", "### Tables 2-3: seconds per test input, ours (paper)", "",
             "Rank = ranking overhead; runtime = ranking + batched retraining (early-stop rounds), amortised "
             "over the test inputs.", ""]
@@ -219,3 +224,83 @@ def table_markdown(df: pd.DataFrame) -> str:
             cells.append(s)
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def ordering_sentence(df: pd.DataFrame) -> str:
+    """A plain sentence: does the paper's ordering (its method ahead of L2 distance and random) hold among the
+    CFDs that beat their placebo (``findings``)?  Totals over the data sets where all three rankings ran, plus
+    the number of data sets where ``combined`` is strictly ahead of both."""
+    need = ("combined", "l2_distance", "random")
+    if "findings" not in df.columns or not set(need) <= set(df.ranking):
+        return "The paper's ordering cannot be checked: the run lacks combined, l2_distance or random findings."
+    ds = [d for d in df.dataset.unique() if set(need) <= set(df[df.dataset == d].ranking)]
+    sub = df[df.dataset.isin(ds)]
+    tot = sub.groupby("ranking")["findings"].sum()
+    fnd = sub.groupby("ranking")["found"].sum()
+    piv = sub.pivot_table(index="dataset", columns="ranking", values="findings", aggfunc="first")
+    ahead = int(((piv["combined"] > piv["l2_distance"]) & (piv["combined"] > piv["random"])).sum())
+    holds = tot["combined"] > tot["l2_distance"] and tot["combined"] > tot["random"]
+    best = tot.drop(labels=[r for r in tot.index if r not in set(ALL_RANKINGS)], errors="ignore").idxmax()
+    verdict = "holds" if holds else "does not hold"
+    s = (f"Counting only CFDs that beat their placebo, the paper's ordering (its method ahead of L2 distance and "
+         f"random) **{verdict}** under stable training: combined {int(tot['combined'])}, l2_distance "
+         f"{int(tot['l2_distance'])}, random {int(tot['random'])} (of {int(fnd['combined'])}, "
+         f"{int(fnd['l2_distance'])}, {int(fnd['random'])} found) over {len(ds)} data sets; combined is strictly "
+         f"ahead of both on {ahead} of {len(ds)} data sets.")
+    ratio = tot["combined"] / max(tot["l2_distance"], 1)
+    pr = PAPER_TOTAL["combined"] / PAPER_TOTAL["l2_distance"]
+    if holds and ratio < 1.2:
+        s += (f" The margin is small: combined / l2_distance = {ratio:.2f} here against {pr:.1f} in the paper "
+              f"({PAPER_TOTAL['combined']} / {PAPER_TOTAL['l2_distance']}), so the paper's clear lead is not reproduced.")
+    elif holds:
+        s += f" combined / l2_distance = {ratio:.2f} here, {pr:.1f} in the paper."
+    if best != "combined":
+        s += f" The most findings come from `{best}` ({int(tot[best])})."
+    return s
+
+
+def reproduction_section(df: pd.DataFrame, meta: dict | None = None) -> str:
+    """The REPRODUCTION.md section for a neural-table run (records of :func:`neural_cfd_table` with placebo
+    columns): command and settings, Table 1 with the paper's numbers, the table restricted to CFDs that beat
+    their placebo with the placebo flip rates, Tables 2-3, and the ordering sentence (:func:`ordering_sentence`).
+    ``meta``: optional ``{"command", "seconds" {name: s}, "started", "finished", "host"}`` of the run."""
+    meta = meta or {}
+    secs = meta.get("seconds", {})
+    tot_min = sum(secs.values()) / 60 if secs else float("nan")
+    first = df.iloc[0]
+    sub = [f"{r.dataset} {int(r.n_train)} / {int(r.n_train_full)}" for r in df.drop_duplicates("dataset").itertuples()]
+    lines = ["## Neural networks — CFDs found, ranking overhead, runtime (Kim, Mitchell & Wang, NLDL 2026, Tables 1–3)",
+             "",
+             f"Command: `{meta.get('command', 'python benchmarks/run_neural_table.py OUT')}` (the settings of "
+             "`cfdkit reproduce --only neural-table`, one data set at a time, records written after each; "
+             f"{tot_min:.1f} min on 2 CPU cores shared with other jobs, {meta.get('started', '?')} – "
+             f"{meta.get('finished', '?')}; per data set: "
+             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in secs.items()) + "). "
+             "Rendered by `cfdkit.studies.neural_table.reproduction_section`.",
+             "",
+             f"Settings (cfdkit's choices; the paper's m, widths, epochs, splits and test-case selection are not "
+             f"public): budget m = {int(first.budget)}, ({first.hidden.replace('x', ', ')}) ReLU network, the "
+             "**stable recipe** (NeuralCFD defaults: weight decay `auto` = clip(3e-2, 2.4/n, 24/n), full-batch Adam "
+             "with lr 1e-2 decaying along a cosine to 1e-4, stop once the averaged gradient norm is <= 3e-3, at most "
+             f"{int(first.epochs)} steps), seed 0, ψ = training points with the predicted label, up to "
+             f"{int(df.test_cases.max())} seeded test inputs per data set, 20 placebo draws per CFD size. Training "
+             "rows used / available: " + "; ".join(sub) + " (larger sets subsampled, seeded and stratified). "
+             "Paper columns (\"Our Method\", \"Random Sampling\", \"L2 Distance\") are read from the authors' "
+             "slides (`shared/papers/cfd_nn_method.md` §8) and compared with `combined`, `random`, `l2_distance`. "
+             "A CFD *beats its placebo* when its specificity (one minus the share of 20 random label sets of the "
+             "same size from the same candidate pool that also flip the prediction) is >= 0.9; placebo columns: "
+             "mean over the test rows of the share of random size-1 / size-m label sets, and of 20 other seeds, "
+             "that flip the prediction.",
+             ""]
+    missing = [d for d in FAIRNESS if d not in set(df.dataset)]
+    if missing and set(df.dataset) <= set(FAIRNESS):
+        lines += [f"**Partial run: {len(FAIRNESS) - len(missing)} of {len(FAIRNESS)} data sets** (missing: "
+                  + ", ".join(missing) + "); the totals below cover only the sets shown.", ""]
+    nc = int(df.retrain_not_converged.sum()) if "retrain_not_converged" in df.columns else 0
+    pnc = int(df.drop_duplicates("dataset").placebo_not_converged.sum()) if "placebo_not_converged" in df.columns else 0
+    body = table_markdown(df).replace("### ", "#### ")
+    lines += [body, "",
+              f"Convergence: {nc} search retrains and {pnc} placebo networks did not meet the stop rule "
+              "(reported, not dropped; a CFD from a non-converged retrain is labelled \"not converged\").", "",
+              "**Does the paper's ordering hold?** " + ordering_sentence(df), ""]
+    return "\n".join(lines) + "\n"

@@ -437,7 +437,7 @@ def _neural(st, sz, out, synthetic, n_jobs, progress, plot):
         st.add("all", feats, "test_cases_total", n_cases, paper=PAPER_TOTAL["test_cases"])
     sub = [f"{r.dataset}: {int(r.n_train)} training rows" for r in df.drop_duplicates("dataset").itertuples()]
     st.notes += [f"Kim, Mitchell & Wang (NLDL 2026) Algorithm 1 with cfdkit.neural.NeuralCFD: widths (8, 8), budget "
-                 f"m = {sz['neural_budget']}, the stable recipe (weight decay 3e-2, cosine lr, stop on the averaged gradient norm, at most {sz['neural_epochs']} full-batch Adam steps), up to {sz['neural_n_test']} seeded test cases per data set. The paper's m, "
+                 f"m = {sz['neural_budget']}, the stable recipe (weight decay auto = clip(3e-2, 2.4/n, 24/n), cosine lr, stop on the averaged gradient norm, at most {sz['neural_epochs']} full-batch Adam steps), up to {sz['neural_n_test']} seeded test cases per data set. The paper's m, "
                  "widths, epochs, splits and test-case selection are not public, so its numbers (read from the "
                  "authors' slides; cfd_nn_method.md §8) are comparable in spirit only; paper 'Our Method' is "
                  "compared with `combined`.",
