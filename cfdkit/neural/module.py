@@ -516,7 +516,7 @@ def fit_module(cfd, X_train, y_train, budget: int):
     from ..core.arrays import resolve_device
     from ..core.validation import (check_binary_vector, check_choice, check_dense_matrix, check_positive_int,
                                    feature_names_of)
-    from .core import AUTO_DECAY, AUTO_DECAY_MAX
+    from .model import auto_weight_decay
     from .validation import OWNER, check_budget, check_seed
 
     if not isinstance(cfd.hidden, (tuple, list)) or tuple(cfd.hidden) != (8, 8):
@@ -546,9 +546,9 @@ def fit_module(cfd, X_train, y_train, budget: int):
     wd = cfd.weight_decay
     if isinstance(wd, str):
         if wd != "auto":
-            raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= {AUTO_DECAY:g} / n_train), got {wd!r}; "
+            raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= clip(3e-2, 2.4 / n_train, 24 / n_train)), got {wd!r}; "
                              "e.g. weight_decay='auto'.")
-        wd = min(AUTO_DECAY_MAX, AUTO_DECAY / len(X))
+        wd = auto_weight_decay(len(X))
     cfg, nb = module_config(cfd.epochs, cfd.lr, wd, cfd.lr_min, cfd.tol, cfd.min_epochs, spec.dtype, len(X), bs)
     for attr in ("model_", "feature_names_in_", "early_stopping_"):
         if hasattr(cfd, attr):
