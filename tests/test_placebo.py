@@ -76,13 +76,27 @@ def test_specificity_equals_sequential_placebo(fitted, data):
     mask = (logit0 > 0)[:, None] == fitted.y_train_[None, :].astype(bool)
     pools, group = pool_groups(mask)
     t = int(np.flatnonzero(res.found)[0]); k = int(res.k[t])
-    sets = _draw_sets(np.flatnonzero(pools[group[t]]), k, 8, fitted.seed_, group[t])
+    sets = _draw_sets(np.flatnonzero(pools[group[t]]), k, 8, fitted.seed_)
     flips = 0
     for s in sets:
         y = fitted.y_train_t_.clone(); y[s] = 1 - y[s]
         p = train_params(fitted.X_train_t_, y, fitted.params0_, fitted.config_)
         flips += int((float(forward(p, fitted.as_tensor(Xt[t:t + 1]))[0]) > 0) != (logit0[t] > 0))
     assert res.specificity[t] == pytest.approx(1 - flips / 8)
+
+
+def test_specificity_does_not_depend_on_the_other_test_rows(fitted, data):
+    """A row's placebo draws are keyed by its pool, not by its pool's position among one call's pools:
+    the row searched alone gets the same specificity as in the full search (the explorer relies on it)."""
+    _, _, Xt = data
+    res = fitted.search(Xt)
+    rows = np.flatnonzero(res.found)
+    assert rows.size >= 2
+    for t in rows[[0, -1]]:
+        alone = fitted.search(Xt[t:t + 1])
+        assert alone.k[0] == res.k[t] and alone.specificity[0] == pytest.approx(res.specificity[t], abs=1e-12)
+    a = _draw_sets(np.arange(5, 30), 3, 4, 0)
+    assert all(np.array_equal(u, v) for u, v in zip(a, _draw_sets(np.arange(5, 30), 3, 4, 0)))
 
 
 def test_placebo_frame(fitted, data):

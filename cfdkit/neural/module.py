@@ -698,7 +698,7 @@ def module_random_flip_rates(cfd, Xt, logit0, mask, sizes, n_draws, seed=0, max_
     for k in sizes:
         want = np.ones(len(Xt), bool) if rows_for_size is None else rows_for_size[k]
         for g in np.unique(group[want]):
-            jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed, g)))
+            jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed)))
     sets = [s for _, _, ss in jobs for s in ss]
     bar = tqdm(total=len(sets), desc="placebo (random labels)", disable=not progress, unit="net")
     flips, conv = _train_and_flip(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)

@@ -22,6 +22,7 @@ reported (``n_not_converged``), never silently dropped.
 from __future__ import annotations
 
 import numbers
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -75,8 +76,13 @@ def pool_groups(mask: np.ndarray):
     return pools, np.asarray(group).reshape(-1).astype(np.int64)
 
 
-def _draw_sets(pool_idx: np.ndarray, k: int, n_draws: int, seed: int, key: int):
-    """``n_draws`` random size-k subsets of ``pool_idx`` (seeded by ``seed``, ``k`` and ``key``)."""
+def _draw_sets(pool_idx: np.ndarray, k: int, n_draws: int, seed: int):
+    """``n_draws`` random size-k subsets of ``pool_idx``, seeded by ``seed``, ``k`` and the pool itself.
+
+    Keyed by the pool's contents (a CRC of its indices), not by its position among one call's pools,
+    so a test row's draws, and hence its specificity, do not depend on which other rows are in the call.
+    """
+    key = zlib.crc32(np.asarray(pool_idx, dtype=np.int64).tobytes())
     rng = np.random.default_rng([int(seed), int(k), int(key), 16])
     return [np.sort(rng.choice(pool_idx, size=k, replace=False)) for _ in range(n_draws)]
 
@@ -128,7 +134,7 @@ def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray,
     for k in sizes:
         want = np.ones(len(Xt), bool) if rows_for_size is None else rows_for_size[k]
         for g in np.unique(group[want]):
-            jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed, g)))
+            jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed)))
     sets = [s for _, _, ss in jobs for s in ss]
     bar = tqdm(total=len(sets), desc="placebo (random labels)", disable=not progress, unit="net")
     flips, conv = _train_and_flip(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
