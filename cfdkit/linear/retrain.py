@@ -125,7 +125,8 @@ def one_class_sets(y: np.ndarray, sets, kind: str = "relabel") -> np.ndarray:
     return out
 
 
-def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool = False, desc: str = "retraining"):
+def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool = False, desc: str = "retraining",
+               starts: torch.Tensor | None = None):
     """Retrain once per set; return the weights.
 
     Parameters
@@ -133,6 +134,13 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     sets : list of np.ndarray[int64]
         Training indices to relabel (flip 0/1) or remove, one array per refit.
     kind : {"relabel", "remove"}
+    starts : torch.Tensor (p, m), optional
+        Warm starts: column ``j`` (when finite) is the converged refit of a *nearby* set (e.g. the set
+        ``sets[j]`` plus one label, in the shrink of :mod:`cfdkit.linear.minimal`).  Such a column starts
+        there instead of at the influence step from the fitted weights, whichever (or the fitted weights)
+        has the lower altered objective; L-BFGS's first step from it is then the one-step (influence)
+        correction from that nearby optimum.  Columns with NaN start as without ``starts``.  Only the
+        start changes: every refit still converges to ``state.tol`` (or is reported unconverged).
 
     Returns
     -------
@@ -152,19 +160,28 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     gn, its, conv = np.empty(m), np.empty(m, dtype=np.int64), np.empty(m, dtype=bool)
     bs = members_per_batch(state)
     pc = state.precond()
-    starts = range(0, m, bs)
-    for s in tqdm(starts, desc=desc, disable=not progress or m <= bs, leave=False):
+    block_starts = range(0, m, bs)
+    for s in tqdm(block_starts, desc=desc, disable=not progress or m <= bs, leave=False):
         block = sets[s:s + bs]
         Y, S, C = _labels_and_weights(state, block, kind)
-        # warm start: w_hat + first-order (influence) change = the first Newton step from w_hat;
-        # where that step overshoots (a near-singular Hessian: weakly regularized, nearly separable
-        # data) start from w_hat itself, whichever has the lower altered objective
-        dW = state.ihvp.solve(state.train.rmatvec(C)).x
-        W0 = state.w[:, None] - dW
         Wh = state.w[:, None].expand(-1, len(block))
-        f_inf = _weighted_objective(state, Y, W0, S)
         f_hat = _weighted_objective(state, Y, Wh, S)
-        worse = ~torch.isfinite(f_inf) | (f_inf > f_hat)
+        given = None if starts is None else starts[:, s:s + len(block)]
+        has = (torch.zeros(len(block), dtype=torch.bool, device=Wh.device) if given is None
+               else torch.isfinite(given).all(0))
+        # start: w_hat + first-order (influence) change = the first Newton step from w_hat (columns
+        # without a warm start only); where that step overshoots (a near-singular Hessian: weakly
+        # regularized, nearly separable data) start from w_hat itself, whichever has the lower
+        # altered objective
+        W0 = Wh.clone()
+        cold = torch.nonzero(~has).squeeze(1)
+        if cold.numel():
+            dW = state.ihvp.solve(state.train.rmatvec(C[:, cold])).x
+            W0[:, cold] = state.w[:, None] - dW
+        if given is not None and bool(has.any()):
+            W0[:, has] = given[:, has]
+        f0 = _weighted_objective(state, Y, W0, S)
+        worse = ~torch.isfinite(f0) | (f0 > f_hat)
         if bool(worse.any()):
             W0[:, worse] = state.w[:, None]
         W, info = lbfgs(state.train, Y, W0, state.l2, tol=state.tol, max_iter=40, precond=pc, S=S)
