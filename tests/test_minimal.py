@@ -280,6 +280,10 @@ def test_warm_started_refits_reach_the_same_optimum():
     assert np.all(iw.grad_norm <= st.tol)
     # strongly convex: both are within tol / l2 of the unique optimum
     assert float((warm - cold).abs().max()) < 1e-8
+    with pytest.raises(ValueError, match="starts must have shape"):
+        refit_sets(st, subsets, starts=starts[:, :2])
+    with pytest.raises(TypeError, match="starts must be a float64"):
+        refit_sets(st, subsets, starts=starts.float())
     # a start that is already the optimum is kept: no iteration, the same weights
     again, ia = refit_sets(st, [S], starts=W_S)
     assert ia.iterations[0] == 0 and torch.equal(again, W_S)

@@ -156,6 +156,13 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
                          "finite optimum (the unpenalized intercept diverges). Drop those sets "
                          "(cfdkit.linear.retrain.one_class_sets finds them).")
     p = state.train.p
+    if starts is not None:
+        if not isinstance(starts, torch.Tensor) or starts.dtype != DTYPE:
+            raise TypeError(f"starts must be a float64 torch tensor of shape ({p}, {m}) (NaN columns: no warm start); "
+                            f"got {type(starts).__name__}{' ' + str(starts.dtype) if isinstance(starts, torch.Tensor) else ''}.")
+        if tuple(starts.shape) != (p, m):
+            raise ValueError(f"starts must have shape ({p}, {m}) (one column per set); got {tuple(starts.shape)}.")
+        starts = starts.to(state.w.device)
     W_all = torch.empty(p, m, dtype=DTYPE, device=state.w.device)
     gn, its, conv = np.empty(m), np.empty(m, dtype=np.int64), np.empty(m, dtype=bool)
     bs = members_per_batch(state)
