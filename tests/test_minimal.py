@@ -317,3 +317,19 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
     assert sum(updates) == len(ms)
     # rows finish at different times: more than a handful of updates, none larger than the row count
     assert len(updates) >= 3 and max(updates) <= len(ms)
+
+
+def test_explicit_inverse_preconditioner_reaches_the_same_optimum():
+    """The float32 explicit inverse only steers L-BFGS: same float64 optimum, converged to tol, deterministic."""
+    X, y, Xt = _problem(12, n=600, d=20, n_test=5)
+    a = RelabelAudit(l2=2.0, tol=1e-10).fit(X, y)
+    st = a.state_
+    rng = np.random.default_rng(1)
+    sets = [np.sort(rng.choice(600, k, replace=False)) for k in (1, 5, 20, 60)]
+    W1, i1 = refit_sets(st, sets)
+    W2, i2 = refit_sets(st, sets, explicit_inverse=True)
+    assert hasattr(st, "_Hinv32") and st._Hinv32.dtype == torch.float32
+    assert i1.converged.all() and i2.converged.all() and np.all(i2.grad_norm <= st.tol)
+    assert float((W1 - W2).abs().max()) < 1e-9
+    W3, _ = refit_sets(st, sets, explicit_inverse=True)
+    assert torch.equal(W2, W3)

@@ -302,7 +302,7 @@ class _Pool:
                 for j, w in enumerate(starts[s:s + chunk]):
                     if w is not None:
                         W0[:, j] = w
-            W, info = refit_sets(self.state, block, "relabel", starts=W0)
+            W, info = refit_sets(self.state, block, "relabel", starts=W0, explicit_inverse=True)
             self.refits += len(block)
             conv[s:s + len(block)] = info.converged
             if offer or out_P is not None:
