@@ -6,8 +6,8 @@ On a random sample of the hate-speech flip sets (BoW, l2=10, tau=0.25, tol=1e-10
 the kernel costs per refit column (float64/float32 Cholesky solves of the p x p factor, the explicit inverse as
 one GEMM, the sparse products X~ W and X~^T R); the chord (fixed-Hessian Newton) iteration
 ``w <- w - H0^{-1} g(w)`` from the influence start (gradient norms per iteration: its contraction rate);
-and batched L-BFGS with different initial inverse Hessians — the float32 Cholesky factor (cfdkit's), the
-float64 factor, and randomized Nystrom low-rank-plus-diagonal approximations of H0 of rank k — with their
+and batched L-BFGS with different initial inverse Hessians — the float32 Cholesky factor, the
+float64 factor, the explicit float32 inverse (cfdkit's for many refits), and randomized Nystrom low-rank-plus-diagonal approximations of H0 of rank k — with their
 iterations and seconds.  Nothing here is asserted; the figures go to benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -88,7 +88,8 @@ def main(argv=None):
         return lambda R: R / st.l2 + U @ (coef[:, None] * (U.T @ R))
 
     variants = [("Cholesky f32 (cfdkit)", lambda: st.precond()),
-                ("Cholesky f64", lambda: (lambda R: torch.cholesky_solve(R, L)))]
+                ("Cholesky f64", lambda: (lambda R: torch.cholesky_solve(R, L))),
+                ("explicit f32 inverse (one GEMM)", lambda: (lambda R: (Hi32 @ R.float()).double()))]
     variants += [(f"Nystrom rank {k} + l2 diagonal", (lambda k=k: nystrom(k))) for k in args.ranks]
     for name, make in variants:
         pc, tb = timed(make)
