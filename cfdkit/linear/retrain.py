@@ -141,7 +141,7 @@ def one_class_sets(y: np.ndarray, sets, kind: str = "relabel") -> np.ndarray:
 
 
 def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool = False, desc: str = "retraining",
-               starts: torch.Tensor | None = None, explicit_inverse: bool | None = None):
+               starts: torch.Tensor | None = None, explicit_inverse: bool = False):
     """Retrain once per set; return the weights.
 
     Parameters
@@ -156,11 +156,11 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
         has the lower altered objective; L-BFGS's first step from it is then the one-step (influence)
         correction from that nearby optimum.  Columns with NaN start as without ``starts``.  Only the
         start changes: every refit still converges to ``state.tol`` (or is reported unconverged).
-    explicit_inverse : bool or None
+    explicit_inverse : bool
         Steer L-BFGS with the explicit float32 inverse of ``H0`` (:meth:`FittedState.precond`: one GEMM
-        per application instead of two triangular solves), worth its one-off build (cached on the state)
-        once the refits make a few ``p`` applications.  None (default): when ``5 m >= p`` (refits take
-        ~10 L-BFGS iterations; measured break-even ~1.3 p applications at p = 5,001).
+        per application instead of two triangular solves), built once and cached on the state.  Used by
+        :mod:`cfdkit.linear.minimal` (hundreds of thousands of refits); off by default, since verifying
+        the 1,071 hate-speech sets took the same time either way (62.8 vs 61.9 CPU-s, build included).
 
     Returns
     -------
@@ -186,8 +186,6 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     W_all = torch.empty(p, m, dtype=DTYPE, device=state.w.device)
     gn, its, conv = np.empty(m), np.empty(m, dtype=np.int64), np.empty(m, dtype=bool)
     bs = members_per_batch(state)
-    if explicit_inverse is None:
-        explicit_inverse = 5 * m >= p
     pc = state.precond(explicit=bool(explicit_inverse))
     block_starts = range(0, m, bs)
     for s in tqdm(block_starts, desc=desc, disable=not progress or m <= bs, leave=False):
