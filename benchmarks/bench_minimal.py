@@ -2,9 +2,12 @@
 
     CFDKIT_DATA_HOME=... python benchmarks/bench_minimal.py [--n-test N] [--device cuda] [--sample 20]
 
-cfdkit's time is measured on ``--n-test`` rows (default all 1,071).  The scikit-learn figure repeats the same
-search's refits one by one: the number of refits minimal_sets made times the mean time of a
-``LogisticRegression(C=1/l2, tol=1e-6)`` fit (warm-started, lbfgs) on a sample of the same relabelings.
+cfdkit's time is measured on ``--n-test`` rows (default all 1,071), with the audit of the studies
+(``cfdkit.studies.linear.make_audit``: refits converge to a summed-gradient norm of 1e-6).  The scikit-learn
+figure is the same search done with sequential refits: the number of refits minimal_sets made times the mean
+time of one ``LogisticRegression(C=1/l2, tol=1e-6)`` fit (lbfgs, from scratch, as a search loop would call it)
+on a sample of the relabelings it found.  Prints both times, the ratio and the targets (issue 10: under
+5 minutes for all 1,071 rows on 2 cores; >= 20x faster than sequential scikit-learn), then one JSON record.
 """
 from __future__ import annotations
 
@@ -15,12 +18,13 @@ import time
 import numpy as np
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-test", type=int, default=None)
     ap.add_argument("--device", default=None)
     ap.add_argument("--sample", type=int, default=20)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    import torch
     from sklearn.linear_model import LogisticRegression
 
     from cfdkit.data.prepare import prepare
@@ -29,9 +33,17 @@ def main():
     prep = prepare("hate-speech", "bow")
     X_test = prep.X_test if args.n_test is None else prep.X_test[:args.n_test]
     audit = make_audit(prep, device=args.device, progress=True)
+    print(f"hate speech BoW: N={prep.X_train.shape[0]}, p={prep.X_train.shape[1]}, test rows={X_test.shape[0]}, "
+          f"l2={prep.l2}, tau={prep.threshold}, tol={audit.tol}; device {audit.device_}, "
+          f"torch threads {torch.get_num_threads()}")
     t0 = time.perf_counter()
     ms = audit.minimal_sets(X_test)
     t_cfd = time.perf_counter() - t0
+    s = ms.summary()
+    print(f"cfdkit minimal_sets: {t_cfd:.1f} s, {ms.refits} refits ({t_cfd / max(ms.refits, 1) * 1e3:.2f} ms per refit); "
+          f"phases " + ", ".join(f"{k} {v:.1f} s" for k, v in ms.timings.items()))
+    print(f"    found {s['minimal_found_rate']:.1%}, median size {s['median_verified_size']} "
+          f"(Algorithm 1: {s['median_estimated_size']}), 1-minimal {s['one_minimal_rate']:.1%}")
     rng = np.random.default_rng(0)
     found = np.nonzero(ms.found)[0]
     pick = rng.choice(found, size=min(args.sample, found.size), replace=False)
@@ -44,11 +56,17 @@ def main():
         LogisticRegression(C=1.0 / prep.l2, tol=1e-6, max_iter=1000).fit(prep.X_train, y)
         times.append(time.perf_counter() - t)
     per = float(np.mean(times))
-    rec = {"n_test": int(X_test.shape[0]), "device": str(audit.device_), "seconds_cfdkit": t_cfd,
-           "refits": ms.refits, "timings": ms.timings, "sklearn_s_per_refit": per,
-           "sklearn_scaled_seconds": per * ms.refits, "ratio": per * ms.refits / t_cfd,
-           "summary": ms.summary()}
+    t_ref = per * ms.refits
+    print(f"sequential scikit-learn (lbfgs, tol=1e-6): {per * 1e3:.1f} ms per refit (mean of {len(times)}) x "
+          f"{ms.refits} refits = {t_ref:.1f} s")
+    scale = 1071 / X_test.shape[0]
+    print(f"ratio: {t_ref / t_cfd:.1f}x  (target >= 20x); cfdkit time {t_cfd:.1f} s"
+          + (f", scaled to 1,071 rows ~{t_cfd * scale:.0f} s" if scale != 1 else "") + "  (target < 300 s on 2 cores)")
+    rec = {"n_test": int(X_test.shape[0]), "device": str(audit.device_), "threads": torch.get_num_threads(),
+           "seconds_cfdkit": t_cfd, "refits": ms.refits, "timings": ms.timings, "sklearn_s_per_refit": per,
+           "sklearn_scaled_seconds": t_ref, "ratio": t_ref / t_cfd, "summary": s}
     print(json.dumps(rec, indent=1))
+    return rec
 
 
 if __name__ == "__main__":

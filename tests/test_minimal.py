@@ -260,3 +260,76 @@ def test_studies_minimal_summary_on_synthetic():
               "median_lower_bound"):
         assert k in METRICS and k in s
     assert 0 <= s["minimal_found_rate"] <= 1
+
+
+def test_warm_started_refits_reach_the_same_optimum():
+    """refit_sets(starts=...) only changes where L-BFGS starts: the same converged optimum."""
+    X, y, Xt = _problem(11, n=2000, d=8, n_test=5)
+    a = RelabelAudit(l2=5.0, tol=1e-10).fit(X, y)
+    st = a.state_
+    rng = np.random.default_rng(0)
+    S = np.sort(rng.choice(2000, 40, replace=False))
+    W_S, info_S = refit_sets(st, [S])
+    assert info_S.converged.all()
+    subsets = [np.delete(S, j) for j in range(len(S))]
+    cold, ic = refit_sets(st, subsets)
+    starts = W_S[:, [0] * len(subsets)].clone()
+    starts[:, 3] = float("nan")  # a column without a warm start starts as before
+    warm, iw = refit_sets(st, subsets, starts=starts)
+    assert ic.converged.all() and iw.converged.all()
+    assert np.all(iw.grad_norm <= st.tol)
+    # strongly convex: both are within tol / l2 of the unique optimum
+    assert float((warm - cold).abs().max()) < 1e-8
+    with pytest.raises(ValueError, match="starts must have shape"):
+        refit_sets(st, subsets, starts=starts[:, :2])
+    with pytest.raises(TypeError, match="starts must be a float64"):
+        refit_sets(st, subsets, starts=starts.float())
+    # a start that is already the optimum is kept: no iteration, the same weights
+    again, ia = refit_sets(st, [S], starts=W_S)
+    assert ia.iterations[0] == 0 and torch.equal(again, W_S)
+    # deterministic: the same call twice gives bit-identical weights
+    warm2, _ = refit_sets(st, subsets, starts=starts)
+    assert torch.equal(warm, warm2)
+
+
+def test_progress_bar_counts_finished_rows(monkeypatch):
+    """The minimal_sets bar moves once per test row (rows finished), to exactly n_test."""
+    import cfdkit.linear.minimal as mm
+
+    updates = []
+    real = mm.tqdm
+
+    def spy(*args, **kwargs):
+        bar = real(*args, **{**kwargs, "disable": True})
+        orig = bar.update
+
+        def update(k=1):
+            updates.append(int(k))
+            return orig(k)
+
+        bar.update = update
+        return bar
+
+    monkeypatch.setattr(mm, "tqdm", spy)
+    X, y, Xt = _problem(8, n=120, d=5, n_test=25, imbalance=1.2)
+    a = RelabelAudit(l2=0.5, progress=True).fit(X, y)
+    ms = a.minimal_sets(Xt, pairs_limit=0)
+    assert sum(updates) == len(ms)
+    # rows finish at different times: more than a handful of updates, none larger than the row count
+    assert len(updates) >= 3 and max(updates) <= len(ms)
+
+
+def test_explicit_inverse_preconditioner_reaches_the_same_optimum():
+    """The float32 explicit inverse only steers L-BFGS: same float64 optimum, converged to tol, deterministic."""
+    X, y, Xt = _problem(12, n=600, d=20, n_test=5)
+    a = RelabelAudit(l2=2.0, tol=1e-10).fit(X, y)
+    st = a.state_
+    rng = np.random.default_rng(1)
+    sets = [np.sort(rng.choice(600, k, replace=False)) for k in (1, 5, 20, 60)]
+    W1, i1 = refit_sets(st, sets)
+    W2, i2 = refit_sets(st, sets, explicit_inverse=True)
+    assert hasattr(st, "_Hinv32") and st._Hinv32.dtype == torch.float32
+    assert i1.converged.all() and i2.converged.all() and np.all(i2.grad_norm <= st.tol)
+    assert float((W1 - W2).abs().max()) < 1e-9
+    W3, _ = refit_sets(st, sets, explicit_inverse=True)
+    assert torch.equal(W2, W3)

@@ -265,6 +265,11 @@ class _Pool:
         self.refits = 0
         self.bar = bar
         self.settled = np.zeros(n, dtype=bool)
+        # converged weights of each row's best set: warm starts for the refits of its subsets (shrink)
+        # and supersets (greedy); kept when they fit the memory budget (p * n_test float64)
+        self.store_w = 8 * state.train.p * n <= state.memory_budget
+        self.best_w: dict = {}
+        self.kept: dict = {}
 
     def valid(self, sets, *others):
         """Drop the sets that would leave one class (and the matching entries of ``others``)."""
@@ -272,8 +277,14 @@ class _Pool:
         keep = [j for j in range(len(sets)) if not bad[j]]
         return ([sets[j] for j in keep],) + tuple([o[j] for j in keep] for o in others)
 
-    def refit(self, sets, owners=None, offer: bool = True, keep_w: bool = False, chunk: int = 2048, out_P=None):
+    def refit(self, sets, owners=None, offer: bool = True, keep_w: bool = False, chunk: int = 2048, out_P=None,
+              starts=None, keep: str | None = None):
         """Refit ``sets`` (all valid: see :meth:`valid`) in chunks; offer every refit to every test row.
+
+        ``starts`` (optional, one per set): the converged weights (p,) of a nearby set, or None — warm
+        starts (see :func:`cfdkit.linear.retrain.refit_sets`).  ``keep`` ("first" or "best", with
+        ``owners``): afterwards ``self.kept[owner] = (j, w_j)`` for the first flipping converged refit of
+        each owner, or the one farthest from the threshold (the first of equals), with its weights.
 
         Returns (p_owner (m,) — the new probability of test row ``owners[j]`` under refit ``j``
         (None without owners), converged (m,), W (p, m) or None).
@@ -282,20 +293,35 @@ class _Pool:
         conv = np.zeros(m, dtype=bool)
         p_own = None if owners is None else np.full(m, np.nan)
         Ws = [] if keep_w else None
+        self.kept = {}
         for s in range(0, m, chunk):
             block = sets[s:s + chunk]
-            W, info = refit_sets(self.state, block, "relabel")
+            W0 = None
+            if starts is not None and any(w is not None for w in starts[s:s + chunk]):
+                W0 = torch.full((self.state.train.p, len(block)), float("nan"), dtype=DTYPE, device=self.state.w.device)
+                for j, w in enumerate(starts[s:s + chunk]):
+                    if w is not None:
+                        W0[:, j] = w
+            W, info = refit_sets(self.state, block, "relabel", starts=W0, explicit_inverse=True)
             self.refits += len(block)
             conv[s:s + len(block)] = info.converged
             if offer or out_P is not None:
                 P = torch.sigmoid(self.Xt.matvec(W)).cpu().numpy()
                 if offer:
-                    self.offer(P, info.converged, block)
+                    self.offer(P, info.converged, block, W)
                 if out_P is not None:
                     out_P[:, s:s + len(block)] = P
             if owners is not None:
                 r = torch.as_tensor(np.asarray(owners[s:s + len(block)], dtype=np.int64), device=W.device)
                 p_own[s:s + len(block)] = torch.sigmoid((self.Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
+                if keep is not None:
+                    for jj in range(len(block)):
+                        j, t = s + jj, int(owners[s + jj])
+                        if not (conv[j] and self.flips(t, p_own[j])):
+                            continue
+                        old = self.kept.get(t)
+                        if old is None or (keep == "best" and abs(p_own[j] - self.tau) > abs(p_own[old[0]] - self.tau)):
+                            self.kept[t] = (j, W[:, jj].clone())
             if keep_w:
                 Ws.append(W)
         W = torch.cat(Ws, 1) if keep_w and Ws else None
@@ -304,10 +330,14 @@ class _Pool:
     def flips(self, t, p) -> bool:
         return bool((p > self.tau) != self.orig[t])
 
-    def record(self, t, s, p):
+    def record(self, t, s, p, w=None):
         self.best_size[t], self.best_set[t], self.best_prob[t] = len(s), np.sort(np.asarray(s, dtype=np.int64)), p
+        if self.store_w and w is not None:
+            self.best_w[t] = w.clone()
+        else:
+            self.best_w.pop(t, None)
 
-    def offer(self, P, conv, sets, rows=None):
+    def offer(self, P, conv, sets, W=None, rows=None):
         """Record flipping sets for ``rows`` (default all) from refits ``P`` (n_test, m)."""
         if P.shape[1] == 0:
             return
@@ -325,7 +355,7 @@ class _Pool:
         has = flips[np.arange(R.size), j]
         for r, jj, ok in zip(R, j, has):
             if ok and sizes[jj] < self.best_size[r]:
-                self.record(r, sets[jj], P[r, jj])
+                self.record(r, sets[jj], P[r, jj], None if W is None else W[:, jj])
 
     def found(self):
         return self.best_size <= self.max_size
@@ -379,12 +409,15 @@ def _relinearized_benefits(state: FittedState, Xt: Design, rows, sets, W, orig, 
     return ben, pt.cpu().numpy()
 
 
-def _shrink(pool: _Pool, rows):
+def _shrink(pool: _Pool, rows, finish=None):
     """Shrink the best sets of ``rows`` to 1-minimal sets; returns bool (n_test,) one_minimal.
 
     Every accepted step keeps the set flipping (a converged refit); a set is 1-minimal when the
     refits of all its leave-one-out subsets converged and none flips (a subset that would leave
-    one class has no model and counts as not flipping).
+    one class has no model and counts as not flipping).  Each subset's refit starts from the
+    converged refit of the set it was cut from (the one-step correction from that optimum is
+    L-BFGS's first step), a far smaller change than relabeling the subset from the fitted weights.
+    ``finish(r)`` (optional) is called once a row's shrink has ended (the progress bar).
     """
     one_min = np.zeros(pool.Xt.n, dtype=bool)
     cur = {int(r): pool.best_set[r] for r in rows if pool.best_set[r] is not None}
@@ -402,13 +435,12 @@ def _shrink(pool: _Pool, rows):
         if not cand:
             break
         cand, owner = pool.valid(cand, owner)
-        p, conv, _ = pool.refit(cand, owner, offer=False)
+        p, conv, _ = pool.refit(cand, owner, offer=False, starts=[pool.best_w.get(r) for r in owner], keep="first")
         changed = set()
-        for j, (r, s) in enumerate(zip(owner, cand)):
-            if r not in changed and conv[j] and pool.flips(r, p[j]):
-                cur[r] = s
-                pool.record(r, s, p[j])
-                changed.add(r)
+        for r, (j, w) in pool.kept.items():  # the first flipping subset of each row
+            cur[r] = cand[j]
+            pool.record(r, cand[j], p[j], w)
+            changed.add(r)
         for r in cur:
             if r not in changed:
                 nparts[r] *= 2
@@ -427,7 +459,9 @@ def _shrink(pool: _Pool, rows):
         for r in owner:
             n_tried[r] += 1
         cand, owner, drop = pool.valid(cand, owner, drop)
-        p, conv, _ = pool.refit(cand, owner, offer=False) if cand else (np.empty(0), np.empty(0, bool), None)
+        pool.kept = {}
+        p, conv, _ = (pool.refit(cand, owner, offer=False, starts=[pool.best_w.get(r) for r in owner], keep="best")
+                      if cand else (np.empty(0), np.empty(0, bool), None))
         res: dict = {}
         for j, r in enumerate(owner):
             res.setdefault(r, []).append(j)
@@ -436,15 +470,17 @@ def _shrink(pool: _Pool, rows):
             js = res.get(r, [])
             flips = [j for j in js if conv[j] and pool.flips(r, p[j])]
             if flips:
-                jb = max(flips, key=lambda j: abs(p[j] - pool.tau))
+                jb, w = pool.kept[r]  # the flipping subset farthest from the threshold (first of equals)
                 cur[r] = cand[jb]
-                pool.record(r, cand[jb], p[jb])
+                pool.record(r, cand[jb], p[jb], w)
                 rest = {drop[j] for j in flips if j != jb}
                 nxt[r] = rest if rest else None
             elif only is not None:
                 nxt[r] = None  # the shortlist is exhausted: check every member once more
             else:
                 one_min[r] = len(cur[r]) <= 1 or (all(conv[j] for j in js) and n_tried[r] == len(cur[r]))
+                if finish is not None:
+                    finish(r)
         todo = nxt
     return one_min
 
@@ -459,7 +495,9 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     """
     n_test, n = Xt.n, state.train.n
     max_size = n if max_size is None else min(int(max_size), n)
-    bar = tqdm(total=n_test, desc="minimal sets (rows settled)", disable=not progress, leave=False)
+    # one step per test row whose answer is final (size 1 after the singles, "not_found" after the
+    # greedy search, a found set once its shrink -- and, for sets of >= 4 labels, the triples -- ended)
+    bar = tqdm(total=n_test, desc="minimal sets (rows finished)", unit="row", disable=not progress, leave=False)
     pool = _Pool(state, Xt, threshold, max_size, bar)
     orig, prob = pool.orig, pool.prob
     lb_enum = np.ones(n_test, dtype=np.int64)
@@ -523,7 +561,6 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
             _, conv, _ = pool.refit(pairs)
             if all_pairs and all_singles and conv.all():
                 lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
-        pool.tick(pool.best_size <= 2)
 
     _lap("pairs")
     # 4. re-linearized greedy for rows without a set of size <= 2
@@ -565,7 +602,8 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         new_sets, owners = pool.valid(new_sets, owners)
         if not new_sets:
             break
-        p_own, conv, W = pool.refit(new_sets, owners, keep_w=True)
+        # later rounds extend a refitted prefix: start from its converged weights
+        p_own, conv, W = pool.refit(new_sets, owners, keep_w=True, starts=[W_cur.get(t) for t in owners])
         nxt = []
         for j, t in enumerate(owners):
             if not conv[j]:
@@ -574,16 +612,24 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
             if not pool.flips(t, p_own[j]) and len(cur[t]) + 1 < pool.best_size[t] and len(cur[t]) < max_size:
                 nxt.append(t)
         active = nxt
-        pool.tick(np.isin(np.arange(n_test), active, invert=True) & (pool.best_size <= max_size))
+    pool.tick(~pool.found())  # rows without a set after the greedy search: nothing later changes them
 
     _lap("greedy")
     # 5. shrink to 1-minimal
     rows = [t for t in range(n_test) if pool.found()[t]]
-    one_min = _shrink(pool, rows)
+    triples_on = max_size >= 3 and triple_candidates >= 3
+
+    def finish(r):
+        if not triples_on or pool.best_size[r] < 4:
+            mask = np.zeros(n_test, dtype=bool)
+            mask[r] = True
+            pool.tick(mask)
+
+    one_min = _shrink(pool, rows, finish)
 
     _lap("shrink")
     # 6. triples from the strongest candidates where the set has >= 4 labels
-    if max_size >= 3 and triple_candidates >= 3:
+    if triples_on:
         big = [t for t in range(n_test) if pool.found()[t] and pool.best_size[t] >= 4]
         tri = set()
         for t in big:
