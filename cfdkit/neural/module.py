@@ -691,27 +691,10 @@ def _train_and_flip(cfd, label_sets, Xt_t, logit0, max_batch, bar):
 def module_random_flip_rates(cfd, Xt, logit0, mask, sizes, n_draws, seed=0, max_batch=None, progress=False,
                              rows_for_size=None):
     """:func:`cfdkit.neural.placebo.random_flip_rates` for ``model=`` (same draws, same return values)."""
-    from .placebo import _draw_sets, pool_groups
+    from .placebo import random_flip_rates
 
-    pools, group = pool_groups(mask)
-    jobs = []
-    for k in sizes:
-        want = np.ones(len(Xt), bool) if rows_for_size is None else rows_for_size[k]
-        for g in np.unique(group[want]):
-            jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed)))
-    sets = [s for _, _, ss in jobs for s in ss]
-    bar = tqdm(total=len(sets), desc="placebo (random labels)", disable=not progress, unit="net")
-    flips, conv = _train_and_flip(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
-    bar.close()
-    rates = {k: np.full(len(Xt), np.nan) for k in sizes}
-    off = 0
-    for k, g, ss in jobs:
-        rows = group == g
-        if rows_for_size is not None:
-            rows &= rows_for_size[k]
-        rates[k][rows] = flips[off:off + len(ss)][:, rows].mean(0)
-        off += len(ss)
-    return rates, len(sets), int((~conv).sum())
+    return random_flip_rates(cfd, Xt, logit0, mask, sizes, n_draws, seed, max_batch, progress, rows_for_size,
+                             train_and_flip=_train_and_flip)
 
 
 def reinit_params(spec: ModuleSpec, seed: int) -> dict:

@@ -110,7 +110,7 @@ def _train_and_flip(cfd, label_sets, Xt_t, logit0, max_batch, bar):
 
 
 def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray, sizes, n_draws: int,
-                      seed: int = 0, max_batch=None, progress: bool = False, rows_for_size=None):
+                      seed: int = 0, max_batch=None, progress: bool = False, rows_for_size=None, train_and_flip=None):
     """Share of random size-k label sets (from each row's ψ-pool) that flip each prediction.
 
     Parameters
@@ -123,6 +123,8 @@ def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray,
     seed : seeds the draws.
     rows_for_size : optional dict k → bool (n_test,): only pools of these rows get size-k draws
         (the others get NaN); used by :func:`specificity`.
+    train_and_flip : optional ``(cfd, label_sets, Xt_t, logit0, max_batch, bar) -> (flips, converged)``;
+        default: the built-in network's batched trainer (``model=`` passes its torch.func ensemble).
 
     Returns
     -------
@@ -137,7 +139,7 @@ def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray,
             jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed)))
     sets = [s for _, _, ss in jobs for s in ss]
     bar = tqdm(total=len(sets), desc="placebo (random labels)", disable=not progress, unit="net")
-    flips, conv = _train_and_flip(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
+    flips, conv = (train_and_flip or _train_and_flip)(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
     bar.close()
     rates = {k: np.full(len(Xt), np.nan) for k in sizes}
     off = 0
