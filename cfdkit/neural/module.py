@@ -52,7 +52,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .model import TrainConfig
-from .search import _conv_of_found, _labels_for, first_flip, member_table
+from .search import _conv_of_found, _labels_for, drive_schedule
 
 __all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
            "train_module_ensemble", "train_module_sequential", "forward_members", "search_module",
@@ -638,33 +638,7 @@ def search_module(cfd, X_test: torch.Tensor, order: np.ndarray, rows: np.ndarray
             out[s0:s0 + 1024] = forward_members_at(spec, P, xt).double().cpu().numpy()
         return out
 
-    if schedule == "all":
-        t_idx, k = member_table(order, rows)
-        out = logits_for(t_idx, k) if len(t_idx) else np.zeros(0)
-        bar.close()
-        found, kf, nl = first_flip(t_idx, k, out, logit0, n_test)
-        return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
-    found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
-    kmax = (order >= 0).sum(1)
-    nxt = np.ones(n_test, np.int64)
-    active = [int(t) for t in rows if kmax[t] > 0]
-    while active:
-        step = max(1, -(-mb // len(active)))
-        t_list, k_list = [], []
-        for t in active:
-            ks = np.arange(nxt[t], min(kmax[t], nxt[t] + step - 1) + 1)
-            t_list.append(np.full(len(ks), t)); k_list.append(ks)
-        t_idx, k = np.concatenate(t_list).astype(np.int64), np.concatenate(k_list).astype(np.int64)
-        f, kk, lg = first_flip(t_idx, k, logits_for(t_idx, k), logit0, n_test)
-        still = []
-        for t in active:
-            if f[t]:
-                found[t], kf[t], nl[t] = True, kk[t], lg[t]
-            else:
-                nxt[t] += step
-                if nxt[t] <= kmax[t]:
-                    still.append(t)
-        active = still
+    found, kf, nl = drive_schedule(logits_for, order, rows, logit0, n_test, mb, schedule)
     bar.close()
     return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
 

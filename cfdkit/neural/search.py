@@ -127,13 +127,20 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
             out[s0:s0 + 4096] = forward_members_at(P, xt).double().cpu().numpy()
         return out
 
+    found, kf, nl = drive_schedule(logits_for, order, rows, logit0, n_test, mb, schedule)
+    bar.close()
+    return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+
+
+def drive_schedule(logits_for, order: np.ndarray, rows, logit0: np.ndarray, n_test: int, mb: int, schedule: str):
+    """The search schedules over a ``logits_for(t_idx, k) -> (m,) logits`` retrainer (shared by the built-in
+    trainer and ``model=``): ``"all"`` trains every prefix of every row at once; ``"rounds"`` trains the next
+    ``~mb / active rows`` prefixes of each unanswered row per round and stops a row at its first flip.
+    Returns ``found (n_test,) bool, k (n_test,) int64, new_logit (n_test,) float64``."""
     if schedule == "all":
         t_idx, k = member_table(order, rows)
         out = logits_for(t_idx, k) if len(t_idx) else np.zeros(0)
-        bar.close()
-        found, kf, nl = first_flip(t_idx, k, out, logit0, n_test)
-        return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
-
+        return first_flip(t_idx, k, out, logit0, n_test)
     found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
     kmax = (order >= 0).sum(1)
     nxt = np.ones(n_test, np.int64)
@@ -155,8 +162,7 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
                 if nxt[t] <= kmax[t]:
                     still.append(t)
         active = still
-    bar.close()
-    return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+    return found, kf, nl
 
 
 def _conv_of_found(found, kf, conv_of) -> np.ndarray:
