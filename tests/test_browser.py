@@ -132,7 +132,8 @@ def test_explorer_app_renders_every_explorer(lab, browser):
     nx.locator(".cfd-search").click()
     page.wait_for_selector(".cfd-search-result", timeout=120_000)
     txt = nx.locator(".cfd-search-result").inner_text()
-    assert "CFD found" in txt or "No CFD" in txt
+    # a result of one of the three kinds (a retrain that did not converge is reported as such, never as a CFD)
+    assert "CFD found" in txt or "No CFD" in txt or "not converged" in txt
     page.wait_for_timeout(300)
     nx.screenshot(path=str(ART / "neural_cfd_explorer.png"))
     page.close()
