@@ -118,6 +118,32 @@ def check_features(X, device, name: str = "X", n_features: int | None = None) ->
     return T
 
 
+
+def check_row_index(i, n: int) -> int:
+    """A test-row index of a result with ``n`` rows: an int in ``-n..n-1`` (negative counts from the end).
+
+    Raises TypeError for a non-integer (bools included) and :class:`ResultIndexError` when out of range;
+    returns the index in ``0..n-1``.
+    """
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"i must be an integer test-row index; got {type(i).__name__} {i!r}.")
+    if not -n <= int(i) < n:
+        raise ResultIndexError(f"test row i={i} is out of range for {n} test points (valid: {-n}..{n - 1}).")
+    return int(i) % n
+
+
+def label_array(y) -> np.ndarray:
+    """``y`` (list, numpy, pandas or torch; a (n, 1) or (1, n) column/row allowed) as a numpy array, unchecked."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    if hasattr(y, "to_numpy"):
+        y = y.to_numpy()
+    arr = np.asarray(y)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.reshape(-1)
+    return arr
+
+
 def check_labels(y, n_samples: int, name: str = "y") -> np.ndarray:
     """Check binary 0/1 labels of the right length and return them as int64.
 
@@ -128,13 +154,7 @@ def check_labels(y, n_samples: int, name: str = "y") -> np.ndarray:
     """
     if y is None:
         raise TypeError(f"{name} is None; pass binary labels (0/1) of length n_samples.")
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    if hasattr(y, "to_numpy"):
-        y = y.to_numpy()
-    arr = np.asarray(y)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
+    arr = label_array(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D of length n_samples; got shape {arr.shape}.")
     if arr.shape[0] != n_samples:

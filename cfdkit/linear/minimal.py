@@ -91,7 +91,7 @@ from tqdm.auto import tqdm
 
 from ..core.arrays import DTYPE, Design, to_torch_matrix
 from ..core.solvers import batched_pcg
-from ..core.validation import ResultIndexError
+from ..core.validation import check_row_index
 from .model import _penalty_mask, hessian, hvp
 from .retrain import FittedState, one_class_sets, refit_sets
 
@@ -145,12 +145,7 @@ class MinimalSets:
 
     def indices(self, i) -> np.ndarray:
         """Training indices (int64, ascending) of the verified set of test row ``i`` (empty if none)."""
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"i must be an integer test-row index; got {type(i).__name__} {i!r}.")
-        if not -n <= int(i) < n:
-            raise ResultIndexError(f"test row i={i} is out of range for {n} test points (valid: {-n}..{n - 1}).")
-        i = int(i) % n
+        i = check_row_index(i, len(self))
         return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
 
     def to_frame(self) -> pd.DataFrame:

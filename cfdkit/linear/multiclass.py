@@ -94,8 +94,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.arrays import DTYPE, Design
-from ..core.validation import ResultIndexError, check_features, feature_names_of, fit_fingerprint
+from ..core.validation import check_features, check_row_index, feature_names_of, fit_fingerprint, label_array
 from .model import FitInfo
+from .results import verification_rates
 
 __all__ = ["is_multiclass", "check_class_labels", "MulticlassState", "MulticlassFlipSets", "MulticlassVerification",
            "MulticlassMinimalSets", "fit_multinomial", "refit_relabeled", "logit_blocks", "greedy_multiclass",
@@ -103,15 +104,7 @@ __all__ = ["is_multiclass", "check_class_labels", "MulticlassState", "Multiclass
 
 
 # ----------------------------------------------------------------------------- labels
-def _label_array(y):
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    if hasattr(y, "to_numpy"):
-        y = y.to_numpy()
-    arr = np.asarray(y)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    return arr
+_label_array = label_array
 
 
 def is_multiclass(y) -> bool:
@@ -522,12 +515,7 @@ def _greedy_target(Et, zt, ch, tau, own, max_size):
 
 
 # ----------------------------------------------------------------------------- results
-def _check_row(i, n):
-    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-        raise TypeError(f"i must be an integer test-row index; got {type(i).__name__} {i!r}.")
-    if not -n <= int(i) < n:
-        raise ResultIndexError(f"test row i={i} is out of range for {n} test points (valid: {-n}..{n - 1}).")
-    return int(i) % n
+_check_row = check_row_index
 
 
 def _offsets(sizes):
@@ -536,8 +524,27 @@ def _offsets(sizes):
     return off
 
 
+class _ClassSets:
+    """Ragged per-row sets with a new class per point: ``indices(i)``, ``new_labels(i)``, ``new_classes(i)``
+    over ``offsets``, ``flat_indices``, ``flat_new_labels`` and ``classes``."""
+
+    def indices(self, i) -> np.ndarray:
+        """Training indices of test row ``i``'s set (int64)."""
+        i = _check_row(i, len(self))
+        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
+
+    def new_labels(self, i) -> np.ndarray:
+        """The new class code of each point of ``indices(i)`` (int64, aligned)."""
+        i = _check_row(i, len(self))
+        return self.flat_new_labels[self.offsets[i]:self.offsets[i + 1]].copy()
+
+    def new_classes(self, i) -> np.ndarray:
+        """``new_labels(i)`` mapped back to the original class labels."""
+        return self.classes[self.new_labels(i)]
+
+
 @dataclass
-class MulticlassFlipSets:
+class MulticlassFlipSets(_ClassSets):
     """Relabel sets for ``K > 2`` classes (from :meth:`RelabelAudit.flip_sets` on a K-class fit).
 
     Attributes
@@ -612,20 +619,6 @@ class MulticlassFlipSets:
         f = self.found
         out[f] = np.argmax(self.predicted_logits[f], axis=1)
         return out
-
-    def indices(self, i) -> np.ndarray:
-        """Training indices of ``S_t`` for test row ``i`` (int64), in greedy order."""
-        i = _check_row(i, len(self))
-        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
-
-    def new_labels(self, i) -> np.ndarray:
-        """The new class code of each point of ``indices(i)`` (int64, aligned)."""
-        i = _check_row(i, len(self))
-        return self.flat_new_labels[self.offsets[i]:self.offsets[i + 1]].copy()
-
-    def new_classes(self, i) -> np.ndarray:
-        """``new_labels(i)`` mapped back to the original class labels."""
-        return self.classes[self.new_labels(i)]
 
     def effects(self, i) -> np.ndarray:
         """First-order change of the test logits from each member, float64 (|S_t|, K)."""
@@ -704,23 +697,13 @@ class MulticlassVerification:
         return df
 
     def summary(self) -> dict:
-        found, known = self.sets.found, self.flip_known
-        fl = np.nan_to_num(np.asarray(self.flipped, dtype=float)) > 0
-        out = dict(self.sets.summary())
-        out["n_not_converged"] = int((~known).sum())
-        out["n_verified"] = int((found & known).sum())
-        out["flip_rate"] = float(fl[known].mean()) if known.any() else float("nan")
-        out["success_ratio"] = float(fl[found & known].mean()) if (found & known).any() else float("nan")
-        ok = found & known & np.isfinite(self.actual_delta)
-        if ok.sum() >= 2:
-            out["pearson_delta"] = float(np.corrcoef(self.predicted_delta[ok], self.actual_delta[ok])[0, 1])
-            out["median_rel_error"] = float(np.median(self.rel_error[ok]))
+        out = verification_rates(self)
         out["seconds"] = self.seconds
         return out
 
 
 @dataclass
-class MulticlassMinimalSets:
+class MulticlassMinimalSets(_ClassSets):
     """Verified, 1-minimal relabel sets for K classes (see :func:`minimal_search`).
 
     status : "verified" (a converged exact refit flips) or "not_found"; size, indices(i), new_labels(i)
@@ -755,17 +738,6 @@ class MulticlassMinimalSets:
     @property
     def found(self) -> np.ndarray:
         return self.status == "verified"
-
-    def indices(self, i) -> np.ndarray:
-        i = _check_row(i, len(self))
-        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
-
-    def new_labels(self, i) -> np.ndarray:
-        i = _check_row(i, len(self))
-        return self.flat_new_labels[self.offsets[i]:self.offsets[i + 1]].copy()
-
-    def new_classes(self, i) -> np.ndarray:
-        return self.classes[self.new_labels(i)]
 
     def to_frame(self) -> pd.DataFrame:
         cl = self.classes

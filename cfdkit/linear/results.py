@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..core.validation import ResultIndexError
+from ..core.validation import check_row_index
 
 
 @dataclass
@@ -95,12 +95,7 @@ class FlipSets:
         return (self.prob > self.threshold).astype(np.int64)
 
     def _check(self, i) -> int:
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"i must be an integer test-row index; got {type(i).__name__} {i!r}.")
-        if not -n <= int(i) < n:
-            raise ResultIndexError(f"test row i={i} is out of range for {n} test points (valid: {-n}..{n - 1}).")
-        return int(i) % n
+        return check_row_index(i, len(self))
 
     def indices(self, i) -> np.ndarray:
         """Training indices of ``S_t`` for test row ``i``, in greedy order (int64)."""
@@ -137,6 +132,24 @@ class FlipSets:
             "mean_size": float(s.mean()) if s.size else float("nan"),
             "median_size": float(np.median(s)) if s.size else float("nan"),
         }
+
+
+def verification_rates(ver) -> dict:
+    """The rates every verification reports (binary and K-class): the found sets' summary plus
+    ``n_not_converged``, ``n_verified``, ``flip_rate``, ``success_ratio`` over the rows whose refit converged,
+    and ``pearson_delta`` / ``median_rel_error`` of the estimated vs actual change where two or more exist."""
+    found, known = ver.sets.found, ver.flip_known
+    fl = np.nan_to_num(np.asarray(ver.flipped, dtype=float)) > 0
+    out = dict(ver.sets.summary())
+    out["n_not_converged"] = int((~known).sum())
+    out["n_verified"] = int((found & known).sum())
+    out["flip_rate"] = float(fl[known].mean()) if known.any() else float("nan")
+    out["success_ratio"] = float(fl[found & known].mean()) if (found & known).any() else float("nan")
+    ok = found & known & np.isfinite(ver.actual_delta)
+    if ok.sum() >= 2:
+        out["pearson_delta"] = float(np.corrcoef(ver.predicted_delta[ok], ver.actual_delta[ok])[0, 1])
+        out["median_rel_error"] = float(np.median(ver.rel_error[ok]))
+    return out
 
 
 @dataclass
@@ -232,18 +245,7 @@ class Verification:
         nor not flipped); ``n_not_converged`` counts those rows and
         ``n_verified`` the found sets with a converged refit.
         """
-        found = self.sets.found
-        known = self.flip_known
-        fl = np.nan_to_num(np.asarray(self.flipped, dtype=float)) > 0
-        out = dict(self.sets.summary())
-        out["n_not_converged"] = int((~known).sum())
-        out["n_verified"] = int((found & known).sum())
-        out["flip_rate"] = float(fl[known].mean()) if known.any() else float("nan")
-        out["success_ratio"] = float(fl[found & known].mean()) if (found & known).any() else float("nan")
-        ok = found & known & np.isfinite(self.actual_delta)
-        if ok.sum() >= 2:
-            out["pearson_delta"] = float(np.corrcoef(self.predicted_delta[ok], self.actual_delta[ok])[0, 1])
-            out["median_rel_error"] = float(np.median(self.rel_error[ok]))
+        out = verification_rates(self)
         if self.verified_size is not None:
             v = self.verified_size[self.verified_size > 0]
             kn = self.verified_size >= 0
