@@ -320,7 +320,7 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
 
 
 def test_explicit_inverse_preconditioner_reaches_the_same_optimum():
-    """The float32 explicit inverse only steers L-BFGS: same float64 optimum, converged to tol, deterministic."""
+    """The explicit inverse (bfloat16 or float32) only steers L-BFGS: same float64 optimum, converged, deterministic."""
     X, y, Xt = _problem(12, n=600, d=20, n_test=5)
     a = RelabelAudit(l2=2.0, tol=1e-10).fit(X, y)
     st = a.state_
@@ -328,8 +328,14 @@ def test_explicit_inverse_preconditioner_reaches_the_same_optimum():
     sets = [np.sort(rng.choice(600, k, replace=False)) for k in (1, 5, 20, 60)]
     W1, i1 = refit_sets(st, sets)
     W2, i2 = refit_sets(st, sets, explicit_inverse=True)
-    assert hasattr(st, "_Hinv32") and st._Hinv32.dtype == torch.float32
+    want = torch.bfloat16 if st._bf16_ok() else torch.float32
+    assert hasattr(st, "_Hinv") and st._Hinv.dtype == want
     assert i1.converged.all() and i2.converged.all() and np.all(i2.grad_norm <= st.tol)
     assert float((W1 - W2).abs().max()) < 1e-9
     W3, _ = refit_sets(st, sets, explicit_inverse=True)
     assert torch.equal(W2, W3)
+    # both steerings, forced, reach the same optimum (whichever this CPU would pick)
+    for dtype in (torch.float32, torch.bfloat16):
+        st._Hinv = st._Hinv.to(torch.float32).to(dtype)
+        W4, i4 = refit_sets(st, sets, explicit_inverse=True)
+        assert i4.converged.all() and float((W1 - W4).abs().max()) < 1e-9

@@ -29,7 +29,8 @@ from .minimal import build_result, minimal_search
 from .model import FitInfo, hessian_solver, newton
 from .removal import removal_sets
 from .results import FlipSets, Verification
-from .retrain import FittedState, members_per_batch, minimal_prefix, probabilities_after, refit_sets
+from .retrain import (FittedState, members_per_batch, minimal_prefix, probabilities_after, refit_sets,
+                      use_explicit_inverse)
 from .scores import METHODS, compute_scores, train_quadratic
 from .selection import greedy_sets, greedy_sets_device
 
@@ -593,9 +594,11 @@ class RelabelAudit(BaseEstimator):
         st = self.state_
         bs = members_per_batch(st)
         runs = unit_runs(-(-len(sets) // bs), effective_workers(n_jobs))
+        # one steering for every chunk, chosen from the whole call (results do not depend on n_jobs)
+        explicit = use_explicit_inverse(st, len(sets))
         if len(runs) <= 1:
-            return refit_sets(st, sets, kind, progress=self.progress, desc=desc)
-        args = [(sets[a * bs:b * bs], kind) for a, b in runs]
+            return refit_sets(st, sets, kind, progress=self.progress, desc=desc, explicit_inverse=explicit)
+        args = [(sets[a * bs:b * bs], kind, explicit) for a, b in runs]
         parts = run_chunks(_refit_chunk, self, args, n_jobs, nbytes=self._state_nbytes())
         W = torch.cat([p[0].to(self.device_) for p in parts], dim=1)
         info = FitInfo(np.concatenate([p[1].grad_norm for p in parts]),
@@ -788,9 +791,9 @@ def _search_chunk(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, 
     return _search_rows(audit, Xt, sig_t.to(audit.device_), step, method, spec)
 
 
-def _refit_chunk(audit: RelabelAudit, sets, kind: str):
+def _refit_chunk(audit: RelabelAudit, sets, kind: str, explicit: bool):
     """Verification refits of whole batches on a worker: ``(W (p, m) on the CPU, FitInfo)``."""
-    W, info = refit_sets(audit.state_, sets, kind)
+    W, info = refit_sets(audit.state_, sets, kind, explicit_inverse=explicit)
     return W.cpu(), info
 
 

@@ -349,7 +349,7 @@ def objective_from_z(Z, Y, W, l2, S=None):
 
 def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, precond: Callable | None,
           tol: float = 1e-10, max_iter: int = 200, memory: int = 8,
-          S: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
+          S: torch.Tensor | None = None, history_float32: bool = True) -> tuple[torch.Tensor, FitInfo]:
     """Minimize ``R`` for every column of ``Y`` with L-BFGS whose initial inverse Hessian is ``precond``.
 
     Made for refits near a known optimum: with ``precond`` the inverse of the
@@ -385,40 +385,56 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
         jac = 1.0 / (design.rmatvec_sq(D0) + l2 * _penalty_mask(p, dev))
     else:
         jac = None
-    Sh = torch.zeros(memory, p, m, dtype=DTYPE, device=dev)
-    Yh = torch.zeros(memory, p, m, dtype=DTYPE, device=dev)
+    # the curvature pairs only steer the direction (every gradient and test stays float64): float32 halves
+    # the memory traffic of the two-loop recursion, the largest cost per iteration after the preconditioner
+    hdt = torch.float32 if history_float32 else DTYPE
+    Sh = torch.zeros(memory, p, m, dtype=hdt, device=dev)
+    Yh = torch.zeros(memory, p, m, dtype=hdt, device=dev)
     rho = torch.zeros(memory, m, dtype=DTYPE, device=dev)
+    frozen = torch.zeros(m, dtype=torch.bool, device=dev)  # finished columns not yet compacted away
     for k in range(max_iter + 1):
-        done = (gnorm <= tol) | stalled | (k == max_iter)
+        done = ((gnorm <= tol) | stalled | (k == max_iter)) & ~frozen
         if bool(done.any()):
             out_W[:, pos[done]] = W[:, done]
             out_g[pos[done]] = gnorm[done]
             out_it[pos[done]] = it[done]
-            keep = ~done
-            if not bool(keep.any()):
+            frozen |= done
+            n_frozen = int(frozen.sum())
+            if n_frozen == frozen.numel():
                 break
-            pos, W, Z, G, P = pos[keep], W[:, keep], Z[:, keep], G[:, keep], P[:, keep]
-            Yw = Yw[:, keep]
-            Sw = None if Sw is None else Sw[:, keep]
-            fval, gnorm, it, stalled = fval[keep], gnorm[keep], it[keep], stalled[keep]
-            Sh, Yh, rho = Sh[:, :, keep], Yh[:, :, keep], rho[:, keep]
-            if jac is not None:
-                jac = jac[:, keep]
+            # compacting copies every array (the history most of all): do it once an eighth of the
+            # columns have finished; until then finished columns ride along with a zero step
+            if 8 * n_frozen >= frozen.numel():
+                keep = ~frozen
+                pos, W, Z, G, P = pos[keep], W[:, keep], Z[:, keep], G[:, keep], P[:, keep]
+                Yw = Yw[:, keep]
+                Sw = None if Sw is None else Sw[:, keep]
+                fval, gnorm, it, stalled = fval[keep], gnorm[keep], it[keep], stalled[keep]
+                Sh, Yh, rho = Sh[:, :, keep], Yh[:, :, keep], rho[:, keep]
+                frozen = frozen[keep]
+                if jac is not None:
+                    jac = jac[:, keep]
+        live = None if not bool(frozen.any()) else (~frozen).to(DTYPE)
         # two-loop recursion, newest pair first
-        q = G.clone()
+        q = G.to(hdt, copy=True)
         slots = [(k - 1 - j) % memory for j in range(min(k, memory))]
         alphas = []
         for s_ in slots:
-            a = rho[s_] * (Sh[s_] * q).sum(0)
+            a = (rho[s_] * torch.linalg.vecdot(Sh[s_], q, dim=0)).to(hdt)
             q -= a * Yh[s_]
             alphas.append(a)
-        r = q * jac if jac is not None else precond(q)
-        for s_, a in zip(reversed(slots), reversed(alphas)):
-            b = rho[s_] * (Yh[s_] * r).sum(0)
-            r += Sh[s_] * (a - b)
+        r = q.to(DTYPE) * jac if jac is not None else precond(q.to(DTYPE))
+        if slots:
+            r = r.to(hdt)
+            for s_, a in zip(reversed(slots), reversed(alphas)):
+                b = (rho[s_] * torch.linalg.vecdot(Yh[s_], r, dim=0)).to(hdt)
+                r += Sh[s_] * (a - b)
+            r = r.to(DTYPE)
         Dir = -r
+        if live is not None:
+            Dir *= live  # finished columns stay where they were recorded
         slope = (G * Dir).sum(0)
-        bad = slope >= 0  # not a descent direction (round-off): fall back to steepest descent
+        bad = (slope >= 0) & ~frozen  # not a descent direction (round-off): fall back to steepest descent
         if bool(bad.any()):
             Dir[:, bad] = -G[:, bad]
             slope[bad] = -(G[:, bad] ** 2).sum(0)
@@ -426,7 +442,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
         Wn = W + Dir
         Zn = design.matvec(Wn)
         fn = objective_from_z(Zn, Yw, Wn, l2, Sw)
-        ok = _armijo(fn, fval, 1.0, slope)
+        ok = _armijo(fn, fval, 1.0, slope) | frozen
         t = torch.ones_like(fval)
         for _ls in range(40):
             todo = torch.nonzero(~ok).squeeze(1)
@@ -448,7 +464,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
         s_vec, y_vec = Wn - W, Gn - G
         sy = (s_vec * y_vec).sum(0)
         ok_pair = sy > 1e-16 * torch.linalg.vector_norm(s_vec, dim=0) * torch.linalg.vector_norm(y_vec, dim=0)
-        Sh[slot], Yh[slot] = s_vec, y_vec
+        Sh[slot], Yh[slot] = s_vec.to(hdt), y_vec.to(hdt)
         rho[slot] = torch.where(ok_pair, 1.0 / torch.where(ok_pair, sy, torch.ones_like(sy)), torch.zeros_like(sy))
         W, Z, G, P, fval = Wn, Zn, Gn, Pn, fn
         gnorm = torch.linalg.vector_norm(G, dim=0)
