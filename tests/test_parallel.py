@@ -154,3 +154,31 @@ def test_device_path_row_blocks_of_a_csr_design():
         got = _row_block(D, s, e, crow).dense_rows()
         want = torch.from_numpy(np.hstack([Xt[s:e].toarray(), np.ones((e - s, 1))]))
         assert torch.equal(got, want)
+
+
+def test_one_steering_for_every_chunk():
+    """verify(n_jobs=2) == one process where the whole call pays for the explicit inverse of H0 and one
+    chunk alone would not: the choice is made once per call and handed to every chunk."""
+    from joblib import parallel_backend
+
+    from cfdkit.linear.retrain import members_per_batch, refit_sets, use_explicit_inverse
+
+    X, y, Xt, _ = make_problem(n=300, d=60, n_test=40, seed=5)
+    a = RelabelAudit(l2=1.0, device="cpu", memory_budget=110_000).fit(X, y)
+    st = a.state_
+    fs = a.flip_sets(Xt)
+    rows = np.nonzero(fs.found)[0]
+    bs = members_per_batch(st)
+    assert bs == 3 and rows.size >= 6
+    assert use_explicit_inverse(st, rows.size) and not use_explicit_inverse(st, bs)
+    sets = [fs.indices(i) for i in rows]
+    # the two steerings reach the same optimum but not the same bits: the test below can fail
+    W_exp, i_exp = refit_sets(st, sets, explicit_inverse=True)
+    W_tri, i_tri = refit_sets(st, sets, explicit_inverse=False)
+    assert i_exp.converged.all() and i_tri.converged.all()
+    assert not torch.equal(W_exp, W_tri) and float((W_exp - W_tri).abs().max()) < 1e-8
+    one = a.verify(fs)
+    with parallel_backend("threading"):
+        two = a.verify(fs, n_jobs=2)
+    for f in ("flipped", "new_prob", "grad_norm", "converged"):
+        np.testing.assert_array_equal(getattr(one, f), getattr(two, f), err_msg=f)
