@@ -349,7 +349,7 @@ def objective_from_z(Z, Y, W, l2, S=None):
 
 def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, precond: Callable | None,
           tol: float = 1e-10, max_iter: int = 200, memory: int = 8,
-          S: torch.Tensor | None = None, history_float32: bool = True) -> tuple[torch.Tensor, FitInfo]:
+          S: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
     """Minimize ``R`` for every column of ``Y`` with L-BFGS whose initial inverse Hessian is ``precond``.
 
     Made for refits near a known optimum: with ``precond`` the inverse of the
@@ -387,7 +387,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
         jac = None
     # the curvature pairs only steer the direction (every gradient and test stays float64): float32 halves
     # the memory traffic of the two-loop recursion, the largest cost per iteration after the preconditioner
-    hdt = torch.float32 if history_float32 else DTYPE
+    hdt = torch.float32
     Sh = torch.zeros(memory, p, m, dtype=hdt, device=dev)
     Yh = torch.zeros(memory, p, m, dtype=hdt, device=dev)
     rho = torch.zeros(memory, m, dtype=DTYPE, device=dev)

@@ -51,21 +51,22 @@ class FittedState:
         converges to the same float64 optimum at half the cost per application.
 
         ``explicit=True`` (many refits) applies the explicit inverse ``L^{-T} L^{-1}`` as one matrix
-        product instead of two triangular solves, built once (``potri``, ~``2 p^3 / 3`` flops) and cached, when it fits
-        the memory budget; otherwise the triangular solves.  The inverse is stored in bfloat16 where the
-        CPU multiplies bfloat16 natively (AVX-512 BF16) and ``H0`` is well conditioned (condition
-        estimate <= 1e5; on the hate-speech refits bfloat16 took the same iterations as
-        float32 up to condition 4.6e5), else in float32.  Measured on the 2-core CPU (p = 5,001, 256 columns,
-        2026-11-28, quiet): 0.48 ms per column for the float32 triangular solves, 0.26 ms for the
-        float32 product, 0.12 ms for the bfloat16 product, with the same L-BFGS iterations on the
-        hate-speech refits (12.3 per refit at tol 1e-10) -- the precision of the steering does not
-        limit the iteration there, the curvature change of the refit does.
+        product instead of two triangular solves, built once (``potri``, ~``2 p^3 / 3`` flops) and
+        cached, when it fits the memory budget (:meth:`explicit_inverse_ok`); otherwise the triangular
+        solves.  The inverse is stored in bfloat16 where the CPU multiplies bfloat16 natively (AVX-512
+        BF16) and ``H0`` is well conditioned (condition estimate <= 1e5; on the hate-speech refits
+        bfloat16 took the same iterations as float32 up to condition 4.6e5), else in float32.  Measured
+        on the 2-core CPU (p = 5,001, 256 columns, 2026-11-28, quiet): 0.48 ms per column for the
+        float32 triangular solves, 0.26 ms for the float32 product, 0.12 ms for the bfloat16 product,
+        with the same L-BFGS iterations on the hate-speech refits (12.3 per refit at tol 1e-10) -- the
+        precision of the steering does not limit the iteration there, the curvature change of the
+        refit does.
         """
         L = self.ihvp.cholesky_factor
         if L is None:
             return None
         p = L.shape[0]
-        if explicit and 12 * p * p <= self.memory_budget:
+        if explicit and self.explicit_inverse_ok():
             if not hasattr(self, "_Hinv"):
                 H = torch.cholesky_inverse(L.to(torch.float32))  # LAPACK potri: ~2 p^3 / 3 flops
                 self._Hinv = H.to(torch.bfloat16) if self._bf16_ok() else H
@@ -75,6 +76,12 @@ class FittedState:
             self._L32 = L.to(torch.float32)
         L32 = self._L32
         return lambda R: torch.cholesky_solve(R.to(torch.float32), L32).to(DTYPE)
+
+    def explicit_inverse_ok(self) -> bool:
+        """Whether :meth:`precond` can use the explicit inverse: a Cholesky factor, and three ``p x p``
+        float32 matrices (the build's peak) within the memory budget."""
+        L = self.ihvp.cholesky_factor
+        return L is not None and 12 * L.shape[0] ** 2 <= self.memory_budget
 
     def _bf16_ok(self) -> bool:
         """Steer in bfloat16: a CPU with native bfloat16 products and a well-conditioned ``H0``."""
@@ -213,7 +220,7 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
     if explicit_inverse is None:
         explicit_inverse = use_explicit_inverse(state, m)
     pc = state.precond(explicit=bool(explicit_inverse))
-    explicit = bool(explicit_inverse) and pc is not None and 12 * p * p <= state.memory_budget
+    explicit = bool(explicit_inverse) and state.explicit_inverse_ok()
     block_starts = range(0, m, bs)
     for s in tqdm(block_starts, desc=desc, disable=not progress or m <= bs, leave=False):
         block = sets[s:s + bs]
