@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / "tests" / "artifacts"
-from browser_support import CHROMIUM, checkout_env, free_port, require_chromium  # noqa: E402
+from browser_support import checkout_env, free_port, launch_chromium, offline_page, require_chromium  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        b = launch_chromium(p)
         try:
             yield b
         finally:
@@ -78,7 +78,7 @@ def browser():
 
 
 def _open_and_run(browser, base, token, path, wait_for, timeout=240_000):
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page = offline_page(browser, viewport={"width": 1500, "height": 1100})
     page.goto(f"{base}/lab/tree/{path}?token={token}&reset")
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=120_000)
     # wait for the kernel to be idle, then run everything

@@ -23,7 +23,7 @@ from cfdkit.report import audit_report_html, fragile_points, report_rows
 from conftest import ROOT, shared_data_dir
 
 ART = ROOT / "tests" / "artifacts"
-from browser_support import CHROMIUM  # noqa: E402
+from browser_support import CHROMIUM, launch_chromium, offline_page  # noqa: E402
 
 
 def _frame():
@@ -105,11 +105,14 @@ def _browser():
 
 def _open(sync_api, path, fn):
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        b = launch_chromium(p)
         try:
-            page = b.new_page(viewport={"width": 1200, "height": 1500})
+            page = offline_page(b, viewport={"width": 1200, "height": 1500})
             page.goto(path.resolve().as_uri())
-            return fn(page)
+            out = fn(page)
+            # the report is one self-contained file: it asks the network for nothing
+            assert page.blocked_urls == [], f"the report requested {page.blocked_urls}"
+            return out
         finally:
             b.close()
 

@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ART = ROOT / "tests" / "artifacts"
-from browser_support import CHROMIUM, checkout_env, free_port, require_chromium  # noqa: E402
+from browser_support import (checkout_env, free_port, launch_chromium, log_tail, offline_page,  # noqa: E402
+                             require_chromium)
 START_S = 120          # server up
 RENDER_S = 420         # every cell of the notebook executed (CFDKIT_FAST sizes) and the widgets drawn
 VERIFY_S = 120         # one verification refit
@@ -78,10 +79,13 @@ def voila_app(tmp_path_factory):
 
 def test_voila_explorer_app_verify(voila_app):
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        b = launch_chromium(p)
+        page = None
         try:
-            page = b.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(voila_app + "/", timeout=RENDER_S * 1000)
+            page = offline_page(b, viewport={"width": 1400, "height": 1000})
+            # "commit", not "load": the page streams while the kernel executes the cells; the selectors below
+            # wait for what the test needs, each with its own bound
+            page.goto(voila_app + "/", timeout=START_S * 1000, wait_until="commit")
             ex = page.locator(".cfd-flip-explorer").first
             page.wait_for_selector(".cfd-flip-explorer .cfd-verify", timeout=RENDER_S * 1000)
             # the app rendered the notebook's explorers, not a traceback
@@ -106,5 +110,10 @@ def test_voila_explorer_app_verify(voila_app):
             page.wait_for_selector(".cfd-neural-explorer", timeout=RENDER_S * 1000)
             assert page.locator(".cfd-study-explorer").count() == 4
             assert "Traceback" not in page.locator("body").inner_text()
+        except Exception:
+            # shown with the failure: what the server and the kernel said, and what the page wanted from outside
+            print(f"blocked requests: {getattr(page, 'blocked_urls', None)}\n--- voila.log (tail) ---\n"
+                  f"{log_tail(ART / 'voila.log')}")
+            raise
         finally:
             b.close()
