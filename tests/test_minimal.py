@@ -296,7 +296,7 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
     """The minimal_sets bar moves once per test row (rows finished), to exactly n_test."""
     import cfdkit.linear.minimal as mm
 
-    updates = []
+    updates, postfix = [], []
     real = mm.tqdm
 
     def spy(*args, **kwargs):
@@ -308,6 +308,7 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
             return orig(k)
 
         bar.update = update
+        bar.set_postfix_str = lambda s="", refresh=True: postfix.append(s)
         return bar
 
     monkeypatch.setattr(mm, "tqdm", spy)
@@ -317,6 +318,12 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
     assert sum(updates) == len(ms)
     # rows finish at different times: more than a handful of updates, none larger than the row count
     assert len(updates) >= 3 and max(updates) <= len(ms)
+    # while rows are in flight the bar still moves: after every block of refits it names the phase and
+    # the refits made so far, ending at the call's total
+    counts = [int(t.rsplit(": ", 1)[1].split()[0].replace(",", "")) for t in postfix]
+    assert counts == sorted(counts) and counts[-1] == ms.refits and len(set(counts)) == len(counts)
+    phases = {t.rsplit(": ", 1)[0] for t in postfix}
+    assert {"Algorithm 1's sets", "single relabels", "shrink"} <= phases
 
 
 def test_explicit_inverse_preconditioner_reaches_the_same_optimum():

@@ -182,3 +182,32 @@ def test_one_steering_for_every_chunk():
         two = a.verify(fs, n_jobs=2)
     for f in ("flipped", "new_prob", "grad_norm", "converged"):
         np.testing.assert_array_equal(getattr(one, f), getattr(two, f), err_msg=f)
+
+
+def test_sparse_design_pickles_quietly_without_caches():
+    """What a joblib/Dask worker receives: a sparse Design rebuilt without torch's CSR "beta" warning,
+    without the derived caches, with ``S`` a view of ``X`` again, and products bit for bit the same."""
+    import pickle
+    import warnings
+
+    import scipy.sparse as sp
+
+    from cfdkit.core.arrays import Design
+
+    A = sp.random(60, 40, density=0.15, format="csr", random_state=3)
+    d = Design.from_scipy(A, torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(41, 6, dtype=torch.float64, generator=g)
+    R = torch.randn(60, 6, dtype=torch.float64, generator=g)
+    z, r = d.matvec(W), d.rmatvec(R)  # fills the torch-CSR caches (>= 4 columns)
+    assert hasattr(d, "_tcsr") and hasattr(d, "_tcsrT")
+    blob = pickle.dumps(d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning while rebuilding fails the test
+        d2 = pickle.loads(blob)
+    assert not hasattr(d2, "_tcsr") and not hasattr(d2, "_tcsrT")
+    assert np.shares_memory(d2.S.data, d2.X.values().numpy())
+    assert torch.equal(d2.matvec(W), z) and torch.equal(d2.rmatvec(R), r)
+    assert torch.equal(d2.matvec(W[:, 0]), d.matvec(W[:, 0]))
+    # the caches and the scipy view are not sent: smaller than sending them
+    assert len(blob) < len(pickle.dumps(d.__dict__))

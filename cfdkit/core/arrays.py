@@ -184,6 +184,33 @@ class Design:
     S: sp.csr_matrix | None = None  # CPU sparse: scipy view of X
     ST: sp.csr_matrix | None = None  # CPU sparse: X.T as CSR
 
+    _CACHES = ("_tcsr", "_tcsrT", "_ST_sq", "_XT_sq")
+
+    def __getstate__(self):
+        """Pickle (joblib / Dask workers) without derived caches and with sparse tensors as their parts.
+
+        Caches are rebuilt on first use; the scipy view ``S`` of a CPU CSR ``X`` is not sent twice; CSR
+        tensors travel as (crow, col, values, shape) and are rebuilt quietly (unpickling a CSR tensor
+        itself makes torch print its "beta" warning in every worker).
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+        for key in ("X", "XT"):
+            t = state.get(key)
+            if isinstance(t, torch.Tensor) and t.layout == torch.sparse_csr:
+                state[key] = ("csr", t.crow_indices(), t.col_indices(), t.values(), tuple(t.shape))
+        if self.S is not None and self.X.layout == torch.sparse_csr and self.X.device.type == "cpu":
+            state["S"] = "view of X"
+        return state
+
+    def __setstate__(self, state):
+        for key in ("X", "XT"):
+            t = state.get(key)
+            if isinstance(t, tuple) and t and t[0] == "csr":
+                state[key] = csr(*t[1:4], size=t[4])
+        if isinstance(state.get("S"), str):
+            state["S"] = _torch_csr_to_scipy(state["X"])
+        self.__dict__.update(state)
+
     def to_plain(self):
         """The feature matrix as plain host data: numpy float64 (n, p) or scipy.sparse CSR (n, p)."""
         if self.S is not None:

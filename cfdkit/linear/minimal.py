@@ -259,6 +259,7 @@ class _Pool:
         self.max_size = max_size
         self.refits = 0
         self.bar = bar
+        self.phase = ""  # shown beside the bar with the refits made, so it moves while rows are in flight
         self.settled = np.zeros(n, dtype=bool)
         # converged weights of each row's best set: warm starts for the refits of its subsets (shrink)
         # and supersets (greedy); kept when they fit the memory budget (p * n_test float64)
@@ -299,6 +300,7 @@ class _Pool:
                         W0[:, j] = w
             W, info = refit_sets(self.state, block, "relabel", starts=W0, explicit_inverse=True)
             self.refits += len(block)
+            self.bar.set_postfix_str(f"{self.phase}: {self.refits:,} refits", refresh=True)
             conv[s:s + len(block)] = info.converged
             if offer or out_P is not None:
                 P = torch.sigmoid(self.Xt.matvec(W)).cpu().numpy()
@@ -533,6 +535,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         timings[name] = now - clock[0]
         clock[0] = now
 
+    pool.phase = "Algorithm 1's sets"
     # 1. Algorithm 1's sets (the estimate, as candidates)
     rows = [t for t in range(n_test) if len(estimated_sets[t])]
     if rows:
@@ -540,6 +543,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         pool.refit(sets)
 
     _lap("alg1")
+    pool.phase = "single relabels"
     # 2. exact singles: every training point when n_train <= singles_limit, else the strongest
     #    ``single_candidates`` by IP-relabel of each row without a set of size 1
     all_singles = n <= singles_limit and n * n_test <= 30_000_000
@@ -570,6 +574,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
         order = np.argsort(-b, kind="stable")[:m]
         return [int(i) for i in order if b[i] > 0]
 
+    pool.phase = "pairs"
     # 3. pairs
     all_pairs = n * (n - 1) // 2 <= pairs_limit
     if max_size >= 2:
@@ -587,6 +592,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
                 lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
 
     _lap("pairs")
+    pool.phase = "re-linearized greedy"
     # 4. re-linearized greedy for rows without a set of size <= 2
     active = [t for t in range(n_test) if pool.best_size[t] > 2]
     cur = {t: np.empty(0, dtype=np.int64) for t in active}
@@ -639,6 +645,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     pool.tick(~pool.found())  # rows without a set after the greedy search: nothing later changes them
 
     _lap("greedy")
+    pool.phase = "shrink"
     # 5. shrink to 1-minimal
     rows = [t for t in range(n_test) if pool.found()[t]]
     triples_on = max_size >= 3 and triple_candidates >= 3
@@ -652,6 +659,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     one_min = _shrink(pool, rows, finish)
 
     _lap("shrink")
+    pool.phase = "triples"
     # 6. triples from the strongest candidates where the set has >= 4 labels
     if triples_on:
         big = [t for t in range(n_test) if pool.found()[t] and pool.best_size[t] >= 4]
