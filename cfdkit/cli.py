@@ -126,6 +126,10 @@ def _audit(args) -> int:
     print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points, found "
           f"{100 * summary['found_rate']:.1f} %" + ("" if fr is None else f", flipped {100 * fr:.1f} %") +
           f", mean |S_t| {summary['mean_size']}, {summary['seconds']:.1f} s -> {target}")
+    if "minimal_found_rate" in summary:
+        print(f"verified minimal sets: found {100 * summary['minimal_found_rate']:.1f} %, median size "
+              f"{summary['median_verified_size']} (Algorithm 1: {summary['median_estimated_size']}), median certified "
+              f"lower bound {summary['median_lower_bound']}, {summary['seconds_minimal']:.1f} s")
     return 0
 
 
@@ -161,6 +165,12 @@ def _audit_into(args, out: Path) -> dict:
 
         mdf = minimal_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, device=args.device,
                              progress=True)
+        if not np.array_equal(mdf["test_index"].to_numpy(), df["test_index"].to_numpy()):
+            raise RuntimeError("the minimal-set search ran on other test rows than the audit (same seed and "
+                               "--n-test expected); please report this.")
+        df = df.assign(minimal_size=mdf["size"].to_numpy(), minimal_status=mdf["status"].to_numpy(),
+                       lower_bound=mdf["lower_bound"].to_numpy(), minimal_new_prob=mdf["new_prob"].to_numpy(),
+                       minimal_indices=list(mdf["indices"]))
         sets = sets.rename(columns={"size": "estimated_size", "new_prob": "estimated_new_prob"})
         for col in ("size", "status", "lower_bound", "new_prob", "one_minimal"):
             sets[col] = mdf[col].to_numpy()

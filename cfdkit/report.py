@@ -220,21 +220,15 @@ def audit_report_html(df: pd.DataFrame, summary: dict, rows: dict, *, figures: S
         elif "converged" in r.index and pd.notna(r["converged"]) and not bool(r["converged"]):
             verdict = " Retraining did not converge (no answer)."
         tag = "blockquote" if rows["kind"] == "text" else "div"
-        body = "".join(
-            f"<tr><td class='num'>{int(i)}</td><td class='num'>{int(rows['train_index'][int(i)])}</td>"
-            f"<td>{html.escape(t)}</td><td class='flip'>{int(o)} &rarr; {int(n)}</td></tr>"
-            for i, t, o, n in zip(shown, texts, old, new))
-        more = (f"<p class='muted'>... and {idx.size - shown.size} more training rows.</p>"
-                if idx.size > shown.size else "")
         parts.append(
             f"<div class='point' id='test-{int(r['test_index'])}'>"
             f"<h3>Test row {int(r['test_index'])}: |S<sub>t</sub>| = {int(r['size'])}</h3>"
             f"<{tag} class='text'>{html.escape(desc)}</{tag}>"
             f"<p>True label {int(r['y_true'])}; predicted {int(r['predicted_label'])} "
             f"(P(y=1) = {float(r['prob']):.4f}, threshold {thr}).{verdict}</p>"
-            "<table class='set'><tr><th>training row</th><th>original row</th><th>"
-            + ("text" if rows["kind"] == "text" else "features") + "</th><th>label old &rarr; new</th></tr>"
-            + body + "</table>" + more + "</div>")
+            + _set_table(rows, idx, shown, texts, old, new) + "</div>")
+    if "minimal_size" in df.columns:
+        parts.append(_minimal_section(df, rows, y_train, thr, n_points, max_set_rows))
     parts.append("<p class='muted'>Written by cfdkit. Training rows are positions in the audited training set "
                  "(\"original row\": the row of the data set's training file).</p></body></html>")
     return "\n".join(parts)
@@ -261,6 +255,78 @@ def write_audit_report(path, df: pd.DataFrame, summary: dict, *, dataset: str, f
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _set_table(rows: dict, idx, shown, texts, old, new) -> str:
+    """The training rows of one set: position, original row, text or features, label old -> new."""
+    body = "".join(
+        f"<tr><td class='num'>{int(i)}</td><td class='num'>{int(rows['train_index'][int(i)])}</td>"
+        f"<td>{html.escape(t)}</td><td class='flip'>{int(o)} &rarr; {int(n)}</td></tr>"
+        for i, t, o, n in zip(shown, texts, old, new))
+    more = (f"<p class='muted'>... and {len(idx) - len(shown)} more training rows.</p>"
+            if len(idx) > len(shown) else "")
+    return ("<table class='set'><tr><th>training row</th><th>original row</th><th>"
+            + ("text" if rows["kind"] == "text" else "features") + "</th><th>label old &rarr; new</th></tr>"
+            + body + "</table>" + more)
+
+
+def minimal_bound_words(size: int, lower_bound: int) -> str:
+    """What the certified lower bound adds to "``size`` really suffice": nothing for one label (one is the
+    least there is), "; no fewer than L can" for a certificate above 1, else that none rules out fewer."""
+    if size <= 1:
+        return ""
+    if lower_bound > 1:
+        return f"; no fewer than {lower_bound} can"
+    return "; no certificate rules out fewer"
+
+
+def _minimal_section(df: pd.DataFrame, rows: dict, y_train: np.ndarray, thr, n_points: int,
+                     max_set_rows: int) -> str:
+    """``cfdkit audit --minimal``: the verified minimal sets beside Algorithm 1's, smallest first.
+
+    ``df`` carries ``minimal_size, minimal_status, lower_bound, minimal_new_prob, minimal_indices`` (one per row,
+    from :meth:`RelabelAudit.minimal_sets`).
+    """
+    ver = df[df["minimal_status"] == "verified"]
+    n_ver = len(ver)
+    parts = ["<h2 id='minimal'>Verified minimal sets</h2>",
+             "<p class='muted'>Algorithm 1's set is a linear estimate. Each set below was found by a search that "
+             "refits the model: relabeling it and retraining really flips the prediction (a converged refit), it "
+             "was shrunk until dropping any one of its labels stops the flip (each checked by a refit), and no "
+             "relabeling of fewer than <i>lower bound</i> labels can flip it (a certificate; 1 where none holds). "
+             f"{n_ver} of {len(df)} test points have a verified set.</p>"]
+    if n_ver == 0:
+        return "".join(parts)
+    key = (ver["prob"] - thr).abs()
+    top = ver.assign(_m=key.to_numpy()).sort_values(["minimal_size", "_m"], kind="stable").head(n_points)
+    over = "".join(
+        f"<tr><td class='num'><a href='#minimal-{int(r['test_index'])}'>{int(r['test_index'])}</a></td>"
+        f"<td class='num'>{int(r['size']) if int(r['size']) > 0 else '—'}</td>"
+        f"<td class='num'>{int(r['minimal_size'])}</td><td class='num'>{int(r['lower_bound'])}</td>"
+        f"<td class='num'>{float(r['prob']):.4f} &rarr; {float(r['minimal_new_prob']):.4f}</td></tr>"
+        for _, r in top.iterrows())
+    parts.append("<table class='overview minimal'><tr><th>test row</th><th>Algorithm 1 |S<sub>t</sub>|</th>"
+                 "<th>verified size</th><th>lower bound</th><th>P(y=1) before &rarr; retrained</th></tr>"
+                 f"{over}</table>")
+    pos = {int(t): k for k, t in enumerate(df["test_index"].to_numpy())}
+    for _, r in top.iterrows():
+        idx = np.asarray(r["minimal_indices"], dtype=np.int64)
+        shown = idx[:max_set_rows]
+        est = int(r["size"])
+        says = (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}; " if est > 0 else
+                "Algorithm 1 finds no set; ")
+        k, lb = int(r["minimal_size"]), int(r["lower_bound"])
+        desc = rows["describe_test"]([pos[int(r["test_index"])]])[0]
+        tag = "blockquote" if rows["kind"] == "text" else "div"
+        parts.append(
+            f"<div class='point' id='minimal-{int(r['test_index'])}'>"
+            f"<h3>Test row {int(r['test_index'])}: {says}{k} really suffice{'s' if k == 1 else ''}"
+            f"{minimal_bound_words(k, lb)}</h3><{tag} class='text'>{html.escape(desc)}</{tag}>"
+            f"<p>P(y=1) = {float(r['prob']):.4f} &rarr; {float(r['minimal_new_prob']):.4f} after relabeling "
+            + ("this label" if k == 1 else f"these {k}") + f" and retraining (threshold {thr}).</p>"
+            + _set_table(rows, idx, shown, rows["describe_train"](shown), y_train[shown], 1 - y_train[shown])
+            + "</div>")
+    return "\n".join(parts)
 
 
 def _umask() -> int:

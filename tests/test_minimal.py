@@ -233,11 +233,16 @@ def test_minimal_sets_gpu_matches_cpu():
     np.testing.assert_array_equal(c.lower_bound, g.lower_bound)
 
 
-def test_cli_audit_minimal_columns(tmp_path):
+def test_cli_audit_minimal_columns(tmp_path, capsys):
+    import json
+
     import pandas as pd
 
     from cfdkit.cli import main
+    from cfdkit.report import minimal_bound_words
 
+    assert minimal_bound_words(1, 1) == "" and minimal_bound_words(7, 3) == "; no fewer than 3 can"
+    assert minimal_bound_words(7, 1) == "; no certificate rules out fewer"
     out = tmp_path / "audit"
     rc = main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "12", "--no-plots", "--minimal"])
     assert rc == 0
@@ -248,6 +253,21 @@ def test_cli_audit_minimal_columns(tmp_path):
     assert v.any()
     assert (df.loc[v, "lower_bound"] <= df.loc[v, "size"]).all()
     assert df.loc[~v, "new_prob"].isna().all()
+    # report.html shows them beside Algorithm 1's: the smallest verified set first, with its numbers from sets.csv
+    html = (out / "report.html").read_text()
+    assert "<h2 id='minimal'>Verified minimal sets</h2>" in html
+    assert f"{int(v.sum())} of {len(df)} test points have a verified set" in html
+    thr = json.loads((out / "summary.json").read_text())["threshold"]
+    best = df[v].assign(m=(df.loc[v, "prob"] - thr).abs()).sort_values(["size", "m"], kind="stable").iloc[0]
+    est = int(best["estimated_size"])
+    head = (f"Test row {int(best['index'])}: "
+            + (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}; " if est > 0 else "Algorithm 1 finds no set; ")
+            + f"{int(best['size'])} really suffice{'s' if int(best['size']) == 1 else ''}"
+            + minimal_bound_words(int(best["size"]), int(best["lower_bound"])))
+    assert head in html
+    assert f"{best['prob']:.4f} &rarr; {best['new_prob']:.4f}" in html
+    # and the command says so in one line
+    assert "verified minimal sets: found" in capsys.readouterr().out
 
 
 def test_studies_minimal_summary_on_synthetic():
