@@ -211,3 +211,23 @@ def test_sparse_design_pickles_quietly_without_caches():
     assert torch.equal(d2.matvec(W[:, 0]), d.matvec(W[:, 0]))
     # the caches and the scipy view are not sent: smaller than sending them
     assert len(blob) < len(pickle.dumps(d.__dict__))
+
+
+@pytest.mark.parametrize("m", [1, 3, 4, 63, 64, 65, 200])
+def test_cpu_sparse_products_equal_scipy_bit_for_bit(m):
+    """Design's CPU sparse products (scipy below 4 columns, torch's CSR kernel in 64-column tiles above)
+    give exactly scipy's numbers, so the choice of kernel and tile never changes an answer."""
+    import scipy.sparse as sp
+
+    from cfdkit.core.arrays import Design
+
+    A = sp.random(300, 150, density=0.05, format="csr", random_state=m)
+    A.data = np.round(A.data * 8) / 8 + 0.1  # values like binary/count features, and not all equal
+    d = Design.from_scipy(A, torch.device("cpu"))
+    g = torch.Generator().manual_seed(m)
+    W = torch.randn(151, m, dtype=torch.float64, generator=g)
+    R = torch.randn(300, m, dtype=torch.float64, generator=g)
+    want_z = torch.from_numpy(np.asarray(A @ W[:-1].numpy())) + W[-1]
+    want_r = torch.from_numpy(np.asarray(A.T.tocsr() @ R.numpy()))
+    assert torch.equal(d.matvec(W), want_z)
+    assert torch.equal(d.rmatvec(R)[:-1], want_r)

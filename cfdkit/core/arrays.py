@@ -147,6 +147,7 @@ def to_numpy(t) -> np.ndarray:
 
 
 _TORCH_CSR_MIN_COLS = 4  # CPU sparse products with at least this many columns use torch's CSR kernel
+_TORCH_CSR_TILE = 64     # ... in column tiles of at most this many (see Design._csr_product)
 
 
 def _torch_csr_to_scipy(X: torch.Tensor) -> sp.csr_matrix:
@@ -261,12 +262,29 @@ class Design:
                                        torch.from_numpy(A.data), A.shape))
         return getattr(self, key)
 
+    def _csr_product(self, transpose: bool, W: torch.Tensor) -> torch.Tensor:
+        """CPU ``X @ W`` (or ``X.T @ W``) through torch's CSR kernel, in tiles of ``_TORCH_CSR_TILE`` columns.
+
+        Wider products are several times slower per column in torch 2.13 (hate speech, 217 columns:
+        ``X @ W`` 18 ms in one call, 6 ms in tiles of 64; ``X.T @ R`` 9 vs 6.5 ms; 2026-11-29); every output
+        column is computed exactly as in one call (bit-identical).
+        """
+        A = self._torch_csr(transpose)
+        W = W.contiguous()
+        m = W.shape[1]
+        with quiet_sparse():
+            if m <= _TORCH_CSR_TILE:
+                return A @ W
+            out = torch.empty(A.shape[0], m, dtype=W.dtype)
+            for s in range(0, m, _TORCH_CSR_TILE):
+                out[:, s:s + _TORCH_CSR_TILE] = A @ W[:, s:s + _TORCH_CSR_TILE].contiguous()
+            return out
+
     def _feat(self, W: torch.Tensor) -> torch.Tensor:
         """``X @ W`` (no intercept)."""
         if self.S is not None:
             if W.dim() == 2 and W.shape[1] >= _TORCH_CSR_MIN_COLS:
-                with quiet_sparse():
-                    return self._torch_csr(False) @ W.contiguous()
+                return self._csr_product(False, W)
             return torch.from_numpy(np.asarray(self.S @ W.numpy()))
         return self.X @ W
 
@@ -289,8 +307,7 @@ class Design:
                     self._ST_sq = self.ST.multiply(self.ST).tocsr()
                 return torch.from_numpy(np.asarray(self._ST_sq @ R.numpy()))
             if R.dim() == 2 and R.shape[1] >= _TORCH_CSR_MIN_COLS:
-                with quiet_sparse():
-                    return self._torch_csr(True) @ R.contiguous()
+                return self._csr_product(True, R)
             return torch.from_numpy(np.asarray(self.ST @ R.numpy()))
         if self.sparse:
             if squared:
