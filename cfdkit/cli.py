@@ -170,7 +170,7 @@ def _audit_into(args, out: Path) -> dict:
                                "--n-test expected); please report this.")
         df = df.assign(minimal_size=mdf["size"].to_numpy(), minimal_status=mdf["status"].to_numpy(),
                        lower_bound=mdf["lower_bound"].to_numpy(), minimal_new_prob=mdf["new_prob"].to_numpy(),
-                       minimal_indices=list(mdf["indices"]))
+                       minimal_one_minimal=mdf["one_minimal"].to_numpy(), minimal_indices=list(mdf["indices"]))
         sets = sets.rename(columns={"size": "estimated_size", "new_prob": "estimated_new_prob"})
         for col in ("size", "status", "lower_bound", "new_prob", "one_minimal"):
             sets[col] = mdf[col].to_numpy()

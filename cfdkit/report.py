@@ -284,15 +284,17 @@ def _minimal_section(df: pd.DataFrame, rows: dict, y_train: np.ndarray, thr, n_p
                      max_set_rows: int) -> str:
     """``cfdkit audit --minimal``: the verified minimal sets beside Algorithm 1's, smallest first.
 
-    ``df`` carries ``minimal_size, minimal_status, lower_bound, minimal_new_prob, minimal_indices`` (one per row,
-    from :meth:`RelabelAudit.minimal_sets`).
+    ``df`` carries ``minimal_size, minimal_status, lower_bound, minimal_new_prob, minimal_indices`` and
+    optionally ``minimal_one_minimal`` (one per row, from :meth:`RelabelAudit.minimal_sets`); a set whose
+    1-minimality was not established (a leave-one-out refit did not converge) is marked as such.
     """
     ver = df[df["minimal_status"] == "verified"]
     n_ver = len(ver)
     parts = ["<h2 id='minimal'>Verified minimal sets</h2>",
              "<p class='muted'>Algorithm 1's set is a linear estimate. Each set below was found by a search that "
              "refits the model: relabeling it and retraining really flips the prediction (a converged refit), it "
-             "was shrunk until dropping any one of its labels stops the flip (each checked by a refit), and no "
+             "was shrunk until dropping any one of its labels stops the flip (each checked by a refit; a set where "
+             "a check could not be completed says so), and no "
              "relabeling of fewer than <i>lower bound</i> labels can flip it (a certificate; 1 where none holds). "
              f"{n_ver} of {len(df)} test points have a verified set.</p>"]
     if n_ver == 0:
@@ -316,12 +318,14 @@ def _minimal_section(df: pd.DataFrame, rows: dict, y_train: np.ndarray, thr, n_p
         says = (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}; " if est > 0 else
                 "Algorithm 1 finds no set; ")
         k, lb = int(r["minimal_size"]), int(r["lower_bound"])
+        unsure = ("" if bool(r.get("minimal_one_minimal", True)) else
+                  " (not shown to be 1-minimal: a leave-one-out refit did not converge)")
         desc = rows["describe_test"]([pos[int(r["test_index"])]])[0]
         tag = "blockquote" if rows["kind"] == "text" else "div"
         parts.append(
             f"<div class='point' id='minimal-{int(r['test_index'])}'>"
             f"<h3>Test row {int(r['test_index'])}: {says}{k} really suffice{'s' if k == 1 else ''}"
-            f"{minimal_bound_words(k, lb)}</h3><{tag} class='text'>{html.escape(desc)}</{tag}>"
+            f"{minimal_bound_words(k, lb)}{unsure}</h3><{tag} class='text'>{html.escape(desc)}</{tag}>"
             f"<p>P(y=1) = {float(r['prob']):.4f} &rarr; {float(r['minimal_new_prob']):.4f} after relabeling "
             + ("this label" if k == 1 else f"these {k}") + f" and retraining (threshold {thr}).</p>"
             + _set_table(rows, idx, shown, rows["describe_train"](shown), y_train[shown], 1 - y_train[shown])

@@ -396,3 +396,24 @@ def test_shrink_orders_chunks_weakest_labels_first():
         # least push first (the code's H0^{-1} may be the bfloat16 steering inverse: ~0.4 % per entry)
         assert np.all(np.diff(push) >= -1e-2 * np.abs(push).max())
         assert push[0] < push[-1]
+
+
+def test_report_marks_sets_whose_one_minimality_was_not_established():
+    """report.html never calls a set 1-minimal unless every leave-one-out refit converged (one_minimal)."""
+    import pandas as pd
+
+    from cfdkit.report import _minimal_section
+
+    df = pd.DataFrame({"test_index": [0, 1, 2], "prob": [0.1, 0.2, 0.3], "size": [5, 0, 4],
+                       "minimal_size": [3, 2, 0], "minimal_status": ["verified", "verified", "not_found"],
+                       "lower_bound": [2, 1, 1], "minimal_new_prob": [0.6, 0.7, np.nan],
+                       "minimal_one_minimal": [True, False, False],
+                       "minimal_indices": [np.array([1, 2, 3]), np.array([4, 5]), np.array([], dtype=np.int64)]})
+    rows = {"kind": "text", "train_index": np.arange(10), "describe_test": lambda ks: [f"test {k}" for k in ks],
+            "describe_train": lambda idx: [f"train {i}" for i in idx]}
+    html = _minimal_section(df, rows, np.zeros(10, dtype=np.int64), 0.5, n_points=10, max_set_rows=25)
+    assert "2 of 3 test points have a verified set" in html
+    assert "Test row 0: Algorithm 1 says 5 labels; 3 really suffice; no fewer than 2 can</h3>" in html
+    assert ("Test row 1: Algorithm 1 finds no set; 2 really suffice; no certificate rules out fewer "
+            "(not shown to be 1-minimal: a leave-one-out refit did not converge)</h3>") in html
+    assert "Test row 2" not in html
