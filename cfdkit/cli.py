@@ -127,9 +127,10 @@ def _audit(args) -> int:
           f"{100 * summary['found_rate']:.1f} %" + ("" if fr is None else f", flipped {100 * fr:.1f} %") +
           f", mean |S_t| {summary['mean_size']}, {summary['seconds']:.1f} s -> {target}")
     if "minimal_found_rate" in summary:
+        na = (lambda v: "—" if v is None else v)
         print(f"verified minimal sets: found {100 * summary['minimal_found_rate']:.1f} %, median size "
-              f"{summary['median_verified_size']} (Algorithm 1: {summary['median_estimated_size']}), median certified "
-              f"lower bound {summary['median_lower_bound']}, {summary['seconds_minimal']:.1f} s")
+              f"{na(summary['median_verified_size'])} (Algorithm 1: {na(summary['median_estimated_size'])}), "
+              f"median certified lower bound {na(summary['median_lower_bound'])}, {summary['seconds_minimal']:.1f} s")
     return 0
 
 
@@ -152,7 +153,6 @@ def _audit_into(args, out: Path) -> dict:
         "n_not_converged": s.get("n_not_converged"),
         "verified": not args.no_verify, "seed": args.seed, "notes": df.attrs.get("notes", []),
     }
-    summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
     sets = pd.DataFrame({
         "index": df["test_index"], "prob": df["prob"], "size": df["size"],
         "flipped": df["flipped"] if "flipped" in df else pd.NA,
@@ -185,12 +185,14 @@ def _audit_into(args, out: Path) -> dict:
         plots.save(plots.size_distribution(df), out / "size_distribution.png")
         if df["found"].sum() > 2:
             plots.save(plots.size_vs_confidence(df), out / "size_vs_confidence.png")
+    # NaN (a median over no rows, say) is not JSON and reads badly: None (null, "—"), the --minimal keys included
+    summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
     from .report import write_audit_report  # report.html: summary, figures, the most fragile points readable
 
     write_audit_report(out / "report.html", df, summary, dataset=args.dataset, features=args.features,
                        seed=args.seed, n_test=args.n_test, figures=sorted(out.glob("*.png")))
     summary["seconds"] = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return summary
 
 

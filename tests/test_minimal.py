@@ -417,3 +417,34 @@ def test_report_marks_sets_whose_one_minimality_was_not_established():
     assert ("Test row 1: Algorithm 1 finds no set; 2 really suffice; no certificate rules out fewer "
             "(not shown to be 1-minimal: a leave-one-out refit did not converge)</h3>") in html
     assert "Test row 2" not in html
+
+
+def test_cli_audit_minimal_with_no_verified_set_writes_valid_json(tmp_path, capsys, monkeypatch):
+    """A --minimal run where no set is verified: medians over no rows are NaN, which summary.json writes as null
+    (strict JSON), the command prints "—" and the report says 0 sets; before, NaN reached summary.json."""
+    import json
+
+    import cfdkit.studies.linear as lin
+    from cfdkit.cli import main
+
+    real = lin.minimal_points
+
+    def none_verified(*args, **kwargs):
+        df = real(*args, **kwargs)
+        df["status"] = "not_found"
+        df["size"] = 0
+        df["new_prob"] = np.nan
+        df["indices"] = [np.empty(0, dtype=np.int64) for _ in range(len(df))]
+        return df
+
+    monkeypatch.setattr(lin, "minimal_points", none_verified)
+    out = tmp_path / "audit"
+    assert main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "6", "--no-plots", "--minimal"]) == 0
+
+    def refuse(c):
+        raise AssertionError(f"summary.json holds {c}")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+    assert summary["minimal_found_rate"] == 0.0 and summary["median_verified_size"] is None
+    assert "median size — (Algorithm 1:" in capsys.readouterr().out
+    assert "0 of 6 test points have a verified set" in (out / "report.html").read_text()
