@@ -349,7 +349,8 @@ def objective_from_z(Z, Y, W, l2, S=None):
 
 def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, precond: Callable | None,
           tol: float = 1e-10, max_iter: int = 200, memory: int = 8,
-          S: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
+          S: torch.Tensor | None = None, Z0: torch.Tensor | None = None,
+          f0: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
     """Minimize ``R`` for every column of ``Y`` with L-BFGS whose initial inverse Hessian is ``precond``.
 
     Made for refits near a known optimum: with ``precond`` the inverse of the
@@ -363,20 +364,29 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     works on contiguous arrays.  Converges to ``||grad R|| <= tol`` (Armijo
     backtracking; a column whose line search cannot make progress at
     round-off level is reported as not converged).
+
+    ``Z0`` (n, m) and ``f0`` (m,), when the caller already has them, are ``X~ W0`` and the objective
+    at ``W0`` (as :func:`objective_from_z` computes it); they save the start's sparse product and
+    objective pass.
     """
     _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
     if W0.dim() != 2:
         raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     p, m = W0.shape
+    if (Z0 is None) != (f0 is None):
+        raise ValueError("Z0 and f0 go together: pass both (X~ W0 and the objective at W0) or neither.")
+    if Z0 is not None and (tuple(Z0.shape) != (design.n, m) or tuple(f0.shape) != (m,)):
+        raise ValueError(f"Z0 must have shape ({design.n}, {m}) and f0 ({m},); got {tuple(Z0.shape)} and "
+                         f"{tuple(f0.shape)}.")
     dev = W0.device
     out_W = W0.clone()
     out_g = torch.zeros(m, dtype=DTYPE, device=dev)
     out_it = torch.zeros(m, dtype=torch.int64, device=dev)
     pos = torch.arange(m, device=dev)
     W, Yw, Sw = W0.clone(), Y, S
-    Z = design.matvec(W)
+    Z = design.matvec(W) if Z0 is None else Z0
     G, P = gradient(design, Yw, W, l2, Z, Sw)
-    fval = objective_from_z(Z, Yw, W, l2, Sw)
+    fval = objective_from_z(Z, Yw, W, l2, Sw) if f0 is None else f0.clone()
     gnorm = torch.linalg.vector_norm(G, dim=0)
     it = torch.zeros(m, dtype=torch.int64, device=dev)
     stalled = torch.zeros(m, dtype=torch.bool, device=dev)
