@@ -313,10 +313,11 @@ def test_warm_started_refits_reach_the_same_optimum():
 
 
 def test_progress_bar_counts_finished_rows(monkeypatch):
-    """The minimal_sets bar moves once per test row (rows finished), to exactly n_test."""
+    """The minimal_sets bar moves once per test row (rows searched), to exactly n_test, and rows are
+    counted as their shrink ends, not all at once after the last phase."""
     import cfdkit.linear.minimal as mm
 
-    updates, postfix = [], []
+    updates, postfix, phase_at = [], [], []
     real = mm.tqdm
 
     def spy(*args, **kwargs):
@@ -325,6 +326,7 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
 
         def update(k=1):
             updates.append(int(k))
+            phase_at.append(postfix[-1].rsplit(": ", 1)[0] if postfix else "")
             return orig(k)
 
         bar.update = update
@@ -338,6 +340,11 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
     assert sum(updates) == len(ms)
     # rows finish at different times: more than a handful of updates, none larger than the row count
     assert len(updates) >= 3 and max(updates) <= len(ms)
+    # rows whose shrink has ended are counted during the shrink, round by round (several updates there),
+    # the large ones (>= 4 labels) included: nothing is left to count in the triples pass at the end
+    in_shrink = [k for k, ph in zip(updates, phase_at) if ph == "shrink"]
+    assert int((ms.size >= 4).sum()) >= 5 and len(in_shrink) >= 2, (ms.size, updates, phase_at)
+    assert sum(in_shrink) >= int((ms.size >= 4).sum()) and "triples" not in phase_at, (updates, phase_at)
     # while rows are in flight the bar still moves: after every block of refits it names the phase and
     # the refits made so far, ending at the call's total
     counts = [int(t.rsplit(": ", 1)[1].split()[0].replace(",", "")) for t in postfix]

@@ -521,9 +521,10 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     """
     n_test, n = Xt.n, state.train.n
     max_size = n if max_size is None else min(int(max_size), n)
-    # one step per test row whose answer is final (size 1 after the singles, "not_found" after the
-    # greedy search, a found set once its shrink -- and, for sets of >= 4 labels, the triples -- ended)
-    bar = tqdm(total=n_test, desc="minimal sets (rows finished)", unit="row", disable=not progress, leave=False)
+    # one step per test row once its search has ended (size 1 after the singles, "not_found" after the
+    # greedy search, a found set once its shrink ended); rows of >= 4 labels may still get a smaller set
+    # from the triples pass at the end, which the bar's postfix names
+    bar = tqdm(total=n_test, desc="minimal sets (rows searched)", unit="row", disable=not progress, leave=False)
     pool = _Pool(state, Xt, threshold, max_size, bar)
     orig, prob = pool.orig, pool.prob
     lb_enum = np.ones(n_test, dtype=np.int64)
@@ -651,10 +652,9 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     triples_on = max_size >= 3 and triple_candidates >= 3
 
     def finish(r):
-        if not triples_on or pool.best_size[r] < 4:
-            mask = np.zeros(n_test, dtype=bool)
-            mask[r] = True
-            pool.tick(mask)
+        mask = np.zeros(n_test, dtype=bool)
+        mask[r] = True
+        pool.tick(mask)
 
     one_min = _shrink(pool, rows, finish)
 
