@@ -287,28 +287,44 @@ def bench_c(device, results, n_sample=40):
     t_loose = now() - t0
     rng = np.random.default_rng(0)
     sample = rng.choice(found, min(n_sample, found.size), replace=False)
-    t0 = now()
-    diffs, diffs_l = [], []
+    t_sample = 0.0
+    diffs, diffs_l, gnorms = [], [], []
     for i in sample:
         y2 = y.copy()
         S = res.indices(i)
         y2[S] = 1 - y2[S]
+        t0 = now()
         clf = LogisticRegression(C=0.1, tol=1e-8, max_iter=10_000).fit(Xtr, y2)
+        t_sample += now() - t0
         p = clf.predict_proba(Xte[i])[0, 1]
         diffs.append(abs(p - ver.new_prob[i]))
         if np.array_equal(res_l.indices(i), S):
             diffs_l.append(abs(p - ver_l.new_prob[i]))
-    t_sample = now() - t0
+        w, b = clf.coef_[0], float(clf.intercept_[0])  # cfdkit's summed gradient at sklearn's fit (untimed)
+        r = 1.0 / (1.0 + np.exp(-(Xtr @ w + b))) - y2
+        gnorms.append(float(np.linalg.norm(np.r_[Xtr.T @ r + 10.0 * w, r.sum()])))
     t_ref = t_sample / len(sample) * found.size
-    print(f"    sequential sklearn (lbfgs, tol=1e-8 on the mean loss, i.e. ~1e-4 on cfdkit's summed gradient): "
-          f"{t_sample / len(sample) * 1e3:.0f} ms per refit -> {t_ref:.1f} s for all")
+    print(f"    sequential sklearn (lbfgs, tol=1e-8 on the mean loss; the most accurate it gets: L-BFGS-B's "
+          f"ftol ends it first): {t_sample / len(sample) * 1e3:.0f} ms per refit -> {t_ref:.1f} s for all; "
+          f"its refits end at a summed-gradient norm of median {np.median(gnorms):.1e}, max {np.max(gnorms):.1e}")
     print(f"    cfdkit verify, tol=1e-10 (the fit's default): {t_strict:.2f} s, flip rate {ver.flipped.mean():.1%}, "
           f"max grad norm {np.nanmax(ver.grad_norm):.1e}, max |dprob| vs sklearn {max(diffs):.1e}")
     print(f"    cfdkit verify, tol=1e-6: {t_loose:.2f} s, flip rate {ver_l.flipped.mean():.1%}"
           + (f", max |dprob| vs sklearn {max(diffs_l):.1e}" if diffs_l else ""))
-    print(f"    ratio (c): {t_ref / t_strict:.1f}x at tol=1e-10, {t_ref / t_loose:.1f}x at tol=1e-6  (target >= 20x)")
+    # the same accuracy as the reference: cfdkit's tolerance at the largest gradient norm sklearn's refits ended at
+    tol_eq = float(np.max(gnorms))
+    same = RelabelAudit(l2=10.0, threshold=0.25, device=device, tol=tol_eq).fit(Xtr, y)
+    res_e = same.flip_sets(Xte)
+    t0 = now()
+    ver_e = same.verify(res_e)
+    t_eq = now() - t0
+    print(f"    cfdkit verify at the reference's accuracy, tol={tol_eq:.1e}: {t_eq:.2f} s, flip rate "
+          f"{ver_e.flipped.mean():.1%}")
+    print(f"    ratio (c): {t_ref / t_strict:.1f}x at tol=1e-10, {t_ref / t_loose:.1f}x at tol=1e-6, "
+          f"{t_ref / t_eq:.1f}x at the reference's accuracy  (target >= 20x)")
     results["c"] = t_ref / t_strict
     results["c_loose"] = t_ref / t_loose
+    results["c_equal"] = t_ref / t_eq
 
 
 def bench_d(device, results):

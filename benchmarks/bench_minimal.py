@@ -8,6 +8,12 @@ figure is the same search done with sequential refits: the number of refits mini
 time of one ``LogisticRegression(C=1/l2, tol=1e-6)`` fit (lbfgs, from scratch, as a search loop would call it)
 on a sample of the relabelings it found.  Prints both times, the ratio and the targets (issue 10: under
 5 minutes for all 1,071 rows on 2 cores; >= 20x faster than sequential scikit-learn), then one JSON record.
+
+The reference is looser than cfdkit: scikit-learn scales the loss by 1/N for lbfgs, so ``tol=1e-6`` stops
+its refits at a summed-gradient norm of ~2e-2 (2026-11-29, hate speech), 10^4 times cfdkit's tolerance, and
+no ``tol`` takes it below ~3e-4 (L-BFGS-B's relative-reduction test, ``ftol = 64 eps``, ends it first).
+The script measures the sample's summed-gradient norms (outside the timing) and also times the most
+accurate reference scikit-learn gives (``tol=1e-8``), so the ratio can be read against both.
 """
 from __future__ import annotations
 
@@ -16,6 +22,14 @@ import json
 import time
 
 import numpy as np
+
+
+def summed_gradient_norm(X, y, clf, l2) -> float:
+    """``||grad||_2`` of cfdkit's objective (summed log-loss + l2/2 ||coef||^2, intercept free) at clf's fit."""
+    w, b = clf.coef_[0], float(clf.intercept_[0])
+    r = 1.0 / (1.0 + np.exp(-(X @ w + b))) - y
+    g = np.r_[X.T @ r + l2 * w, r.sum()]
+    return float(np.linalg.norm(g))
 
 
 def main(argv=None):
@@ -47,24 +61,34 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     found = np.nonzero(ms.found)[0]
     pick = rng.choice(found, size=min(args.sample, found.size), replace=False)
-    times = []
+    times, gnorms = {1e-6: [], 1e-8: []}, {1e-6: [], 1e-8: []}
     for i in pick:
         y = prep.y_train.copy()
         idx = ms.indices(int(i))
         y[idx] = 1 - y[idx]
-        t = time.perf_counter()
-        LogisticRegression(C=1.0 / prep.l2, tol=1e-6, max_iter=1000).fit(prep.X_train, y)
-        times.append(time.perf_counter() - t)
-    per = float(np.mean(times))
+        for tol in times:
+            t = time.perf_counter()
+            clf = LogisticRegression(C=1.0 / prep.l2, tol=tol, max_iter=1000).fit(prep.X_train, y)
+            times[tol].append(time.perf_counter() - t)
+            gnorms[tol].append(summed_gradient_norm(prep.X_train, y, clf, prep.l2))
+    per = float(np.mean(times[1e-6]))
     t_ref = per * ms.refits
-    print(f"sequential scikit-learn (lbfgs, tol=1e-6): {per * 1e3:.1f} ms per refit (mean of {len(times)}) x "
-          f"{ms.refits} refits = {t_ref:.1f} s")
+    per_tight = float(np.mean(times[1e-8]))
+    for tol in times:
+        print(f"sequential scikit-learn (lbfgs, tol={tol:g}): {np.mean(times[tol]) * 1e3:.1f} ms per refit (mean of "
+              f"{len(times[tol])}) x {ms.refits} refits = {np.mean(times[tol]) * ms.refits:.1f} s; its refits end at a "
+              f"summed-gradient norm of median {np.median(gnorms[tol]):.1e}, max {np.max(gnorms[tol]):.1e} "
+              f"(cfdkit: <= {audit.tol:g})")
     scale = 1071 / X_test.shape[0]
+    print(f"ratio against tol=1e-8 (scikit-learn's most accurate): {per_tight * ms.refits / t_cfd:.1f}x")
     print(f"ratio: {t_ref / t_cfd:.1f}x  (target >= 20x); cfdkit time {t_cfd:.1f} s"
           + (f", scaled to 1,071 rows ~{t_cfd * scale:.0f} s" if scale != 1 else "") + "  (target < 300 s on 2 cores)")
     rec = {"n_test": int(X_test.shape[0]), "device": str(audit.device_), "threads": torch.get_num_threads(),
            "seconds_cfdkit": t_cfd, "refits": ms.refits, "timings": ms.timings, "sklearn_s_per_refit": per,
-           "sklearn_scaled_seconds": t_ref, "ratio": t_ref / t_cfd, "summary": s}
+           "sklearn_scaled_seconds": t_ref, "ratio": t_ref / t_cfd, "summary": s,
+           "sklearn_grad_norm_median": float(np.median(gnorms[1e-6])),
+           "sklearn_tight_s_per_refit": per_tight, "ratio_tight": per_tight * ms.refits / t_cfd,
+           "sklearn_tight_grad_norm_median": float(np.median(gnorms[1e-8]))}
     print(json.dumps(rec, indent=1))
     return rec
 
