@@ -326,6 +326,7 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
 
         def update(k=1):
             updates.append(int(k))
+            events.append(("update", int(k)))
             phase_at.append(postfix[-1].rsplit(": ", 1)[0] if postfix else "")
             return orig(k)
 
@@ -334,6 +335,14 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
         return bar
 
     monkeypatch.setattr(mm, "tqdm", spy)
+    events = []  # ("update", k) and ("refit", keep) in call order
+    real_refit = mm._Pool.refit
+
+    def refit_spy(self, sets, *args, **kwargs):
+        events.append(("refit", kwargs.get("keep")))
+        return real_refit(self, sets, *args, **kwargs)
+
+    monkeypatch.setattr(mm._Pool, "refit", refit_spy)
     X, y, Xt = _problem(8, n=120, d=5, n_test=25, imbalance=1.2)
     a = RelabelAudit(l2=0.5, progress=True).fit(X, y)
     ms = a.minimal_sets(Xt, pairs_limit=0)
@@ -345,6 +354,11 @@ def test_progress_bar_counts_finished_rows(monkeypatch):
     in_shrink = [k for k, ph in zip(updates, phase_at) if ph == "shrink"]
     assert int((ms.size >= 4).sum()) >= 5 and len(in_shrink) >= 2, (ms.size, updates, phase_at)
     assert sum(in_shrink) >= int((ms.size >= 4).sum()) and "triples" not in phase_at, (updates, phase_at)
+    # each row moves from the chunk phase to single removals at its own pace: rows finish (the bar
+    # moves) while other rows are still cutting chunks (keep="first" refits come after an update)
+    at = [j for j, e in enumerate(events) if e[0] == "update"]  # event index of each bar update
+    first_in_shrink = next(j for j, ph in zip(at, phase_at) if ph == "shrink")
+    assert ("refit", "first") in events[first_in_shrink:], events
     # while rows are in flight the bar still moves: after every block of refits it names the phase and
     # the refits made so far, ending at the call's total
     counts = [int(t.rsplit(": ", 1)[1].split()[0].replace(",", "")) for t in postfix]

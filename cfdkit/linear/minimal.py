@@ -449,30 +449,37 @@ def _shrink(pool: _Pool, rows, finish=None):
     # dropping them most often keeps the flip and the set shrinks in fewer, cheaper refits
     cur = _weakest_first(pool, cur)
     nparts = {r: 4 for r in cur}
-    while True:
-        cand, owner = [], []
-        for r, S in cur.items():
-            k = len(S)
-            if k <= 8 or nparts[r] > k // 2:
-                continue
-            for part in np.array_split(np.arange(k), nparts[r]):
-                cand.append(np.delete(S, part))
-                owner.append(r)
-        if not cand:
-            break
-        cand, owner = pool.valid(cand, owner)
-        p, conv, _ = pool.refit(cand, owner, offer=False, starts=[pool.best_w.get(r) for r in owner], keep="first")
-        changed = set()
-        for r, (j, w) in pool.kept.items():  # the first flipping subset of each row
-            cur[r] = cand[j]
-            pool.record(r, cand[j], p[j], w)
-            changed.add(r)
+    # each row goes through the chunk phase, then the single-removal phase, at its own pace: a row whose
+    # chunks are done starts its single removals in the next round while other rows still cut chunks
+    # (its refits are the same either way; the rows only share the batches), so rows finish, and the
+    # progress bar moves, throughout the shrink
+    chunking = set(cur)
+    todo: dict = {}  # single-removal rows: None = test every member; a set = test only these members
+    while chunking or todo:
         for r in cur:
-            if r not in changed:
-                nparts[r] *= 2
-    # single-removal phase
-    todo = {r: None for r in cur}  # None = test every member; a set = test only these members
-    while todo:
+            if r in chunking and (len(cur[r]) <= 8 or nparts[r] > len(cur[r]) // 2):
+                chunking.discard(r)
+                todo[r] = None
+        cand, owner = [], []
+        for r in cur:
+            if r in chunking:
+                S = cur[r]
+                for part in np.array_split(np.arange(len(S)), nparts[r]):
+                    cand.append(np.delete(S, part))
+                    owner.append(r)
+        if cand:
+            cand, owner = pool.valid(cand, owner)
+            p, conv, _ = pool.refit(cand, owner, offer=False, starts=[pool.best_w.get(r) for r in owner],
+                                    keep="first")
+            for r, (j, w) in pool.kept.items():  # the first flipping subset of each row
+                cur[r] = cand[j]
+                pool.record(r, cand[j], p[j], w)
+            for r in chunking:
+                if r not in pool.kept:
+                    nparts[r] *= 2
+        if not todo:
+            continue
+        # single-removal round
         cand, owner, drop = [], [], []
         for r, only in todo.items():
             S = cur[r]
