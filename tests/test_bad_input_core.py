@@ -364,12 +364,23 @@ for name, call, exc, rx in [
     ("newton_globalized W0 NaN", lambda: model.newton_globalized(Dsg, Yt[:, None], W_ok + math.nan, 1.0), ValueError,
      "W0 contains"),
     ("lbfgs l2 string", lambda: model.lbfgs(Dsg, Yt[:, None], W_ok, "1", precond=None), ValueError, "l2"),
+    ("lbfgs Z0 without f0", lambda: model.lbfgs(Dsg, Yt[:, None], W_ok, 1.0, precond=None, Z0=Dsg.matvec(W_ok)),
+     ValueError, "Z0 and f0 go together"),
+    ("lbfgs Z0 wrong shape", lambda: model.lbfgs(Dsg, Yt[:, None], W_ok, 1.0, precond=None,
+                                                 Z0=torch.zeros(3, 1, dtype=torch.float64),
+                                                 f0=torch.zeros(1, dtype=torch.float64)),
+     ValueError, "Z0 must have shape"),
     ("hessian w 2-D", lambda: model.hessian(Dsg, W_ok, 1.0), ValueError, "w must have shape"),
     ("hessian w NaN", lambda: model.hessian(Dsg, W_ok[:, 0] + math.nan, 1.0), ValueError, "w contains NaN"),
     ("objective W wrong p", lambda: model.objective(Dsg, Yt[:, None], torch.zeros(3, 1, dtype=torch.float64), 1.0),
      ValueError, "W must have shape"),
 ]:
     err(f"model {name}", call, exc, rx)
+ok("model lbfgs with the start's Z0 and f0 handed in", lambda: (
+    model.lbfgs(Dsg, Yt[:, None], W_ok, 1.0, precond=None)[0],
+    model.lbfgs(Dsg, Yt[:, None], W_ok, 1.0, precond=None, Z0=Dsg.matvec(W_ok),
+                f0=model.objective(Dsg, Yt[:, None], W_ok, 1.0))[0]),
+   lambda ws: np.testing.assert_array_equal(ws[0].numpy(), ws[1].numpy()))
 ok("model newton vs newton_globalized", lambda: (model.newton(Dsg, Yt[:, None], W_ok, 1.0)[0],
                                                   model.newton_globalized(Dsg, Yt[:, None], W_ok, 1.0)[0]),
    lambda ws: np.testing.assert_allclose(ws[0].numpy(), ws[1].numpy(), rtol=1e-9, atol=1e-11))
