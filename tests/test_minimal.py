@@ -469,3 +469,38 @@ def test_cli_audit_minimal_with_no_verified_set_writes_valid_json(tmp_path, caps
     assert summary["minimal_found_rate"] == 0.0 and summary["median_verified_size"] is None
     assert "median size — (Algorithm 1:" in capsys.readouterr().out
     assert "0 of 6 test points have a verified set" in (out / "report.html").read_text()
+
+
+def test_unique_rows_dense_and_sparse():
+    """unique_rows finds exactly the rows with identical features, dense or sparse (stored zeros, unsorted)."""
+    from cfdkit.core.arrays import Design
+    from cfdkit.linear.minimal import unique_rows
+
+    X = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [1.0, 0.0, 2.0], [1.0, 0.0, 2.0 + 1e-15], [0.0, 0.0, 0.0]])
+    first, inverse, counts = unique_rows(Design.from_tensor(torch.as_tensor(X)))
+    assert first.tolist() == [0, 1, 3] and inverse.tolist() == [0, 1, 0, 2, 1] and counts.tolist() == [2, 2, 1]
+    # the same rows as CSR, row 2 with its entries in the other order and an explicit zero
+    S = sp.csr_matrix((np.array([1.0, 2.0, 2.0, 1.0, 0.0, 2.0 + 1e-15, 1.0]),
+                       np.array([0, 2, 2, 0, 1, 2, 0]), np.array([0, 2, 2, 5, 7, 7])), shape=(5, 3))
+    S.has_sorted_indices = False
+    first_s, inverse_s, counts_s = unique_rows(Design.from_scipy(S, torch.device("cpu")))
+    assert first_s.tolist() == first.tolist() and inverse_s.tolist() == inverse.tolist()
+    assert counts_s.tolist() == counts.tolist()
+
+
+def test_duplicate_test_rows_are_searched_once():
+    """Test rows with identical features share one search: the same answer as the distinct rows alone, the
+    same refits, and the bar still counts every test row."""
+    X, y, Xt = _problem(8, n=120, d=5, n_test=12, imbalance=1.2)
+    order = np.array([0, 1, 2, 3, 1, 4, 5, 6, 1, 7, 8, 2, 9, 10, 11, 0])  # rows 0, 1, 2 repeated
+    a = RelabelAudit(l2=0.5).fit(X, y)
+    one = a.minimal_sets(Xt)
+    dup = a.minimal_sets(Xt[order])
+    assert dup.refits == one.refits  # no refit made twice for the repeats
+    np.testing.assert_array_equal(dup.size, one.size[order])
+    np.testing.assert_array_equal(dup.lower_bound, one.lower_bound[order])
+    np.testing.assert_array_equal(dup.new_prob, one.new_prob[order])
+    np.testing.assert_array_equal(dup.one_minimal, one.one_minimal[order])
+    for i, j in enumerate(order):
+        np.testing.assert_array_equal(dup.indices(i), one.indices(int(j)))
+    assert dup.to_frame().shape[0] == order.size

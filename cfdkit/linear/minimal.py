@@ -86,6 +86,7 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
@@ -259,6 +260,7 @@ class _Pool:
         self.max_size = max_size
         self.refits = 0
         self.bar = bar
+        self.row_counts = np.ones(Xt.n, dtype=np.int64)  # test rows each row stands for (the bar's steps)
         self.phase = ""  # shown beside the bar with the refits made, so it moves while rows are in flight
         self.settled = np.zeros(n, dtype=bool)
         # converged weights of each row's best set: warm starts for the refits of its subsets (shrink)
@@ -360,7 +362,7 @@ class _Pool:
     def tick(self, done_mask):
         new = done_mask & ~self.settled
         if new.any():
-            self.bar.update(int(new.sum()))
+            self.bar.update(int(self.row_counts[new].sum()))
             self.settled |= new
 
 
@@ -518,21 +520,72 @@ def _shrink(pool: _Pool, rows, finish=None):
     return one_min
 
 
+def unique_rows(Xt: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test rows with identical features, found exactly: ``(first, inverse, counts)``.
+
+    ``first`` (u,) int64: the first row of each distinct feature vector, in order of appearance;
+    ``inverse`` (n,): the position in ``first`` of each row's feature vector; ``counts`` (u,): how many
+    rows share it.  Sparse rows compare by their sorted nonzero columns and values, dense rows by their
+    bytes (``-0.0`` and ``0.0`` differ there; at worst a duplicate is searched twice).
+    """
+    A = Xt.to_plain()
+    keys = []
+    if sp.issparse(A):
+        A = sp.csr_matrix(A, copy=True)
+        A.sum_duplicates()
+        A.eliminate_zeros()
+        A.sort_indices()
+        for i in range(A.shape[0]):
+            a, b = A.indptr[i], A.indptr[i + 1]
+            keys.append((A.indices[a:b].tobytes(), A.data[a:b].tobytes()))
+    else:
+        A = np.ascontiguousarray(A)
+        keys = [A[i].tobytes() for i in range(A.shape[0])]
+    pos: dict = {}
+    first, inverse = [], np.empty(len(keys), dtype=np.int64)
+    for i, k in enumerate(keys):
+        j = pos.setdefault(k, len(first))
+        if j == len(first):
+            first.append(i)
+        inverse[i] = j
+    first = np.asarray(first, dtype=np.int64)
+    return first, inverse, np.bincount(inverse, minlength=first.size)
+
+
 def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimated_sets, max_size: int | None = None,
                    singles_limit: int = 2000, single_candidates: int = 3, pairs_limit: int = 2000,
                    pair_candidates: int = 6,
                    triple_candidates: int = 6, max_rounds: int = 30, progress: bool = False):
     """The search described in the module docstring; returns the fields of :class:`MinimalSets`.
 
-    ``estimated_sets`` are Algorithm 1's sets, one per test row (empty where none).
+    ``estimated_sets`` are Algorithm 1's sets, one per test row (empty where none).  Test rows with
+    identical features (:func:`unique_rows`; e.g. the 12 hate-speech test posts with no word in the
+    vocabulary) are searched once and share the answer: their search, refits and sets are the same.
     """
+    first, inverse, counts = unique_rows(Xt)
+    if first.size < Xt.n:
+        f = _search_distinct(state, Xt.rows(torch.as_tensor(first, device=Xt.device)), threshold,
+                             [estimated_sets[i] for i in first], max_size, singles_limit, single_candidates,
+                             pairs_limit, pair_candidates, triple_candidates, max_rounds, progress, counts)
+        return {k: (v[inverse] if isinstance(v, np.ndarray) else [np.array(v[j]) for j in inverse]
+                    if isinstance(v, list) else v) for k, v in f.items()}
+    return _search_distinct(state, Xt, threshold, estimated_sets, max_size, singles_limit, single_candidates,
+                            pairs_limit, pair_candidates, triple_candidates, max_rounds, progress, counts)
+
+
+def _search_distinct(state, Xt, threshold, estimated_sets, max_size, singles_limit, single_candidates, pairs_limit,
+                     pair_candidates, triple_candidates, max_rounds, progress, row_counts):
+    """:func:`minimal_search` on distinct test rows; ``row_counts`` (how many test rows each stands for)
+    moves the progress bar."""
     n_test, n = Xt.n, state.train.n
     max_size = n if max_size is None else min(int(max_size), n)
     # one step per test row once its search has ended (size 1 after the singles, "not_found" after the
     # greedy search, a found set once its shrink ended); rows of >= 4 labels may still get a smaller set
     # from the triples pass at the end, which the bar's postfix names
-    bar = tqdm(total=n_test, desc="minimal sets (rows searched)", unit="row", disable=not progress, leave=False)
+    bar = tqdm(total=int(row_counts.sum()), desc="minimal sets (rows searched)", unit="row", disable=not progress,
+               leave=False)
     pool = _Pool(state, Xt, threshold, max_size, bar)
+    pool.row_counts = row_counts
     orig, prob = pool.orig, pool.prob
     lb_enum = np.ones(n_test, dtype=np.int64)
     timings: dict = {}
