@@ -616,7 +616,8 @@ class RelabelAudit(BaseEstimator):
         to ``tol``; sets are shrunk to 1-minimal (``one_minimal``: dropping any one label stops the
         flip, each checked by a refit).  ``lower_bound`` is a certificate that no relabeling of fewer
         labels flips the prediction.  The search, the property of the sets and the derivation of the
-        bound (and when it is 1 = no certificate) are in :mod:`cfdkit.linear.minimal`.
+        bound (and when it is 1 = no certificate) are in :mod:`cfdkit.linear.minimal`.  Test rows with
+        identical features (within a block, see ``n_jobs``) are searched once and get the same answer.
 
         Parameters
         ----------
