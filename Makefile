@@ -20,7 +20,7 @@ DEMO_DATASET := $(if $(CFDKIT_DATA_HOME),hate-speech,synthetic)
 # The demo also answers the question itself on DEMO_MINIMAL_ROWS seeded test rows: verified minimal sets and their
 # certified lower bounds next to Algorithm 1's (`cfdkit audit --n-test N --minimal` -> results/audit_minimal, columns
 # estimated_size, size, status, lower_bound, new_prob in sets.csv; ~45 s for 40 hate-speech rows on 2 cores).
-# Every test row: make demo DEMO_MINIMAL_ROWS=all (~10 min for hate speech's 1,071); none: DEMO_MINIMAL_ROWS=0
+# Every test row: make demo DEMO_MINIMAL_ROWS=all (~7.5 min for hate speech's 1,071); none: DEMO_MINIMAL_ROWS=0
 DEMO_MINIMAL_ROWS ?= 40
 DEMO_MINIMAL_FLAGS := --minimal $(if $(filter all,$(DEMO_MINIMAL_ROWS)),,--n-test $(DEMO_MINIMAL_ROWS))
 PYTEST_ARGS ?=
