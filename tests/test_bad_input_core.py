@@ -18,6 +18,7 @@ import torch
 from cfdkit import InverseHVP, RelabelAudit
 from cfdkit.linear import model
 from cfdkit.core.arrays import Design
+from cfdkit.linear.minimal import unique_rows
 from cfdkit.core.validation import NotFittedError, ResultIndexError
 
 from conftest import make_problem
@@ -370,6 +371,8 @@ for name, call, exc, rx in [
                                                  Z0=torch.zeros(3, 1, dtype=torch.float64),
                                                  f0=torch.zeros(1, dtype=torch.float64)),
      ValueError, "Z0 must have shape"),
+    ("unique_rows ndarray", lambda: unique_rows(X0),
+     TypeError, "Xt must be a cfdkit.core.arrays.Design"),
     ("hessian w 2-D", lambda: model.hessian(Dsg, W_ok, 1.0), ValueError, "w must have shape"),
     ("hessian w NaN", lambda: model.hessian(Dsg, W_ok[:, 0] + math.nan, 1.0), ValueError, "w contains NaN"),
     ("objective W wrong p", lambda: model.objective(Dsg, Yt[:, None], torch.zeros(3, 1, dtype=torch.float64), 1.0),

@@ -528,6 +528,9 @@ def unique_rows(Xt: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows share it.  Sparse rows compare by their sorted nonzero columns and values, dense rows by their
     bytes (``-0.0`` and ``0.0`` differ there; at worst a duplicate is searched twice).
     """
+    if not isinstance(Xt, Design):
+        raise TypeError(f"Xt must be a cfdkit.core.arrays.Design (Design.from_tensor / Design.from_scipy); got "
+                        f"{type(Xt).__name__}.")
     A = Xt.to_plain()
     keys = []
     if sp.issparse(A):
@@ -563,18 +566,20 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
     vocabulary) are searched once and share the answer: their search, refits and sets are the same.
     """
     first, inverse, counts = unique_rows(Xt)
-    if first.size < Xt.n:
-        f = _search_distinct(state, Xt.rows(torch.as_tensor(first, device=Xt.device)), threshold,
-                             [estimated_sets[i] for i in first], max_size, singles_limit, single_candidates,
-                             pairs_limit, pair_candidates, triple_candidates, max_rounds, progress, counts)
-        return {k: (v[inverse] if isinstance(v, np.ndarray) else [np.array(v[j]) for j in inverse]
-                    if isinstance(v, list) else v) for k, v in f.items()}
-    return _search_distinct(state, Xt, threshold, estimated_sets, max_size, singles_limit, single_candidates,
-                            pairs_limit, pair_candidates, triple_candidates, max_rounds, progress, counts)
+    dup = first.size < Xt.n
+    f = _search_distinct(state, Xt.rows(torch.as_tensor(first, device=Xt.device)) if dup else Xt, threshold,
+                         [estimated_sets[i] for i in first], counts, max_size=max_size, singles_limit=singles_limit,
+                         single_candidates=single_candidates, pairs_limit=pairs_limit,
+                         pair_candidates=pair_candidates, triple_candidates=triple_candidates,
+                         max_rounds=max_rounds, progress=progress)
+    if not dup:
+        return f
+    return {k: (v[inverse] if isinstance(v, np.ndarray) else [np.array(v[j]) for j in inverse]
+                if isinstance(v, list) else v) for k, v in f.items()}
 
 
-def _search_distinct(state, Xt, threshold, estimated_sets, max_size, singles_limit, single_candidates, pairs_limit,
-                     pair_candidates, triple_candidates, max_rounds, progress, row_counts):
+def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_size, singles_limit, single_candidates,
+                     pairs_limit, pair_candidates, triple_candidates, max_rounds, progress):
     """:func:`minimal_search` on distinct test rows; ``row_counts`` (how many test rows each stands for)
     moves the progress bar."""
     n_test, n = Xt.n, state.train.n
