@@ -533,3 +533,74 @@ def check_batch(X, name: str = "X") -> np.ndarray:
     if not np.all(np.isfinite(A)):
         raise ValueError(f"{name} contains NaN or infinite values; clean or impute them first.")
     return A
+
+
+# --------------------------------------------------------------------------------------------------
+# One check for every numeric parameter of every entry point.
+# --------------------------------------------------------------------------------------------------
+
+def check_number(value, name: str, *, low: float | None = None, high: float | None = None,
+                 low_inclusive: bool = True, high_inclusive: bool = True, integer: bool = False,
+                 allow_none: bool = False, fix: str = ""):
+    """A finite real (or integer) parameter inside a range, or a clear error naming it and the fix.
+
+    Parameters
+    ----------
+    value : object
+        The user's value. Python and numpy ints/floats are accepted; ``bool`` (also ``np.bool_``),
+        strings, ``None`` (unless ``allow_none``), NaN and ±inf are refused.
+    name : str
+        The argument's name as the user wrote it (e.g. ``"max_size"`` or ``"--n-test"``).
+    low, high : float, optional
+        Bounds of the accepted range; ``None`` leaves that side open.
+    low_inclusive, high_inclusive : bool, default True
+        Whether ``low`` / ``high`` themselves are accepted.
+    integer : bool, default False
+        Require an integer: Python/numpy integers, or a float with an integral value (``3.0``).
+        The result is then an ``int``.
+    allow_none : bool, default False
+        Return ``None`` for ``None`` instead of refusing it.
+    fix : str, default ""
+        What the user should do, appended to every message (e.g. ``"Pass e.g. max_size=16."``).
+        The message always names the argument, the accepted range and the value received.
+
+    Returns
+    -------
+    float or int or None
+        ``float(value)``, ``int(value)`` when ``integer``, or ``None``.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (a bool, a string, a complex, ...) or, with ``integer``,
+        a float with a fractional part.
+    ValueError
+        ``value`` is NaN or infinite, or outside the range.
+    """
+    if value is None and allow_none:
+        return None
+    lo_s = "" if low is None else (f"{'>=' if low_inclusive else '>'} {low:g}")
+    hi_s = "" if high is None else (f"{'<=' if high_inclusive else '<'} {high:g}")
+    what = "an integer" if integer else "a finite number"
+    rng = " and ".join(s for s in (lo_s, hi_s) if s)
+    want = f"{what}{(' ' + rng) if rng else ''}"
+    hint = f" {fix}" if fix else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {want}; got {type(value).__name__} {value!r}.{hint}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be {want}; got {value!r} (NaN and infinity are not accepted).{hint}")
+    if integer:
+        if not isinstance(value, numbers.Integral):
+            if v != np.floor(v):
+                raise TypeError(f"{name} must be {want}; got {value!r}.{hint}")
+        out = int(value) if isinstance(value, numbers.Integral) else int(v)
+        vv = out
+    else:
+        out = v
+        vv = v
+    if low is not None and (vv < low or (not low_inclusive and vv == low)):
+        raise ValueError(f"{name} must be {want}; got {value!r}.{hint}")
+    if high is not None and (vv > high or (not high_inclusive and vv == high)):
+        raise ValueError(f"{name} must be {want}; got {value!r}.{hint}")
+    return out
