@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -24,48 +27,227 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
 
-def _check_out(path: str) -> Path:
-    """The --out argument: non-empty, not an existing file, its parent creatable and writable."""
+#: Every folder cfdkit writes holds this file: JSON with the command and the files cfdkit wrote there
+#: (relative path -> sha256). It is how a later run knows which files are cfdkit's own.
+MARKER = ".cfdkit-output.json"
+#: Every temporary folder of a run in progress holds this file: JSON with the process id, host and start time.
+TMP_MARKER = ".cfdkit-tmp.json"
+#: A stale temporary folder of another host is swept only after this long (its process cannot be checked).
+STALE_OTHER_HOST_S = 7 * 24 * 3600.0
+
+
+def _read_marker(folder: Path, name: str = MARKER):
+    """The JSON marker ``name`` of ``folder`` as a dict, or None (absent, unreadable, not cfdkit's)."""
+    f = folder / name
+    try:
+        if f.is_symlink() or not f.is_file():
+            return None
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) and d.get("tool") == "cfdkit" else None
+
+
+def _listed_files(folder: Path, marker) -> dict:
+    """The files a marker lists, restricted to plain relative paths inside ``folder`` (path -> sha256)."""
+    files = marker.get("files") if isinstance(marker, dict) else None
+    out = {}
+    if not isinstance(files, dict):
+        return out
+    root = folder.resolve()
+    for rel, sha in files.items():
+        if not isinstance(rel, str) or not isinstance(sha, str) or not rel or rel.startswith(("/", "\\")):
+            continue
+        parts = Path(rel).parts
+        if ".." in parts or rel in (MARKER, TMP_MARKER):
+            continue
+        if (root / rel).resolve().parent.is_relative_to(root):
+            out[rel] = sha
+    return out
+
+
+def _sha256(f: Path) -> str:
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _user_entries(p: Path) -> list:
+    """Entries of an existing folder other than cfdkit's markers and temporary folders."""
+    return sorted(e.name for e in p.iterdir()
+                  if e.name not in (MARKER, TMP_MARKER) and not e.name.startswith(".cfdkit.tmp-"))
+
+
+def _check_out(path: str, overwrite: bool = False) -> Path:
+    """The --out argument, checked before any work starts.
+
+    Refused: an empty path; the working directory, the root or any folder that contains the working directory;
+    an existing file; an existing non-empty folder that is not a cfdkit output folder (no :data:`MARKER`) unless
+    ``overwrite``; a folder (or, for a new one, a parent) that cannot be written.
+    """
     if not isinstance(path, str) or not path.strip():
         raise CLIError("--out is empty; give the output folder, e.g. --out results/audit")
     p = Path(path).expanduser()
-    if p.resolve() == Path.cwd().resolve() or p.resolve() == Path(p.resolve().anchor):
-        raise CLIError(f"--out {path!r} is the working directory or the root; give a folder of its own, "
-                       "e.g. --out results/audit (the whole folder is replaced when the run completes)")
+    rp, cwd = p.resolve(), Path.cwd().resolve()
+    if rp == Path(rp.anchor):
+        raise CLIError(f"--out {path!r} is the root folder; give a folder of its own, e.g. --out results/audit")
+    if rp == cwd or rp in cwd.parents:
+        raise CLIError(f"--out {path!r} is the working directory or contains it; give a folder of its own, "
+                       "e.g. --out results/audit")
     if p.exists() and not p.is_dir():
         raise CLIError(f"--out {str(p)!r} exists and is not a folder; choose another path")
-    parent = p.resolve().parent
+    if p.is_dir():
+        try:
+            entries = _user_entries(p)
+        except OSError as e:
+            raise CLIError(f"cannot read output folder {str(p)!r}: {e.strerror or e}") from None
+        if entries and _read_marker(p) is None and not overwrite:
+            shown = ", ".join(repr(e) for e in entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise CLIError(f"--out {str(p)!r} already holds files cfdkit did not write ({shown}); choose a new or "
+                           "empty folder, or pass --overwrite to write into it (files with the names of cfdkit's "
+                           "outputs are replaced, every other file stays)")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = Path(tempfile.mkdtemp(prefix=f".{p.name}.probe-", dir=parent))
+        where = rp if p.is_dir() else rp.parent
+        where.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(prefix=".cfdkit.probe-", dir=where))
         probe.rmdir()
     except OSError as e:
         raise CLIError(f"cannot write to output folder {str(p)!r}: {e.strerror or e}") from None
     return p
 
 
-@contextlib.contextmanager
-def _atomic_dir(path: Path):
-    """Write a run into a temporary folder beside ``path``; move it into place only when the run completes.
+def _pid_alive(pid) -> bool:
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:             # EPERM: it exists, owned by someone else
+        return True
+    return True
 
-    A run that fails leaves ``path`` exactly as it was (an earlier run's files are not mixed with this one's);
-    a run that completes replaces the whole folder.
+
+def _is_stale(tmp: Path, now: float) -> bool:
+    """A temporary folder of a killed cfdkit run: it holds :data:`TMP_MARKER`, and either its process (same host)
+    is gone or it was started on another host more than :data:`STALE_OTHER_HOST_S` seconds ago."""
+    if tmp.is_symlink() or not tmp.is_dir():
+        return False
+    m = _read_marker(tmp, TMP_MARKER)
+    if m is None:
+        return False                                        # not provably cfdkit's: never touched
+    if m.get("host") == socket.gethostname():
+        return not _pid_alive(m.get("pid"))
+    started = m.get("started")
+    return isinstance(started, (int, float)) and now - float(started) > STALE_OTHER_HOST_S
+
+
+def _sweep_stale(path: Path) -> list:
+    """Remove the stale temporary folders of killed runs into ``path``: ``.NAME.tmp-*`` beside it and
+    ``.cfdkit.tmp-*`` inside it, each only when :func:`_is_stale`. Returns the folders removed."""
+    now, gone = time.time(), []
+    places = [(path.parent, f".{path.name}.tmp-")] + ([(path, ".cfdkit.tmp-")] if path.is_dir() else [])
+    for where, prefix in places:
+        try:
+            cands = [e for e in where.iterdir() if e.name.startswith(prefix)]
+        except OSError:
+            continue
+        for e in cands:
+            if _is_stale(e, now):
+                shutil.rmtree(e, ignore_errors=True)
+                gone.append(e)
+    return gone
+
+
+def _move_file(src: Path, dst: Path) -> None:
+    """Move one finished file into place atomically (copy to a hidden name first across file systems)."""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    part = dst.parent / f".{dst.name}.cfdkit-part-{os.getpid()}"
+    shutil.copy2(src, part)
+    os.replace(part, dst)
+    src.unlink()
+
+
+def _install_files(tmp: Path, path: Path, files: dict, overwrite: bool) -> None:
+    """Move the files of a finished run from ``tmp`` into the existing folder ``path``, one by one.
+
+    A file of ``path`` is replaced only when the previous marker lists it (cfdkit wrote it) or ``overwrite``;
+    files the previous run wrote that this one did not are removed only while unchanged (same sha256);
+    every other file stays. The marker moves in last.
+    """
+    old = _listed_files(path, _read_marker(path) or {})
+    clash = [rel for rel in files if os.path.lexists(path / rel) and rel not in old and not overwrite]
+    clash += [rel for rel in files if (path / rel).is_dir() and not (path / rel).is_symlink()]
+    if clash:
+        keep = path / f"cfdkit-run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        (tmp / TMP_MARKER).unlink(missing_ok=True)
+        os.rename(tmp, keep)
+        raise CLIError(f"{str(path)!r} holds {', '.join(repr(c) for c in clash[:3])} that cfdkit did not write, so "
+                       f"the finished run was left in {str(keep)!r}; move those files away (or pass --overwrite) "
+                       "and run again")
+    for rel in files:
+        dst = path / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _move_file(tmp / rel, dst)
+    for rel, sha in old.items():
+        f = path / rel
+        if rel not in files and f.is_file() and not f.is_symlink():
+            try:
+                if _sha256(f) == sha:
+                    f.unlink()
+            except OSError:
+                pass
+    _move_file(tmp / MARKER, path / MARKER)
+
+
+@contextlib.contextmanager
+def _atomic_dir(path: Path, overwrite: bool = False, command: str = "audit"):
+    """Write a run into a temporary folder; move it into place only when the run completes.
+
+    Where the output goes:
+
+    * a new ``path``: the run is written to ``.NAME.tmp-*`` beside it and that folder is renamed to ``path``;
+    * an existing folder (a previous cfdkit output, an empty folder, a mount point, or with ``--overwrite`` any
+      folder): the run is written to ``.cfdkit.tmp-*`` inside it, then moved in file by file
+      (:func:`_install_files`): only cfdkit's own files are replaced, every other file stays.
+
+    Every output folder gets :data:`MARKER`, listing the files cfdkit wrote (path -> sha256). A run that fails
+    leaves ``path`` exactly as it was and removes its temporary folder; one that is killed leaves it behind with
+    :data:`TMP_MARKER`, and the next run into the same ``path`` sweeps it (:func:`_sweep_stale`).
     """
     path = path.resolve()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    _sweep_stale(path)
+    existed = path.is_dir()
+    tmp = Path(tempfile.mkdtemp(prefix=".cfdkit.tmp-" if existed else f".{path.name}.tmp-",
+                                dir=path if existed else path.parent))
     try:
+        (tmp / TMP_MARKER).write_text(json.dumps({"tool": "cfdkit", "pid": os.getpid(), "host": socket.gethostname(),
+                                                  "started": time.time()}) + "\n", encoding="utf-8")
         yield tmp
+        files = {f.relative_to(tmp).as_posix(): _sha256(f) for f in sorted(tmp.rglob("*"))
+                 if f.is_file() and f.name not in (MARKER, TMP_MARKER)}
+        (tmp / MARKER).write_text(json.dumps({"tool": "cfdkit", "command": command, "written": time.time(),
+                                              "files": files}, indent=1) + "\n", encoding="utf-8")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    os.chmod(tmp, 0o777 & ~_umask())
-    old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-        os.replace(path, old / "previous")
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if not existed:
+        os.chmod(tmp, 0o777 & ~_umask())
+        try:
+            os.rename(tmp, path)
+            (path / TMP_MARKER).unlink(missing_ok=True)
+            return
+        except OSError:                 # appeared meanwhile, or cannot be renamed: move the files in one by one
+            path.mkdir(parents=True, exist_ok=True)
+    _install_files(tmp, path, files, overwrite)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -92,7 +274,12 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--features", default=None,
                    help="bow or embeddings (text; 'embeddings' = all-MiniLM-L6-v2, the paper's 'BERT'), "
                         "tabular (loan), dense or bow (synthetic); default: the first")
-    a.add_argument("--out", required=True, help="output folder (created)")
+    a.add_argument("--out", required=True, help="output folder (created; see --overwrite)")
+    a.add_argument("--overwrite", action="store_true",
+                   help="write into an existing folder that cfdkit did not create: files with the names of "
+                        "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
+                        "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
+                        "there are replaced)")
     a.add_argument("--n-test", type=int, default=None, help="audit a seeded random subset of N test points")
     a.add_argument("--no-verify", action="store_true", help="skip verification by retraining")
     a.add_argument("--device", nargs="?", const="cuda", default=None,
@@ -103,7 +290,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="also search verified minimal sets (RelabelAudit.minimal_sets); sets.csv then has "
                         "estimated_size (Algorithm 1), size, status, lower_bound, new_prob (the verified set)")
     r = sub.add_parser("reproduce", help="run the paper's studies; write REPRODUCTION.md and reproduction.json")
-    r.add_argument("--out", required=True, help="output folder (created)")
+    r.add_argument("--out", required=True, help="output folder (created; see --overwrite)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="write into an existing folder that cfdkit did not create: files with the names of "
+                        "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
+                        "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
+                        "there are replaced)")
     r.add_argument("--only", nargs="+", metavar="STUDY", choices=STUDY_ORDER, help="studies: " + ", ".join(STUDY_ORDER))
     r.add_argument("--fast", action="store_true", help="small sizes (a few minutes)")
     r.add_argument("--synthetic", action="store_true", help="replace every data set by synthetic data (no files needed)")
@@ -115,12 +307,12 @@ def _parser() -> argparse.ArgumentParser:
 def _audit(args) -> int:
     if args.n_test is not None and args.n_test < 1:
         raise CLIError(f"--n-test must be >= 1; got {args.n_test}")
-    target = _check_out(args.out)
+    target = _check_out(args.out, args.overwrite)
     if (args.features or "").lower() in ("embeddings", "embedding", "bert"):
         _require("sentence_transformers", "--features embeddings", "embeddings")
     if not args.no_plots:
         _require("matplotlib", "the figures (drop them with --no-plots)", "plots")
-    with _atomic_dir(target) as out:
+    with _atomic_dir(target, args.overwrite, "audit") as out:
         summary = _audit_into(args, out)
     fr = summary["flip_rate"]
     print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points, found "
@@ -201,13 +393,13 @@ def _reproduce(args) -> int:
 
     if args.n_jobs < 1:
         raise CLIError(f"--n-jobs must be >= 1; got {args.n_jobs}")
-    target = _check_out(args.out)
+    target = _check_out(args.out, args.overwrite)
     studies = set(args.only or ())
     if not args.synthetic and (not studies or studies & {"table2", "figure4"}):
         _require("sentence_transformers", "the embedding rows of table2/figure4 (or --only other studies)", "embeddings")
     if not args.no_plots:
         _require("matplotlib", "the figures (drop them with --no-plots)", "plots")
-    with _atomic_dir(target) as out:
+    with _atomic_dir(target, args.overwrite, "reproduce") as out:
         run_reproduction(out, only=args.only, fast=args.fast, synthetic=args.synthetic, n_jobs=args.n_jobs,
                          plot=not args.no_plots)
     print(f"wrote {target / 'REPRODUCTION.md'} and {target / 'reproduction.json'}")

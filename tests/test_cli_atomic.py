@@ -33,14 +33,17 @@ def test_failed_rerun_leaves_the_previous_run_untouched(tmp_path, monkeypatch, c
     assert leftovers == [], f"temporary folders left behind: {leftovers}"
 
 
-def test_successful_rerun_replaces_the_whole_folder(tmp_path, capsys):
+def test_successful_rerun_replaces_only_cfdkits_files(tmp_path, capsys):
     out = tmp_path / "aud"
-    out.mkdir()
-    (out / "stale.png").write_bytes(b"old figure")
-    assert _audit(out, "--no-plots") == 0
-    assert not (out / "stale.png").exists()
+    assert _audit(out) == 0                                     # writes size_distribution.png
+    assert (out / "size_distribution.png").exists()
+    (out / "notes.txt").write_bytes(b"mine")                    # the user's file in cfdkit's folder
+    assert _audit(out, "--no-plots") == 0                       # no --overwrite needed: the folder is cfdkit's
+    assert not (out / "size_distribution.png").exists()         # the previous run's own figure is gone
+    assert (out / "notes.txt").read_bytes() == b"mine"          # the user's file stays
     assert json.loads((out / "summary.json").read_text())["n_test"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aud"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".cfdkit.tmp-")]
     mode = (out / "summary.json").stat().st_mode & 0o777
     assert mode & 0o044, f"summary.json is not readable by others: {oct(mode)}"
 
