@@ -1,4 +1,6 @@
 """Tests for cfdkit.neural (tiny data; the whole file runs in well under a minute on 2 cores)."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -83,6 +85,31 @@ def test_batched_members_equal_sequential_retrains(data):
     assert float((P[0][0] - P[0][3]).abs().max()) > 1e-6
 
 
+@pytest.mark.parametrize("stop_beta", [None, 0.99])
+def test_stop_rule_members_equal_autograd_runs(data, stop_beta):
+    """With the gradient-norm stop, every hand-written ensemble member stops at the step a single autograd run
+    (train_params) stops at, with the same averaged gradient norm and weights to round-off -- for Adam's first
+    moment (stop_beta=None) and for the stop rule's own 100-step average (stop_beta=0.99, NeuralCFD's default)."""
+    X, y, _ = data
+    Xt_, yt = torch.as_tensor(X), torch.as_tensor(y, dtype=torch.float64)
+    cfg = TrainConfig(epochs=1500, lr_min=1e-4, weight_decay=3e-2, tol=3e-3, stop_beta=stop_beta)
+    p0 = init_params(X.shape[1], (6, 5), seed=3)
+    flips = [[], [0], [3, 7], [1, 2, 5, 11], list(range(0, 40, 3))]
+    Y = yt.repeat(len(flips), 1)
+    for b, f in enumerate(flips):
+        Y[b, f] = 1 - Y[b, f]
+    P, info = train_batched(Xt_, Y, p0, cfg, return_info=True)
+    assert info["converged"].all() and len(np.unique(info["steps"])) > 1
+    for b in range(len(flips)):
+        ps, inf = train_params(Xt_, Y[b], p0, cfg, return_info=True)
+        assert inf["steps"] == info["steps"][b] and inf["converged"]
+        assert abs(inf["grad_norm"] - info["grad_norm"][b]) < 1e-12
+        assert max(float((u - v).abs().max()) for u, v in zip(member(P, b), ps)) < 1e-12
+    if stop_beta is not None:            # the rule is really another one: other stop steps than Adam's moment
+        _, old = train_batched(Xt_, Y, p0, replace(cfg, stop_beta=None), return_info=True)
+        assert not np.array_equal(old["steps"], info["steps"])
+
+
 def test_fast_trainer_matches_autograd_ensemble_and_is_bitwise_deterministic(data):
     from cfdkit.neural.batched import train_batched_autograd
     from cfdkit.neural.fast import train_single
@@ -101,9 +128,10 @@ def test_fast_trainer_matches_autograd_ensemble_and_is_bitwise_deterministic(dat
         assert max(float((u - v).abs().max()) for u, v in zip(member(P, b), ps)) < 1e-12
 
 
+@pytest.mark.parametrize("stop_beta", [None, 0.99])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("per_member_start", [False, True])
-def test_compaction_drops_converged_members_bit_for_bit(dtype, per_member_start, monkeypatch):
+def test_compaction_drops_converged_members_bit_for_bit(dtype, per_member_start, stop_beta, monkeypatch):
     """compact=True (converged members leave the batch) = compact=False (they stay with a zero step), bit for bit,
     with one shared start (search, random-label placebo) and one start per member (seed placebo), including the
     convergence record and members that never converge.  (Before the padded sigmoid buffer, the member moved to
@@ -116,7 +144,8 @@ def test_compaction_drops_converged_members_bit_for_bit(dtype, per_member_start,
     from cfdkit.neural.fast import train_ensemble
     X, y = make_data(n=161, d=16, seed=5)
     Xt_, yt = torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=dtype)
-    cfg = TrainConfig(epochs=400, lr_min=1e-4, weight_decay=3e-2, tol=1e-2, check_every=1, dtype=dtype)
+    cfg = TrainConfig(epochs=400, lr_min=1e-4, weight_decay=3e-2, tol=1e-2, check_every=1, dtype=dtype,
+                      stop_beta=stop_beta)
     B = 40
     Y = yt.repeat(B, 1)
     for b in range(B):
@@ -145,7 +174,7 @@ def test_compaction_drops_converged_members_bit_for_bit(dtype, per_member_start,
     np.testing.assert_array_equal(ic["grad_norm"], inn["grad_norm"])
     # a step cap that stops some members short: the non-converged ones are returned as they are, still equal
     short = TrainConfig(epochs=400, stop_after=int(np.median(ic["steps"])) + 1, lr_min=1e-4, weight_decay=3e-2, tol=1e-2,
-                        check_every=1, dtype=dtype)
+                        check_every=1, dtype=dtype, stop_beta=stop_beta)
     Pc, ic = train_ensemble(Xt_, Y, p0, short, return_info=True, compact=True)
     Pn, inn = train_ensemble(Xt_, Y, p0, short, return_info=True, compact=False)
     assert ic["converged"].any() and not ic["converged"].all()
@@ -417,7 +446,7 @@ def test_init_stores_params_as_given_and_clone_works(data):
               ranking_options=opts, num_threads=1, schedule="all", cache=False)
     cfd = _cfd(**kw)
     params = cfd.get_params()
-    assert set(params) == set(kw) | {"phi", "psi"} | set(OLD) | {"min_specificity", "validation_fraction", "patience"} | {"model", "optimizer", "batch_size", "layer"}   # every __init__ argument
+    assert set(params) == set(kw) | {"phi", "psi"} | set(OLD) | {"min_specificity", "validation_fraction", "patience"} | {"model", "optimizer", "batch_size", "layer", "stop_beta"}   # every __init__ argument
     assert all(params[k] is v for k, v in kw.items())       # stored as given: no validation, no conversion
     assert params["psi"] is same_label_as_prediction and params["phi"] is None
     assert not hasattr(cfd, "config") and not hasattr(cfd, "device_")
@@ -429,7 +458,7 @@ def test_init_stores_params_as_given_and_clone_works(data):
     assert all(torch.equal(p, q) for p, q in zip(a.model_.params, b.model_.params))
     ra, rb = a.search(Xt), b.search(Xt)
     np.testing.assert_array_equal(ra.k, rb.k); np.testing.assert_array_equal(ra.order, rb.order)
-    assert a.hidden_ == (4, 3) and a.seed_ == 5 and a.config_ == TrainConfig(epochs=40, lr=float(np.float32(0.02)), dtype=torch.float32)
+    assert a.hidden_ == (4, 3) and a.seed_ == 5 and a.config_ == TrainConfig(epochs=40, lr=float(np.float32(0.02)), dtype=torch.float32, stop_beta=0.99)
     assert a.device_ == torch.device("cpu") and a.n_features_in_ == X.shape[1]
     assert not hasattr(a, "feature_names_in_")                # numpy input has no names
     assert a.get_params()["hidden"] == [4, 3]                 # fit leaves the parameters as given

@@ -74,16 +74,17 @@ ENSEMBLE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(ENSEMBLE_CASES))
-@pytest.mark.parametrize("tol", [None, 2e-2])
-def test_ensemble_members_equal_sequential_torch_optim(data, case, tol):
-    """Each torch.func member = its own torch.optim retrain on a deep copy (params to 1e-10, same stop step)."""
+@pytest.mark.parametrize("tol, stop_beta", [(None, None), (2e-2, None), (2e-2, 0.99)])
+def test_ensemble_members_equal_sequential_torch_optim(data, case, tol, stop_beta):
+    """Each torch.func member = its own torch.optim retrain on a deep copy (params to 1e-10, same stop step);
+    also with the stop rule's own 100-step gradient average (stop_beta=0.99, the NeuralCFD default)."""
     X, y, _ = data
     make, kw = ENSEMBLE_CASES[case]
     Xt_ = torch.as_tensor(X)
     spec = check_module(make(), Xt_, "cpu")
     lr = 0.2 if kw["optimizer"] == "sgd" else 2e-2
     cfg, _ = module_config(40 if kw["batch_size"] else 150, lr, 1e-2, 1e-3, tol, 0, torch.float64, len(X),
-                           kw["batch_size"])
+                           kw["batch_size"], stop_beta)
     rng = np.random.default_rng(0)
     Y = torch.as_tensor(np.stack([y] + [np.where(rng.random(len(y)) < 0.15, 1 - y, y) for _ in range(4)]),
                         dtype=torch.float64)

@@ -65,11 +65,12 @@ _PAD = 64
 class _Ensemble:
     """Preallocated buffers and views for ``B`` members (one flat ``theta``/``grad``/``m``/``v``)."""
 
-    def __init__(self, B: int, n: int, d: int, h1: int, h2: int, dt, dev):
+    def __init__(self, B: int, n: int, d: int, h1: int, h2: int, dt, dev, separate_stop: bool = False):
         self.B, self.n, self.d, self.h1, self.h2 = B, n, d, h1, h2
         P = d * h1 + h1 + h1 * h2 + h2 + h2 + 1
         self.theta = torch.empty(B * P, dtype=dt, device=dev)
         self.grad, self.m, self.v = (torch.zeros(B * P, dtype=dt, device=dev) for _ in range(3))
+        self.s = self.m if not separate_stop else torch.zeros(B * P, dtype=dt, device=dev)   # stop rule's average
         self.tmp = torch.empty(B * P, dtype=dt, device=dev)
         self.T, G = _views(self.theta, B, d, h1, h2), _views(self.grad, B, d, h1, h2)
         T = self.T
@@ -92,7 +93,8 @@ class _Ensemble:
         self.A1v = self.A1.view(B, h1, n)
         self.W2T = self.W2.transpose(1, 2)                             # (B, h2, h1) view
         self.row_groups = {key: [g.reshape(B, -1) for g in _views(buf, B, d, h1, h2).values()]
-                           for key, buf in (("theta", self.theta), ("m", self.m), ("v", self.v))}
+                           for key, buf in (("theta", self.theta), ("m", self.m), ("v", self.v), ("s", self.s))}
+        self.moving = ("theta", "m", "v") + (("s",) if separate_stop else ())
 
     def load(self, params0):
         """Copy initial parameters (unbatched, or stacked with a leading ``B`` axis) into ``theta``."""
@@ -132,10 +134,12 @@ class _Ensemble:
         b1_, b2_ = cfg.beta1, cfg.beta2
         self.m.mul_(b1_).add_(self.grad, alpha=1 - b1_)
         self.v.mul_(b2_).addcmul_(self.grad, self.grad, value=1 - b2_)
+        if self.s is not self.m:                                     # the stop rule's own average (cfg.stop_beta)
+            self.s.mul_(cfg.stop_beta).add_(self.grad, alpha=1 - cfg.stop_beta)
 
     def avg_grad_norm(self, t: int, cfg: TrainConfig) -> torch.Tensor:
-        """Per-member 2-norm of the bias-corrected first moment (the stop rule), float64 CPU ``(B,)``."""
-        return torch.sqrt(sum((g * g).sum(1) for g in self.row_groups["m"])).double().cpu() / (1 - cfg.beta1 ** t)
+        """Per-member 2-norm of the bias-corrected gradient average of the stop rule, float64 CPU ``(B,)``."""
+        return torch.sqrt(sum((g * g).sum(1) for g in self.row_groups["s"])).double().cpu() / cfg.stop_bias(t)
 
     def step_params(self, t: int, cfg: TrainConfig, act: torch.Tensor | None = None):
         """Adam's parameter update at step ``t`` (``act``: 1./0. per entry, 0. = frozen member)."""
@@ -193,7 +197,7 @@ def train_ensemble(X: torch.Tensor, Y: torch.Tensor, params0: Params, cfg: Train
     h2 = W2_0.shape[-1]
     dt, dev = X.dtype, X.device
     XT = X.t().contiguous() if XT is None else XT          # (d, n); XT.t() as GEMM operand is ~20 % faster
-    ens = _Ensemble(B, n, d, h1, h2, dt, dev)
+    ens = _Ensemble(B, n, d, h1, h2, dt, dev, cfg.separate_stop_average)
     ens.load(params0)
     steps = torch.full((B,), cfg.n_steps, dtype=torch.int64)
     gnorm = torch.full((B,), float("nan"), dtype=torch.float64)
@@ -265,9 +269,9 @@ def _compact(ens: _Ensemble, ids: torch.Tensor, Yb: torch.Tensor, act: torch.Ten
         sel = torch.nonzero(res == r).flatten()
         slots[sel] = r + _ALIGN * torch.arange(len(sel))
     dev = ens.theta.device
-    small = _Ensemble(B2, ens.n, ens.d, ens.h1, ens.h2, ens.theta.dtype, dev)
+    small = _Ensemble(B2, ens.n, ens.d, ens.h1, ens.h2, ens.theta.dtype, dev, ens.s is not ens.m)
     small.theta.zero_()
-    for key in ("theta", "m", "v"):
+    for key in ens.moving:
         for dst, src in zip(small.row_groups[key], ens.row_groups[key]):
             dst.index_copy_(0, slots.to(dev), src.index_select(0, keep.to(dev)))
     ids2 = torch.full((B2,), -1, dtype=ids.dtype)

@@ -15,10 +15,10 @@ decays from ``lr`` to ``lr_min`` along a cosine.  ``batch_size=None`` is full ba
 otherwise every epoch visits the rows in a seeded random order (``torch.Generator`` seeded with ``seed``),
 **the same order for every ensemble member**, in minibatches of ``batch_size`` (``epochs`` = passes).
 
-Convergence (per member, never silently assumed): full-batch Adam stops, exactly like the built-in
-recipe, once the 2-norm of Adam's bias-corrected first moment (the ~10-step average of the gradient of
-the regularized objective) is ``<= tol``, checked every 25 steps; full-batch SGD checks the gradient
-itself; minibatch training checks the **full-batch** gradient norm of the regularized objective at the end
+Convergence (per member, never silently assumed): full-batch training stops, exactly like the built-in
+recipe, once the 2-norm of a bias-corrected exponential average of the gradient of the regularized
+objective (factor ``stop_beta``: 0.99 by default, about 100 steps; ``None``: Adam's own first moment, about
+10 steps, or for SGD the gradient itself) is ``<= tol``, checked every 25 steps; minibatch training checks the **full-batch** gradient norm of the regularized objective at the end
 of every epoch.  Members that never meet it are reported (``converged=False``).
 
 Batched retraining (:func:`train_module_ensemble`): the ensemble's weights are stacked with
@@ -51,7 +51,7 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .model import TrainConfig
+from .model import MAX_STEPS, TrainConfig
 from .search import _conv_of_found, _labels_for, drive_schedule
 
 __all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
@@ -210,7 +210,8 @@ def check_module(model, X: torch.Tensor, device, layer=None) -> ModuleSpec:
     return spec
 
 
-def module_config(epochs, lr, weight_decay, lr_min, tol, min_epochs, dtype, n: int, batch_size) -> tuple:
+def module_config(epochs, lr, weight_decay, lr_min, tol, min_epochs, dtype, n: int, batch_size,
+                  stop_beta=None) -> tuple:
     """The :class:`TrainConfig` of the module recipe and the number of minibatches per epoch.
 
     Full batch: ``epochs`` steps, checks every 25 steps.  Minibatches of ``batch_size``: ``epochs``
@@ -219,10 +220,14 @@ def module_config(epochs, lr, weight_decay, lr_min, tol, min_epochs, dtype, n: i
     """
     if batch_size is None:
         return TrainConfig(epochs=epochs, lr=lr, dtype=dtype, weight_decay=weight_decay, lr_min=lr_min, tol=tol,
-                           min_epochs=min_epochs), 1
+                           min_epochs=min_epochs, stop_beta=stop_beta), 1
     nb = -(-n // batch_size)
     cfg = TrainConfig(epochs=epochs, lr=lr, dtype=dtype, weight_decay=weight_decay, lr_min=lr_min, tol=tol,
-                      min_epochs=min_epochs)                     # validates the user's values
+                      min_epochs=min_epochs, stop_beta=stop_beta)   # validates the user's values
+    if cfg.epochs * nb > MAX_STEPS:
+        raise ValueError(f"epochs={cfg.epochs} passes of {nb} minibatches (batch_size={batch_size}, {n} rows) are "
+                         f"{cfg.epochs * nb:,} steps, more than the {MAX_STEPS:,} a training run may take; lower "
+                         "epochs or raise batch_size.")
     return replace(cfg, epochs=cfg.epochs * nb, min_epochs=cfg.min_epochs * nb, check_every=nb), nb
 
 
@@ -248,6 +253,12 @@ def iter_batches(n: int, batch_size, n_steps: int, seed: int, device="cpu"):
 
 
 # ----------------------------------------------------------------------------- trainers
+def _own_stop_average(cfg: TrainConfig, adam: bool) -> bool:
+    """Whether full-batch training keeps the stop rule's own gradient average (``cfg.stop_beta``): always with
+    SGD when it is set (SGD has no first moment), with Adam when it differs from ``beta1``."""
+    return cfg.tol is not None and cfg.stop_beta is not None and (not adam or cfg.separate_stop_average)
+
+
 def train_module_ensemble(spec: ModuleSpec, X: torch.Tensor, Y: torch.Tensor, cfg: TrainConfig,
                           optimizer: str = "adam", batch_size=None, seed: int = 0, params0: dict | None = None):
     """Train ``B = Y.shape[0]`` copies of the module at once with ``torch.func`` (one label vector each).
@@ -280,6 +291,7 @@ def train_module_ensemble(spec: ModuleSpec, X: torch.Tensor, Y: torch.Tensor, cf
     adam = optimizer == "adam"
     M = {k: torch.zeros_like(v) for k, v in P.items()} if adam else None
     V = {k: torch.zeros_like(v) for k, v in P.items()} if adam else None
+    S = {k: torch.zeros_like(v) for k, v in P.items()} if full and _own_stop_average(cfg, adam) else None
     steps = np.full(B, cfg.n_steps, np.int64)
     gnorm = np.full(B, np.nan)
     conv = np.full(B, cfg.tol is None, bool)
@@ -307,8 +319,12 @@ def train_module_ensemble(spec: ModuleSpec, X: torch.Tensor, Y: torch.Tensor, cf
             for k in P:
                 M[k].lerp_(G[k], 1 - b1)
                 V[k].mul_(b2).addcmul_(G[k], G[k], value=1 - b2)
+        if S is not None:
+            for k in P:
+                S[k].lerp_(G[k], 1 - cfg.stop_beta)
         if full and cfg.checks_at(t):             # built-in rule: averaged gradient (Adam) / gradient (SGD)
-            gn = norms(M) / bc1 if adam else norms(G)
+            gn = (norms(S) / cfg.stop_bias(t) if S is not None else norms(M) / (1 - cfg.beta1 ** t) if adam
+                  else norms(G))
             live = ~conv
             gnorm[live] = gn[live]; steps[live] = t - 1
             newly = live & (gn <= cfg.tol)
@@ -355,6 +371,7 @@ def train_module_sequential(spec: ModuleSpec, X: torch.Tensor, y: torch.Tensor, 
     y = y.to(X.dtype)
     info = {"steps": cfg.n_steps, "grad_norm": float("nan"), "converged": cfg.tol is None}
     full = batch_size is None
+    S = [torch.zeros_like(p) for p in ps] if full and _own_stop_average(cfg, optimizer == "adam") else None
 
     def gnorm_of(gs):
         return math.sqrt(sum(float((g * g).sum()) for g in gs))
@@ -365,9 +382,14 @@ def train_module_sequential(spec: ModuleSpec, X: torch.Tensor, y: torch.Tensor, 
         opt.zero_grad(set_to_none=True)
         Xb, yb = (X, y) if idx is None else (X[idx], y[idx])
         loss_of(mod(Xb), yb, spec.n_outputs).backward()
+        if S is not None:
+            for si, p in zip(S, ps):
+                si.lerp_(p.grad.add(p.detach(), alpha=wd) if wd else p.grad, 1 - cfg.stop_beta)
         if full and cfg.checks_at(t):
             gs = [p.grad.add(p.detach(), alpha=wd) if wd else p.grad for p in ps]
-            if optimizer == "adam":
+            if S is not None:
+                gn = gnorm_of(S) / cfg.stop_bias(t)
+            elif optimizer == "adam":
                 ms = [(opt.state[p]["exp_avg"] if p in opt.state and "exp_avg" in opt.state[p]
                        else torch.zeros_like(p)).lerp(g, 1 - cfg.beta1) for p, g in zip(ps, gs)]
                 gn = gnorm_of(ms) / (1 - cfg.beta1 ** t)
@@ -549,7 +571,8 @@ def fit_module(cfd, X_train, y_train, budget: int):
             raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= clip(3e-2, 2.4 / n_train, 24 / n_train)), got {wd!r}; "
                              "e.g. weight_decay='auto'.")
         wd = auto_weight_decay(len(X))
-    cfg, nb = module_config(cfd.epochs, cfd.lr, wd, cfd.lr_min, cfd.tol, cfd.min_epochs, spec.dtype, len(X), bs)
+    cfg, nb = module_config(cfd.epochs, cfd.lr, wd, cfd.lr_min, cfd.tol, cfd.min_epochs, spec.dtype, len(X), bs,
+                            cfd.stop_beta)
     for attr in ("model_", "feature_names_in_", "early_stopping_"):
         if hasattr(cfd, attr):
             delattr(cfd, attr)
