@@ -254,7 +254,11 @@ class RelabelAudit(BaseEstimator):
         ``mean_i L_i + ||w||^2 / (2 C n)`` at ``coef_``, which is
         ``max|grad R(coef_)| / n`` here.  lbfgs, newton-cg and newton-cholesky
         stop when it is below ``tol``; we allow 10 ``tol`` (100 ``tol`` for
-        sag/saga, which stop on the change of the weights instead).  A
+        sag/saga, which stop on the change of the weights instead), but never
+        less than the float64 precision floor of the problem
+        (:func:`_precision_floor`): lbfgs also stops when the objective no
+        longer decreases in float64, so a very small ``tol`` (1e-10 and below)
+        is not reached by a genuine fit.  A
         tolerance on the coefficients themselves cannot separate the cases:
         measured, genuine fits differ from the exact optimum by up to 7e-2
         relative (saga, C=100, ill-conditioned) while a fit with sample
@@ -269,7 +273,8 @@ class RelabelAudit(BaseEstimator):
         g_avg = float(torch.abs(G).max()) / st.train.n
         tol = float(params.get("tol", 1e-4) or 1e-4)
         solver = params.get("solver", "lbfgs")
-        limit = (100.0 if solver in ("sag", "saga") else 10.0) * tol
+        floor = _precision_floor(st.train, st.y, vt[:, 0], st.l2)
+        limit = max((100.0 if solver in ("sag", "saga") else 10.0) * tol, floor)
         w = np.concatenate([self.coef_, [self.intercept_]])
         rel = float(np.max(np.abs(w - v)) / max(1.0, float(np.max(np.abs(w)))))
         self.sklearn_gradient_ = g_avg
@@ -278,12 +283,14 @@ class RelabelAudit(BaseEstimator):
             n_iter = np.max(getattr(estimator, "n_iter_", [0]))
             early = (f" It also stopped at max_iter={params.get('max_iter')} (n_iter_={n_iter}), so it may not have "
                      "converged." if n_iter >= (params.get("max_iter") or np.inf) else "")
+            why = (f"> {limit:.1g}, the float64 precision floor of this problem; tol={tol:g} is below it"
+                   if floor > 10.0 * tol else f"> {limit:.1g} = {limit / tol:g} x tol")
             raise ValueError(
                 f"estimator.coef_ is not the optimum of LogisticRegression(C={params['C']!r}) on the X and y given: "
-                f"its gradient is {g_avg:.3g} (scikit-learn units, > {limit:.1g} = {limit / tol:g} x tol) and it "
-                f"differs from the optimum by {rel:.3g} (max relative). Likely causes: the estimator was fitted "
-                "with sample_weight, or on other X/y than passed here, or its parameters were changed with "
-                f"set_params after fit.{early} Pass the same X, y (without sample weights) or refit the estimator.")
+                f"its gradient is {g_avg:.3g} (scikit-learn units, {why}) and it differs from the optimum by "
+                f"{rel:.3g} (max relative).{early} Likely causes: the estimator was fitted on other X/y than passed "
+                "here (other rows, order or preprocessing), or with sample_weight, or its parameters were changed "
+                "with set_params after fit. Pass the same X, y the estimator was fitted on, or refit it.")
 
     def _check_fitted(self):
         if not hasattr(self, "state_") and not hasattr(self, "multiclass_"):
@@ -376,7 +383,7 @@ class RelabelAudit(BaseEstimator):
         return FlipSets.from_lists(kind=kind, method=name, threshold=self.threshold_,
                                    prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
                                    seconds=time.perf_counter() - t0, diagnostics=diag, X_test=Xt.to_plain(),
-                                   fingerprint=self.fit_fingerprint_)
+                                   fingerprint=self.fit_fingerprint_, n_train=self.n_train_)
 
     def _state_nbytes(self) -> int:
         """Bytes of the fitted state's tensors (what joblib's Dask backend sees when it decides to scatter)."""
@@ -895,3 +902,23 @@ def _check_coef_init(coef_init, p: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError("coef_init contains NaN or infinite values; pass finite starting coefficients or None.")
     return arr
+
+
+def _precision_floor(train, y: torch.Tensor, w: torch.Tensor, l2: float) -> float:
+    """The smallest averaged gradient (scikit-learn units) a float64 solver can be asked to reach here.
+
+    scipy's L-BFGS-B (scikit-learn's ``lbfgs``) also stops when one step lowers the averaged objective ``f`` by
+    less than ``64 eps max(|f|, 1)``. Near the optimum ``f - f* >= |g|^2 / (2 lam_max)`` (``lam_max`` the largest
+    eigenvalue of the averaged Hessian), so that rule can stop at ``|g|`` up to ``sqrt(2 lam_max 64 eps
+    max(f, 1))`` however small ``tol`` is. We bound ``lam_max`` by the Frobenius norm (``0.25 ||X~||_F^2 / n +
+    l2 / n``) and allow 10 times that gradient: genuine fits with ``tol`` down to 1e-12 pass, while fits on
+    other data or with sample weights (gradients of 1e-3 and more) are still refused.
+    """
+    n = train.n
+    X = train.X
+    vals = X.values() if X.layout == torch.sparse_csr else X
+    lam_max = (0.25 * (float(vals.pow(2).sum()) + n) + l2) / n
+    z = train.matvec(w[:, None])[:, 0]
+    f = float((torch.nn.functional.softplus(z) - y * z).mean()) + 0.5 * l2 * float(w[:-1].pow(2).sum()) / n
+    eps = float(np.finfo(np.float64).eps)
+    return 10.0 * float(np.sqrt(2.0 * lam_max * 64.0 * eps * max(abs(f), 1.0)))

@@ -11,6 +11,8 @@ training group.  :func:`group_metric_frame` gives the same numbers as a ``fairle
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pandas as pd
 
@@ -56,7 +58,43 @@ def _groups(values, n: int, name: str, what: str) -> pd.DataFrame:
         rows = np.nonzero(missing)[0]
         raise ValueError(f"{name} has missing values at {rows.size} {what}(s) (first: {rows[:5].tolist()}); fill "
                          "them with a group label of their own (e.g. 'unknown').")
+    for col in df.columns:
+        _check_label_kinds(df[col], name if df.shape[1] == 1 else f"{name}[{col!r}]")
     return df
+
+
+def _kind(v) -> str:
+    """The kind of a group label: labels of different kinds may compare equal (1, True, 1.0) or print alike
+    (1, '1'), so one column must hold one kind."""
+    if isinstance(v, (bool, np.bool_)):
+        return "bool"
+    if isinstance(v, numbers.Real):
+        return "number"
+    if isinstance(v, (str, np.str_)):
+        return "str"
+    return type(v).__name__
+
+
+def _check_label_kinds(col: pd.Series, name: str) -> None:
+    """Refuse a column of group labels that mixes kinds (numbers and strings, booleans and numbers, ...) or holds
+    labels that cannot be group keys (lists, dicts, complex numbers, ...)."""
+    if col.dtype.kind in "biufSUM" or isinstance(col.dtype, pd.CategoricalDtype) and \
+            col.cat.categories.dtype.kind in "biufSUM":
+        return                                                  # one numpy dtype: one kind
+    vals = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col.to_numpy()
+    first = {}
+    for v in vals:
+        k = _kind(v)
+        first.setdefault(k, v)
+    bad = [k for k in first if k not in ("bool", "number", "str")]
+    if bad:
+        raise TypeError(f"{name} holds group labels of type {bad[0]} (e.g. {first[bad[0]]!r}); group labels must be "
+                        "numbers, strings or booleans. Convert them first, e.g. with .astype(str).")
+    if len(first) > 1:
+        shown = ", ".join(f"{k} {v!r}" for k, v in first.items())
+        raise TypeError(f"{name} mixes group labels of different types ({shown}): labels such as 1 and '1' (or True "
+                        "and 1) would be counted as one group. Give every label one type, e.g. "
+                        "sensitive_features.astype(str).")
 
 
 def _key(df: pd.DataFrame) -> pd.Series | pd.MultiIndex:
@@ -77,6 +115,10 @@ def _per_row(result, sensitive_features, train_sensitive_features):
     if train_sensitive_features is not None:
         n_train = len(train_sensitive_features) if hasattr(train_sensitive_features, "__len__") else -1
         top = int(sets.flat_indices.max()) + 1 if sets.flat_indices.size else 0
+        if sets.n_train is not None and n_train != sets.n_train:
+            raise ValueError(f"train_sensitive_features has {max(n_train, 0)} entries but the audit was fitted on "
+                             f"{sets.n_train} training rows; pass one group label per training row of the audit, "
+                             "in the order of X_train (not the labels of the whole data set or of the test rows).")
         if n_train < top:
             raise ValueError(f"train_sensitive_features has {max(n_train, 0)} entries but the sets use training "
                              f"index {top - 1}; pass one group label per training row of the audit, in order.")
@@ -156,9 +198,12 @@ def group_report(result, sensitive_features, *, train_sensitive_features=None) -
     Raises
     ------
     TypeError
-        ``result`` is not a FlipSets/Verification, or the features are not array-like.
+        ``result`` is not a FlipSets/Verification, the features are not array-like, or a column of group
+        labels mixes types (``1`` and ``"1"``, ``True`` and ``1``) or holds labels that are not numbers,
+        strings or booleans.
     ValueError
-        A sensitive feature of the wrong length or with missing values.
+        A sensitive feature of the wrong length (``train_sensitive_features`` must have exactly one label
+        per training row of the audit) or with missing values.
     """
     test, rows, share_cols, train_share = _per_row(result, sensitive_features, train_sensitive_features)
     key = _key(test)
@@ -182,6 +227,13 @@ def group_metric_frame(result, sensitive_features, *, train_sensitive_features=N
     Its ``by_group`` equals :func:`group_report` (same definitions); ``overall`` gives them over all test
     rows, ``difference()`` / ``ratio()`` the spread between groups.  Needs fairlearn
     (``pip install 'cfdkit[fairness]'``).
+
+    Raises
+    ------
+    ImportError
+        fairlearn is not installed.
+    TypeError, ValueError
+        As :func:`group_report`: group labels of the wrong length, with missing values or of mixed types.
     """
     try:
         from fairlearn.metrics import MetricFrame

@@ -48,6 +48,9 @@ class FlipSets:
         ``RelabelAudit.fit_fingerprint_`` of the fit that produced the sets
         (a hash of training data, labels, parameters and coefficients);
         :meth:`RelabelAudit.verify` refuses sets from another fit.
+    n_train : int or None
+        Number of training rows of the audit (``None`` for sets built by hand);
+        :func:`~cfdkit.linear.group_report` checks training-row group labels against it.
     """
 
     kind: str
@@ -63,10 +66,11 @@ class FlipSets:
     diagnostics: object = None
     X_test: object = field(default=None, repr=False)
     fingerprint: str | None = None
+    n_train: int | None = None
 
     @classmethod
     def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, X_test=None,
-                   fingerprint=None):
+                   fingerprint=None, n_train=None):
         size = np.array([len(s) for s in sets], dtype=np.int64)
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
         np.cumsum(size, out=offsets[1:])
@@ -79,7 +83,7 @@ class FlipSets:
             sums[nz] = np.add.reduceat(flat_e, offsets[:-1][nz])
         pred = np.where(nz, prob + sums, np.nan)
         return cls(kind, method, float(threshold), prob, size, pred, offsets, flat_i, flat_e, float(seconds), diagnostics,
-                   X_test, fingerprint)
+                   X_test, fingerprint, None if n_train is None else int(n_train))
 
     def __len__(self) -> int:
         return int(self.size.shape[0])
