@@ -263,6 +263,28 @@ def _require(module: str, what: str, extra: str) -> None:
                        f"pip install 'cfdkit[{extra}]' (or pass another option), then run again")
 
 
+def _number(option: str, **limits):
+    """An argparse ``type`` for a numeric option: the text read as a number and checked by
+    :func:`cfdkit.core.validation.check_number` (finite, in range; NaN, inf and fractions where an integer is due
+    are refused with a message naming the option)."""
+    def parse(text: str):
+        from .core.validation import check_number
+
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{option} must be a number; got {text!r}. {limits.get('fix', '')}".strip()) from None
+        try:
+            return check_number(value, option, **limits)
+        except (TypeError, ValueError) as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = option.lstrip("-").replace("-", "_")       # argparse names the type in some messages
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     from .studies.reproduce import STUDY_ORDER
 
@@ -280,11 +302,13 @@ def _parser() -> argparse.ArgumentParser:
                         "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
                         "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
                         "there are replaced)")
-    a.add_argument("--n-test", type=int, default=None, help="audit a seeded random subset of N test points")
+    a.add_argument("--n-test", type=_number("--n-test", low=1, integer=True, fix="Pass e.g. --n-test 100."), default=None,
+                   help="audit a seeded random subset of N test points (default: all)")
     a.add_argument("--no-verify", action="store_true", help="skip verification by retraining")
     a.add_argument("--device", nargs="?", const="cuda", default=None,
                    help="torch device (default: CUDA when available, else CPU; '--device' alone = cuda)")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=_number("--seed", low=0, high=2**32 - 1, integer=True, fix="Pass e.g. --seed 0."),
+                   default=0, help="seeds the test subset (--n-test) and the solvers (default: 0)")
     a.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     a.add_argument("--minimal", action="store_true",
                    help="also search verified minimal sets (RelabelAudit.minimal_sets); sets.csv then has "
@@ -299,7 +323,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="+", metavar="STUDY", choices=STUDY_ORDER, help="studies: " + ", ".join(STUDY_ORDER))
     r.add_argument("--fast", action="store_true", help="small sizes (a few minutes)")
     r.add_argument("--synthetic", action="store_true", help="replace every data set by synthetic data (no files needed)")
-    r.add_argument("--n-jobs", type=int, default=1, help="joblib workers for the sweeps (default 1)")
+    r.add_argument("--n-jobs", type=_number("--n-jobs", low=1, high=1024, integer=True, fix="Pass e.g. --n-jobs 2."),
+                   default=1, help="joblib workers for the sweeps (default 1)")
     r.add_argument("--no-plots", action="store_true")
     return ap
 

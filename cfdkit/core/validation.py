@@ -579,8 +579,11 @@ def check_number(value, name: str, *, low: float | None = None, high: float | No
     """
     if value is None and allow_none:
         return None
-    lo_s = "" if low is None else (f"{'>=' if low_inclusive else '>'} {low:g}")
-    hi_s = "" if high is None else (f"{'<=' if high_inclusive else '<'} {high:g}")
+    def fmt(b):
+        return str(int(b)) if float(b).is_integer() and abs(b) < 1e16 else f"{b:g}"
+
+    lo_s = "" if low is None else (f"{'>=' if low_inclusive else '>'} {fmt(low)}")
+    hi_s = "" if high is None else (f"{'<=' if high_inclusive else '<'} {fmt(high)}")
     what = "an integer" if integer else "a finite number"
     rng = " and ".join(s for s in (lo_s, hi_s) if s)
     want = f"{what}{(' ' + rng) if rng else ''}"

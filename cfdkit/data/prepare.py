@@ -136,9 +136,18 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
     Prepared
         ``(X_train, y_train, X_test, y_test, texts_train, texts_test, l2, threshold, info)``.
     """
+    from ..core.validation import check_number
     from . import flip_labels, load
+    from ._base import check_seed
 
     t0 = time.perf_counter()
+    seed = check_seed(seed)
+    n_test = check_number(n_test, "n_test", low=1, integer=True, allow_none=True,
+                          fix="Pass the number of test rows to keep, e.g. n_test=100, or None for all.")
+    n_train = check_number(n_train, "n_train", low=1, integer=True, allow_none=True,
+                           fix="Pass the number of training rows to keep, e.g. n_train=500, or None for all.")
+    noise = check_number(noise, "noise", low=0.0, high=1.0,
+                         fix="noise is the share of training labels flipped, e.g. noise=0.1 (0: none).")
     ds_name = canonical_dataset(dataset)
     feats = features or FEATURES[ds_name][0]
     if feats not in FEATURES[ds_name]:

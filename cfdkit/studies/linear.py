@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..linear.scores import RANK_DIRECTION as _SCORE_DIRECTION
 from ..data.prepare import FEATURES, Prepared, canonical_dataset, prepare
+from ..core.validation import check_number
 from ..linear.audit import RelabelAudit
 
 __all__ = [
@@ -50,14 +51,15 @@ def resolve_l2(l2: float, n_train: int, l2_convention: str = "sum") -> float:
     """cfdkit's l2 (objective ``sum_i L_i + l2/2 ||w||^2``) for a paper ``l2`` read under ``l2_convention``.
 
     ``"sum"`` returns ``l2``; ``"mean"`` returns ``l2 * n_train``; ``"per_sample"`` returns
-    ``l2 / n_train`` (see :data:`L2_CONVENTIONS`).  Raises ValueError for an unknown convention.
+    ``l2 / n_train`` (see :data:`L2_CONVENTIONS`).  Raises ValueError for an unknown convention, an ``l2`` that
+    is not a finite number > 0 (TypeError for a non-number) or an ``n_train`` that is not a positive int.
     """
     if not isinstance(l2_convention, str) or l2_convention not in L2_CONVENTIONS:
         raise ValueError(f"l2_convention must be one of {', '.join(map(repr, L2_CONVENTIONS))}; "
                          f"got {l2_convention!r}.")
     if isinstance(n_train, (bool, np.bool_)) or not isinstance(n_train, (int, np.integer)) or n_train < 1:
         raise ValueError(f"n_train must be a positive int (the number of training rows); got {n_train!r}.")
-    l2 = float(l2)
+    l2 = check_number(l2, "l2", low=0.0, low_inclusive=False, fix="Pass the paper's regularization, e.g. l2=10.0.")
     if l2_convention == "mean":
         return l2 * int(n_train)
     if l2_convention == "per_sample":
@@ -72,7 +74,8 @@ def _replace(prep: Prepared, **fields) -> Prepared:
 
 def _with_l2(prep: Prepared, l2_convention: str) -> Prepared:
     """``prep`` with its l2 read under ``l2_convention`` (the paper's value is kept in ``info["paper_l2"]``)."""
-    l2 = resolve_l2(prep.l2, len(prep.y_train), l2_convention)
+    l2 = prep.l2 if isinstance(prep.l2, float) and np.isnan(prep.l2) else \
+        resolve_l2(prep.l2, len(prep.y_train), l2_convention)      # NaN: no paper value for this data set
     info = dict(prep.info, paper_l2=prep.l2, l2_convention=l2_convention)
     return _replace(prep, l2=l2, info=info)
 
