@@ -105,7 +105,14 @@ class NeuralCFD(BaseEstimator):
     model : torch.nn.Module or None
         Any torch classifier instead of the built-in ReLU network (issue 15; :mod:`cfdkit.neural.module`):
         output ``(n,)``/``(n, 1)`` (one logit, BCE) or ``(n, 2)`` (one logit per class, cross-entropy).
-        Its current parameters are the initial weights of every retrain (a private copy is trained).
+        Its current parameters are the initial weights of every retrain (a private copy is trained; the
+        module itself, its ``train``/``eval`` mode and the global RNG state are never changed).
+        **Evaluation rule**: a row's logit is the module applied to that row alone (a batch of one
+        row), for the prediction and for every retrained and placebo network alike.  ``fit`` probes
+        the module and raises ``TypeError`` (with the fix) when its output for a row depends on the
+        other rows of the batch -- batch norm in training mode (call ``model.eval()``), ``x - x.mean(0)``
+        -- or when it cannot run under ``torch.func.vmap`` (a Python ``if`` on tensor values; write it
+        with ``torch.where``).
         Retrains run as one ``torch.func`` ensemble, each member equal to its own ``torch.optim`` retrain
         to round-off.  ``hidden``, ``dtype`` (the module's) and ``validation_fraction`` must be left at
         their defaults; ``device=None`` keeps the module's device.  ``model_`` is then a

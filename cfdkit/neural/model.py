@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.validation import check_number
+from .validation import check_param
 
 Params = Tuple[torch.Tensor, ...]
 
@@ -109,7 +109,7 @@ class TrainConfig:
     stop_beta: float | None = None
 
     def __post_init__(self):
-        num = check_number
+        num = check_param                           # core.validation.check_number, refusals as ValueError
         if not isinstance(self.dtype, torch.dtype) or self.dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}"
                              " (pass the torch dtype object, e.g. dtype=torch.float64).")

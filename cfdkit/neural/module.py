@@ -28,6 +28,15 @@ the stacked parameters (elementwise the rule of ``torch.optim``).  Each member e
 retrain (:func:`train_module_sequential`, ``torch.optim`` on a deep copy of the module) to floating-point
 round-off: only the summation order inside the batched matmuls differs.
 
+Evaluation rule: a row's logit is the module applied to that row **alone** (a batch of one row,
+:func:`logit_of_row`) -- the prediction, every retrained member and every placebo member alike, all rows
+at once under ``torch.func.vmap``.  ``fit`` probes the module (:func:`probe_rows`: a few training rows
+alone, in the training batch and in the reversed training batch) and refuses, with a ``TypeError`` naming
+the fix, modules whose output for a row depends on the rest of the batch (batch norm in training mode:
+call ``model.eval()``; ``x - x.mean(0)``) and modules that cannot run under ``vmap`` (:func:`probe_vmap`:
+Python branches on tensor values), so on an accepted module row-wise and batch evaluation agree up to
+round-off.
+
 Network internals for the rankings (``activation_pattern``, ``activation_gradient`` and the ``combined``
 rankings) come from forward hooks on the module: ``layer=None`` takes the **input of the last**
 ``nn.Linear`` (the last hidden representation); ``layer="name"`` takes the **output** of that named
@@ -55,7 +64,8 @@ from .model import MAX_STEPS, TrainConfig
 from .search import _conv_of_found, _labels_for, drive_schedule
 
 __all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
-           "train_module_ensemble", "train_module_sequential", "forward_members", "search_module",
+           "train_module_ensemble", "train_module_sequential", "logit_of_row", "row_logits", "forward_members",
+           "search_module",
            "module_random_flip_rates", "module_seed_flip_rates", "module_specificity", "fit_module"]
 
 OPTIMIZERS = ("adam", "sgd")
@@ -133,8 +143,15 @@ def check_module(model, X: torch.Tensor, device, layer=None) -> ModuleSpec:
     Raises
     ------
     TypeError
-        ``model`` is not an ``nn.Module``, or it cannot run under ``torch.func.vmap`` (dropout or
-        batch norm in training mode, in-place buffer updates, data-dependent Python control flow).
+        ``model`` is not an ``nn.Module``; its output for a row depends on the other rows of the
+        batch (batch norm in training mode, ``x - x.mean(0)``, a branch on the batch's values:
+        :func:`probe_rows`); or it cannot run under ``torch.func.vmap`` (dropout in training mode,
+        in-place buffer updates, data-dependent Python control flow: :func:`probe_vmap`).
+
+    Notes
+    -----
+    Every forward pass here runs on private copies under ``torch.random.fork_rng``: the user's module
+    (parameters, buffers, ``training`` flags, ``requires_grad``) and the global RNG state are unchanged.
     ValueError
         No (trainable) parameters, non-float or mixed-dtype parameters, an output shape that does
         not match the two classes of the labels, non-finite outputs, an unknown ``layer``.
@@ -168,46 +185,108 @@ def check_module(model, X: torch.Tensor, device, layer=None) -> ModuleSpec:
     consts = {k: p.detach() for k, p in pmap.items() if k not in names}
     consts.update({k: b for k, b in mod.named_buffers()})
     Xc = X.to(device=device, dtype=dtype)
+    devs = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devs):       # the user's global RNG state is left as it was
+        before = {kk: v.clone() for kk, v in mod.state_dict().items()}
+        try:
+            with torch.no_grad():
+                out = copy.deepcopy(mod)(Xc)
+        except Exception as e:  # the user's forward: report which call failed and why
+            raise ValueError(f"model could not run on X_train of shape {tuple(X.shape)}: {type(e).__name__}: {e}; "
+                             "check the module's input width (n_features) and dtype.") from None
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"model must return a tensor of logits, got {type(out).__name__}; {_SHAPE_FIX}.")
+        n = X.shape[0]
+        if out.dim() == 1 and out.shape[0] == n:
+            k = 1
+        elif out.dim() == 2 and out.shape[0] == n and out.shape[1] in (1, 2):
+            k = int(out.shape[1])
+        else:
+            raise ValueError(f"model output has shape {tuple(out.shape)} for {n} training rows and 2 classes in "
+                             f"y_train; {_SHAPE_FIX}.")
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError("model returns non-finite outputs (NaN/inf) on X_train at its initial weights; check "
+                             "the module and rescale X_train.")
+        probe_rows(mod, Xc, out)
+        spec = ModuleSpec(mod, names, consts, k, layer)
+        probe_vmap(spec, Xc)
+        if any(isinstance(b, torch.Tensor) and b.is_floating_point() for b in consts.values()):
+            with torch.no_grad():
+                mod(Xc)
+            if any(not torch.equal(before[kk], v) for kk, v in mod.state_dict().items()):
+                raise TypeError("model changes its own buffers in forward (e.g. batch norm in training mode), so "
+                                "retrains would not be reproducible; call model.eval() first.")
+    return spec
+
+
+#: Rows the batch-dependence probe of :func:`probe_rows` compares (spread over the training set).
+PROBE_ROWS = 8
+
+_BATCH_FIX = ("NeuralCFD reads every prediction and every retrained network one row at a time (a row's logit is the "
+              "module applied to that row alone), so a module whose output for a row depends on the other rows of "
+              "the batch has no well-defined prediction to flip.  Call model.eval() if it has batch norm (running "
+              "statistics instead of batch statistics), or remove batch statistics (x - x.mean(0), "
+              "BatchNorm with track_running_stats=False, anything that mixes rows) and Python branches on the "
+              "batch's values from forward")
+
+
+def probe_rows(mod: torch.nn.Module, X: torch.Tensor, out: torch.Tensor, n_rows: int = PROBE_ROWS):
+    """Refuse a module whose output for a row depends on the rest of the batch (``TypeError``).
+
+    The same ``n_rows`` training rows (spread evenly over ``X``) are evaluated in three batch compositions:
+    each row alone, in the full batch ``X`` (``out``, already computed) and in the full batch in reversed
+    order; their outputs must agree to round-off (relative ``1e-9`` in float64, ``1e-4`` in float32).  Runs on
+    a private copy of ``mod`` (a module that updates buffers in forward is refused later, not here).  Cost: one
+    forward pass over ``X`` and ``n_rows`` one-row passes.
+    """
+    n = X.shape[0]
+    idx = sorted({int(round(v)) for v in np.linspace(0, n - 1, min(n, n_rows))})
+    probe = copy.deepcopy(mod)
+    rtol = 1e-9 if X.dtype == torch.float64 else 1e-4
     try:
         with torch.no_grad():
-            out = mod(Xc)
-    except Exception as e:  # the user's forward: report which call failed and why
-        raise ValueError(f"model could not run on X_train of shape {tuple(X.shape)}: {type(e).__name__}: {e}; "
-                         "check the module's input width (n_features) and dtype.") from None
-    if not isinstance(out, torch.Tensor):
-        raise ValueError(f"model must return a tensor of logits, got {type(out).__name__}; {_SHAPE_FIX}.")
-    n = X.shape[0]
-    if out.dim() == 1 and out.shape[0] == n:
-        k = 1
-    elif out.dim() == 2 and out.shape[0] == n and out.shape[1] in (1, 2):
-        k = int(out.shape[1])
-    else:
-        raise ValueError(f"model output has shape {tuple(out.shape)} for {n} training rows and 2 classes in "
-                         f"y_train; {_SHAPE_FIX}.")
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError("model returns non-finite outputs (NaN/inf) on X_train at its initial weights; check the "
-                         "module and rescale X_train.")
-    spec = ModuleSpec(mod, names, consts, k, layer)
-    try:  # the ensemble path needs vmap-compatible forward/backward
-        P, _ = stack_module_state([mod, mod])
-        P = {kk: P[kk].detach() for kk in names}
-        g = vmap(grad(lambda p, x: loss_of(spec.outputs(p, x), torch.zeros(x.shape[0], dtype=x.dtype,
-                                                                           device=x.device), k)),
-                 in_dims=(0, None))(P, Xc[:2])
-        del g
+            alone = torch.cat([probe(X[i:i + 1]).reshape(1, -1) for i in idx])
+            rev = probe(X.flip(0)).reshape(n, -1).flip(0)
     except Exception as e:
-        raise TypeError(f"model cannot be trained as a batched ensemble with torch.func.vmap "
-                        f"({type(e).__name__}: {str(e)[:200]}); put it in eval mode if it has dropout or batch "
-                        "norm (model.eval()), and avoid in-place buffer updates and data-dependent Python control "
-                        "flow in forward.") from None
-    if any(isinstance(b, torch.Tensor) and b.is_floating_point() for b in consts.values()):
-        before = {kk: v.clone() for kk, v in mod.state_dict().items()}
-        with torch.no_grad():
-            mod(Xc)
-        if any(not torch.equal(before[kk], v) for kk, v in mod.state_dict().items()):
-            raise TypeError("model changes its own buffers in forward (e.g. batch norm in training mode), so "
-                            "retrains would not be reproducible; call model.eval() first.")
-    return spec
+        raise TypeError(f"model cannot evaluate a single row (a batch of one row): {type(e).__name__}: "
+                        f"{str(e)[:200]}.  {_BATCH_FIX}.") from None
+    full = out.reshape(n, -1)
+    if alone.shape != full[idx].shape or rev.shape != full.shape:
+        raise TypeError(f"model's output shape depends on the batch size ({tuple(alone.shape)} for {len(idx)} "
+                        f"single rows, {tuple(full.shape)} for {n} rows).  {_BATCH_FIX}.")
+    for name, other in (("in the whole training batch", full[idx]), ("in the training batch in reversed order",
+                                                                      rev[idx])):
+        gap = (alone - other).abs()
+        scale = torch.clamp(torch.maximum(alone.abs(), other.abs()), min=1.0)
+        if not bool(torch.isfinite(alone).all()) or bool((gap > rtol * scale).any()):
+            j = int((gap / scale).amax(1).argmax())
+            raise TypeError(f"model's output for a row depends on the other rows of the batch: training row "
+                            f"{idx[j]} gives {alone[j].tolist()} alone but {other[j].tolist()} {name}.  "
+                            f"{_BATCH_FIX}.")
+
+
+def probe_vmap(spec: ModuleSpec, X: torch.Tensor):
+    """Run the functions the ensemble calls under ``torch.func.vmap`` on a few rows and refuse the module with a
+    ``TypeError`` naming the fix if one fails: per-member gradients (members and labels batched), each member on
+    shared rows (row by row) and each member on its own row.  Catches data-dependent Python control flow
+    (``if x.sum() > 0``, ``.item()``), dropout in training mode and in-place buffer updates."""
+    k = spec.n_outputs
+    try:
+        P, _ = stack_module_state([spec.module, spec.module])
+        P = {kk: P[kk].detach() for kk in spec.names}
+        Xs = X[:3]
+        Y = torch.stack([torch.zeros(Xs.shape[0], dtype=X.dtype, device=X.device),
+                         torch.ones(Xs.shape[0], dtype=X.dtype, device=X.device)])
+        vmap(grad(lambda p, y, x: loss_of(spec.outputs(p, x), y, k)), in_dims=(0, 0, None))(P, Y, Xs)
+        forward_members(spec, P, Xs)
+        forward_members_at(spec, P, Xs[:2].expand(2, -1) if Xs.shape[0] < 2 else Xs[:2])
+        row_logits(spec, spec.params0, Xs)
+    except Exception as e:
+        raise TypeError(f"model cannot be trained and evaluated as a batched ensemble with torch.func.vmap "
+                        f"({type(e).__name__}: {str(e)[:200]}).  Write branches on tensor values in forward "
+                        "without Python control flow (torch.where(cond, a, b) instead of `if x.sum() > 0:`; no "
+                        ".item(), float(tensor) or bool(tensor)), put dropout and batch norm in eval mode "
+                        "(model.eval()), and avoid in-place buffer updates.") from None
 
 
 def module_config(epochs, lr, weight_decay, lr_min, tol, min_epochs, dtype, n: int, batch_size,
@@ -410,16 +489,31 @@ def train_module_sequential(spec: ModuleSpec, X: torch.Tensor, y: torch.Tensor, 
     return {k: pm[k].detach().clone() for k in spec.names}, info
 
 
+def logit_of_row(spec: ModuleSpec, params: dict, x: torch.Tensor) -> torch.Tensor:
+    """**The evaluation rule**: the binary logit of one input row ``x (d,)`` is the module applied to that row
+    alone (a batch of one row).  The prediction, every retrained member and every placebo member is read this
+    way (:func:`row_logits`, :func:`forward_members`, :func:`forward_members_at`), all rows at once with
+    ``torch.func.vmap``; :func:`check_module` refuses modules whose output for a row depends on the other rows
+    of a batch, so on the modules it accepts this equals a batch evaluation up to round-off."""
+    return to_logit(spec.outputs(params, x[None]), spec.n_outputs)[0]
+
+
+@torch.no_grad()
+def row_logits(spec: ModuleSpec, params: dict, X: torch.Tensor) -> torch.Tensor:
+    """Binary logits ``(n,)`` of one member, each row alone (:func:`logit_of_row`)."""
+    return vmap(lambda x: logit_of_row(spec, params, x))(X)
+
+
 @torch.no_grad()
 def forward_members(spec: ModuleSpec, P: dict, X: torch.Tensor) -> torch.Tensor:
-    """Binary logits ``(B, n)`` of every member of stacked ``P`` on shared inputs ``X (n, d)``."""
-    return vmap(lambda p: to_logit(spec.outputs(p, X), spec.n_outputs))(P)
+    """Binary logits ``(B, n)`` of every member of stacked ``P`` on shared inputs ``X (n, d)``, each row alone."""
+    return vmap(lambda p: vmap(lambda x: logit_of_row(spec, p, x))(X))(P)
 
 
 @torch.no_grad()
 def forward_members_at(spec: ModuleSpec, P: dict, Xb: torch.Tensor) -> torch.Tensor:
-    """Logit of member ``b`` at its own input ``Xb[b]``: ``(B, d)`` → ``(B,)``."""
-    return vmap(lambda p, x: to_logit(spec.outputs(p, x[None]), spec.n_outputs)[0])(P, Xb)
+    """Logit of member ``b`` at its own input ``Xb[b]`` (alone): ``(B, d)`` → ``(B,)``."""
+    return vmap(lambda p, x: logit_of_row(spec, p, x))(P, Xb)
 
 
 # ----------------------------------------------------------------------------- the trained network
@@ -450,8 +544,12 @@ class ModuleNet:
 
     @torch.no_grad()
     def logit(self, X) -> np.ndarray:
-        """Binary logits ``(n,)`` float64 (class 1 where > 0)."""
-        return to_logit(self.spec.outputs(self.params, self._t(X)), self.spec.n_outputs).double().cpu().numpy()
+        """Binary logits ``(n,)`` float64 (class 1 where > 0), each row evaluated alone (:func:`logit_of_row`,
+        the rule of the prediction and of every retrained network)."""
+        Xt = self._t(X)
+        if Xt.shape[0] == 0:
+            return np.zeros(0)
+        return row_logits(self.spec, self.params, Xt).double().cpu().numpy()
 
     def logit_fn(self):
         """``f(params_tuple, X) -> (n,)`` binary logits, the trainable parameters in ``spec.names`` order

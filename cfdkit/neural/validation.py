@@ -9,7 +9,24 @@ import numbers
 
 import numpy as np
 
-__all__ = ["OWNER", "check_budget", "check_budget_param", "check_hidden", "check_seed"]
+from ..core.validation import check_number
+
+__all__ = ["OWNER", "check_budget", "check_budget_param", "check_hidden", "check_param", "check_seed",
+           "MAX_HIDDEN"]
+
+#: Largest hidden width :func:`check_hidden` accepts (a (h, h) network then has >= h**2 = 4.3e9 weights).
+MAX_HIDDEN = 65536
+
+
+def check_param(value, name: str, **kw):
+    """A numeric parameter of cfdkit.neural: :func:`cfdkit.core.validation.check_number` (finite, in range,
+    integer where asked; ``bool``, strings, NaN and inf refused; the message names the argument, the range
+    and the fix), with every refusal raised as ``ValueError`` -- the neural family's documented contract
+    for bad parameter values, wrong types included."""
+    try:
+        return check_number(value, name, **kw)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 #: How the family names itself in shared messages ("... needs dense input", "... needs real features").
 OWNER = "cfdkit.neural (small dense networks)"
@@ -43,6 +60,9 @@ def check_hidden(hidden) -> tuple:
     if len(h) != 2 or any(isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral) or w < 1
                           for w in h):
         raise ValueError(msg)
+    if any(w > MAX_HIDDEN for w in h):
+        raise ValueError(f"hidden widths must be at most {MAX_HIDDEN:,} each, got {hidden!r} (the networks would not "
+                         "fit in memory); e.g. hidden=(8, 8).")
     return tuple(int(w) for w in h)
 
 
