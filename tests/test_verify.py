@@ -20,27 +20,42 @@ def test_verification_agrees_with_sklearn_refits(sparse):
     l2 = 0.5
     a = RelabelAudit(l2=l2, device="cpu").fit(X, y)
     res = a.flip_sets(Xt)
-    ver = a.verify(res)
+    ver = a.verify(res, certify=False)
     found = np.nonzero(res.found)[0]
     assert found.size >= 5
     assert np.isnan(ver.new_prob[~res.found]).all() and not ver.flipped[~res.found].any()
     assert ver.converged[found].all() and (ver.grad_norm[found] <= 1e-10).all()
+    assert (ver.decided_by[found] == "converged").all() and not ver.certified.any()
     rng = np.random.default_rng(0)
-    diffs = []
-    for i in rng.choice(found, min(8, found.size), replace=False):
+    diffs, sk = [], {}
+    for i in found:
         y2 = y.copy()
         S = res.indices(i)
         y2[S] = 1 - y2[S]
-        diffs.append(abs(sk_prob(X, y2, Xt[i:i + 1], l2)[0] - ver.new_prob[i]))
+        sk[i] = sk_prob(X, y2, Xt[i:i + 1], l2)[0]
+    for i in rng.choice(found, min(8, found.size), replace=False):
+        diffs.append(abs(sk[i] - ver.new_prob[i]))
     assert max(diffs) <= 1e-6
     # flipped is exactly "the retrained prediction is on the other side"
     np.testing.assert_array_equal(ver.flipped[found], (ver.new_prob[found] > 0.5) != (res.prob[found] > 0.5))
+    # the default: refits stop once a sign certificate proves the side; the answers are scikit-learn's, and its
+    # probability lies in the proven interval
+    vc = a.verify(res)
+    assert vc.certified[found].sum() >= found.size // 2
+    assert set(vc.decided_by[found]) <= {"certified", "converged"}
+    skp = np.array([sk[i] for i in found])
+    np.testing.assert_array_equal(vc.flipped[found], (skp > 0.5) != (res.prob[found] > 0.5))
+    c = found[vc.certified[found]]
+    skc = np.array([sk[i] for i in c])
+    assert ((vc.new_prob_low[c] - 1e-9 <= skc) & (skc <= vc.new_prob_high[c] + 1e-9)).all()
+    assert ((vc.new_prob_low[c] <= vc.new_prob[c]) & (vc.new_prob[c] <= vc.new_prob_high[c])).all()
+    assert np.isnan(vc.actual_delta[c]).all() and vc.summary()["n_certified"] == c.size
 
 
 def test_predicted_vs_actual_change_reported(dense_problem):
     X, y, Xt, _ = dense_problem
     a = RelabelAudit(l2=1.0, device="cpu").fit(X, y)
-    ver = a.verify(a.flip_sets(Xt))
+    ver = a.verify(a.flip_sets(Xt), certify=False)
     f = ver.sets.found
     np.testing.assert_allclose(ver.predicted_delta[f], ver.sets.predicted_prob[f] - ver.sets.prob[f])
     np.testing.assert_allclose(ver.actual_delta[f], ver.new_prob[f] - ver.sets.prob[f])

@@ -25,6 +25,7 @@ from ..core.solvers import SOLVERS, InverseHVP
 from ..core.validation import (NotFittedError, align_features, check_bool, check_bytes, check_choice, check_features,
                                check_labels, check_labels_any, check_nonneg_int, check_positive, check_positive_int,
                                check_seed, check_threshold, feature_names_of, fit_fingerprint)
+from .certify import certificate, relabel_question
 from .minimal import build_result, minimal_search
 from .model import FitInfo, hessian_solver, newton
 from .removal import removal_sets
@@ -507,7 +508,7 @@ class RelabelAudit(BaseEstimator):
         return out
 
     def verify(self, res: FlipSets, minimize: bool = False, max_expand: int | None = None, *,
-               n_jobs=None) -> Verification:
+               n_jobs=None, certify: bool = True) -> Verification:
         """Retrain with every found set applied and check whether the prediction flipped.
 
         Parameters
@@ -533,14 +534,21 @@ class RelabelAudit(BaseEstimator):
             batch of refits (``memory_budget``), so the result is bit-for-bit
             the same for every ``n_jobs``.  ``minimize`` runs in this process, and so does
             everything for more than two classes.
+        certify : bool
+            Relabel sets (default True): stop each refit as soon as a sign certificate proves on which
+            side of the threshold the prediction lands (:mod:`cfdkit.linear.certify`); such rows have
+            ``decided_by == "certified"``, ``flipped`` proven, and ``new_prob`` a probability inside the
+            proven interval ``[new_prob_low, new_prob_high]`` (``actual_delta``/``rel_error`` NaN: not a
+            converged value).  ``False``: every refit converges to ``tol`` (for the estimate's accuracy,
+            ``actual_delta``, on every row).
 
         Returns
         -------
         Verification
             A refit that stops above the gradient tolerance (after the
-            globalized Newton method's ``max_iter`` steps) is not an answer:
-            its row gets ``converged=False`` and ``flipped`` NaN, and
-            ``summary()`` computes the flip rate over the converged rows only
+            globalized Newton method's ``max_iter`` steps) without a certificate is not an answer:
+            its row gets ``decided_by == "undecided"`` and ``flipped`` NaN, and
+            ``summary()`` computes the flip rate over the answered rows only
             and reports ``n_not_converged``.
         """
         self._check_fitted()
@@ -552,6 +560,7 @@ class RelabelAudit(BaseEstimator):
             return verify(self, res)
         self._check_result(res)
         minimize = check_bool(minimize, "minimize")
+        certify = check_bool(certify, "certify")
         max_expand = check_positive_int(max_expand, "max_expand", allow_none=True)
         t0 = time.perf_counter()
         st = self.state_
@@ -560,58 +569,95 @@ class RelabelAudit(BaseEstimator):
         found = res.size > 0
         rows = np.nonzero(found)[0]
         new_prob = np.full(n, np.nan)
+        lo_prob, hi_prob = np.full(n, np.nan), np.full(n, np.nan)
         gn = np.full(n, np.nan)
         conv = np.ones(n, dtype=bool)  # no set: nothing to refit, the answer (not flipped) is known
+        cert = np.zeros(n, dtype=bool)
         refits = 0
+        orig = res.prob > res.threshold
+        above = np.zeros(n, dtype=bool)
         if rows.size:
-            W, info = self._refit_units([res.indices(i) for i in rows], res.kind, n_jobs, "verifying")
+            ask = (Xt, rows, res.threshold) if certify and res.kind == "relabel" else None
+            W, info, ans = self._refit_units([res.indices(i) for i in rows], res.kind, n_jobs, "verifying", ask=ask)
             refits += rows.size
             new_prob[rows] = probabilities_after(st, Xt, rows, W)
             gn[rows], conv[rows] = info.grad_norm, info.converged
-            if not info.converged.all():
-                warnings.warn(f"{int((~info.converged).sum())} verification refits stopped above tol={st.tol:.1e} "
-                              f"(max gradient norm {np.nanmax(info.grad_norm):.2e}); those rows are marked "
-                              "converged=False and counted neither as flipped nor as not flipped.",
-                              RuntimeWarning, stacklevel=2)
-        orig = res.prob > res.threshold
+            above[rows] = new_prob[rows] > res.threshold
+            lo_prob[rows] = hi_prob[rows] = new_prob[rows]
+            if ans is not None:
+                d = ans["decided"] & ~info.converged
+                r = rows[d]
+                cert[r] = True
+                above[r] = ans["above"][d]
+                lo_prob[r] = 1.0 / (1.0 + np.exp(-ans["lo"][d]))
+                hi_prob[r] = 1.0 / (1.0 + np.exp(-ans["hi"][d]))
+                new_prob[r] = 1.0 / (1.0 + np.exp(-0.5 * (ans["lo"][d] + ans["hi"][d])))
+            known = conv[rows] | cert[rows]
+            lo_prob[rows[~known]] = hi_prob[rows[~known]] = np.nan
+            if not known.all():
+                warnings.warn(f"{int((~known).sum())} verification refits stopped above tol={st.tol:.1e} "
+                              f"(max gradient norm {np.nanmax(info.grad_norm[~known]):.2e}) without a certificate; "
+                              "those rows are marked decided_by='undecided' and counted neither as flipped nor as "
+                              "not flipped.", RuntimeWarning, stacklevel=2)
+        known = conv | cert
         flipped_b = np.zeros(n, dtype=bool)
-        flipped_b[rows] = (new_prob[rows] > res.threshold) != orig[rows]
-        flipped_b &= conv
-        if conv.all():
+        flipped_b[rows] = above[rows] != orig[rows]
+        flipped_b &= known
+        if known.all():
             flipped = flipped_b
         else:
             flipped = flipped_b.astype(np.float64)
-            flipped[~conv] = np.nan
+            flipped[~known] = np.nan
         pred_delta = res.predicted_prob - res.prob
-        act_delta = new_prob - res.prob
+        act_delta = np.where(cert, np.nan, new_prob - res.prob)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
-        ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint)
+        ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint,
+                           certified=cert, new_prob_low=lo_prob, new_prob_high=hi_prob)
         if minimize:
-            vs, vp, extra, exact = minimal_prefix(st, res, Xt, flipped_b, new_prob, conv, max_expand,
-                                                  progress=self.progress)
+            vs, vp, extra, exact = minimal_prefix(st, res, Xt, flipped_b, new_prob, known, max_expand,
+                                                  progress=self.progress, certified=cert)
             ver.verified_size, ver.verified_new_prob, ver.verified_size_exact = vs, vp, exact
             refits += extra
         ver.refits = refits
         ver.seconds = time.perf_counter() - t0
         return ver
 
-    def _refit_units(self, sets, kind: str, n_jobs, desc: str):
-        """``refit_sets`` with contiguous runs of whole refit batches handed to joblib workers."""
+    def _refit_units(self, sets, kind: str, n_jobs, desc: str, ask=None):
+        """``refit_sets`` with contiguous runs of whole refit batches handed to joblib workers.
+
+        ``ask`` (optional, relabel refits): ``(Xt, rows, tau)`` — refit ``j`` asks whether test row ``rows[j]`` of
+        ``Xt`` lands above ``tau``, and stops once a sign certificate decides it
+        (:mod:`cfdkit.linear.certify`).  Returns ``(W, info, answers)``; ``answers`` is None without ``ask``,
+        else a dict of ``decided``, ``above``, ``lo``, ``hi`` (m,) (certified logit bounds).
+        """
         st = self.state_
         bs = members_per_batch(st)
         runs = unit_runs(-(-len(sets) // bs), effective_workers(n_jobs))
         # one steering for every chunk, chosen from the whole call (results do not depend on n_jobs)
         explicit = use_explicit_inverse(st, len(sets))
+        if ask is not None and certificate(st) is None:
+            ask = None  # no exact H0^{-1}: every refit converges
         if len(runs) <= 1:
-            return refit_sets(st, sets, kind, progress=self.progress, desc=desc, explicit_inverse=explicit)
-        args = [(sets[a * bs:b * bs], kind, explicit) for a, b in runs]
+            q = None if ask is None else relabel_question(st, ask[0], ask[1], ask[2])
+            W, info = refit_sets(st, sets, kind, progress=self.progress, desc=desc, explicit_inverse=explicit,
+                                 question=q)
+            return W, info, _answers(q)
+        if ask is None:
+            args = [(sets[a * bs:b * bs], kind, explicit, None) for a, b in runs]
+        else:  # each worker certifies its own columns' rows (kappa0 travels cached on the state)
+            Xt, rows, tau = ask
+            plain = Xt.to_plain()
+            args = [(sets[a * bs:b * bs], kind, explicit, (plain[np.asarray(rows[a * bs:b * bs])], tau))
+                    for a, b in runs]
         parts = run_chunks(_refit_chunk, self, args, n_jobs, nbytes=self._state_nbytes())
         W = torch.cat([p[0].to(self.device_) for p in parts], dim=1)
         info = FitInfo(np.concatenate([p[1].grad_norm for p in parts]),
                        np.concatenate([p[1].iterations for p in parts]),
-                       np.concatenate([p[1].converged for p in parts]))
-        return W, info
+                       np.concatenate([p[1].converged for p in parts]),
+                       None if ask is None else np.concatenate([p[1].certified for p in parts]))
+        answers = None if ask is None else {k: np.concatenate([p[2][k] for p in parts]) for k in parts[0][2]}
+        return W, info, answers
 
     def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
                      single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
@@ -799,10 +845,22 @@ def _search_chunk(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, 
     return _search_rows(audit, Xt, sig_t.to(audit.device_), step, method, spec)
 
 
-def _refit_chunk(audit: RelabelAudit, sets, kind: str, explicit: bool):
-    """Verification refits of whole batches on a worker: ``(W (p, m) on the CPU, FitInfo)``."""
-    W, info = refit_sets(audit.state_, sets, kind, explicit_inverse=explicit)
-    return W.cpu(), info
+def _refit_chunk(audit: RelabelAudit, sets, kind: str, explicit: bool, ask=None):
+    """Verification refits of whole batches on a worker: ``(W (p, m) on the CPU, FitInfo, answers)``;
+    ``ask``: ``(test rows of the columns, one per set (numpy or scipy CSR), tau)`` or None."""
+    q = None
+    if ask is not None:
+        Xq = Design.from_tensor(to_torch_matrix(ask[0], audit.device_, "X_test"))
+        q = relabel_question(audit.state_, Xq, np.arange(Xq.n), ask[1])
+    W, info = refit_sets(audit.state_, sets, kind, explicit_inverse=explicit, question=q)
+    return W.cpu(), info, _answers(q)
+
+
+def _answers(q) -> dict | None:
+    """The certificate's answers of a :class:`~cfdkit.linear.certify.RefitQuestion` as plain arrays."""
+    if q is None:
+        return None
+    return {"decided": q.decided.copy(), "above": q.above.copy(), "lo": q.lo.copy(), "hi": q.hi.copy()}
 
 
 def _minimal_rows(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, kw: dict):

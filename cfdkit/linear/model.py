@@ -21,6 +21,8 @@ iteration, which is how flip sets are verified.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,11 +42,19 @@ class FitInfo:
     grad_norm : np.ndarray (m,) — final gradient norms ``||grad R(w)||``
     iterations : np.ndarray (m,) — Newton iterations per problem
     converged : np.ndarray[bool] (m,)
+    certified : np.ndarray[bool] (m,) or None — the refit was stopped early because a sign certificate
+        (:mod:`cfdkit.linear.certify`) decided its question; its weights are then an iterate, not the optimum
     """
 
     grad_norm: np.ndarray
     iterations: np.ndarray
     converged: np.ndarray
+    certified: np.ndarray | None = None
+
+    @property
+    def answered(self) -> np.ndarray:
+        """bool (m,): converged, or decided by a sign certificate."""
+        return self.converged if self.certified is None else (self.converged | self.certified)
 
 
 def _check_problem(design, Y, W, l2, w_name: str = "W0", tol=None, max_iter=None) -> None:
@@ -350,7 +360,7 @@ def objective_from_z(Z, Y, W, l2, S=None):
 def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, precond: Callable | None,
           tol: float = 1e-10, max_iter: int = 200, memory: int = 8,
           S: torch.Tensor | None = None, Z0: torch.Tensor | None = None,
-          f0: torch.Tensor | None = None) -> tuple[torch.Tensor, FitInfo]:
+          f0: torch.Tensor | None = None, question=None) -> tuple[torch.Tensor, FitInfo]:
     """Minimize ``R`` for every column of ``Y`` with L-BFGS whose initial inverse Hessian is ``precond``.
 
     Made for refits near a known optimum: with ``precond`` the inverse of the
@@ -368,6 +378,13 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     ``Z0`` (n, m) and ``f0`` (m,), when the caller already has them, are ``X~ W0`` and the objective
     at ``W0`` (as :func:`objective_from_z` computes it); they save the start's sparse product and
     objective pass.
+
+    ``question`` (optional, relabel refits only: ``S`` must be None): an object with
+    ``check(cols, W, Z, G) -> bool`` (a :class:`cfdkit.linear.certify.RefitQuestion`) that tries to
+    prove, from the current iterate, on which side of the threshold each column's test prediction lands
+    at the optimum.  A column it decides stops there (``FitInfo.certified``); its weights are then the
+    iterate.  Every unfinished column is offered to it at every iteration (it decides itself when a
+    check is worth its cost).
     """
     _check_problem(design, Y, W0, l2, "W0", tol, max_iter)
     if W0.dim() != 2:
@@ -390,6 +407,10 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     gnorm = torch.linalg.vector_norm(G, dim=0)
     it = torch.zeros(m, dtype=torch.int64, device=dev)
     stalled = torch.zeros(m, dtype=torch.bool, device=dev)
+    if question is not None and S is not None:
+        raise ValueError("question (sign certificates) is for relabel refits; pass S=None.")
+    cert = torch.zeros(m, dtype=torch.bool, device=dev)  # decided by the certificate (local columns)
+    out_cert = torch.zeros(m, dtype=torch.bool, device=dev)
     if precond is None:  # Jacobi: the diagonal of the Hessian at the start
         D0 = P * (1 - P) if S is None else P * (1 - P) * S
         jac = 1.0 / (design.rmatvec_sq(D0) + l2 * _penalty_mask(p, dev))
@@ -403,11 +424,19 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     rho = torch.zeros(memory, m, dtype=DTYPE, device=dev)
     frozen = torch.zeros(m, dtype=torch.bool, device=dev)  # finished columns not yet compacted away
     for k in range(max_iter + 1):
-        done = ((gnorm <= tol) | stalled | (k == max_iter)) & ~frozen
+        if question is not None and k < max_iter:
+            ask = ~frozen & ~stalled & (gnorm > tol)
+            if bool(ask.all()):
+                cert = question.check(pos, W, Z, G, P, gnorm).to(dev)
+            elif bool(ask.any()):
+                a = torch.nonzero(ask).squeeze(1)
+                cert[a] = question.check(pos[a], W[:, a], Z[:, a], G[:, a], P[:, a], gnorm[a]).to(dev)
+        done = ((gnorm <= tol) | stalled | cert | (k == max_iter)) & ~frozen
         if bool(done.any()):
             out_W[:, pos[done]] = W[:, done]
             out_g[pos[done]] = gnorm[done]
             out_it[pos[done]] = it[done]
+            out_cert[pos[done]] = cert[done] & (gnorm[done] > tol)
             frozen |= done
             n_frozen = int(frozen.sum())
             if n_frozen == frozen.numel():
@@ -420,6 +449,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
                 Yw = Yw[:, keep]
                 Sw = None if Sw is None else Sw[:, keep]
                 fval, gnorm, it, stalled = fval[keep], gnorm[keep], it[keep], stalled[keep]
+                cert = cert[keep]
                 Sh, Yh, rho = Sh[:, :, keep], Yh[:, :, keep], rho[:, keep]
                 frozen = frozen[keep]
                 if jac is not None:
@@ -481,4 +511,5 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
         it += 1
         stalled |= failed
     conv = (out_g <= tol).cpu().numpy()
-    return out_W, FitInfo(out_g.cpu().numpy(), out_it.cpu().numpy(), conv)
+    return out_W, FitInfo(out_g.cpu().numpy(), out_it.cpu().numpy(), conv,
+                          None if question is None else out_cert.cpu().numpy())

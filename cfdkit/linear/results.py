@@ -146,6 +146,8 @@ def verification_rates(ver) -> dict:
     fl = np.nan_to_num(np.asarray(ver.flipped, dtype=float)) > 0
     out = dict(ver.sets.summary())
     out["n_not_converged"] = int((~known).sum())
+    cert = getattr(ver, "certified", None)
+    out["n_certified"] = int(np.asarray(cert, dtype=bool).sum()) if cert is not None else 0
     out["n_verified"] = int((found & known).sum())
     out["flip_rate"] = float(fl[known].mean()) if known.any() else float("nan")
     out["success_ratio"] = float(fl[found & known].mean()) if (found & known).any() else float("nan")
@@ -182,6 +184,11 @@ class Verification:
         Final gradient norm of each refit (NaN where no set).
     converged : np.ndarray[bool] (n_test,)
         The refit reached the gradient tolerance; True where no set (nothing to refit).
+    certified : np.ndarray[bool] (n_test,) or None
+        The answer was proven by a sign certificate (:mod:`cfdkit.linear.certify`) before the refit
+        converged; ``new_prob`` is then a probability inside ``[new_prob_low, new_prob_high]``, the proven
+        range of the refit's ``P(y=1)`` (equal to ``new_prob`` where the refit converged).
+    new_prob_low, new_prob_high : np.ndarray[float64] (n_test,) or None
     verified_size : np.ndarray[int64] (n_test,) or None
         With ``minimize=True``: a flipping prefix ``k`` of the greedy order,
         the smallest one where ``verified_size_exact`` (every shorter prefix
@@ -209,17 +216,32 @@ class Verification:
     refits: int = 0
     fingerprint: str | None = None
     verified_size_exact: np.ndarray | None = None
+    certified: np.ndarray | None = None
+    new_prob_low: np.ndarray | None = None
+    new_prob_high: np.ndarray | None = None
 
     @property
     def flip_known(self) -> np.ndarray:
-        """bool (n_test,): rows with an answer (no set, or a converged refit)."""
-        return np.asarray(self.converged, dtype=bool)
+        """bool (n_test,): rows with an answer (no set, a converged refit, or a sign certificate)."""
+        known = np.asarray(self.converged, dtype=bool)
+        return known if self.certified is None else known | np.asarray(self.certified, dtype=bool)
+
+    @property
+    def decided_by(self) -> np.ndarray:
+        """str (n_test,): how each row's answer was reached — ``"certified"`` (a sign certificate proved the
+        side of the threshold before the refit converged), ``"converged"`` (a refit to ``tol``), ``"no_set"``
+        (nothing to refit) or ``"undecided"`` (neither: no answer)."""
+        out = np.where(np.asarray(self.converged, dtype=bool), "converged", "undecided").astype(object)
+        if self.certified is not None:
+            out[np.asarray(self.certified, dtype=bool)] = "certified"
+        out[np.asarray(self.sets.size) == 0] = "no_set"
+        return out.astype(str)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per test point: :meth:`FlipSets.to_frame` plus the refit's outcome.
 
-        ``flipped`` is a nullable boolean column (``pd.NA`` where the refit did
-        not converge), ``converged`` says which rows have an answer.
+        ``flipped`` is a nullable boolean column (``pd.NA`` where there is no answer), ``converged`` says
+        which refits reached the tolerance and ``decided_by`` how each answer was reached.
         """
         df = self.sets.to_frame()
         known = self.flip_known
@@ -227,8 +249,12 @@ class Verification:
                            dtype="boolean")
         flipped[~known] = pd.NA
         df["flipped"] = flipped
-        df["converged"] = known
+        df["converged"] = np.asarray(self.converged, dtype=bool)
+        df["decided_by"] = self.decided_by
         df["new_prob"] = self.new_prob
+        if self.new_prob_low is not None:
+            df["new_prob_low"] = self.new_prob_low
+            df["new_prob_high"] = self.new_prob_high
         df["predicted_delta"] = self.predicted_delta
         df["actual_delta"] = self.actual_delta
         df["rel_error"] = self.rel_error

@@ -209,7 +209,7 @@ def use_explicit_inverse(state: FittedState, m: int) -> bool:
 
 
 def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool = False, desc: str = "retraining",
-               starts: torch.Tensor | None = None, explicit_inverse: bool | None = None):
+               starts: torch.Tensor | None = None, explicit_inverse: bool | None = None, question=None):
     """Retrain once per set; return the weights.
 
     Parameters
@@ -231,6 +231,11 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
         :func:`use_explicit_inverse` says the ``m`` refits pay for its build.  :mod:`cfdkit.linear.minimal`
         passes ``True``; a caller splitting one job into chunks passes one choice to every chunk so the
         results do not depend on the split.
+    question : cfdkit.linear.certify.RefitQuestion, optional
+        Relabel refits only: one yes/no question per set (is a test row's prediction above the threshold
+        at the optimum?).  A refit stops as soon as a sign certificate decides it
+        (``info.certified``; its column of ``W`` is then the iterate, and the answer is in ``question``);
+        the others converge as without it.
 
     Returns
     -------
@@ -255,6 +260,9 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
         starts = starts.to(state.w.device)
     W_all = torch.empty(p, m, dtype=DTYPE, device=state.w.device)
     gn, its, conv = np.empty(m), np.empty(m, dtype=np.int64), np.empty(m, dtype=bool)
+    certd = np.zeros(m, dtype=bool)
+    if question is not None and kind != "relabel":
+        raise ValueError("question (sign certificates) is for kind='relabel' refits.")
     bs = members_per_batch(state)
     if explicit_inverse is None:
         explicit_inverse = use_explicit_inverse(state, m)
@@ -290,11 +298,13 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
             Z0[:, worse] = _fit_terms(state)[0][:, None]
             f0[worse] = objective_from_z(Z0[:, worse], Y[:, worse], W0[:, worse], state.l2,
                                          None if S is None else S[:, worse])
-        W, info = lbfgs(state.train, Y, W0, state.l2, tol=state.tol, max_iter=40, precond=pc, S=S, Z0=Z0, f0=f0)
-        if not info.converged.all():
+        qv = None if question is None else question.subset(s, len(block))
+        W, info = lbfgs(state.train, Y, W0, state.l2, tol=state.tol, max_iter=40, precond=pc, S=S, Z0=Z0, f0=f0,
+                        question=qv)
+        if not info.answered.all():
             # far-away refits (large sets, near-singular Hessians) or objective differences at round-off:
             # finish with the globalized (damped, trust-region type) Newton method
-            rest = np.nonzero(~info.converged)[0]
+            rest = np.nonzero(~info.answered)[0]
             r = torch.as_tensor(rest, device=W.device)
             Wr, ir = newton_globalized(state.train, Y[:, r], W[:, r], state.l2, tol=state.tol,
                                        max_iter=max(state.max_iter, 200), precond=state.newton_precond(),
@@ -306,7 +316,9 @@ def refit_sets(state: FittedState, sets, kind: str = "relabel", progress: bool =
         gn[s:s + len(block)] = info.grad_norm
         its[s:s + len(block)] = info.iterations
         conv[s:s + len(block)] = info.converged
-    return W_all, FitInfo(gn, its, conv)
+        if info.certified is not None:
+            certd[s:s + len(block)] = info.certified
+    return W_all, FitInfo(gn, its, conv, None if question is None else certd)
 
 
 def probabilities_after(state: FittedState, test: Design, rows: np.ndarray, W: torch.Tensor) -> np.ndarray:
@@ -318,13 +330,23 @@ def probabilities_after(state: FittedState, test: Design, rows: np.ndarray, W: t
     return torch.sigmoid((Xr * W.T).sum(1)).cpu().numpy()
 
 
-def _prefix_probs(state: FittedState, Xt: Design, rows, sets, kind, progress):
-    W, info = refit_sets(state, sets, kind, progress=progress, desc="minimizing")
-    return probabilities_after(state, Xt, np.asarray(rows), W), info.converged
+def _prefix_probs(state: FittedState, Xt: Design, rows, sets, kind, progress, tau: float, certify: bool = True):
+    """New ``P(y=1)`` of test row ``rows[j]`` after refit ``j`` and whether it is an answer; relabel refits stop
+    once a sign certificate decides their side (the probability is then the midpoint of the proven interval)."""
+    from .certify import relabel_question
+
+    q = relabel_question(state, Xt, rows, tau) if certify and kind == "relabel" else None
+    W, info = refit_sets(state, sets, kind, progress=progress, desc="minimizing", question=q)
+    probs = probabilities_after(state, Xt, np.asarray(rows), W)
+    if q is None:
+        return probs, info.converged, np.zeros(len(sets), dtype=bool)
+    cert = q.decided & ~info.converged
+    probs[cert] = q.probabilities()[cert]
+    return probs, info.converged | cert, cert
 
 
 def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv, max_expand=None, progress=False,
-                   scan_limit: int = 64):
+                   scan_limit: int = 64, certified=None):
     """Smallest flipping prefix ``k`` of each greedy order, with real refits, all rows in lock-step.
 
     ``res`` is a :class:`~cfdkit.linear.results.FlipSets`, ``Xt`` its test design, ``flipped``/``new_prob``/``conv``
@@ -333,7 +355,9 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
     flipping need not be monotone in ``k``, every shorter prefix is refit where ``hi <= scan_limit`` and the
     smallest flipping one is returned (``exact`` True: no shorter prefix of the order flips).  Where
     ``hi > scan_limit`` the answer is the bisection's, a flipping prefix that need not be the smallest
-    (``exact`` False).  Rows whose refit (or any refit of their search) did not converge get
+    (``exact`` False).  ``conv`` marks the rows with an answer (a converged refit or a sign certificate;
+    ``certified`` the latter); relabel refits of the search stop once a sign certificate decides them, and the
+    prefix returned gets one converged refit for its probability.  Rows whose refit (or any refit of their search) did not converge get
     ``verified_size = -1`` (unknown) and NaN.
 
     Returns
@@ -356,16 +380,20 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
     lo[found & ~flipped] = res.size[found & ~flipped]
     refits = 0
 
+    hi_cert = np.asarray(certified, dtype=bool).copy() if certified is not None else np.zeros(n, dtype=bool)
+    hi_cert &= flipped
+
     def try_prefixes(cand, ks):
         """Refit with prefixes ``orders[i][:k]``; update lo/hi/unknown; True/False/None (unknown) per row."""
-        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
+        probs, ok, ce = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind,
+                                      progress, res.threshold)
         out = []
-        for i, k, pr, c in zip(cand, ks, probs, ok):
+        for i, k, pr, c, cc in zip(cand, ks, probs, ok, ce):
             if not c:
                 unknown[i] = True
                 out.append(None)
             elif (pr > res.threshold) != orig[i]:
-                hi[i], hi_prob[i] = k, pr
+                hi[i], hi_prob[i], hi_cert[i] = k, pr, cc
                 out.append(True)
             else:
                 lo[i] = k
@@ -417,12 +445,21 @@ def minimal_prefix(state: FittedState, res, Xt: Design, flipped, new_prob, conv,
                 ks.append(k)
     if cand:
         refits += len(cand)
-        probs, ok = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind, progress)
-        for i, k, pr, c in zip(cand, ks, probs, ok):
+        probs, ok, ce = _prefix_probs(state, Xt, cand, [orders[i][:k] for i, k in zip(cand, ks)], res.kind,
+                                      progress, res.threshold)
+        for i, k, pr, c, cc in zip(cand, ks, probs, ok, ce):
             if not c:
                 unknown[i] = True
             elif (pr > res.threshold) != orig[i] and k < hi[i]:
-                hi[i], hi_prob[i] = k, pr
+                hi[i], hi_prob[i], hi_cert[i] = k, pr, cc
+    # the prefix a user is shown gets one converged refit, so its probability is a number, not an interval
+    show = np.nonzero(hi_cert & (hi > 0) & ~unknown)[0]
+    if show.size:
+        refits += show.size
+        probs, ok, _ = _prefix_probs(state, Xt, show, [orders[i][:hi[i]] for i in show], res.kind, progress,
+                                     res.threshold, certify=False)
+        hi_prob[show] = np.where(ok, probs, np.nan)
+        unknown[show[~ok]] = True
     exact[scan] = True
     exact &= ~unknown
     vs = np.where(unknown, -1, hi)
