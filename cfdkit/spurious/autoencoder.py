@@ -27,6 +27,7 @@ from .data import load_gray_digits, paint
 
 from ..core.arrays import resolve_device  # noqa: E402  (the one device resolver)
 from ..core.validation import check_batch as _as_array  # noqa: E402
+from ..core.validation import check_number  # noqa: E402
 
 __all__ = ["Autoencoder", "IdentityAutoencoder", "random_colour_digits"]
 
@@ -130,17 +131,16 @@ class Autoencoder(BaseEstimator):
         self.progress = progress
 
     def _validate_params(self):
-        for name in ("latent_dim", "epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name}={v!r} must be a positive int.")
+        for name, hi, ex in (("latent_dim", None, 16), ("epochs", 100_000, 60), ("batch_size", None, 64)):
+            check_number(getattr(self, name), name, low=1, high=hi, integer=True, fix=f"Pass e.g. {name}={ex}.")
+        check_number(self.weight_decay, "weight_decay", low=0, high=1e3, fix="Pass e.g. weight_decay=0.0.")
+        check_number(self.seed, "seed", low=0, high=2 ** 63 - 1, integer=True, fix="Pass e.g. seed=0.")
         hidden = tuple(self.hidden)
         if any(isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden):
             raise ValueError(f"hidden={self.hidden!r} must be a tuple of positive ints, e.g. (128,).")
         if self.output not in ("sigmoid", "linear"):
             raise ValueError(f"output={self.output!r} is unknown; use 'sigmoid' (pixels in [0, 1]) or 'linear'.")
-        if not (isinstance(self.lr, numbers.Real) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} must be a positive float.")
+        check_number(self.lr, "lr", low=0, high=1, low_inclusive=False, fix="Pass e.g. lr=3e-3 (Adam's step size).")
         return hidden
 
     def fit(self, X, y=None) -> "Autoencoder":
@@ -157,9 +157,10 @@ class Autoencoder(BaseEstimator):
         dev = resolve_device(self.device)
         self.input_shape_ = tuple(A.shape[1:])
         self.n_features_in_ = int(np.prod(self.input_shape_))
-        torch.manual_seed(int(self.seed))
         gen = torch.Generator().manual_seed(int(self.seed))
-        self.module_ = _MLPAE(self.n_features_in_, hidden, int(self.latent_dim), self.output).to(dev, self.dtype)
+        with torch.random.fork_rng(devices=[]):  # seeded init; the user's global RNG state is left as it was
+            torch.manual_seed(int(self.seed))
+            self.module_ = _MLPAE(self.n_features_in_, hidden, int(self.latent_dim), self.output).to(dev, self.dtype)
         Xt = torch.as_tensor(A.reshape(len(A), -1), dtype=self.dtype, device=dev)
         opt = torch.optim.Adam(self.module_.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
         self.loss_curve_ = []

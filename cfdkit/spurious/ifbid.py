@@ -36,6 +36,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 from .data import MEAN_COLORS
+from ..core.validation import check_number
 from .zoo import ModelZoo, resolve_device
 
 __all__ = ["DETECTORS", "WeightDetector", "stats_features", "two_level"]
@@ -197,6 +198,15 @@ class WeightDetector(BaseEstimator, ClassifierMixin):
         self.device = device
 
     # -------------------------------------------------------------- checks
+    def _check_numbers(self):
+        check_number(self.epochs, "epochs", low=1, high=100_000, integer=True, fix="Pass e.g. epochs=300.")
+        check_number(self.lr, "lr", low=0, high=1, low_inclusive=False, fix="Pass e.g. lr=3e-3 (Adam's step size).")
+        check_number(self.weight_decay, "weight_decay", low=0, high=1e3, fix="Pass e.g. weight_decay=1e-3.")
+        check_number(self.C, "C", low=0, low_inclusive=False, fix="Pass e.g. C=1.0 (inverse L2 strength).")
+        check_number(self.n_components, "n_components", low=1, integer=True, fix="Pass e.g. n_components=100.")
+        check_number(self.n_neighbors, "n_neighbors", low=1, integer=True, fix="Pass e.g. n_neighbors=5.")
+        check_number(self.seed, "seed", low=0, high=2 ** 32 - 1, integer=True, fix="Pass e.g. seed=0.")
+
     def _check_kind(self):
         if self.kind not in DETECTORS:
             raise ValueError(f"kind={self.kind!r} is unknown; use one of {DETECTORS}.")
@@ -225,6 +235,7 @@ class WeightDetector(BaseEstimator, ClassifierMixin):
     def fit(self, zoo, y=None):
         """Fit on the members of ``zoo`` with labels ``y`` (default ``zoo.levels``). Returns self."""
         lay = self._check_kind()
+        self._check_numbers()
         self.check_zoo(zoo, fitted=False)
         y = zoo.levels if y is None else np.asarray(y)
         if y.shape != (len(zoo),):
@@ -267,8 +278,13 @@ class WeightDetector(BaseEstimator, ClassifierMixin):
         return F_[:, np.isin(keep, self.layers_ + ["color"])]
 
     def _fit_torch(self, zoo, yi):
+        # the global torch RNG is seeded for the fit and restored afterwards (the user's state is never changed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed))
+            self._fit_torch_seeded(zoo, yi)
+
+    def _fit_torch_seeded(self, zoo, yi):
         dev = resolve_device(self.device)
-        torch.manual_seed(int(self.seed))
         params = {k: v.detach().to(dev, torch.float32) for k, v in zoo.params.items()}
         M = len(zoo)
         mean, scale = {}, {}

@@ -15,7 +15,9 @@ ported here with λ ≥ 0 (the code uses ``z + λ ∇`` with λ ≤ 0, the same 
   2. ``cur < min_pred`` (0.05, ``"low"``),
   3. ``p_0 − pred_diff > cur`` (it dropped by more than ``pred_diff``, ``"pred_diff"``),
   4. ``λ ≥ max_lambda`` (the code's ``search_max_steps``, ``"max_lambda"``),
-  5. ``Σ|D(z_0) − D(z_λ)| > max_pixel_frac · Σ|D(z_0)|`` (``"pixels"``);
+  5. ``Σ|D(z_0) − D(z_λ)| > max_pixel_frac · Σ|D(z_0)|`` (``"pixels"``),
+  6. the input has taken ``max_steps`` steps (``"max_steps"``, a bound that is not in the code: every
+     loop in cfdkit ends);
 * the λ at which the stop fired is the counterfactual's λ (as in the code, whose sweep is
   ``linspace(lbound, 0, lambda_sweep_steps)`` with ``lbound`` the λ that fired).
 
@@ -44,12 +46,14 @@ import numpy as np
 import torch
 
 from ..core.arrays import resolve_device
+from ..core.validation import check_number
+from ._user import eval_mode
 
 __all__ = ["latent_shift", "LatentShiftResult", "probability", "compose", "linear_classifier", "outputs",
            "STOP_REASONS", "check_classifier", "check_autoencoder"]
 
 #: Stop reasons in the order the rules are checked.
-STOP_REASONS = ("rising", "low", "pred_diff", "max_lambda", "pixels")
+STOP_REASONS = ("rising", "low", "pred_diff", "max_lambda", "pixels", "max_steps")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,7 +65,8 @@ class _Prob(torch.nn.Module):
         self.module, self.target, self.kind = module, target, kind
 
     def forward(self, x):
-        out = self.module(x)
+        with eval_mode(self.module):  # the user's module keeps its own mode between calls
+            out = self.module(x)
         if self.kind == "softmax":
             return torch.softmax(out, dim=1)[:, self.target]
         if out.ndim == 2:
@@ -81,7 +86,8 @@ def probability(module, target: int | None = None, kind: str = "sigmoid"):
 
     Returns
     -------
-    torch.nn.Module, ``x -> (n,)`` probabilities (``module`` is put in ``eval()`` mode if it has one).
+    torch.nn.Module, ``x -> (n,)`` probabilities; ``module`` runs in ``eval()`` mode during each call and is
+    left in its own mode afterwards (it is never changed).
     """
     if not callable(module):
         raise TypeError(f"module must be a callable torch model; got {type(module).__name__}.")
@@ -89,8 +95,6 @@ def probability(module, target: int | None = None, kind: str = "sigmoid"):
         raise ValueError(f"kind={kind!r} is unknown; use 'sigmoid' or 'softmax'.")
     if kind == "softmax" and target is None:
         raise ValueError("kind='softmax' needs target=<class index>.")
-    if hasattr(module, "eval"):
-        module.eval()
     return _Prob(module, target, kind)
 
 
@@ -299,32 +303,33 @@ class LatentShiftResult:
 # ---------------------------------------------------------------------------------------------
 # the search
 
-def _check_params(pred_diff, step, growth, max_lambda, max_pixel_frac, min_pred, n_frames, batch_size):
-    if isinstance(pred_diff, bool) or not isinstance(pred_diff, numbers.Real) or not (0 < pred_diff < 1):
-        raise ValueError(f"pred_diff={pred_diff!r} must lie in the open interval (0, 1): the drop of the base "
-                         "prediction that ends the search (0.6 in the CF-alignment experiments, code default 0.8).")
-    if not isinstance(step, numbers.Real) or not step > 0 or not math.isfinite(step):
-        raise ValueError(f"step={step!r} must be a finite float > 0 (the code's search_step_size).")
-    if not isinstance(growth, numbers.Real) or growth < 0:
-        raise ValueError(f"growth={growth!r} must be >= 0 (0.1 = the code's λ//10).")
-    if not isinstance(max_lambda, numbers.Real) or not max_lambda > 0:
-        raise ValueError(f"max_lambda={max_lambda!r} must be > 0 (the code's search_max_steps).")
-    if not isinstance(max_pixel_frac, numbers.Real) or not max_pixel_frac > 0:
-        raise ValueError(f"max_pixel_frac={max_pixel_frac!r} must be > 0 (code: 0.05; 8x8 digits need ~0.5).")
-    if not isinstance(min_pred, numbers.Real) or not (0 <= min_pred < 1):
-        raise ValueError(f"min_pred={min_pred!r} must lie in [0, 1) (code: 0.05).")
-    if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 2:
-        raise ValueError(f"n_frames={n_frames!r} must be an int >= 2 (reconstruction and counterfactual).")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size={batch_size!r} must be a positive int or None (all inputs at once).")
+def _check_params(pred_diff, step, growth, max_lambda, max_pixel_frac, min_pred, n_frames, batch_size,
+                  max_steps=100_000):
+    check_number(pred_diff, "pred_diff", low=0, high=1, low_inclusive=False, high_inclusive=False,
+                 fix="It is the drop of the base prediction that ends the search (0.6 in the CF-alignment "
+                     "experiments, code default 0.8).")
+    check_number(step, "step", low=0, low_inclusive=False, fix="Pass e.g. step=1.0 (the code's search_step_size).")
+    check_number(growth, "growth", low=0, high=1e6,
+                 fix="Pass e.g. growth=0.1 (the code's λ//10) or growth=0.0 for fixed steps.")
+    check_number(max_lambda, "max_lambda", low=0, low_inclusive=False,
+                 fix="Pass e.g. max_lambda=500000.0 (the code's search_max_steps).")
+    check_number(max_pixel_frac, "max_pixel_frac", low=0, low_inclusive=False,
+                 fix="Pass e.g. max_pixel_frac=0.05 (the code's value; 8x8 digits need ~0.5).")
+    check_number(min_pred, "min_pred", low=0, high=1, high_inclusive=False, fix="Pass e.g. min_pred=0.05.")
+    check_number(n_frames, "n_frames", low=2, integer=True, fix="Pass e.g. n_frames=10 (reconstruction and "
+                                                                  "counterfactual at least).")
+    check_number(batch_size, "batch_size", low=1, integer=True, allow_none=True,
+                 fix="Pass a positive int or None (all inputs at once).")
+    check_number(max_steps, "max_steps", low=1, integer=True,
+                 fix="Pass e.g. max_steps=100000: the most search steps per input before it stops with "
+                     "reason 'max_steps'.")
 
 
 def latent_shift(classifier, autoencoder, X, pred_diff: float = 0.6, step: float = 1.0, growth: float = 0.1,
                  integer_growth: bool = True, max_lambda: float = 500000.0, max_pixel_frac: float = 0.05,
                  min_pred: float = 0.05, n_frames: int = 10, batch_size: int | None = None,
                  keep_trace_images: bool = False, device=None, dtype=torch.float32,
-                 progress: bool = False) -> LatentShiftResult:
+                 progress: bool = False, max_steps: int = 100_000) -> LatentShiftResult:
     """Latent Shift counterfactuals for many inputs at once (Eq. 1–2 with the official λ search).
 
     Parameters
@@ -356,16 +361,27 @@ def latent_shift(classifier, autoencoder, X, pred_diff: float = 0.6, step: float
     dtype : torch dtype of the inputs (float32 default; use float64 with float64 models)
     progress : bool
         ``tqdm.auto`` bar over search steps / chunks.
+    max_steps : int >= 1
+        Bound on the search steps per input: an input still searching after this many steps stops with
+        reason ``"max_steps"`` (with ``growth=0`` and a tiny ``step`` the λ rule alone could take
+        ``max_lambda / step`` steps).
 
     Returns
     -------
     LatentShiftResult
+
+    Raises
+    ------
+    ValueError
+        A parameter is NaN, infinite or out of range; the classifier returns NaN/inf along the path.
+    TypeError
+        The classifier is not a differentiable callable, the autoencoder has no ``encode``/``decode``.
     """
     import time
 
     check_classifier(classifier)
     check_autoencoder(autoencoder)
-    _check_params(pred_diff, step, growth, max_lambda, max_pixel_frac, min_pred, n_frames, batch_size)
+    _check_params(pred_diff, step, growth, max_lambda, max_pixel_frac, min_pred, n_frames, batch_size, max_steps)
     dev = resolve_device(device)
     A = _to_tensor(X, "X", dev, dtype)
     n = len(A)
@@ -378,12 +394,12 @@ def latent_shift(classifier, autoencoder, X, pred_diff: float = 0.6, step: float
     for s in tqdm(it, disable=not (progress and bs < n), desc="latent shift", leave=False):
         chunks.append(_search(classifier, autoencoder, A[s:s + bs], float(pred_diff), float(step), float(growth),
                               bool(integer_growth), float(max_lambda), float(max_pixel_frac), float(min_pred),
-                              int(n_frames), bool(keep_trace_images), progress and bs == n))
+                              int(n_frames), bool(keep_trace_images), progress and bs == n, int(max_steps)))
     res = _concat(chunks)
     res.seconds = time.perf_counter() - t0
     res.params = dict(pred_diff=pred_diff, step=step, growth=growth, integer_growth=integer_growth,
                       max_lambda=max_lambda, max_pixel_frac=max_pixel_frac, min_pred=min_pred, n_frames=n_frames,
-                      batch_size=batch_size)
+                      batch_size=batch_size, max_steps=max_steps)
     return res
 
 
@@ -417,7 +433,7 @@ def _concat(chunks) -> LatentShiftResult:
 
 
 def _search(classifier, ae, x, pred_diff, step, growth, integer_growth, max_lambda, max_pixel_frac, min_pred,
-            n_frames, keep_images, progress):
+            n_frames, keep_images, progress, max_steps=100_000):
     n = len(x)
     with torch.enable_grad():
         z0 = ae.encode(x)
@@ -468,9 +484,13 @@ def _search(classifier, ae, x, pred_diff, step, growth, integer_growth, max_lamb
                 tp[i].append(cur[j])
                 if keep_images:
                     ti[i].append(xl_np[j])
+            if not np.all(np.isfinite(cur)):
+                bad = int(idx[~np.isfinite(cur)][0])
+                raise ValueError(f"classifier returned NaN/inf for input {bad} at λ = {lam[bad]:g} along the Latent "
+                                 "Shift path; check the classifier on decoded images (or lower max_lambda).")
             n_steps[idx] += 1
             conds = (last[idx] < cur, cur < min_pred, p0[idx] - pred_diff > cur, lam[idx] >= max_lambda,
-                     diff > pix_sum[idx] * max_pixel_frac)
+                     diff > pix_sum[idx] * max_pixel_frac, n_steps[idx] >= max_steps)
             stopped = np.zeros(len(idx), bool)
             for name, c in zip(STOP_REASONS, conds):
                 new = c & ~stopped

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..core.validation import check_number
 from .scores import bias_report
 from .zoo import ModelZoo, _Adam, batched_forward
 
@@ -56,8 +57,8 @@ def weight_step(detector, zoo: ModelZoo, target: int = 3, eps: float = 0.02, mod
     """
     if mode not in LOCALISATIONS:
         raise ValueError(f"mode={mode!r} is unknown; use 'fgsm' or 'gm'.")
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise ValueError(f"eps={eps!r} must be a positive float (the paper uses 0.02).")
+    check_number(eps, "eps", low=0, high=1e3, low_inclusive=False, fix="The paper uses eps=0.02.")
+    check_number(mark_threshold, "mark_threshold", low=0, fix="Pass e.g. mark_threshold=1e-2.")
     detector.check_zoo(zoo, fitted=True)
     if target not in detector.classes_:
         raise ValueError(f"target={target} is not a level the detector knows ({detector.classes_.tolist()}).")

@@ -53,7 +53,8 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ..core.arrays import resolve_device
-from ..core.validation import NotFittedError
+from ..core.validation import NotFittedError, check_number
+from ._user import eval_mode, module_dtype_device
 
 __all__ = ["NeuronTune", "NeuronTuneWarning", "SplitModel", "split_model", "spuriousness_scores",
            "neuron_scores", "flag_neurons", "sfit", "lambda_grid", "select_by_sfit", "worst_group_accuracy",
@@ -119,6 +120,23 @@ def _as_labels(y, n, name="y") -> np.ndarray:
             np.any(a < 0):
         raise ValueError(f"{name} must hold integer class labels 0..C-1; got e.g. {np.unique(a)[:5].tolist()}.")
     return a.astype(np.int64)
+
+
+def _check_label_range(y, n_classes, name):
+    if len(y) and y.max() >= n_classes:
+        raise ValueError(f"{name} holds label {int(y.max())} but the model's head has {n_classes} classes "
+                         f"(labels 0..{n_classes - 1}); pass the labels the model was trained with.")
+    return y
+
+
+def _check_head_numbers(epochs, lr, batch_size, weight_decay, seed):
+    """Head-retraining numbers, checked once (finite, in range); returns ``(epochs, batch_size, seed)`` as ints."""
+    epochs = check_number(epochs, "epochs", low=1, high=100_000, integer=True, fix="Pass e.g. epochs=50.")
+    check_number(lr, "lr", low=0, high=1, low_inclusive=False, fix="Pass e.g. lr=1e-2 (Adam's step size).")
+    batch_size = check_number(batch_size, "batch_size", low=1, integer=True, fix="Pass e.g. batch_size=64.")
+    check_number(weight_decay, "weight_decay", low=0, high=1e3, fix="Pass e.g. weight_decay=1e-4 (0 for none).")
+    seed = check_number(seed, "seed", low=0, high=2 ** 63 - 1 - 7919, integer=True, fix="Pass e.g. seed=0.")
+    return epochs, batch_size, seed
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,13 +306,22 @@ _NO_HEAD = ("model has no separable linear head; pass a cfdkit.neural.ReLUNet, a
             "with head an nn.Linear")
 
 
-def _torch_embed(fn, device, batch=4096):
+def _torch_embed(select, module, device, batch=4096):
+    """Embeddings ``select(module)(x)`` in ``module``'s dtype, in eval mode, without changing ``module``: its
+    train/eval modes are restored after each call and a module on another device is copied, not moved."""
+    import copy
+
+    dtype, mdev = module_dtype_device(module)
+    if mdev != device:  # never move the user's module: work on a copy
+        module = copy.deepcopy(module).to(device)
+    fn = select(module)
+
     def embed(X):
         X = np.asarray(X)
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(module):
             for i in range(0, len(X), batch):
-                xb = torch.as_tensor(np.asarray(X[i:i + batch], np.float32), device=device)
+                xb = torch.as_tensor(np.asarray(X[i:i + batch], np.float64), device=device).to(dtype)
                 out.append(fn(xb).reshape(len(xb), -1).double().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0))
     return embed
@@ -340,14 +367,12 @@ def split_model(model, device=None) -> SplitModel:
     if isinstance(model, torch.nn.Sequential):
         if len(model) < 2 or not isinstance(model[-1], torch.nn.Linear):
             raise TypeError(f"{_NO_HEAD}; this Sequential ends in {type(model[-1]).__name__ if len(model) else 'nothing'}.")
-        model = model.to(dev).eval()
         W, b = _linear_params(model[-1])
-        return SplitModel(_torch_embed(model[:-1], dev), W, b, "Sequential")
+        return SplitModel(_torch_embed(lambda m: m[:-1], model, dev), W, b, "Sequential")
     if isinstance(model, torch.nn.Module) and isinstance(getattr(model, "head", None), torch.nn.Linear) and \
             callable(getattr(model, "embed", None)):
-        model = model.to(dev).eval()
         W, b = _linear_params(model.head)
-        return SplitModel(_torch_embed(model.embed, dev), W, b, type(model).__name__)
+        return SplitModel(_torch_embed(lambda m: m.embed, model, dev), W, b, type(model).__name__)
     raise TypeError(f"{_NO_HEAD}; got {type(model).__name__}.")
 
 
@@ -377,7 +402,15 @@ def retrain_head(V, y, W0, b0, *, balanced=True, epochs=50, lr=1e-2, batch_size=
     Returns
     -------
     W, b : ndarrays (K, M), (K,)
+
+    Raises
+    ------
+    ValueError, TypeError
+        A number out of range (epochs, lr, batch_size, weight_decay, seed) or labels the head cannot hold.
     """
+    epochs, batch_size, seed = _check_head_numbers(epochs, lr, batch_size, weight_decay, seed)
+    K = 2 if np.shape(W0)[0] == 1 else np.shape(W0)[0]
+    y = _check_label_range(_as_labels(y, len(V), "y"), K, "y")
     rng = np.random.default_rng(seed)
     Vt = torch.as_tensor(np.asarray(V, np.float64))
     yt = torch.as_tensor(np.asarray(y, np.int64))
@@ -471,6 +504,14 @@ class NeuronTune(BaseEstimator):
             raise ValueError(f"{name} must be finite numbers; impute or drop NaN/inf rows first.")
         return X
 
+    def _embed(self, X, name):
+        try:
+            return self._split().embed(X)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"the model could not embed {name} of shape {np.shape(X)} ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200]}); pass {name} with the per-row shape the model "
+                             "was trained on.") from e
+
     def _mask_vector(self, M):
         m = np.ones(M)
         m[self.masked_] = self.mask_value_
@@ -493,8 +534,8 @@ class NeuronTune(BaseEstimator):
         self.rule_ = _check_rule(self.rule)
         sm = self._split()
         X = self._check_X(X_ide, "X_ide")
-        y = _as_labels(y_ide, len(X), "y_ide")
-        V = sm.embed(X)
+        y = _check_label_range(_as_labels(y_ide, len(X), "y_ide"), sm.n_classes, "y_ide")
+        V = self._embed(X, "X_ide")
         pred = sm.predict_from_embedding(V)
         self.delta_, self.counts_ = spuriousness_scores(V, y, pred == y, n_classes=sm.n_classes)
         with warnings.catch_warnings(record=True) as w:
@@ -545,10 +586,7 @@ class NeuronTune(BaseEstimator):
         self
         """
         self.mask_value_ = _check_mask_value(self.mask_value)
-        for v, name in ((self.epochs, "epochs"), (self.batch_size, "batch_size")):
-            _check_pos_int(v, name)
-        _check_pos_float(self.lr, "lr")
-        _check_pos_float(self.weight_decay, "weight_decay", allow_zero=True)
+        _check_head_numbers(self.epochs, self.lr, self.batch_size, self.weight_decay, self.seed)
         if X_ide is not None or y_ide is not None:
             if X_ide is None or y_ide is None:
                 raise ValueError("pass both X_ide and y_ide (the identification set), or neither after identify().")
@@ -557,12 +595,12 @@ class NeuronTune(BaseEstimator):
             raise NotFittedError("no identification yet: pass X_ide, y_ide to fit() or call identify() first.")
         sm = self._split()
         X = self._check_X(X_tune, "X_tune")
-        y = _as_labels(y_tune, len(X), "y_tune")
+        y = _check_label_range(_as_labels(y_tune, len(X), "y_tune"), sm.n_classes, "y_tune")
         if len(np.unique(y)) < 2:
             raise ValueError("y_tune holds a single class; the head needs every class to retrain.")
         M = self.n_features_in_
         self.masked_ = self._resolve_masked(M)
-        V = sm.embed(X) * self._mask_vector(M)
+        V = self._embed(X, "X_tune") * self._mask_vector(M)
         self.W_, self.b_ = retrain_head(V, y, sm.W, sm.b, balanced=bool(self.balanced), epochs=int(self.epochs),
                                         lr=float(self.lr), batch_size=int(self.batch_size),
                                         weight_decay=float(self.weight_decay), seed=int(self.seed))
@@ -580,7 +618,7 @@ class NeuronTune(BaseEstimator):
     def transform(self, X):
         """Masked embeddings ``(n, M)`` (the head's input after regulation)."""
         self._check_fitted()
-        return self._split().embed(self._check_X(X, "X")) * self._mask_vector(self.n_features_in_)
+        return self._embed(self._check_X(X, "X"), "X") * self._mask_vector(self.n_features_in_)
 
     def _predict_V(self, V):
         z = V @ self.W_.T + self.b_

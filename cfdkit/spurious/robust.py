@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 from ..core.arrays import resolve_device
-from ..core.validation import check_batch
+from ..core.validation import check_batch, check_number
 
 __all__ = ["RobustClassifier", "MLP", "METHODS", "group_metrics"]
 
@@ -141,10 +141,14 @@ class RobustClassifier(BaseEstimator, ClassifierMixin):
         """
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} is unknown; use one of {METHODS}.")
-        for name in ("epochs", "batch_size", "jtt_epochs", "jtt_upweight"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name}={v!r} must be a positive int.")
+        for name, hi, ex in (("epochs", 100_000, 60), ("batch_size", None, 64), ("jtt_epochs", 100_000, 10),
+                             ("jtt_upweight", 10_000, 20)):
+            check_number(getattr(self, name), name, low=1, high=hi, integer=True, fix=f"Pass e.g. {name}={ex}.")
+        check_number(self.lr, "lr", low=0, high=1, low_inclusive=False, fix="Pass e.g. lr=1e-3 (Adam's step size).")
+        check_number(self.weight_decay, "weight_decay", low=0, high=1e3, fix="Pass e.g. weight_decay=0.0.")
+        check_number(self.eta, "eta", low=0, high=1e3, fix="Pass e.g. eta=0.01 (GroupDRO's step on q).")
+        check_number(self.alpha, "alpha", low=0, high=1e6, fix="Pass e.g. alpha=1.0 (FLAC penalty weight).")
+        check_number(self.seed, "seed", low=0, high=2 ** 63 - 2, integer=True, fix="Pass e.g. seed=0.")
         A, yy = _check_Xy(X, y)
         n = len(A)
         if self.method == "groupdro":
@@ -166,20 +170,22 @@ class RobustClassifier(BaseEstimator, ClassifierMixin):
         self.classes_ = np.array([0, 1])
         Xt = torch.as_tensor(A.reshape(n, -1), dtype=torch.float32, device=dev)
         yt = torch.as_tensor(yy, dtype=torch.float32, device=dev)
-        torch.manual_seed(int(self.seed))
-        init = MLP(self.n_features_in_, tuple(self.hidden)).to(dev).state_dict()
-        init = {k: v.clone() for k, v in init.items()}
-        if self.method == "jtt":
-            first = self._train(init, Xt, yt, np.arange(n), int(self.jtt_epochs))
-            with torch.no_grad():
-                wrong = ((first(Xt) > 0).float() != yt).cpu().numpy()
-            self.error_set_ = np.flatnonzero(wrong)
-            index = np.concatenate([np.arange(n)] + [self.error_set_] * (int(self.jtt_upweight) - 1))
-            self.net_ = self._train(init, Xt, yt, index, int(self.epochs))
-        else:
-            g = None if groups is None else torch.as_tensor(np.unique(groups, return_inverse=True)[1], device=dev)
-            b = None if bias is None else torch.as_tensor(bias, dtype=torch.float32, device=dev)
-            self.net_ = self._train(init, Xt, yt, np.arange(n), int(self.epochs), groups=g, bias=b)
+        # seeded; the global RNG (the MLP constructors draw from it) is restored afterwards
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed))
+            init = MLP(self.n_features_in_, tuple(self.hidden)).to(dev).state_dict()
+            init = {k: v.clone() for k, v in init.items()}
+            if self.method == "jtt":
+                first = self._train(init, Xt, yt, np.arange(n), int(self.jtt_epochs))
+                with torch.no_grad():
+                    wrong = ((first(Xt) > 0).float() != yt).cpu().numpy()
+                self.error_set_ = np.flatnonzero(wrong)
+                index = np.concatenate([np.arange(n)] + [self.error_set_] * (int(self.jtt_upweight) - 1))
+                self.net_ = self._train(init, Xt, yt, index, int(self.epochs))
+            else:
+                g = None if groups is None else torch.as_tensor(np.unique(groups, return_inverse=True)[1], device=dev)
+                b = None if bias is None else torch.as_tensor(bias, dtype=torch.float32, device=dev)
+                self.net_ = self._train(init, Xt, yt, np.arange(n), int(self.epochs), groups=g, bias=b)
         self.net_.eval()
         return self
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.validation import check_number
 from .data import MEAN_COLORS, paint
 
 __all__ = ["color_score", "color_score_fn", "bias_report"]
@@ -32,6 +33,9 @@ def _check_gray(gray, y, n_classes):
 
 
 def _limit(gray, y, n_images, seed):
+    n_images = check_number(n_images, "n_images", low=1, integer=True, allow_none=True,
+                            fix="Pass e.g. n_images=1000 (a seeded subset) or None for every digit.")
+    check_number(seed, "seed", low=0, integer=True, fix="Pass e.g. seed=0.")
     if n_images is None or n_images >= len(y):
         return gray, y
     rng = np.random.default_rng(seed)

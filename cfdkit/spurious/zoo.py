@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from .data import SIGMA2_LEVELS, colored_digits
 
 from ..core.arrays import resolve_device
+from ..core.validation import check_number
 
 __all__ = ["CNNSpec", "SmallCNN", "ModelZoo", "TrainSettings", "train_zoo", "train_member",
            "ZOO_FORMAT"]
@@ -53,6 +54,7 @@ class CNNSpec:
     hidden : tuple of ints
         Widths of the hidden dense layers (``(32,)``; ``(64, 32)`` is the deeper variant).
     n_classes : int
+        Must be 10: members classify the ten coloured digits.
     """
 
     size: int = 8
@@ -61,14 +63,24 @@ class CNNSpec:
     n_classes: int = 10
 
     def __post_init__(self):
-        if self.size not in (8, 16):
-            raise ValueError(f"CNNSpec size={self.size} is not supported; use 8 or 16.")
-        if len(self.channels) != 2 or any(int(c) < 1 for c in self.channels):
-            raise ValueError(f"CNNSpec channels={self.channels} must be two positive ints (conv1, conv2 filters).")
-        if len(self.hidden) < 1 or any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"CNNSpec hidden={self.hidden} must be one or more positive ints.")
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if isinstance(self.size, bool) or self.size not in (8, 16):
+            raise ValueError(f"CNNSpec size={self.size!r} is not supported; use 8 or 16.")
+        object.__setattr__(self, "size", int(self.size))
+        if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__len__") or len(self.channels) != 2:
+            raise ValueError(f"CNNSpec channels={self.channels!r} must be two positive ints (conv1, conv2 filters), "
+                             "e.g. channels=(8, 16).")
+        chans = tuple(check_number(c, "CNNSpec channels", low=1, high=4096, integer=True,
+                                   fix="Pass two positive ints, e.g. channels=(8, 16).") for c in self.channels)
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__len__") or len(self.hidden) < 1:
+            raise ValueError(f"CNNSpec hidden={self.hidden!r} must be one or more positive ints, e.g. hidden=(32,).")
+        hid = tuple(check_number(h, "CNNSpec hidden", low=1, high=65536, integer=True,
+                                 fix="Pass one or more positive ints, e.g. hidden=(32,).") for h in self.hidden)
+        # the members learn digit classes of the coloured digits (10; fewer only for a custom training loop)
+        ncl = check_number(self.n_classes, "CNNSpec n_classes", low=10, high=10, integer=True,
+                           fix="Zoo members classify the 10 coloured digits: use n_classes=10.")
+        object.__setattr__(self, "channels", chans)
+        object.__setattr__(self, "hidden", hid)
+        object.__setattr__(self, "n_classes", ncl)
 
     @property
     def conv_layers(self) -> list[str]:
@@ -107,8 +119,22 @@ class CNNSpec:
 
     @classmethod
     def from_dict(cls, d) -> "CNNSpec":
-        return cls(size=int(d["size"]), channels=tuple(d["channels"]), hidden=tuple(d["hidden"]),
-                   n_classes=int(d["n_classes"]))
+        """The inverse of :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            ``d`` is not a dict with the keys ``size``, ``channels``, ``hidden``, ``n_classes`` of valid values.
+        """
+        keys = ("size", "channels", "hidden", "n_classes")
+        if not isinstance(d, dict) or any(k not in d for k in keys):
+            raise ValueError(f"spec must be a dict with the keys {list(keys)} (CNNSpec.to_dict()); got "
+                             f"{d if not isinstance(d, dict) else sorted(d)!r}.")
+        try:
+            return cls(size=d["size"], channels=tuple(d["channels"]), hidden=tuple(d["hidden"]),
+                       n_classes=d["n_classes"])
+        except TypeError as e:
+            raise ValueError(f"spec holds an invalid value: {e}") from e
 
 
 class SmallCNN(nn.Module):
@@ -283,12 +309,15 @@ class TrainSettings:
     shift: int = 0
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}={v!r} must be a positive integer.")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r} must be a positive float.")
+        for name, hi, ex in (("epochs", 100_000, 40), ("batch_size", None, 50)):
+            check_number(getattr(self, name), name, low=1, high=hi, integer=True, fix=f"Pass e.g. {name}={ex}.")
+        check_number(self.lr, "lr", low=0, high=1, low_inclusive=False,
+                     fix="Pass e.g. lr=3e-3 (Adam's step size; larger steps diverge to NaN weights).")
+        check_number(self.n_train, "n_train", low=1, integer=True, allow_none=True,
+                     fix="Pass a positive number of training digits per member, e.g. n_train=800, or None for all.")
+        check_number(self.shift, "shift", low=0, integer=True, fix="Pass e.g. shift=0 (no jitter) or 1.")
+        if self.train_digits not in (None, "first", "second"):
+            raise ValueError(f"train_digits={self.train_digits!r} is unknown; use None, 'first' or 'second'.")
 
 
 def member_data(sigma2, seed, spec, settings):
@@ -310,7 +339,8 @@ def _check_members(sigma2s, seeds):
     if seeds is None:
         seeds = np.arange(len(s2))
     seeds = np.atleast_1d(np.asarray(seeds))
-    if seeds.shape != s2.shape or not np.issubdtype(seeds.dtype, np.integer) or np.any(seeds < 0):
+    if seeds.shape != s2.shape or not np.issubdtype(seeds.dtype, np.integer) or np.issubdtype(seeds.dtype, np.bool_) \
+            or np.any(seeds < 0):
         raise ValueError(f"seeds must be {len(s2)} non-negative integers, one per member; got {seeds!r}.")
     if len(np.unique(seeds)) != len(seeds):
         raise ValueError("seeds must be distinct: two members with the same seed would be the same model.")
@@ -365,9 +395,8 @@ def train_zoo(sigma2s, seeds=None, spec: CNNSpec = CNNSpec(), settings: TrainSet
         raise TypeError(f"dtype={dtype!r} is not supported; use torch.float32 or torch.float64.")
     dev = resolve_device(device)
     M = len(s2)
-    chunk = M if chunk is None else int(chunk)
-    if chunk < 1:
-        raise ValueError(f"chunk={chunk} must be a positive integer or None.")
+    chunk = M if chunk is None else check_number(chunk, "chunk", low=1, integer=True,
+                                                 fix="Pass a positive number of members per batch, or None.")
     parts = []
     for c0 in range(0, M, chunk):
         parts.append(_train_chunk(s2[c0:c0 + chunk], seeds[c0:c0 + chunk], spec, settings, dev, dtype,
@@ -419,6 +448,12 @@ class ModelZoo:
     """
 
     def __init__(self, spec: CNNSpec, params: dict, meta: dict, settings: TrainSettings | None = None):
+        if not isinstance(spec, CNNSpec):
+            raise TypeError(f"spec must be a CNNSpec; got {type(spec).__name__}.")
+        if not isinstance(params, dict):
+            raise ValueError(f"params must be a dict name -> tensor (M, *shape); got {type(params).__name__}.")
+        if not isinstance(meta, dict):
+            raise ValueError(f"meta must be a dict name -> tensor (M,); got {type(meta).__name__}.")
         shapes = spec.shapes()
         if list(params) != list(shapes):
             raise ValueError(f"params keys {list(params)} do not match the architecture {list(shapes)}.")
@@ -427,13 +462,26 @@ class ModelZoo:
             t = params[k]
             if not isinstance(t, torch.Tensor) or tuple(t.shape[1:]) != shp:
                 raise ValueError(f"param {k!r} must be a tensor of shape (M, {', '.join(map(str, shp))}); "
-                                 f"got {getattr(t, 'shape', type(t))}.")
+                                 f"got {getattr(t, 'shape', type(t).__name__)}.")
+            if t.dtype not in (torch.float32, torch.float64):
+                raise ValueError(f"param {k!r} has dtype {t.dtype}; zoo parameters are float32 or float64.")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"param {k!r} holds NaN/inf values (a diverged member or a corrupt file); "
+                                 "retrain the zoo or drop those members with subset().")
             M = t.shape[0] if M is None else M
             if t.shape[0] != M:
                 raise ValueError("all params must have the same number of members M on axis 0.")
+        if M == 0:
+            raise ValueError("the zoo is empty (no member on axis 0 of params); a zoo needs at least one member.")
+        for k in ("sigma2", "seed"):
+            if k not in meta:
+                raise ValueError(f"meta has no {k!r} entry; a zoo records each member's sigma2 and seed "
+                                 "(train_zoo writes both).")
         for k, v in meta.items():
             if not isinstance(v, torch.Tensor) or v.shape != (M,):
                 raise ValueError(f"meta[{k!r}] must be a tensor of shape ({M},).")
+        if settings is not None and not isinstance(settings, TrainSettings):
+            raise ValueError(f"settings must be a TrainSettings or None; got {type(settings).__name__}.")
         self.spec, self.params, self.meta, self.settings = spec, params, dict(meta), settings
 
     def __len__(self) -> int:
@@ -470,15 +518,33 @@ class ModelZoo:
         return ModelZoo(self.spec, p, {k: v.clone() for k, v in self.meta.items()}, self.settings)
 
     def subset(self, idx) -> "ModelZoo":
-        """Members ``idx`` (ints or a boolean mask) as a new zoo."""
-        idx = torch.as_tensor(np.flatnonzero(idx) if np.asarray(idx).dtype == bool else np.asarray(idx, dtype=np.int64))
+        """Members ``idx`` (ints in ``[-M, M)`` or a boolean mask of length M) as a new zoo (at least one member)."""
+        a = np.asarray(idx)
+        M = len(self)
+        if a.dtype == bool:
+            if a.shape != (M,):
+                raise ValueError(f"a boolean idx must have shape ({M},); got {a.shape}.")
+            a = np.flatnonzero(a)
+        elif a.size and (a.ndim != 1 or not np.issubdtype(a.dtype, np.integer)):
+            raise ValueError(f"idx must be a 1-D array of member indices or a boolean mask; got {idx!r}.")
+        if a.size == 0:
+            raise ValueError("idx selects no member; a zoo needs at least one (pass a non-empty idx).")
+        if a.min() < -M or a.max() >= M:
+            raise ValueError(f"idx holds member indices outside [-{M}, {M}); this zoo has {M} members.")
+        idx = torch.as_tensor(a.astype(np.int64))
         p = {k: v[idx.to(v.device)].clone() for k, v in self.params.items()}
         m = {k: v[idx].clone() for k, v in self.meta.items()}
         return ModelZoo(self.spec, p, m, self.settings)
 
     @staticmethod
     def concat(zoos) -> "ModelZoo":
+        """One zoo holding the members of ``zoos`` (a non-empty sequence of zoos of one architecture)."""
         zoos = list(zoos)
+        if not zoos:
+            raise ValueError("zoos is empty; pass at least one ModelZoo to concatenate.")
+        bad = [type(z).__name__ for z in zoos if not isinstance(z, ModelZoo)]
+        if bad:
+            raise TypeError(f"zoos must all be ModelZoo objects; got {bad[0]}.")
         spec = zoos[0].spec
         if any(z.spec != spec for z in zoos):
             raise ValueError("cannot concatenate zoos of different architectures.")
@@ -489,6 +555,9 @@ class ModelZoo:
 
     def member(self, i: int, dropout: dict | None = None) -> SmallCNN:
         """Member ``i`` as a standalone :class:`SmallCNN` (a copy)."""
+        M = len(self)
+        i = check_number(i, "member index i", low=-M, high=M - 1, integer=True,
+                         fix=f"This zoo has {M} members.")
         net = SmallCNN(self.spec, dropout=dropout).to(device=self.device, dtype=self.dtype)
         with torch.no_grad():
             for k, p in net.named_parameters():
@@ -515,10 +584,13 @@ class ModelZoo:
         ``dropout`` maps a layer name to a length-M array of probabilities: dropout on that layer's output kept
         active at prediction time (Mirror's dropout mitigation), drawn from a generator seeded by ``seed``.
         """
+        batch = check_number(batch, "batch", low=1, integer=True, fix="Pass e.g. batch=512 (images per forward).")
         X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=self.dtype,
                             device=self.device)
         if X.dim() != 4 or tuple(X.shape[1:]) != (3, self.spec.size, self.spec.size):
             raise ValueError(f"X must have shape (n, 3, {self.spec.size}, {self.spec.size}); got {tuple(X.shape)}.")
+        if not torch.isfinite(X).all():
+            raise ValueError("X contains NaN/inf pixels; pass finite images.")
         gen = torch.Generator().manual_seed(int(seed)) if dropout else None
         outs = []
         for s in range(0, X.shape[0], batch):
@@ -532,7 +604,11 @@ class ModelZoo:
     def accuracy(self, X, y) -> np.ndarray:
         """Accuracy of each member on (X, y) -> ndarray (M,)."""
         P = self.predict_proba(X)
-        y = torch.as_tensor(np.asarray(y), device=P.device)
+        ya = np.asarray(y)
+        if ya.shape != (P.shape[1],) or not np.issubdtype(ya.dtype, np.integer):
+            raise ValueError(f"y must hold one integer digit label per image, shape ({P.shape[1]},); got "
+                             f"shape {ya.shape}, dtype {ya.dtype}.")
+        y = torch.as_tensor(ya, device=P.device)
         return (P.argmax(-1) == y[None]).double().mean(1).cpu().numpy()
 
     # ---------------- persistence
@@ -576,7 +652,21 @@ class ModelZoo:
                              "write zoos with ModelZoo.save.")
         if obj.get("version") != ZOO_VERSION:
             raise ValueError(f"{path!r} has zoo format version {obj.get('version')!r}; this cfdkit reads {ZOO_VERSION}.")
-        spec = CNNSpec.from_dict(obj["spec"])
-        st = obj.get("settings")
-        settings = None if st is None else TrainSettings(**st)
-        return cls(spec, dict(obj["params"]), dict(obj["meta"]), settings)
+        for key in ("spec", "params", "meta"):
+            if key not in obj:
+                raise ValueError(f"{path!r} is not a complete cfdkit model zoo: it has no {key!r} entry; "
+                                 "write zoos with ModelZoo.save.")
+        try:
+            spec = CNNSpec.from_dict(obj["spec"])
+            st = obj.get("settings")
+            if st is not None and not isinstance(st, dict):
+                raise ValueError(f"settings must be a dict of TrainSettings fields; got {type(st).__name__}.")
+            if st is not None:
+                unknown = sorted(set(st) - set(TrainSettings.__dataclass_fields__))
+                if unknown:
+                    raise ValueError(f"settings has unknown fields {unknown}.")
+            settings = None if st is None else TrainSettings(**st)
+            return cls(spec, obj["params"], obj["meta"], settings)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path!r} is a corrupt or crafted cfdkit model zoo: {e} Write zoos with "
+                             "ModelZoo.save.") from e
