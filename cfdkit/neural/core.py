@@ -22,7 +22,10 @@ from .results import CFDResult
 from .search import search_batched, search_sequential
 from .placebo import (check_n_draws, check_sizes, random_flip_rates, seed_flip_rates, specificity as _specificity,
                       summarize, verdict)
-from .validation import OWNER, check_budget, check_budget_param, check_hidden, check_seed
+from .validation import OWNER, check_budget, check_budget_param, check_hidden, check_param, check_seed
+
+#: Largest ``num_threads`` accepted (torch intra-op threads).
+MAX_THREADS = 1024
 
 
 from .model import AUTO_DECAY, AUTO_DECAY_MAX, AUTO_DECAY_MIN, auto_weight_decay  # noqa: F401  (rule and tuning: model.py)
@@ -230,7 +233,8 @@ class NeuralCFD(BaseEstimator):
             max_batch=check_positive_int(self.max_batch, "max_batch", allow_none=True),
             progress=check_bool(self.progress, "progress"),
             ranking_options=check_kwargs(self.ranking_options, "ranking_options"),
-            num_threads=check_positive_int(self.num_threads, "num_threads", allow_none=True),
+            num_threads=check_param(self.num_threads, "num_threads", low=1, high=MAX_THREADS, integer=True,
+                                    allow_none=True, fix="Pass e.g. num_threads=1 (or None to keep torch's setting)."),
             schedule=check_choice(self.schedule, "schedule", ("rounds", "all")),
             cache=check_bool(self.cache, "cache"),
             placebo_draws=None if self.placebo_draws is None else check_n_draws(self.placebo_draws, "placebo_draws"),

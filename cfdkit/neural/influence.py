@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, jvp, vmap  # noqa: F401
 
+from .validation import check_param
 from .model import as_relu_net, forward
 from .rankings import push_direction, register_ranking
 
@@ -71,10 +72,11 @@ def damp_hessian(H: torch.Tensor, damping="auto"):
     """Return ``(H + λI, λ, eigen-range)``; see the module doc for the ``"auto"`` rule."""
     ev = torch.linalg.eigvalsh(H)
     lmin, lmax = float(ev[0]), float(ev[-1])
-    if damping == "auto":
+    if isinstance(damping, str) and damping == "auto":
         lam = 0.0 if lmin > 1e-10 * max(abs(lmax), 1e-300) else max(0.0, -lmin) + 1e-3 * abs(lmax)
     else:
-        lam = float(damping)
+        lam = check_param(damping, "damping", low=0, fix="Pass damping='auto' (the default) or a finite float >= 0, "
+                          "e.g. ranking_options={'damping': 1e-3}.")
     Hd = H + lam * torch.eye(H.shape[0], dtype=H.dtype, device=H.device) if lam else H
     return Hd, lam, (lmin, lmax)
 

@@ -39,13 +39,18 @@ FINDING = "finding"
 NOISE = "indistinguishable from noise"
 
 
+#: Largest number of placebo draws accepted (each is a retrained network per candidate pool and size).
+MAX_DRAWS = 10_000
+
+
 def check_n_draws(n_draws, name: str = "n_draws") -> int:
     """A positive int (``ValueError`` naming the fix otherwise)."""
     if isinstance(n_draws, (bool, np.bool_)) or not isinstance(n_draws, numbers.Integral):
         raise TypeError(f"{name} must be a positive int (random draws per placebo), got {type(n_draws).__name__} "
                         f"{n_draws!r}; e.g. {name}=20.")
-    if n_draws <= 0:
-        raise ValueError(f"{name} must be >= 1 (random draws per placebo), got {n_draws}; e.g. {name}=20.")
+    if not 1 <= n_draws <= MAX_DRAWS:
+        raise ValueError(f"{name} must be in [1, {MAX_DRAWS:,}] (random draws per placebo; each draw retrains a "
+                         f"network), got {n_draws}; e.g. {name}=20.")
     return int(n_draws)
 
 

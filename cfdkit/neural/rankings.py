@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from .validation import check_param
 from .model import as_relu_net
 
 __all__ = ["RANKINGS", "register_ranking", "get_ranking", "masked_order", "lr_surrogate",
@@ -131,6 +132,8 @@ def lr_surrogate(model, X_train, y_train, X_test, *, ridge: float = 1e-6, mask=N
     -------
     (n_test, n_train) float64
     """
+    ridge = check_param(ridge, "ridge", low=0, high=1e6, fix="Pass e.g. ranking_options={'ridge': 1e-6} (a small "
+                        "ridge relative to the mean diagonal of the Gram matrix).")
     Xa = np.hstack([np.asarray(X_train, float), np.ones((len(X_train), 1))])
     Ta = np.hstack([np.asarray(X_test, float), np.ones((len(X_test), 1))])
     A = Xa.T @ Xa

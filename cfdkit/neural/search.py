@@ -145,7 +145,7 @@ def drive_schedule(logits_for, order: np.ndarray, rows, logit0: np.ndarray, n_te
     kmax = (order >= 0).sum(1)
     nxt = np.ones(n_test, np.int64)
     active = [int(t) for t in rows if kmax[t] > 0]
-    while active:
+    while active:                      # bounded: every round moves each active row on by >= 1 prefix (<= budget)
         step = max(1, -(-mb // len(active)))
         t_list, k_list = [], []
         for t in active:
