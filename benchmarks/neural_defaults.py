@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 
-def plain(name: str):
+def plain(name: str, with_test: bool = False):
     """The raw table, one-hot (categoricals) + StandardScaler (all columns), fit on the training rows."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import make_pipeline
@@ -43,15 +43,18 @@ def plain(name: str):
     ds = load_fairness(name)
     tr = make_pipeline(ColumnTransformer([("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
                                            list(ds.categorical))], remainder="passthrough"), StandardScaler())
-    return np.asarray(tr.fit_transform(ds.X_train), dtype=np.float64), np.asarray(ds.y_train, dtype=np.int64)
+    X, y = np.asarray(tr.fit_transform(ds.X_train), dtype=np.float64), np.asarray(ds.y_train, dtype=np.int64)
+    if with_test:
+        return X, y, np.asarray(tr.transform(ds.X_test), dtype=np.float64), np.asarray(ds.y_test, dtype=np.int64)
+    return X, y
 
 
-def project(name: str):
+def project(name: str, with_test: bool = False):
     """:func:`cfdkit.data.load_arrays` (the project's preparation)."""
     from cfdkit.data import load_arrays
 
-    X, y, _, _ = load_arrays(name)
-    return X, y
+    X, y, Xt, yt = load_arrays(name)
+    return (X, y, Xt, yt) if with_test else (X, y)
 
 
 PREPARATIONS = {"plain": plain, "cfdkit": project}
@@ -83,6 +86,46 @@ def run(datasets, preps, **params):
     return rows
 
 
+def stability(datasets, preps, stop_betas=(None, 0.99)):
+    """Placebo targets of the default recipe under each stop rule (``stop_beta``), with the measurement of
+    ``benchmarks/bench_placebo_targets.py`` (training sets subsampled to 2,000 rows, seeded and stratified; 200
+    seeded test rows; 8 seeds; 60 seeded single-label flips, every one where n <= 60): seed = share of test
+    predictions of seeds 1..7 that differ from seed 0 (target <= 5 %), flip1 = mean (max) share changed by one
+    flipped label (target <= 2 %), conv = share of the 68 networks that met the stop rule."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_placebo_targets import measure
+
+    from cfdkit.neural.model import TrainConfig, auto_weight_decay
+    from cfdkit.studies.neural_table import subsample_train
+
+    rows = []
+    for name in datasets:
+        for prep in preps:
+            Xtr, ytr, Xte, yte = PREPARATIONS[prep](name, with_test=True)
+            Xtr, ytr, _ = subsample_train(Xtr, ytr, 2000, 0)
+            ti = np.sort(np.random.default_rng(0).permutation(len(Xte))[:200])
+            X, y = torch.as_tensor(Xtr), torch.as_tensor(ytr, dtype=torch.float64)
+            for sb in stop_betas:
+                cfg = TrainConfig(epochs=3000, lr_min=1e-4, tol=3e-3, weight_decay=auto_weight_decay(len(ytr)),
+                                  stop_beta=sb)
+                t0 = time.perf_counter()
+                r = measure(X, y, torch.as_tensor(Xte[ti]), yte[ti], cfg)
+                r.update(data=name, preparation=prep, n=len(ytr), stop_beta=sb, seconds=time.perf_counter() - t0)
+                rows.append(r)
+                print(f"{name:8s} {prep:7s} stop_beta={sb!s:5s} seed {100 * r['seed']:5.2f} %  flip1 "
+                      f"{100 * r['flip1']:5.2f} % (max {100 * r['flip1_max']:4.1f})  acc {r['acc']:.3f}  conv "
+                      f"{r['conv']:.2f}  steps {r['steps'][0]}-{r['steps'][1]}  {r['seconds']:.0f} s", flush=True)
+    lines = ["| data set | preparation | n | stop rule | seed % | 1 flip % (max) | test acc | converged | steps |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rule = "Adam's moment (10 steps)" if r["stop_beta"] is None else f"stop_beta={r['stop_beta']} (100 steps)"
+        lines.append(f"| {r['data']} | {r['preparation']} | {r['n']:,} | {rule} | {100 * r['seed']:.2f} | "
+                     f"{100 * r['flip1']:.2f} ({100 * r['flip1_max']:.1f}) | {r['acc']:.3f} | {r['conv']:.2f} | "
+                     f"{r['steps'][0]}-{r['steps'][1]} |")
+    return "\n".join(lines)
+
+
 def markdown(rows) -> str:
     lines = ["| data set | preparation | n x p | converged | final averaged gradient norm | steps | seconds |",
              "|---|---|---|---|---|---|---|"]
@@ -100,8 +143,13 @@ def main(argv=None):
     ap.add_argument("--datasets", nargs="+", default=list(FAIRNESS_NAMES))
     ap.add_argument("--preparations", nargs="+", default=list(PREPARATIONS), choices=list(PREPARATIONS))
     ap.add_argument("--out", default=None, help="Markdown file whose neural_defaults block is replaced")
+    ap.add_argument("--stability", action="store_true",
+                    help="instead: placebo targets (seed / one-flip shares) under the old and the new stop rule")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if a.stability:
+        print(stability(a.datasets, a.preparations))
+        return
     t0 = time.perf_counter()
     rows = run(a.datasets, a.preparations)
     table = markdown(rows)
