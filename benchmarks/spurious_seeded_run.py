@@ -1,0 +1,38 @@
+"""Seeded (>= 5 seeds) runs of the spurious-bias studies, written as JSON records with 95 % intervals.
+
+    python benchmarks/spurious_seeded_run.py cf-alignment OUT.json
+    python benchmarks/spurious_seeded_run.py neurontune OUT.json
+"""
+import json
+import sys
+import time
+
+import torch
+
+from cfdkit.studies.spurious_seeds import cf_alignment_seeded_records, neurontune_seeded_records
+
+torch.set_num_threads(1)
+which, out = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+fn = {"cf-alignment": cf_alignment_seeded_records, "neurontune": neurontune_seeded_records}[which]
+recs = fn(fast=False, seed=0, progress=True)
+
+
+def _clean(v):
+    if isinstance(v, float) and v != v:
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+recs = _clean(recs)
+meta = {"study": which, "seconds": time.perf_counter() - t0, "threads": 1, "records": recs}
+with open(out + ".tmp", "w") as fh:
+    json.dump(meta, fh, indent=1, allow_nan=False, default=lambda v: None)
+import os  # noqa: E402
+
+os.replace(out + ".tmp", out)
+print(f"{which}: {len(recs)} records in {meta['seconds']:.0f} s")

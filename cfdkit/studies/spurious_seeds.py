@@ -1,0 +1,119 @@
+"""Error bars for the spurious-bias studies: the same study over several seeds, mean ± 95 % interval.
+
+Every seeded record carries ``cfdkit`` (the mean over seeds), ``ci_low``/``ci_high`` (a Student-t 95 % interval
+of the mean over seeds), ``n_seeds`` and ``values`` (one per seed).  A difference between two methods is called a
+*win* only where their intervals do not overlap (:func:`separated`).
+
+* :func:`cf_alignment_seeded_records` — :func:`cfdkit.spurious.alignment.cf_alignment_records` per seed.
+* :func:`neurontune_seeded_records` — NeuronTune and its controls on binary coloured digits (DigitCNN from
+  scratch and with a trunk pretrained on grey digits, the feature-extractor regime of the paper) per seed.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+__all__ = ["mean_ci", "separated", "aggregate", "cf_alignment_seeded_records", "neurontune_seeded_records",
+           "N_SEEDS"]
+
+#: Seeds per study (the error-bar standard: at least five).
+N_SEEDS = 5
+
+
+def mean_ci(values, level: float = 0.95):
+    """``(mean, low, high)``: Student-t interval of the mean of ``values`` (NaN-free; NaN bounds for n < 2)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if len(v) == 0:
+        return (float("nan"),) * 3
+    m = float(v.mean())
+    if len(v) < 2:
+        return (m, float("nan"), float("nan"))
+    h = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+    return (m, m - h, m + h)
+
+
+def separated(a: dict, b: dict) -> bool:
+    """True when the 95 % intervals of records ``a`` and ``b`` do not overlap (a difference one can call)."""
+    return bool(a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
+
+
+def aggregate(runs: list[list[dict]]) -> list[dict]:
+    """Merge per-seed record lists (same keys in each) into mean ± interval records."""
+    by = {}
+    order = []
+    for recs in runs:
+        for r in recs:
+            key = (r["study"], r["dataset"], r["features"], r["metric"])
+            if key not in by:
+                by[key] = {**r, "values": []}
+                order.append(key)
+            by[key]["values"].append(r["cfdkit"])
+    out = []
+    for key in order:
+        r = by[key]
+        m, lo, hi = mean_ci(r["values"])
+        out.append({**r, "cfdkit": m, "ci_low": lo, "ci_high": hi, "n_seeds": len(r["values"]),
+                    "values": [None if v is None or not np.isfinite(v) else float(v) for v in r["values"]]})
+    return out
+
+
+def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS) -> list:
+    """:func:`~cfdkit.spurious.alignment.cf_alignment_records` at seeds ``seed .. seed + n_seeds - 1``, aggregated."""
+    from ..spurious.alignment import cf_alignment_records
+
+    from tqdm.auto import tqdm
+
+    runs = []
+    for s in tqdm(range(seed, seed + n_seeds), desc="cf-alignment seeds", disable=not progress):
+        runs.append(cf_alignment_records(fast, seed=s))
+    return aggregate(runs)
+
+
+def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
+                              rhos=(0.95, 0.99), pretrained=(False, True)) -> list:
+    """NeuronTune beside its controls on binary coloured digits, one model per seed, aggregated over seeds.
+
+    ``pretrained=True``: the DigitCNN trunk is first trained on the grey training digits (10 classes), then the
+    whole model on the coloured ones, then NeuronTune retrains the head: the paper's setting of a pretrained
+    feature extractor with a linear head.  Metric names as in
+    :func:`cfdkit.spurious.neurontune.neurontune_records` (``<metric>`` with ``rule=...`` in ``features``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..spurious.data import colored_digits
+    from ..spurious.neurontune import PAPER_CONTEXT, PAPER_WGA, digits_model, neurontune_study
+
+    ctx = PAPER_WGA[PAPER_CONTEXT["colored-digits"]]
+    paper = {"wga_erm": ctx[0] / 100, "wga_neurontune": ctx[1] / 100, "wga_neurontune_dagger": ctx[2] / 100}
+    seeds = list(range(seed, seed + n_seeds))
+    jobs = [(rho, pre) for rho in rhos for pre in pretrained]
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    recs = []
+    try:
+        for rho, pre in tqdm(jobs, desc="neurontune seeds", disable=not progress):
+            runs = []
+            t0 = time.perf_counter()
+            for s in seeds:
+                d = colored_digits("binary", rho=rho, seed=s)
+                out = neurontune_study(digits_model(d, pre, seed=s), d, seed=s, head_epochs=20 if fast else 50)
+                feats = f"DigitCNN {'grey-pretrained' if pre else 'scratch'}, rho={rho}"
+                rr = []
+                for k, v in out.items():
+                    metric, _, rule = k.partition("@")
+                    rr.append({"study": "neurontune", "dataset": "colored-digits",
+                               "features": feats + (f", rule={rule}" if rule else ""), "metric": metric,
+                               "paper": paper.get(metric), "cfdkit": float(v)})
+                runs.append(rr)
+            agg = aggregate(runs)
+            for r in agg:
+                r["seconds"] = time.perf_counter() - t0
+            recs += agg
+    finally:
+        torch.set_num_threads(old)
+    return recs
