@@ -74,10 +74,10 @@ ENSEMBLE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(ENSEMBLE_CASES))
-@pytest.mark.parametrize("tol, stop_beta", [(None, None), (2e-2, None), (2e-2, 0.99)])
+@pytest.mark.parametrize("tol, stop_beta", [(None, None), (2e-2, None), (2e-2, 0.97)])
 def test_ensemble_members_equal_sequential_torch_optim(data, case, tol, stop_beta):
     """Each torch.func member = its own torch.optim retrain on a deep copy (params to 1e-10, same stop step);
-    also with the stop rule's own 100-step gradient average (stop_beta=0.99, the NeuralCFD default)."""
+    also with the stop rule's own ~33-step gradient average (stop_beta=0.97, the NeuralCFD default)."""
     X, y, _ = data
     make, kw = ENSEMBLE_CASES[case]
     Xt_ = torch.as_tensor(X)

@@ -76,16 +76,16 @@ class NeuralCFD(BaseEstimator):
         ``lr`` to ``lr_min`` along a cosine; training stops once the averaged gradient norm is
         ``<= tol``, checked every 25 steps from step ``min_epochs`` on (:class:`~cfdkit.neural.model.TrainConfig`).
         The average is an exponential moving average of the gradient of the regularized objective
-        with factor ``stop_beta`` (0.99: about the last 100 steps; ``None``: Adam's own first moment,
+        with factor ``stop_beta`` (0.97: about the last 33 steps; ``None``: Adam's own first moment,
         about 10 steps, the earlier rule).  A ReLU network's objective has kinks, and near a minimum
-        on one the iterates cross it back and forth: the long average settles where a 10-step one
+        on one the iterates cross it back and forth: the longer average settles where a 10-step one
         does not (a fully standardized one-hot table, German or Student, stalled above ``tol``).
         The defaults (``"auto"``, ``lr_min=1e-4``, ``tol=3e-3``, ``min_epochs=0``, ``epochs=3000``,
-        ``stop_beta=0.99``) converge on all seven fairness sets prepared either way (one-hot +
+        ``stop_beta=0.97``) converge on all seven fairness sets prepared either way (one-hot +
         standardized by scikit-learn, or :func:`cfdkit.data.load_arrays`; benchmarks/RESULTS_neural.md);
         the decay and tolerance were tuned so that one random label flip changes <= 2 % of test
         predictions and another seed <= 5 % (table and exceptions in ``cfdkit/neural/NOTES.md``).
-        ``stop_beta=None`` reproduces networks trained before the 100-step average was the default.
+        ``stop_beta=None`` reproduces networks trained before the longer average was the default.
         ``weight_decay=0, lr_min=None, tol=None, epochs=300`` is the old recipe (unstable: ~20 % of
         German predictions move with the seed).  ``fit`` raises if the original network does not
         converge; each retrain's convergence is reported (``CFDResult.converged``, placebo
@@ -191,7 +191,7 @@ class NeuralCFD(BaseEstimator):
                  min_epochs: int = 0, validation_fraction: float | None = None, patience: int = 10,
                  placebo_draws: int | None = 20, min_specificity: float = 0.9, model=None,
                  optimizer: str = "adam", batch_size: int | None = None, layer: str | None = None,
-                 stop_beta: float | None = 0.99):
+                 stop_beta: float | None = 0.97):
         self.hidden = hidden
         self.budget = budget
         self.ranking = ranking
@@ -351,7 +351,7 @@ class NeuralCFD(BaseEstimator):
             raise ValueError(f"training did not converge: after epochs={config.epochs} steps the averaged gradient "
                              f"norm is {info['grad_norm']:.3g} > tol={config.tol!r}; raise epochs, raise weight_decay "
                              "(a more regularized objective has a better-defined optimum), average the gradient over "
-                             "more steps (stop_beta=0.995), or loosen tol. "
+                             "more steps (e.g. stop_beta=0.99), or loosen tol. "
                              "tol=None runs a fixed step count without a convergence check (not recommended: "
                              "predictions then depend on the seed and on single labels).")
         self.model_ = model

@@ -78,12 +78,12 @@ class TrainConfig:
     stop_beta : float in (0, 1) or None
         Averaging factor of the stop rule's gradient average.  None (default here) reads Adam's own
         first moment ``m_hat`` (``stop_beta = beta1 = 0.9``, a ~10-step average: the earlier rule, which
-        the recorded studies keep).  :class:`~cfdkit.neural.NeuralCFD` uses 0.99 (a
-        ~100-step average, kept in a separate buffer): at a minimum on a kink the iterates chatter
+        the recorded studies keep).  :class:`~cfdkit.neural.NeuralCFD` uses 0.97 (a
+        ~33-step average, kept in a separate buffer): at a minimum on a kink the iterates chatter
         across the kink, and a 10-step average of the one-sided gradients does not settle where the
         rare-category columns of a fully standardized one-hot table are large (German or Student
         standardized column by column: it stalls at 4.6e-3 / 6.7e-3 > 3e-3 for 3,000 steps), while a
-        100-step average does (benchmarks/RESULTS_neural.md).
+        33-step average does (benchmarks/RESULTS_neural.md).
     check_every : int
         Steps between gradient-norm checks.
     stop_after : int or None
@@ -131,7 +131,7 @@ class TrainConfig:
                            fix="Pass e.g. tol=3e-3 (or None for a fixed step count)."),
                 "stop_beta": num(self.stop_beta, "stop_beta", low=0, high=1, low_inclusive=False,
                                  high_inclusive=False, allow_none=True,
-                                 fix="Pass e.g. stop_beta=0.99 (a ~100-step gradient average), or None for Adam's "
+                                 fix="Pass e.g. stop_beta=0.97 (a ~33-step gradient average), or None for Adam's "
                                      "first moment."),
                 "check_every": num(self.check_every, "check_every", low=1, high=MAX_STEPS, integer=True,
                                    fix="Pass e.g. check_every=25."),

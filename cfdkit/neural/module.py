@@ -17,7 +17,7 @@ otherwise every epoch visits the rows in a seeded random order (``torch.Generato
 
 Convergence (per member, never silently assumed): full-batch training stops, exactly like the built-in
 recipe, once the 2-norm of a bias-corrected exponential average of the gradient of the regularized
-objective (factor ``stop_beta``: 0.99 by default, about 100 steps; ``None``: Adam's own first moment, about
+objective (factor ``stop_beta``: 0.97 by default, about 33 steps; ``None``: Adam's own first moment, about
 10 steps, or for SGD the gradient itself) is ``<= tol``, checked every 25 steps; minibatch training checks the **full-batch** gradient norm of the regularized objective at the end
 of every epoch.  Members that never meet it are reported (``converged=False``).
 
