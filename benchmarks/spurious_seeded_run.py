@@ -1,7 +1,7 @@
 """Seeded (>= 5 seeds) runs of the spurious-bias studies, written as JSON records with 95 % intervals.
 
     python benchmarks/spurious_seeded_run.py cf-alignment OUT.json
-    python benchmarks/spurious_seeded_run.py neurontune OUT.json
+    python benchmarks/spurious_seeded_run.py neurontune OUT.json [RHO ...]
 """
 import json
 import sys
@@ -15,7 +15,8 @@ torch.set_num_threads(1)
 which, out = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 fn = {"cf-alignment": cf_alignment_seeded_records, "neurontune": neurontune_seeded_records}[which]
-recs = fn(fast=False, seed=0, progress=True)
+kw = {"rhos": tuple(float(r) for r in sys.argv[3:])} if which == "neurontune" and len(sys.argv) > 3 else {}
+recs = fn(fast=False, seed=0, progress=True, **kw)
 
 
 def _clean(v):

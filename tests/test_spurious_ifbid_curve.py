@@ -1,0 +1,40 @@
+"""The IFBiD learning-curve study on tiny stores: intervals, sizes, records."""
+import math
+
+import pytest
+
+from cfdkit.studies.ifbid_curve import CurveConfig, curve_records, curve_stores, learning_curve, wilson
+from cfdkit.studies.spurious_seeds import aggregate, mean_ci, separated
+
+TINY = CurveConfig(sizes=(8, 16, 64), n_test=8, n_train_digits=60, epochs=2, chunk_size=8,
+                   detectors=("stats", "pca_knn"), detector_epochs=2)
+
+
+def test_wilson_known_values():
+    lo, hi = wilson(8, 10)
+    assert math.isclose(lo, 0.4902, abs_tol=1e-3) and math.isclose(hi, 0.9433, abs_tol=1e-3)
+    assert abs(wilson(0, 10)[0]) < 1e-12 and abs(wilson(10, 10)[1] - 1.0) < 1e-12
+
+
+def test_mean_ci_and_separation():
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2.0 and math.isclose(hi - m, 4.302653 * 1.0 / math.sqrt(3), rel_tol=1e-5)
+    assert separated({"ci_low": 0.5, "ci_high": 0.6}, {"ci_low": 0.1, "ci_high": 0.4})
+    assert not separated({"ci_low": 0.3, "ci_high": 0.6}, {"ci_low": 0.1, "ci_high": 0.4})
+    agg = aggregate([[{"study": "s", "dataset": "d", "features": "f", "metric": "m", "cfdkit": v}] for v in (1, 2, 3)])
+    assert agg[0]["n_seeds"] == 3 and agg[0]["values"] == [1.0, 2.0, 3.0] and agg[0]["cfdkit"] == 2.0
+
+
+def test_curve_on_tiny_stores(tmp_path):
+    train, test = curve_stores(TINY, root=tmp_path)
+    with pytest.raises(ValueError, match="held-out zoo"):
+        learning_curve(TINY, root=tmp_path)
+    test.ensure(8, progress=False)
+    train.ensure(16, progress=False)
+    df = learning_curve(TINY, root=tmp_path)
+    assert sorted(set(df.n_train_models)) == [8, 16]  # 64 is not stored yet: not evaluated, not invented
+    assert set(df.detector) == {"stats", "pca_knn"}
+    for lv in ("4level", "2level"):
+        assert ((df[f"acc_{lv}_lo"] <= df[f"acc_{lv}"]) & (df[f"acc_{lv}"] <= df[f"acc_{lv}_hi"])).all()
+    recs = curve_records(df)
+    assert len(recs) == 2 * len(df) and all(r["n_test_models"] == 8 for r in recs)
