@@ -38,3 +38,18 @@ def test_curve_on_tiny_stores(tmp_path):
         assert ((df[f"acc_{lv}_lo"] <= df[f"acc_{lv}"]) & (df[f"acc_{lv}"] <= df[f"acc_{lv}_hi"])).all()
     recs = curve_records(df)
     assert len(recs) == 2 * len(df) and all(r["n_test_models"] == 8 for r in recs)
+
+
+def test_seeded_table_calls_a_win_only_where_intervals_separate():
+    from cfdkit.studies.spurious_seeds import seeded_table_markdown, verdict
+
+    def rec(metric, vals):
+        return [{"study": "s", "dataset": "d", "features": "f", "metric": metric, "cfdkit": v} for v in vals]
+
+    runs = [rec("a", [a]) + rec("b", [b]) + rec("c", [c])
+            for a, b, c in zip([0.8, 0.82, 0.79, 0.81, 0.8], [0.5, 0.52, 0.49, 0.51, 0.5], [0.6, 0.9, 0.5, 0.95, 0.7])]
+    agg = {r["metric"]: r for r in aggregate(runs)}
+    assert verdict(agg["a"], agg["b"]) == "win" and verdict(agg["b"], agg["a"]) == "loss"
+    assert verdict(agg["c"], agg["b"]) == "no separable difference"  # mean 0.73 > 0.5, but a wide interval
+    md = seeded_table_markdown(list(agg.values()), ["a", "b"], [("a vs b", "a", "b")])
+    assert "| d | f | 5 | 0.804 [" in md and md.rstrip().endswith("win |")

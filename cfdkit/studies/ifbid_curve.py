@@ -2,7 +2,7 @@
 
 Protocol (Sialelli et al.'s re-shuffled split, the one their Table I reports): every member is trained on a
 random subset of the same first half of the bundled digits; a fixed held-out test zoo (its own seeds) scores
-detectors fitted on the first 256, 1,024, 4,096, 8,192 members of a training zoo.  Both zoos live in
+detectors fitted on the first 256, 512, 1,024, 4,096, 8,192 members of a training zoo.  Both zoos live in
 restart-safe :class:`~cfdkit.spurious.zoo_store.ZooStore` folders in the data home, so the curve grows across
 sessions.  Accuracies carry Wilson 95 % intervals over the held-out models (the test zoo is the sample).
 """
@@ -26,7 +26,7 @@ __all__ = ["CurveConfig", "IFBID_CURVE", "curve_stores", "wilson", "learning_cur
 class CurveConfig:
     """Sizes and recipe of the learning curve (the members are those of the IFBiD study's main zoo)."""
 
-    sizes: tuple = (256, 1024, 4096, 8192)
+    sizes: tuple = (256, 512, 1024, 4096, 8192)
     n_test: int = 256
     n_train_digits: int = 400
     epochs: int = 40

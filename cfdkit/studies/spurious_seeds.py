@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 __all__ = ["mean_ci", "separated", "aggregate", "cf_alignment_seeded_records", "neurontune_seeded_records",
+           "fmt_ci", "verdict", "seeded_table_markdown",
            "N_SEEDS"]
 
 #: Seeds per study (the error-bar standard: at least five).
@@ -117,3 +118,45 @@ def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False,
     finally:
         torch.set_num_threads(old)
     return recs
+
+
+def fmt_ci(r: dict | None) -> str:
+    """``"0.213 [0.180, 0.246]"`` for a seeded record (``–`` when missing)."""
+    if r is None or r.get("cfdkit") is None or not np.isfinite(r["cfdkit"]):
+        return "–"
+    lo, hi = r.get("ci_low"), r.get("ci_high")
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{r['cfdkit']:.3g}"
+    return f"{r['cfdkit']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def verdict(a: dict | None, b: dict | None) -> str:
+    """``"win"`` / ``"loss"`` when ``a``'s interval lies above / below ``b``'s, else ``"no separable difference"``."""
+    if not a or not b or any(x.get(k) is None for x in (a, b) for k in ("ci_low", "ci_high")):
+        return "–"
+    if a["ci_low"] > b["ci_high"]:
+        return "win"
+    if a["ci_high"] < b["ci_low"]:
+        return "loss"
+    return "no separable difference"
+
+
+def seeded_table_markdown(records: list[dict], metrics, compare=None) -> str:
+    """A markdown table: one row per ``(dataset, features)``, one column per metric (mean [95 % interval]).
+
+    ``compare``: optional list of ``(label, metric_a, metric_b)``; each adds a column with :func:`verdict`.
+    """
+    compare = list(compare or [])
+    rows = {}
+    for r in records:
+        rows.setdefault((r["dataset"], r["features"]), {})[r["metric"]] = r
+    head = ["dataset", "setting", "seeds"] + [f"`{m}`" for m in metrics] + [c[0] for c in compare]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (ds, feats), rr in rows.items():
+        if not any(m in rr for m in metrics):
+            continue
+        n = max((r.get("n_seeds", 1) for r in rr.values()), default=1)
+        cells = [ds, feats, str(n)] + [fmt_ci(rr.get(m)) for m in metrics]
+        cells += [verdict(rr.get(a), rr.get(b)) for _, a, b in compare]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
