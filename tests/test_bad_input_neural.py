@@ -217,6 +217,11 @@ for k, v in [("validation_fraction", NAN), ("validation_fraction", INF), ("min_s
              ("patience", NAN), ("budget", NAN), ("budget", INF), ("seed", NAN), ("max_batch", INF),
              ("placebo_draws", NAN)]:
     err(f"neuralcfd-{k}={v!r}", lambda k=k, v=v: _cfd(**{k: v}).fit(X, Y), (ValueError, TypeError), k)
+err("not-converged-names-the-fixes [new]", lambda: _cfd(epochs=25, tol=1e-9, lr_min=1e-4).fit(X, Y), ValueError,
+    r"did not converge.*raise epochs.*stop_beta")
+err("module-not-converged-names-the-fixes [new]",
+    lambda: _mcfd(_seq(torch.nn.Linear(3, 1)), epochs=25, tol=1e-9).fit(X, Y), ValueError,
+    r"did not converge.*raise epochs.*stop_beta")
 ok("epochs-integral-float-accepted [new]", lambda: _cfd(epochs=5.0).fit(X, Y),
    lambda m: m.config_.epochs == 5 and isinstance(m.config_.epochs, int))
 ok("stop_beta-none-is-adam-moment [new]", lambda: (NeuralCFD(hidden=(3, 3), stop_beta=None, progress=False).fit(X, Y),

@@ -693,7 +693,8 @@ def fit_module(cfd, X_train, y_train, budget: int):
         raise ValueError(f"training did not converge: after epochs={cfd.epochs} "
                          f"{'steps' if bs is None else 'epochs'} the {'averaged ' if bs is None and optimizer == 'adam' else ''}"
                          f"gradient norm is {info['grad_norm']:.3g} > tol={cfg.tol!r}; raise epochs, raise "
-                         "weight_decay, lower lr (minibatches), or loosen tol.  tol=None runs a fixed step count "
+                         "weight_decay, lower lr (minibatches), average the gradient over more steps (full batch: "
+                         "e.g. stop_beta=0.99), or loosen tol.  tol=None runs a fixed step count "
                          "without a convergence check (not recommended).")
     cfd.model_ = ModuleNet(spec, params)
     cfd.fit_seconds_ = time.perf_counter() - t0
