@@ -263,30 +263,57 @@ def _require(module: str, what: str, extra: str) -> None:
                        f"pip install 'cfdkit[{extra}]' (or pass another option), then run again")
 
 
-def _number(option: str, **limits):
-    """An argparse ``type`` for a numeric option: the text read as a number and checked by
-    :func:`cfdkit.core.validation.check_number` (finite, in range; NaN, inf and fractions where an integer is due
-    are refused with a message naming the option)."""
-    def parse(text: str):
-        from .core.validation import check_number
+#: Numeric options: dest -> (option, limits of check_number). argparse only reads the text as a number; the
+#: range check runs after the first line is printed (it loads cfdkit's core, torch with it).
+_NUMERIC = {
+    "n_test": ("--n-test", dict(low=1, integer=True, allow_none=True, fix="Pass e.g. --n-test 100.")),
+    "seed": ("--seed", dict(low=0, high=2**32 - 1, integer=True, fix="Pass e.g. --seed 0.")),
+    "threshold": ("--threshold", dict(low=0.0, high=1.0, low_inclusive=False, high_inclusive=False,
+                                      allow_none=True, fix="Pass e.g. --threshold 0.5.")),
+    "l2": ("--l2", dict(low=0.0, low_inclusive=False, allow_none=True, fix="Pass e.g. --l2 10.")),
+    "n_jobs": ("--n-jobs", dict(low=1, high=1024, integer=True, fix="Pass e.g. --n-jobs 2.")),
+}
 
+#: The defaults --help states (the paper's values, as in :data:`cfdkit.data.prepare.L2` / ``THRESHOLD``; a test
+#: checks that they agree).
+DEFAULT_L2_HELP = "hate-speech 10, sst2 1000 (bow) or 500 (embeddings), loan 100, synthetic 1"
+DEFAULT_THRESHOLD_HELP = "0.25 for hate-speech (the paper's choice), 0.5 for the others"
+
+
+def _number(option: str):
+    """An argparse ``type``: the text read as a number (int where it is one); the range is checked later."""
+    def parse(text: str):
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
             try:
-                value = float(text)
+                return float(text)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"{option} must be a number; got {text!r}. {limits.get('fix', '')}".strip()) from None
-        try:
-            return check_number(value, option, **limits)
-        except (TypeError, ValueError) as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+                raise argparse.ArgumentTypeError(f"{option} must be a number; got {text!r}. "
+                                                 f"{_NUMERIC[option.lstrip('-').replace('-', '_')][1]['fix']}") from None
     parse.__name__ = option.lstrip("-").replace("-", "_")       # argparse names the type in some messages
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
-    from .studies.reproduce import STUDY_ORDER
+def _check_numbers(args) -> None:
+    """Every numeric option through :func:`cfdkit.core.validation.check_number` (finite, in range, integer where
+    one is due); a bad one is a one-line error naming the option."""
+    from .core.validation import check_number
+
+    for dest, (option, limits) in _NUMERIC.items():
+        if hasattr(args, dest):
+            try:
+                setattr(args, dest, check_number(getattr(args, dest), option, **limits))
+            except (TypeError, ValueError) as e:
+                raise CLIError(str(e)) from None
+
+
+def _parser(studies: bool = True) -> argparse.ArgumentParser:
+    """The command line. ``studies=False`` leaves ``reproduce --only`` unchecked, so that ``cfdkit audit`` is parsed
+    without importing the studies (its first line comes within a second)."""
+    study_order = None
+    if studies:
+        from .studies.reproduce import STUDY_ORDER as study_order
 
     ap = _Parser(prog="cfdkit", description="Counterfactual datasets: which training labels, relabeled, flip a "
                                             "prediction (Yang, Xu & Yu 2024).")
@@ -302,13 +329,19 @@ def _parser() -> argparse.ArgumentParser:
                         "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
                         "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
                         "there are replaced)")
-    a.add_argument("--n-test", type=_number("--n-test", low=1, integer=True, fix="Pass e.g. --n-test 100."), default=None,
+    a.add_argument("--n-test", type=_number("--n-test"), default=None,
                    help="audit a seeded random subset of N test points (default: all)")
+    a.add_argument("--threshold", type=_number("--threshold"), default=None,
+                   help="decision threshold tau in (0, 1): the model predicts 1 when P(y=1) > tau "
+                        f"(default: {DEFAULT_THRESHOLD_HELP})")
+    a.add_argument("--l2", type=_number("--l2"), default=None,
+                   help="L2 regularization of the logistic regression, > 0 (objective: sum of the losses + "
+                        f"l2/2 |w|^2; default: the paper's value, {DEFAULT_L2_HELP})")
     a.add_argument("--no-verify", action="store_true", help="skip verification by retraining")
     a.add_argument("--device", nargs="?", const="cuda", default=None,
                    help="torch device (default: CUDA when available, else CPU; '--device' alone = cuda)")
-    a.add_argument("--seed", type=_number("--seed", low=0, high=2**32 - 1, integer=True, fix="Pass e.g. --seed 0."),
-                   default=0, help="seeds the test subset (--n-test) and the solvers (default: 0)")
+    a.add_argument("--seed", type=_number("--seed"), default=0,
+                   help="seeds the test subset (--n-test) and the solvers (default: 0)")
     a.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
     a.add_argument("--minimal", action="store_true",
                    help="also search verified minimal sets (RelabelAudit.minimal_sets); sets.csv then has "
@@ -320,18 +353,30 @@ def _parser() -> argparse.ArgumentParser:
                         "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
                         "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
                         "there are replaced)")
-    r.add_argument("--only", nargs="+", metavar="STUDY", choices=STUDY_ORDER, help="studies: " + ", ".join(STUDY_ORDER))
+    r.add_argument("--only", nargs="+", metavar="STUDY", choices=study_order,
+                   help="studies: " + ", ".join(study_order or ()))
     r.add_argument("--fast", action="store_true", help="small sizes (a few minutes)")
     r.add_argument("--synthetic", action="store_true", help="replace every data set by synthetic data (no files needed)")
-    r.add_argument("--n-jobs", type=_number("--n-jobs", low=1, high=1024, integer=True, fix="Pass e.g. --n-jobs 2."),
-                   default=1, help="joblib workers for the sweeps (default 1)")
+    r.add_argument("--n-jobs", type=_number("--n-jobs"), default=1, help="joblib workers for the sweeps (default 1)")
     r.add_argument("--no-plots", action="store_true")
     return ap
 
 
+def _round(v, digits: int = 1):
+    """A number for the printed summary: rounded, '—' for none."""
+    if v is None:
+        return "—"
+    v = float(v)
+    return f"{v:.0f}" if v.is_integer() else f"{v:.{digits}f}"
+
+
 def _audit(args) -> int:
-    if args.n_test is not None and args.n_test < 1:
-        raise CLIError(f"--n-test must be >= 1; got {args.n_test}")
+    settings = ", ".join(f"{k} {'default' if v is None else v}" for k, v in
+                         (("features", args.features), ("threshold", args.threshold), ("l2", args.l2),
+                          ("n-test", args.n_test), ("seed", args.seed)))
+    print(f"cfdkit audit: {args.dataset} ({settings}) -> {args.out}; loading cfdkit, the data and the model ...",
+          flush=True)
+    _check_numbers(args)
     target = _check_out(args.out, args.overwrite)
     if (args.features or "").lower() in ("embeddings", "embedding", "bert"):
         _require("sentence_transformers", "--features embeddings", "embeddings")
@@ -340,14 +385,16 @@ def _audit(args) -> int:
     with _atomic_dir(target, args.overwrite, "audit") as out:
         summary = _audit_into(args, out)
     fr = summary["flip_rate"]
-    print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points, found "
-          f"{100 * summary['found_rate']:.1f} %" + ("" if fr is None else f", flipped {100 * fr:.1f} %") +
-          f", mean |S_t| {summary['mean_size']}, {summary['seconds']:.1f} s -> {target}")
+    print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points (threshold "
+          f"{summary['threshold']:g}, l2 {summary['l2']:g}), found {100 * summary['found_rate']:.1f} %"
+          + ("" if fr is None else f", flipped {100 * fr:.1f} %")
+          + f", mean |S_t| {_round(summary['mean_size'])}, median {_round(summary['median_size'])}, "
+            f"{summary['seconds']:.1f} s -> {target}")
     if "minimal_found_rate" in summary:
-        na = (lambda v: "—" if v is None else v)
         print(f"verified minimal sets: found {100 * summary['minimal_found_rate']:.1f} %, median size "
-              f"{na(summary['median_verified_size'])} (Algorithm 1: {na(summary['median_estimated_size'])}), "
-              f"median certified lower bound {na(summary['median_lower_bound'])}, {summary['seconds_minimal']:.1f} s")
+              f"{_round(summary['median_verified_size'])} (Algorithm 1: {_round(summary['median_estimated_size'])}), "
+              f"median certified lower bound {_round(summary['median_lower_bound'])}, "
+              f"{summary['seconds_minimal']:.1f} s")
     return 0
 
 
@@ -359,7 +406,7 @@ def _audit_into(args, out: Path) -> dict:
 
     t0 = time.perf_counter()
     df = audit_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, verify=not args.no_verify,
-                      device=args.device, progress=True, cache=False)
+                      device=args.device, progress=True, cache=False, l2=args.l2, threshold=args.threshold)
     s = summarize_points(df)
     summary = {
         "dataset": s["dataset"], "features": s["features"], "n_train": int(s["n_train"]), "n_test": int(s["n_test"]),
@@ -369,6 +416,8 @@ def _audit_into(args, out: Path) -> dict:
         "seconds_algorithm1": s["seconds_algorithm1"], "seconds_verify": s["seconds_verify"],
         "n_not_converged": s.get("n_not_converged"),
         "verified": not args.no_verify, "seed": args.seed, "notes": df.attrs.get("notes", []),
+        "threshold_from": "--threshold" if args.threshold is not None else "default (the paper's, for this data set)",
+        "l2_from": "--l2" if args.l2 is not None else "default (the paper's, for this data set)",
     }
     sets = pd.DataFrame({
         "index": df["test_index"], "prob": df["prob"], "size": df["size"],
@@ -381,6 +430,7 @@ def _audit_into(args, out: Path) -> dict:
         from .studies.linear import minimal_points, summarize_minimal
 
         mdf = minimal_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, device=args.device,
+                             l2=args.l2, threshold=args.threshold,
                              progress=True)
         if not np.array_equal(mdf["test_index"].to_numpy(), df["test_index"].to_numpy()):
             raise RuntimeError("the minimal-set search ran on other test rows than the audit (same seed and "
@@ -406,9 +456,9 @@ def _audit_into(args, out: Path) -> dict:
     summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
     from .report import write_audit_report  # report.html: summary, figures, the most fragile points readable
 
-    write_audit_report(out / "report.html", df, summary, dataset=args.dataset, features=args.features,
+    summary["seconds"] = time.perf_counter() - t0              # the total, the minimal search included, before
+    write_audit_report(out / "report.html", df, summary, dataset=args.dataset, features=args.features,  # the report
                        seed=args.seed, n_test=args.n_test, figures=sorted(out.glob("*.png")))
-    summary["seconds"] = time.perf_counter() - t0
     (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return summary
 
@@ -416,8 +466,7 @@ def _audit_into(args, out: Path) -> dict:
 def _reproduce(args) -> int:
     from .studies.reproduce import run_reproduction
 
-    if args.n_jobs < 1:
-        raise CLIError(f"--n-jobs must be >= 1; got {args.n_jobs}")
+    _check_numbers(args)
     target = _check_out(args.out, args.overwrite)
     studies = set(args.only or ())
     if not args.synthetic and (not studies or studies & {"table2", "figure4"}):
@@ -433,7 +482,9 @@ def _reproduce(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of the ``cfdkit`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    args = _parser(studies=first != "audit").parse_args(argv)
     try:
         return _audit(args) if args.command == "audit" else _reproduce(args)
     except CLIError as e:

@@ -67,6 +67,23 @@ def resolve_l2(l2: float, n_train: int, l2_convention: str = "sum") -> float:
     return l2
 
 
+def _check_overrides(l2, threshold):
+    """A cfdkit ``l2`` (> 0) and a ``threshold`` in (0, 1) given in place of the paper's values, or None."""
+    l2 = check_number(l2, "l2", low=0.0, low_inclusive=False, allow_none=True, fix="Pass e.g. l2=10.0 or None.")
+    threshold = check_number(threshold, "threshold", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False,
+                             allow_none=True, fix="Pass e.g. threshold=0.5 or None.")
+    return l2, threshold
+
+
+def _overridden(prep: Prepared, l2, threshold) -> Prepared:
+    """``prep`` with ``l2`` / ``threshold`` replaced where they are not None."""
+    if l2 is not None:
+        prep = _replace(prep, l2=float(l2))
+    if threshold is not None:
+        prep = _replace(prep, threshold=float(threshold))
+    return prep
+
+
 def _replace(prep: Prepared, **fields) -> Prepared:
     """``prep`` with some fields replaced."""
     return Prepared(*[fields.get(f, getattr(prep, f)) for f in Prepared._fields])
@@ -122,7 +139,8 @@ def _points_frame(prep: Prepared, fs, ver) -> pd.DataFrame:
 
 def audit_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
                  verify: bool = True, device=None, progress: bool = False, data_home=None,
-                 cache: bool = True, l2_convention: str = "sum") -> pd.DataFrame:
+                 cache: bool = True, l2_convention: str = "sum", l2: float | None = None,
+                 threshold: float | None = None) -> pd.DataFrame:
     """Algorithm 1 (+ verification by retraining) for every (sampled) test point.
 
     Returns one row per test point: ``test_index, y_true, prob, predicted_label,
@@ -131,17 +149,21 @@ def audit_points(dataset: str, features: str | None = None, *, n_test: int | Non
     verify; ``flipped`` is NaN where the refit did not converge), indices`` (training rows of ``S_t``, greedy order).  ``df.attrs``
     holds ``n_train, threshold, l2, seconds_sets, seconds_verify, seconds, notes``.
     Results are memoized per arguments (``cache=False`` or :func:`clear_cache`).
-    ``l2_convention`` says how the paper's l2 is read (:data:`L2_CONVENTIONS`; default ``"sum"``).
+    ``l2_convention`` says how the paper's l2 is read (:data:`L2_CONVENTIONS`; default ``"sum"``); ``l2`` (a
+    cfdkit l2, > 0) and ``threshold`` (in (0, 1)) replace the paper's values when given.
     """
     resolve_l2(1.0, 1, l2_convention)   # validate before any work
-    key = (canonical_dataset(dataset), features, n_test, seed, verify, str(device), str(data_home), l2_convention)
+    l2, threshold = _check_overrides(l2, threshold)
+    key = (canonical_dataset(dataset), features, n_test, seed, verify, str(device), str(data_home), l2_convention,
+           l2, threshold)
     if cache and key in _CACHE:
         df = _CACHE[key]
         out = df.copy()
         out.attrs = dict(df.attrs)
         return out
     t0 = time.perf_counter()
-    prep = _with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home), l2_convention)
+    prep = _overridden(_with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home),
+                                l2_convention), l2, threshold)
     audit = make_audit(prep, device=device, seed=seed, progress=progress)
     fs = audit.flip_sets(prep.X_test)
     t_sets = time.perf_counter() - t0
@@ -596,7 +618,8 @@ def _minimal_frame(prep: Prepared, audit, *, max_size=None, recheck: bool = True
 
 def minimal_points(dataset: str, features: str | None = None, *, n_test: int | None = None, seed: int = 0,
                    device=None, progress: bool = False, data_home=None, max_size: int | None = None,
-                   l2: float | None = None, l2_convention: str = "sum") -> pd.DataFrame:
+                   l2: float | None = None, l2_convention: str = "sum", threshold: float | None = None
+                   ) -> pd.DataFrame:
     """Verified minimal relabel sets (:meth:`RelabelAudit.minimal_sets`) for every (sampled) test point.
 
     The same test rows as :func:`audit_points` (same ``seed``/``n_test``).  One row per test point:
@@ -604,12 +627,13 @@ def minimal_points(dataset: str, features: str | None = None, *, n_test: int | N
     (its verification refit flipped; NaN: not converged or no set), ``size, status, lower_bound, new_prob,
     one_minimal, indices``, ``recheck_prob`` / ``minimal_flipped`` (each verified set refit once more,
     separately from the search).  ``l2_convention`` reads the paper's l2 (:data:`L2_CONVENTIONS`); ``l2``
-    overrides it with a cfdkit l2 (for convention checks).  ``df.attrs`` has the timings.
+    overrides it with a cfdkit l2 (for convention checks), ``threshold`` the paper's threshold.  ``df.attrs`` has
+    the timings.
     """
     resolve_l2(1.0, 1, l2_convention)
-    prep = _with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home), l2_convention)
-    if l2 is not None:
-        prep = _replace(prep, l2=float(l2))
+    l2, threshold = _check_overrides(l2, threshold)
+    prep = _overridden(_with_l2(prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home),
+                                l2_convention), l2, threshold)
     audit = make_audit(prep, device=device, seed=seed, progress=progress)
     return _minimal_frame(prep, audit, max_size=max_size)
 
