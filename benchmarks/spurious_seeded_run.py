@@ -2,6 +2,8 @@
 
     python benchmarks/spurious_seeded_run.py cf-alignment OUT.json
     python benchmarks/spurious_seeded_run.py neurontune OUT.json [RHO ...]
+    python benchmarks/spurious_seeded_run.py neurontune-augmented OUT.json [RHO ...]   (grey-pretrained trunk)
+    python benchmarks/spurious_seeded_run.py cf-alignment-augmented OUT.json
 """
 import json
 import sys
@@ -9,13 +11,18 @@ import time
 
 import torch
 
-from cfdkit.studies.spurious_seeds import cf_alignment_seeded_records, neurontune_seeded_records
+import functools
+
+from cfdkit.studies.spurious_seeds import (cf_alignment_augmented_records, cf_alignment_seeded_records,
+                                          neurontune_seeded_records)
 
 torch.set_num_threads(1)
 which, out = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
-fn = {"cf-alignment": cf_alignment_seeded_records, "neurontune": neurontune_seeded_records}[which]
-kw = {"rhos": tuple(float(r) for r in sys.argv[3:])} if which == "neurontune" and len(sys.argv) > 3 else {}
+fn = {"cf-alignment": cf_alignment_seeded_records, "neurontune": neurontune_seeded_records,
+      "neurontune-augmented": functools.partial(neurontune_seeded_records, augmented=True, pretrained=(True,)),
+      "cf-alignment-augmented": cf_alignment_augmented_records}[which]
+kw = {"rhos": tuple(float(r) for r in sys.argv[3:])} if which.startswith("neurontune") and len(sys.argv) > 3 else {}
 recs = fn(fast=False, seed=0, progress=True, **kw)
 
 

@@ -331,7 +331,7 @@ def _sizes(fast: bool) -> dict:
                 n_test=200 if fast else 400, n_bridge=16 if fast else 40)
 
 
-def digit_setup(rho: float = 0.99, seed: int = 0, fast: bool = False, device=None) -> DigitSetup:
+def digit_setup(rho: float = 0.99, seed: int = 0, fast: bool = False, device=None, data=None) -> DigitSetup:
     """Binary coloured digits at ``rho``, an autoencoder on random colours, colour and unbiased classifiers.
 
     Parameters
@@ -340,14 +340,27 @@ def digit_setup(rho: float = 0.99, seed: int = 0, fast: bool = False, device=Non
     seed : int
     fast : bool (smaller autoencoder training, fewer epochs)
     device : torch device or None
+    data : ColoredDigits or None
+        Binary coloured digits to use instead of ``colored_digits("binary", rho, seed)`` (e.g.
+        :func:`~cfdkit.spurious.data.augmented_colored_digits`); ``rho`` is then taken from ``data``. The
+        autoencoder is trained on ``data``'s grey training digits painted in random colours.
     """
     from .autoencoder import Autoencoder, random_colour_digits
-    from .data import BINARY_COLORS, colored_digits, paint
+    from .data import BINARY_COLORS, ColoredDigits, colored_digits, paint
     from .robust import RobustClassifier
 
     cfg = _sizes(fast)
-    d = colored_digits("binary", rho=rho, seed=seed)
-    Xae = random_colour_digits(cfg["ae_n"], seed=seed, index=d.info["train_index"])
+    if data is None:
+        d = colored_digits("binary", rho=rho, seed=seed)
+        Xae = random_colour_digits(cfg["ae_n"], seed=seed, index=d.info["train_index"])
+    else:
+        if not isinstance(data, ColoredDigits) or data.mode != "binary":
+            raise TypeError(f"data must be binary ColoredDigits (colored_digits('binary', ...) or "
+                            f"augmented_colored_digits(...)); got {type(data).__name__}.")
+        d, rho = data, data.rho
+        r = np.random.default_rng([seed, 4242])
+        pick = r.integers(0, len(d.gray_train), size=cfg["ae_n"])
+        Xae = paint(d.gray_train[pick], r.uniform(0.05, 1.0, size=(len(pick), 3)))
     ae = Autoencoder(latent_dim=16, hidden=(128,), epochs=cfg["ae_epochs"], seed=seed, device=device).fit(Xae)
     rng = np.random.default_rng(seed + 1000)
     a_u = rng.integers(0, 2, size=len(d.y_train))

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 __all__ = ["mean_ci", "separated", "aggregate", "cf_alignment_seeded_records", "neurontune_seeded_records",
+           "cf_alignment_augmented_records",
            "fmt_ci", "verdict", "seeded_table_markdown",
            "N_SEEDS"]
 
@@ -42,8 +43,24 @@ def separated(a: dict, b: dict) -> bool:
     return bool(a["ci_low"] > b["ci_high"] or b["ci_low"] > a["ci_high"])
 
 
+def _clip_to_range(metric, values, lo, hi):
+    """Clip an interval to the metric's range: [0, 1] for accuracies, AUCs and shares, >= 0 for counts."""
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    if not v or not np.isfinite(lo):
+        return lo, hi
+    if metric.startswith(("wga", "mean_acc", "auc", "acc", "minority")) or metric.endswith("share"):
+        if min(v) >= 0 and max(v) <= 1:
+            return max(lo, 0.0), min(hi, 1.0)
+    if metric.startswith("n_") and min(v) >= 0:
+        return max(lo, 0.0), hi
+    return lo, hi
+
+
 def aggregate(runs: list[list[dict]]) -> list[dict]:
-    """Merge per-seed record lists (same keys in each) into mean ± interval records."""
+    """Merge per-seed record lists (same keys in each) into mean ± interval records.
+
+    Intervals of accuracies, AUCs and shares are clipped to [0, 1], those of counts (``n_*``) at 0.
+    """
     by = {}
     order = []
     for recs in runs:
@@ -57,6 +74,7 @@ def aggregate(runs: list[list[dict]]) -> list[dict]:
     for key in order:
         r = by[key]
         m, lo, hi = mean_ci(r["values"])
+        lo, hi = _clip_to_range(key[3], r["values"], lo, hi)
         out.append({**r, "cfdkit": m, "ci_low": lo, "ci_high": hi, "n_seeds": len(r["values"]),
                     "values": [None if v is None or not np.isfinite(v) else float(v) for v in r["values"]]})
     return out
@@ -75,18 +93,20 @@ def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = Fals
 
 
 def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
-                              rhos=(0.95, 0.99), pretrained=(False, True)) -> list:
+                              rhos=(0.95, 0.99), pretrained=(False, True), augmented: bool = False) -> list:
     """NeuronTune beside its controls on binary coloured digits, one model per seed, aggregated over seeds.
 
     ``pretrained=True``: the DigitCNN trunk is first trained on the grey training digits (10 classes), then the
     whole model on the coloured ones, then NeuronTune retrains the head: the paper's setting of a pretrained
-    feature extractor with a linear head.  Metric names as in
+    feature extractor with a linear head.  ``augmented``: the augmented 16x16 digits
+    (:func:`~cfdkit.spurious.data.augmented_colored_digits`, >= 100 minority images per group at ρ = 0.99)
+    instead of the 8x8 ones (dataset ``augmented-digits``).  Metric names as in
     :func:`cfdkit.spurious.neurontune.neurontune_records` (``<metric>`` with ``rule=...`` in ``features``).
     """
     import torch
     from tqdm.auto import tqdm
 
-    from ..spurious.data import colored_digits
+    from ..spurious.data import augmented_colored_digits, colored_digits
     from ..spurious.neurontune import PAPER_CONTEXT, PAPER_WGA, digits_model, neurontune_study
 
     ctx = PAPER_WGA[PAPER_CONTEXT["colored-digits"]]
@@ -101,13 +121,14 @@ def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False,
             runs = []
             t0 = time.perf_counter()
             for s in seeds:
-                d = colored_digits("binary", rho=rho, seed=s)
+                d = augmented_colored_digits(rho, seed=s, **({"copies": 2, "eval_copies": 1} if fast else {})) \
+                    if augmented else colored_digits("binary", rho=rho, seed=s)
                 out = neurontune_study(digits_model(d, pre, seed=s), d, seed=s, head_epochs=20 if fast else 50)
                 feats = f"DigitCNN {'grey-pretrained' if pre else 'scratch'}, rho={rho}"
                 rr = []
                 for k, v in out.items():
                     metric, _, rule = k.partition("@")
-                    rr.append({"study": "neurontune", "dataset": "colored-digits",
+                    rr.append({"study": "neurontune", "dataset": "augmented-digits" if augmented else "colored-digits",
                                "features": feats + (f", rule={rule}" if rule else ""), "metric": metric,
                                "paper": paper.get(metric), "cfdkit": float(v)})
                 runs.append(rr)
@@ -160,3 +181,39 @@ def seeded_table_markdown(records: list[dict], metrics, compare=None) -> str:
         cells += [verdict(rr.get(a), rr.get(b)) for _, a, b in compare]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cf_alignment_augmented_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
+                                   rho: float = 0.99) -> list:
+    """CF alignment on the augmented coloured digits (16x16, >= 100 minority images per group at ρ = 0.99).
+
+    Per seed: :func:`~cfdkit.spurious.alignment.digit_setup` on
+    :func:`~cfdkit.spurious.data.augmented_colored_digits`, the unbiased / biased / composed alignment
+    (``rc_unbiased``, ``rc_biased``, ``rc_composed``) and ERM, GroupDRO, JTT, FLAC (``rc_<m>``, ``auc_<m>``,
+    ``wga_<m>``); aggregated over seeds.  ``fast``: 2 copies per digit (no minority guarantee), for tests.
+    """
+    from tqdm.auto import tqdm
+
+    from ..spurious.alignment import PAPER, digit_setup, induced_correlation, robust_comparison
+    from ..spurious.data import augmented_colored_digits
+
+    runs = []
+    for s in tqdm(range(seed, seed + n_seeds), desc="cf-alignment augmented", disable=not progress):
+        d = augmented_colored_digits(rho, seed=s, **({"copies": 2, "eval_copies": 1} if fast else {}))
+        setup = digit_setup(seed=s, fast=fast, data=d)
+        ds = f"augmented-digits-rho{rho}"
+        rr = []
+        ind = induced_correlation(setup)
+        for k in ("unbiased", "biased", "composed"):
+            rr.append({"study": "alignment", "dataset": ds, "features": "augmented digits 3x16x16, MLP AE latent 16",
+                       "metric": f"rc_{k}", "paper": PAPER.get(f"rc_{k}"), "cfdkit": float(ind.loc[k, "rc"])})
+        comp = robust_comparison(setup, seed=s)
+        for m in comp.index:
+            for met in ("rc", "auc", "wga"):
+                rr.append({"study": "alignment", "dataset": ds, "features": "augmented digits 3x16x16, MLP AE latent 16",
+                           "metric": f"{met}_{m}", "paper": PAPER.get(f"{met}_{m}"), "cfdkit": float(comp.loc[m, met])})
+        rr.append({"study": "alignment", "dataset": ds, "features": "augmented digits 3x16x16, MLP AE latent 16",
+                   "metric": "minority_train_images", "paper": None,
+                   "cfdkit": float(min(d.info["minority_counts"].values()))})
+        runs.append(rr)
+    return aggregate(runs)
