@@ -34,11 +34,13 @@ def fitted():
 
 
 CASES = {}
+#: ``expect`` of a command-line case that asserts its own refusal (exit status 2, one line naming the option).
+REFUSED = "refused"
 
 
 def case(cid, expect=None, *needles):
-    """Register a case: ``expect`` an exception type (the message must hold every needle) or None (the case
-    asserts its own correct answer)."""
+    """Register a case: ``expect`` an exception type (the message must hold every needle), :data:`REFUSED` (the
+    case asserts its own clear refusal) or None (the case asserts its own correct answer)."""
     def deco(fn):
         assert cid.startswith("err-" if expect else "ok-"), cid
         CASES[cid] = (fn, expect, needles)
@@ -119,7 +121,7 @@ for _argv, _needle in CLI_BAD:
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and _needle in err and "Traceback" not in err, (rc, err)
         assert not (tmp_path / "o").exists() and not (tmp_path / "r").exists()
-    case("ok-cli-refuses " + " ".join(_argv[-2:]))(_run)
+    case("err-cli " + " ".join(_argv[-2:]), REFUSED)(_run)
 
 
 @case("ok-cli-n-test-written-as-float")
@@ -145,7 +147,7 @@ def _user_folder(folder):
     return _tree(folder)
 
 
-@case("ok-cli-out-populated-folder-refused")
+@case("err-cli-out-populated-folder", REFUSED)
 def _(tmp_path, capsys):
     before = _user_folder(tmp_path / "o")
     assert _cli(tmp_path, *_AUDIT) == 2
@@ -174,7 +176,7 @@ for _rel in ("..", "../..", "../../.."):
                     "--overwrite") == 2
         assert "working directory" in capsys.readouterr().err
         assert _tree(tmp_path) == before
-    case(f"ok-cli-out-ancestor-{_rel}-refused")(_anc)
+    case(f"err-cli-out-ancestor-{_rel}", REFUSED)(_anc)
 
 
 # ------------------------------------------------------------------------------------- data.prepare, resolve_l2
@@ -305,7 +307,7 @@ def test_case(cid, request):
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(LIMIT_S)
     try:
-        if expect is None:
+        if expect is None or expect is REFUSED:
             fn(**kwargs)
             return
         with pytest.raises(expect) as exc:
