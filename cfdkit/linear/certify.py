@@ -138,6 +138,16 @@ def h_norms(L: torch.Tensor, design: Design, chunk: int = 1024) -> torch.Tensor:
     return out
 
 
+def train_h_norms(state) -> torch.Tensor | None:
+    """The training rows' ``||x~_i||_{H0^{-1}}`` (n,), computed once per fit and kept on the state; None without
+    an exact ``H0^{-1}``."""
+    cache = state.certificate_cache
+    if "h" not in cache:
+        L = _cholesky(state)
+        cache["h"] = None if L is None else h_norms(L, state.train)
+    return cache["h"]
+
+
 class SignCertificate:
     """Sign certificates for relabel refits of one fit (see the module docstring for the proof).
 
@@ -159,9 +169,7 @@ class SignCertificate:
         self.available = self.L is not None
         if not self.available:
             return
-        if not hasattr(state, "_cert_train_h"):
-            state._cert_train_h = h_norms(self.L, state.train)
-        exact = float(state._cert_train_h.max())
+        exact = float(train_h_norms(state).max())
         if kappa0 is not None:
             import numbers
 
@@ -202,10 +210,12 @@ class SignCertificate:
         if P is None:
             far = torch.ones(Z.shape[1], dtype=torch.bool, device=Z.device)
         else:
-            R = (P * (1 - P)) * self.inv_d0[:, None]
-            lo = torch.clamp(R.min(0).values, max=1.0) * (1 - 1e-8)
-            hi = torch.clamp(R.max(0).values, min=1.0) * (1 + 1e-8)
-            far = torch.abs(Z).max(0).values > 30.0  # decided per column: no column depends on the others
+            D = P * (1 - P)
+            far = D.min(0).values < 1e-13  # some |z| > ~30; decided per column: no column depends on the others
+            D *= self.inv_d0[:, None]
+            mn, mx = torch.aminmax(D, dim=0)
+            lo = torch.clamp(mn, max=1.0) * (1 - 1e-8)
+            hi = torch.clamp(mx, min=1.0) * (1 + 1e-8)
             if not bool(far.any()):
                 return lo, hi
         f = torch.nonzero(far).squeeze(1)

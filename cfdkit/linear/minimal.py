@@ -93,7 +93,8 @@ from tqdm.auto import tqdm
 from ..core.arrays import DTYPE, Design, to_torch_matrix
 from ..core.solvers import batched_pcg
 from ..core.validation import check_row_index
-from .model import _penalty_mask, hessian, hvp
+from .model import _penalty_mask, hvp
+from .certify import certificate, h_norms, prepare_rows, relabel_question, train_h_norms
 from .retrain import FittedState, one_class_sets, refit_sets
 
 __all__ = ["MinimalSets", "minimal_search", "exhaustive_minimal", "ExhaustiveMinimal", "lower_bounds"]
@@ -119,6 +120,14 @@ class MinimalSets:
     offsets : int64 (n_test + 1,), flat_indices : int64 — ``indices(i)``
     refits : int — refits made; seconds : float; timings : dict — seconds per search phase
     fingerprint : str — the fit fingerprint of the audit
+    decided_by : array of str (n_test,) — how the found set's flip is known: ``"converged"`` (a refit to
+        ``tol``; ``new_prob`` is its probability) or ``"certified"`` (a sign certificate proved it and the
+        confirming refit did not converge; ``new_prob`` is a point of the proven interval); ``""`` where none
+    refit_stats : dict — ``refits_certified`` (stopped by a sign certificate), ``refits_converged``,
+        ``refits_undecided`` (neither: never counted as an answer), ``iterations`` (L-BFGS/Newton, summed),
+        ``certificate_checks`` (exact checks: one float64 triangular solve each), ``decided_at_start`` (refits
+        answered at their warm start, with no iteration); with a warm start at the refit of the set a subset was cut from,
+        this is the leave-one-out question decided from that set's own refit)
     """
 
     threshold: float
@@ -136,6 +145,13 @@ class MinimalSets:
     fingerprint: str | None = None
     X_test: object = field(default=None, repr=False)
     timings: dict = field(default_factory=dict)
+    decided_by: np.ndarray | None = None
+    refit_stats: dict = field(default_factory=dict)
+
+    @property
+    def proven_minimal(self) -> np.ndarray:
+        """bool (n_test,): the verified set is as small as any flipping set can be (``lower_bound == size``)."""
+        return self.found & (self.lower_bound == self.size)
 
     def __len__(self) -> int:
         return int(self.size.shape[0])
@@ -160,7 +176,9 @@ class MinimalSets:
             "status": self.status,
             "lower_bound": self.lower_bound,
             "new_prob": self.new_prob,
+            "decided_by": self.decided_by if self.decided_by is not None else np.where(self.found, "converged", ""),
             "one_minimal": self.one_minimal,
+            "proven_minimal": self.proven_minimal,
             "indices": [self.indices(i).tolist() for i in range(len(self))],
         })
 
@@ -175,6 +193,7 @@ class MinimalSets:
             "median_verified_size": float(np.median(self.size[f])) if f.any() else float("nan"),
             "median_lower_bound": float(np.median(self.lower_bound)) if len(self) else float("nan"),
             "one_minimal_rate": float(self.one_minimal[f].mean()) if f.any() else float("nan"),
+            "proven_minimal_rate": float(self.proven_minimal[f].mean()) if f.any() else float("nan"),
             "refits": int(self.refits),
             "seconds": float(self.seconds),
         }
@@ -186,24 +205,6 @@ def _log_sigma_prime(z: torch.Tensor) -> torch.Tensor:
     return -a - 2 * torch.nn.functional.softplus(-a)
 
 
-def _cholesky(state: FittedState):
-    L = state.ihvp.cholesky_factor
-    if L is not None:
-        return L
-    if state.train.p > 4096:
-        return None
-    L, info = torch.linalg.cholesky_ex(hessian(state.train, state.w, state.l2))
-    return L if int(info) == 0 else None
-
-
-def _h_norms(L: torch.Tensor, design: Design, chunk: int = 2048) -> torch.Tensor:
-    """``sqrt(x~_i^T H0^{-1} x~_i)`` for every row of ``design``."""
-    out = torch.empty(design.n, dtype=DTYPE, device=L.device)
-    for s in range(0, design.n, chunk):
-        idx = torch.arange(s, min(design.n, s + chunk), device=L.device)
-        A = torch.linalg.solve_triangular(L, design.dense_rows(idx).T.contiguous(), upper=False)
-        out[idx] = torch.sqrt((A * A).sum(0))
-    return out
 
 
 def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | None = None) -> np.ndarray:
@@ -213,11 +214,11 @@ def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | 
     """
     n = state.train.n
     k_max = n if k_max is None else min(int(k_max), n)
-    L = _cholesky(state)
-    if L is None:
+    cert = certificate(state)
+    if cert is None:
         return np.ones(Xt.n, dtype=np.int64)
-    h_tr = _h_norms(L, state.train)
-    h_t = _h_norms(L, Xt).cpu().numpy()
+    h_tr = train_h_norms(state)
+    h_t = h_norms(cert.L, Xt).cpu().numpy()
     z = state.train.matvec(state.w[:, None])[:, 0]
     ls0 = _log_sigma_prime(z)
     hmax = float(h_tr.max())
@@ -268,6 +269,16 @@ class _Pool:
         self.store_w = 8 * state.train.p * n <= state.memory_budget
         self.best_w: dict = {}
         self.kept: dict = {}
+        # sign certificates (cfdkit.linear.certify): a refit asked about its owner row stops once its side of
+        # the threshold is proven; None where no exact H0^{-1} is at hand (every refit converges)
+        self.prep = prepare_rows(state, Xt)
+        self.best_cert = np.zeros(n, dtype=bool)  # the best set's flip was proven by a certificate only
+        self.n_certified = 0
+        self.n_converged = 0
+        self.n_undecided = 0
+        self.iterations = 0
+        self.checks = 0  # exact certificate checks (one float64 triangular solve each)
+        self.iters0 = 0  # refits decided at their start (no iteration)
 
     def valid(self, sets, *others):
         """Drop the sets that would leave one class (and the matching entries of ``others``)."""
@@ -277,18 +288,26 @@ class _Pool:
 
     def refit(self, sets, owners=None, offer: bool = True, keep_w: bool = False, chunk: int = 2048, out_P=None,
               starts=None, keep: str | None = None):
-        """Refit ``sets`` (all valid: see :meth:`valid`) in chunks; offer every refit to every test row.
+        """Refit ``sets`` (all valid: see :meth:`valid`) in chunks.
+
+        With ``owners`` (one test row per set) each refit answers its owner's question only: it stops once a
+        sign certificate proves on which side of the threshold the owner's prediction lands, and is offered
+        to its owner alone (so a row's answer never depends on the other rows searched in the same call).
+        Without ``owners`` (the exhaustive phases: every single, every pair) each refit converges and is
+        offered to every test row (``offer``), and ``out_P`` (n_test, m) receives every row's probability.
 
         ``starts`` (optional, one per set): the converged weights (p,) of a nearby set, or None — warm
         starts (see :func:`cfdkit.linear.retrain.refit_sets`).  ``keep`` ("first" or "best", with
-        ``owners``): afterwards ``self.kept[owner] = (j, w_j)`` for the first flipping converged refit of
+        ``owners``): afterwards ``self.kept[owner] = (j, w_j)`` for the first flipping answered refit of
         each owner, or the one farthest from the threshold (the first of equals), with its weights.
 
-        Returns (p_owner (m,) — the new probability of test row ``owners[j]`` under refit ``j``
-        (None without owners), converged (m,), W (p, m) or None).
+        Returns (p_owner (m,) — the new probability of test row ``owners[j]`` under refit ``j``, a point of
+        the proven interval where a certificate decided (None without owners), answered (m,) — converged or
+        certified, W (p, m) or None).
         """
         m = len(sets)
         conv = np.zeros(m, dtype=bool)
+        certd = np.zeros(m, dtype=bool)
         p_own = None if owners is None else np.full(m, np.nan)
         Ws = [] if keep_w else None
         self.kept = {}
@@ -300,11 +319,23 @@ class _Pool:
                 for j, w in enumerate(starts[s:s + chunk]):
                     if w is not None:
                         W0[:, j] = w
-            W, info = refit_sets(self.state, block, "relabel", starts=W0, explicit_inverse=True)
+            q = None
+            if owners is not None and self.prep is not None:
+                q = relabel_question(self.state, self.Xt, np.asarray(owners[s:s + len(block)], dtype=np.int64),
+                                     self.tau, prepared=self.prep)
+            W, info = refit_sets(self.state, block, "relabel", starts=W0, explicit_inverse=True, question=q)
             self.refits += len(block)
+            self.iterations += int(info.iterations.sum())
+            self.checks += 0 if q is None else q.checks
+            self.iters0 += int((info.iterations == 0).sum())
+            cb = np.zeros(len(block), dtype=bool) if q is None else (q.decided & ~info.converged)
+            self.n_converged += int(info.converged.sum())
+            self.n_certified += int(cb.sum())
+            self.n_undecided += int((~info.converged & ~cb).sum())
             self.bar.set_postfix_str(f"{self.phase}: {self.refits:,} refits", refresh=True)
-            conv[s:s + len(block)] = info.converged
-            if offer or out_P is not None:
+            conv[s:s + len(block)] = info.converged | cb
+            certd[s:s + len(block)] = cb
+            if owners is None and (offer or out_P is not None):
                 P = torch.sigmoid(self.Xt.matvec(W)).cpu().numpy()
                 if offer:
                     self.offer(P, info.converged, block, W)
@@ -312,25 +343,32 @@ class _Pool:
                     out_P[:, s:s + len(block)] = P
             if owners is not None:
                 r = torch.as_tensor(np.asarray(owners[s:s + len(block)], dtype=np.int64), device=W.device)
-                p_own[s:s + len(block)] = torch.sigmoid((self.Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
-                if keep is not None:
-                    for jj in range(len(block)):
-                        j, t = s + jj, int(owners[s + jj])
-                        if not (conv[j] and self.flips(t, p_own[j])):
-                            continue
+                pb = torch.sigmoid((self.Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
+                if q is not None:
+                    pb[cb] = q.probabilities()[cb]
+                p_own[s:s + len(block)] = pb
+                for jj in range(len(block)):
+                    j, t = s + jj, int(owners[s + jj])
+                    if not (conv[j] and self.flips(t, p_own[j])):
+                        continue
+                    if offer and len(block[jj]) < self.best_size[t] and len(block[jj]) <= self.max_size:
+                        self.record(t, block[jj], p_own[j], W[:, jj], certified=bool(cb[jj]))
+                    if keep is not None:
                         old = self.kept.get(t)
                         if old is None or (keep == "best" and abs(p_own[j] - self.tau) > abs(p_own[old[0]] - self.tau)):
                             self.kept[t] = (j, W[:, jj].clone())
             if keep_w:
                 Ws.append(W)
         W = torch.cat(Ws, 1) if keep_w and Ws else None
+        self.last_certified = certd
         return p_own, conv, W
 
     def flips(self, t, p) -> bool:
         return bool((p > self.tau) != self.orig[t])
 
-    def record(self, t, s, p, w=None):
+    def record(self, t, s, p, w=None, certified: bool = False):
         self.best_size[t], self.best_set[t], self.best_prob[t] = len(s), np.sort(np.asarray(s, dtype=np.int64)), p
+        self.best_cert[t] = certified
         if self.store_w and w is not None:
             self.best_w[t] = w.clone()
         else:
@@ -473,9 +511,10 @@ def _shrink(pool: _Pool, rows, finish=None):
             cand, owner = pool.valid(cand, owner)
             p, conv, _ = pool.refit(cand, owner, offer=False, starts=[pool.best_w.get(r) for r in owner],
                                     keep="first")
+            cb = pool.last_certified
             for r, (j, w) in pool.kept.items():  # the first flipping subset of each row
                 cur[r] = cand[j]
-                pool.record(r, cand[j], p[j], w)
+                pool.record(r, cand[j], p[j], w, certified=bool(cb[j]))
             for r in chunking:
                 if r not in pool.kept:
                     nparts[r] *= 2
@@ -507,7 +546,7 @@ def _shrink(pool: _Pool, rows, finish=None):
             if flips:
                 jb, w = pool.kept[r]  # the flipping subset farthest from the threshold (first of equals)
                 cur[r] = cand[jb]
-                pool.record(r, cand[jb], p[jb], w)
+                pool.record(r, cand[jb], p[jb], w, certified=bool(pool.last_certified[jb]))
                 rest = {drop[j] for j in flips if j != jb}
                 nxt[r] = rest if rest else None
             elif only is not None:
@@ -605,8 +644,9 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
     # 1. Algorithm 1's sets (the estimate, as candidates)
     rows = [t for t in range(n_test) if len(estimated_sets[t])]
     if rows:
-        sets, = pool.valid([np.asarray(estimated_sets[t], dtype=np.int64) for t in rows])
-        pool.refit(sets)
+        sets, rows = pool.valid([np.asarray(estimated_sets[t], dtype=np.int64) for t in rows], rows)
+        if sets:
+            pool.refit(sets, rows)
 
     _lap("alg1")
     pool.phase = "single relabels"
@@ -621,17 +661,27 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
         benefit, _ = _relinearized_benefits(state, Xt, np.arange(n_test), [np.empty(0, np.int64)] * n_test,
                                             Wh, orig)
         top = np.argsort(-benefit, axis=1, kind="stable")[:, :single_candidates]
-        cand = sorted({int(i) for t in range(n_test) for i in top[t] if benefit[t, i] > 0})
-    singles, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], cand)
-    if singles:
-        P_single = np.empty((n_test, len(singles)))
-        _, conv, _ = pool.refit(singles, out_P=P_single)
-        idx = np.asarray(idx)
-        benefit[:, idx] = _benefit_from_probs(P_single, prob, orig)  # exact effects replace the estimates
-        benefit[:, idx[~conv]] = -np.inf
-        del P_single
-        if all_singles and conv.all():
-            lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
+        # each row's own strongest candidates, refit for that row alone (certified where possible)
+        pairs_ti = [(t, int(i)) for t in range(n_test) for i in top[t] if benefit[t, i] > 0]
+        cand = [i for _, i in pairs_ti]
+    if all_singles:
+        singles, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], cand)
+        if singles:
+            P_single = np.empty((n_test, len(singles)))
+            _, conv, _ = pool.refit(singles, out_P=P_single)
+            idx = np.asarray(idx)
+            benefit[:, idx] = _benefit_from_probs(P_single, prob, orig)  # exact effects replace the estimates
+            benefit[:, idx[~conv]] = -np.inf
+            del P_single
+            if conv.all():
+                lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
+    else:
+        singles, own, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], [t for t, _ in pairs_ti], cand)
+        if singles:
+            p_own, conv, _ = pool.refit(singles, own)
+            own, idx = np.asarray(own, dtype=np.int64), np.asarray(idx, dtype=np.int64)
+            d = p_own - prob[own]
+            benefit[own, idx] = np.where(conv, np.where(orig[own], -d, d), -np.inf)  # exact (or proven) effects
     pool.tick(pool.best_size <= 1)
 
     _lap("singles")
@@ -645,17 +695,21 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
     all_pairs = n * (n - 1) // 2 <= pairs_limit
     if max_size >= 2:
         if all_pairs:
-            pairs = set(combinations(range(n), 2))
+            pairs, = pool.valid([np.array(q, dtype=np.int64) for q in combinations(range(n), 2)])
+            if pairs:
+                _, conv, _ = pool.refit(pairs)
+                if all_singles and conv.all():
+                    lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
         else:
-            pairs = set()
+            pairs, own = [], []
             for t in range(n_test):
                 if pool.best_size[t] > 2:
-                    pairs.update(combinations(sorted(ranking(t, pair_candidates)), 2))
-        pairs, = pool.valid([np.array(q, dtype=np.int64) for q in sorted(pairs)])
-        if pairs:
-            _, conv, _ = pool.refit(pairs)
-            if all_pairs and all_singles and conv.all():
-                lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
+                    for q in combinations(sorted(ranking(t, pair_candidates)), 2):
+                        pairs.append(np.array(q, dtype=np.int64))
+                        own.append(t)
+            pairs, own = pool.valid(pairs, own)
+            if pairs:
+                pool.refit(pairs, own)
 
     _lap("pairs")
     pool.phase = "re-linearized greedy"
@@ -728,27 +782,55 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
     # 6. triples from the strongest candidates where the set has >= 4 labels
     if triples_on:
         big = [t for t in range(n_test) if pool.found()[t] and pool.best_size[t] >= 4]
-        tri = set()
+        tri, own = [], []
         for t in big:
-            tri.update(combinations(sorted(ranking(t, triple_candidates)), 3))
-        tri, = pool.valid([np.array(c, dtype=np.int64) for c in sorted(tri)])
+            for c in combinations(sorted(ranking(t, triple_candidates)), 3):
+                tri.append(np.array(c, dtype=np.int64))
+                own.append(t)
+        tri, own = pool.valid(tri, own)
         if tri:
             before = pool.best_size.copy()
-            pool.refit(tri)
+            pool.refit(tri, own)
             changed = [t for t in range(n_test) if pool.best_size[t] < before[t]]
             if changed:
                 om = _shrink(pool, changed)
                 one_min[changed] = om[changed]
     _lap("triples")
     found = pool.found()
+    # the set a user is shown gets one converged refit, so its new probability is a number (its flip was
+    # proven by a certificate already; the refit confirms it or, unconverged, leaves the proof as the answer)
+    decided_by = np.where(found, "converged", "").astype(object)
+    show = [t for t in range(n_test) if found[t] and pool.best_cert[t]]
+    if show:
+        pool.phase = "final refits"
+        W, info = refit_sets(state, [pool.best_set[t] for t in show], "relabel", explicit_inverse=True)
+        pool.refits += len(show)
+        bar.set_postfix_str(f"{pool.phase}: {pool.refits:,} refits", refresh=True)
+        pool.n_converged += int(info.converged.sum())
+        pool.iterations += int(info.iterations.sum())
+        r = torch.as_tensor(np.asarray(show, dtype=np.int64), device=W.device)
+        p_show = torch.sigmoid((Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
+        for t, pt, ok in zip(show, p_show, info.converged):
+            if ok:
+                if not pool.flips(t, pt):  # a proof and a converged refit disagree: never report either
+                    raise RuntimeError(f"sign certificate contradicted by a converged refit (test row {t}: "
+                                       f"P = {pt!r}, threshold {threshold}); please report this as a bug.")
+                pool.best_prob[t] = pt
+            else:
+                decided_by[t] = "certified"
+    _lap("final")
     pool.tick(np.ones(n_test, dtype=bool))
     bar.close()
     size = np.where(found, pool.best_size, 0).astype(np.int64)
     sets = [pool.best_set[t] if found[t] else np.empty(0, dtype=np.int64) for t in range(n_test)]
     lb = np.maximum(lower_bounds(state, Xt, threshold, k_max=max_size), lb_enum)
+    stats = {"refits_certified": pool.n_certified, "refits_converged": pool.n_converged,
+             "refits_undecided": pool.n_undecided, "iterations": pool.iterations, "certificate_checks": pool.checks,
+             "decided_at_start": pool.iters0}
     return dict(prob=prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
                 new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
-                one_minimal=one_min & found, refits=pool.refits, timings=timings)
+                one_minimal=one_min & found, refits=pool.refits, timings=timings,
+                decided_by=decided_by.astype(str), refit_stats=stats)
 
 
 def build_result(fields: dict, threshold, estimated_size, seconds, fingerprint, X_test) -> MinimalSets:
@@ -756,10 +838,14 @@ def build_result(fields: dict, threshold, estimated_size, seconds, fingerprint, 
     offsets = np.zeros(len(sets) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in sets], out=offsets[1:])
     flat = np.concatenate(sets).astype(np.int64) if sets else np.empty(0, np.int64)
+    n = len(sets)
     return MinimalSets(float(threshold), fields["prob"], fields["size"], fields["status"], fields["new_prob"],
                        fields["lower_bound"], np.asarray(estimated_size, dtype=np.int64), fields["one_minimal"],
                        offsets, flat, int(fields["refits"]), float(seconds), fingerprint, X_test,
-                       dict(fields.get("timings", {})))
+                       dict(fields.get("timings", {})),
+                       np.asarray(fields.get("decided_by", np.where(fields["size"] > 0, "converged", ""))).astype(str)
+                       if n else np.empty(0, dtype=str),
+                       dict(fields.get("refit_stats", {})))
 
 
 # ----------------------------------------------------------------------------- ground truth

@@ -21,7 +21,6 @@ iteration, which is how flip sets are verified.
 
 from __future__ import annotations
 
-import math
 
 from dataclasses import dataclass
 from typing import Callable

@@ -19,7 +19,7 @@ and a refit that does not reach the tolerance is reported as such
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,6 +42,9 @@ class FittedState:
     tol: float
     max_iter: int
     memory_budget: int
+    # per-fit quantities of the sign certificates (cfdkit.linear.certify), computed once: "h" (n,) the
+    # H0^{-1} norms of the training rows
+    certificate_cache: dict = field(default_factory=dict, repr=False)
 
     def precond(self, explicit: bool = False):
         """Approximate ``H0^{-1}`` for the refits: the Cholesky factor in float32.
