@@ -289,8 +289,8 @@ def _number(option: str):
             try:
                 return float(text)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"{option} must be a number; got {text!r}. "
-                                                 f"{_NUMERIC[option.lstrip('-').replace('-', '_')][1]['fix']}") from None
+                fix = _NUMERIC[option.lstrip("-").replace("-", "_")][1]["fix"]
+                raise argparse.ArgumentTypeError(f"{option} must be a number; got {text!r}. {fix}") from None
     parse.__name__ = option.lstrip("-").replace("-", "_")       # argparse names the type in some messages
     return parse
 
