@@ -219,25 +219,30 @@ def _atomic_dir(path: Path, overwrite: bool = False, command: str = "audit"):
       (:func:`_install_files`): only cfdkit's own files are replaced, every other file stays.
 
     Every output folder gets :data:`MARKER`, listing the files cfdkit wrote (path -> sha256). A run that fails
-    leaves ``path`` exactly as it was and removes its temporary folder; one that is killed leaves it behind with
-    :data:`TMP_MARKER`, and the next run into the same ``path`` sweeps it (:func:`_sweep_stale`).
+    leaves ``path`` exactly as it was and removes its temporary folder (on SIGTERM and SIGHUP too, before the
+    process dies of the signal); one killed by SIGKILL leaves it behind with :data:`TMP_MARKER`, and the next run
+    into the same ``path`` sweeps it (:func:`_sweep_stale`).
     """
     path = path.resolve()
     _sweep_stale(path)
     existed = path.is_dir()
     tmp = Path(tempfile.mkdtemp(prefix=".cfdkit.tmp-" if existed else f".{path.name}.tmp-",
                                 dir=path if existed else path.parent))
-    try:
-        (tmp / TMP_MARKER).write_text(json.dumps({"tool": "cfdkit", "pid": os.getpid(), "host": socket.gethostname(),
-                                                  "started": time.time()}) + "\n", encoding="utf-8")
-        yield tmp
-        files = {f.relative_to(tmp).as_posix(): _sha256(f) for f in sorted(tmp.rglob("*"))
-                 if f.is_file() and f.name not in (MARKER, TMP_MARKER)}
-        (tmp / MARKER).write_text(json.dumps({"tool": "cfdkit", "command": command, "written": time.time(),
-                                              "files": files}, indent=1) + "\n", encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    from .data._atomic import cleanup_on_terminate
+
+    with cleanup_on_terminate():                # SIGTERM/SIGHUP: remove the temporary folder, then die of the signal
+        try:
+            (tmp / TMP_MARKER).write_text(json.dumps({"tool": "cfdkit", "pid": os.getpid(),
+                                                      "host": socket.gethostname(), "started": time.time()}) + "\n",
+                                          encoding="utf-8")
+            yield tmp
+            files = {f.relative_to(tmp).as_posix(): _sha256(f) for f in sorted(tmp.rglob("*"))
+                     if f.is_file() and f.name not in (MARKER, TMP_MARKER)}
+            (tmp / MARKER).write_text(json.dumps({"tool": "cfdkit", "command": command, "written": time.time(),
+                                                  "files": files}, indent=1) + "\n", encoding="utf-8")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if not existed:
         os.chmod(tmp, 0o777 & ~_umask())
         try:

@@ -265,3 +265,20 @@ def test_killed_run_leaves_nothing_behind_after_the_next_run(tmp_path, capsys, e
     assert not tmps[0].exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aud"]
     assert not [t for t in out.iterdir() if t.name.startswith(".cfdkit.tmp-")]
+
+
+def test_terminated_run_removes_its_temporary_folder(tmp_path):
+    out = tmp_path / "aud"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, "-c", _SLOW_RUN, str(out)], env=env, cwd=str(tmp_path))
+    deadline, tmps = time.monotonic() + 120, []
+    try:
+        while time.monotonic() < deadline and not tmps:
+            tmps = [t for t in tmp_path.iterdir() if t.name.startswith(".aud.tmp-") and (t / TMP_MARKER).exists()]
+            time.sleep(0.1)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(60)
+    assert len(tmps) == 1, "the run never created its temporary folder"
+    assert rc == -signal.SIGTERM                                 # it still dies of the signal ...
+    assert sorted(x.name for x in tmp_path.iterdir()) == []     # ... after removing its temporary folder
