@@ -422,10 +422,10 @@ def _relinearized_benefits(state: FittedState, Xt: Design, rows, sets, W, orig, 
     Z = train.matvec(W)
     S = torch.sigmoid(Z)
     D = S * (1 - S)
-    L = state.ihvp.cholesky_factor
-    if L is not None:
+    steer = state.precond(explicit=True)  # H0^{-1} (bfloat16/float32): preconditions only, CG stays float64
+    if steer is not None:
         def pc(R, idx):
-            return torch.cholesky_solve(R, L)
+            return steer(R)
     else:
         jac = 1.0 / (train.rmatvec_sq(D) + state.l2 * _penalty_mask(train.p, dev))
 
