@@ -38,7 +38,9 @@ def list_datasets() -> list[str]:
     return list(_LOADERS)
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The registry key of a data set name or alias (as :func:`load` reads it); ``ValueError`` naming the valid
+    names for an unknown one, ``TypeError`` for a non-string."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str such as 'sst2', got {type(name).__name__}")
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
@@ -71,4 +73,4 @@ def load(name: str, **kwargs) -> Dataset:
     ValueError
         Unknown name (the message lists the valid names).
     """
-    return _LOADERS[_canonical(name)](**kwargs)
+    return _LOADERS[canonical_name(name)](**kwargs)

@@ -73,10 +73,10 @@ class Prepared(NamedTuple):
 
 
 def canonical_dataset(name: str) -> str:
-    from ._api import _canonical  # same aliases as cfdkit.data.load
+    from ._api import canonical_name  # same aliases as cfdkit.data.load
 
     try:
-        key = _canonical(name)
+        key = canonical_name(name)
     except ValueError:
         key = None
     if key not in FEATURES:
@@ -137,7 +137,8 @@ def prepare(dataset: str, features: str | None = None, *, seed: int = 0, n_test:
         ``(X_train, y_train, X_test, y_test, texts_train, texts_test, l2, threshold, info)``.
     """
     from ..core.validation import check_number
-    from . import flip_labels, load
+    from ._api import load
+    from ._base import flip_labels
     from ._base import check_seed
 
     t0 = time.perf_counter()
