@@ -7,7 +7,10 @@ stopping so all do the same work) with (a) the library's autograd single-network
 ``model.train_params`` and (b) the same hand-written trainer with B = 1.  The test rows are
 split into ``--rounds`` groups and the three runs are interleaved group by group, so load
 changes on a shared machine hit all three alike.  Checks that all give the same first-flip k
-and prints both speed ratios.
+and prints both speed ratios.  Every network runs ``--epochs`` full-batch Adam steps of the fixed-step recipe
+(:data:`cfdkit.neural.FIXED_STEP_RECIPE`: no weight decay, constant step, no convergence stop), the setting
+of the recorded numbers, so all three trainers do the same work.  ``--smoke`` runs a tiny synthetic case
+(seconds; used by the test suite to check that the script runs).
 
     PYTHONPATH=. python benchmarks/bench_neural.py --dataset german --data-home /work/shared/data
     PYTHONPATH=. python benchmarks/bench_neural.py --dataset synthetic --device cuda
@@ -50,27 +53,30 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=4, help="interleave the three runs over this many row groups")
     ap.add_argument("--skip-autograd", action="store_true", help="skip the (slow) autograd sequential run")
+    ap.add_argument("--smoke", action="store_true", help="tiny synthetic run (checks that the script works)")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.dataset, a.n_test, a.budget, a.epochs, a.rounds, a.threads = "synthetic", 2, 2, 20, 1, a.threads or 1
     if a.threads:
         torch.set_num_threads(a.threads)
 
     from cfdkit.studies.neural_table import load_arrays
-    from cfdkit.neural import NeuralCFD
+    from cfdkit.neural import FIXED_STEP_RECIPE, NeuralCFD
     from cfdkit.neural.search import search_batched, search_sequential
 
     Xtr, ytr, Xte, _ = load_arrays(a.dataset, a.data_home, a.seed)
     Xq = Xte[: a.n_test]
     dtype = torch.float64 if a.dtype == "float64" else torch.float32
     cfd = NeuralCFD(hidden=tuple(a.hidden), budget=a.budget, epochs=a.epochs, seed=a.seed, device=a.device,
-                    dtype=dtype, progress=False, max_batch=a.max_batch).fit(Xtr, ytr)
+                    dtype=dtype, progress=False, max_batch=a.max_batch, **FIXED_STEP_RECIPE).fit(Xtr, ytr)
     print(machine_info(cfd.device_))
     print(f"dataset {a.dataset}: n_train={len(ytr)} d={Xtr.shape[1]}  test inputs={len(Xq)}  m={a.budget}  "
-          f"hidden={tuple(a.hidden)} epochs={a.epochs} dtype={a.dtype}  full-batch Adam")
+          f"hidden={tuple(a.hidden)} epochs={a.epochs} dtype={a.dtype}  full-batch Adam, fixed steps")
 
     res = cfd.search(Xq)                       # ranking + batched retraining, as the library runs it
     order, rows = res.order, np.flatnonzero(res.searched)
     n_members = int((order[rows] >= 0).sum())
-    Xt = cfd._t(Xq)
+    Xt = cfd.as_tensor(Xq)
 
     def sync():
         if cfd.device_.type == "cuda":
@@ -80,7 +86,7 @@ def main(argv=None):
     tb = ts = tm = 0.0
     fb = np.zeros(len(Xq), bool); kb = np.zeros(len(Xq), np.int64); nb = ns = nm = 0
     fs, ks, fm, km = fb.copy(), kb.copy(), fb.copy(), kb.copy()
-    args = (cfd._X, cfd._y, cfd.params0_, cfd.config_, Xt, order)
+    args = (cfd.X_train_t_, cfd.y_train_t_, cfd.params0_, cfd.config_, Xt, order)
     for g in groups:            # interleaved: batched, sequential-autograd, sequential-manual per group
         sync(); t0 = time.perf_counter()
         f, k, _, nn, _ = search_batched(*args, g, res.logit, max_batch=a.max_batch)

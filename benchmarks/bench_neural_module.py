@@ -49,7 +49,7 @@ def main(argv=None):
     from cfdkit.neural.module import (DEFAULT_CHUNK, ModuleNet, check_module, forward_members, train_module_ensemble,
                                       train_module_sequential)
     from cfdkit.neural.model import ReLUNet
-    from cfdkit.neural.search import _labels_for, member_table
+    from cfdkit.neural.search import labels_for, member_table
     from cfdkit.studies.neural_table import load_arrays
 
     Xtr, ytr, Xte, _ = load_arrays(a.dataset, a.data_home, a.seed)
@@ -65,7 +65,7 @@ def main(argv=None):
     Xq = Xte[: a.n_test]
     res = cfd.search(Xq)
     t_idx, k = member_table(res.order, np.arange(len(Xq)))
-    Y = _labels_for(cfd.y_train_t_, res.order, t_idx, k)
+    Y = labels_for(cfd.y_train_t_, res.order, t_idx, k)
     cfg = replace(cfd.config_, tol=None, epochs=a.epochs)
     spec = check_module(ReLUNet(cfd.params0_).to_module(), cfd.X_train_t_, dev)
     X, XT, Xt_t = cfd.X_train_t_, cfd.X_train_t_.t().contiguous(), cfd.as_tensor(Xq)

@@ -1,5 +1,7 @@
-"""Issue 9: one shape for every family — scikit-learn's estimator contract, plain results, one score registry."""
+"""One shape for every family: scikit-learn's estimator contract, plain results, one score registry, rooms that
+import one way, no import circles and no private names across modules (package and benchmarks)."""
 
+import ast
 import dataclasses
 import pathlib
 import re
@@ -90,11 +92,25 @@ def test_adding_a_score_touches_one_place():
         S.register_score("x", "sideways")
 
 
+#: ``obj._name`` reads in files others are rewriting; each entry names the file and the attribute, so a new read
+#: anywhere (or another one in the same file) still fails.
+PRIVATE_ATTRIBUTE_READS_ALLOWED = {
+    # the benchmark reports the block size RelabelAudit picks; linear/audit.py has no public accessor for it yet
+    ("benchmarks/bench_dask.py", "audit._block_rows"),
+}
+
+
+def _python_files():
+    """Every source file the guards read: the package (all rooms, the spurious family included) and benchmarks/."""
+    return sorted((ROOT / "cfdkit").rglob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))
+
+
 def test_no_module_reads_another_modules_private_attributes():
     """``obj._name`` on an object of another module (e.g. a solver's factor, a result's hidden state) is not used."""
     bad = []
-    for path in (ROOT / "cfdkit").rglob("*.py"):
+    for path in _python_files():
         text = path.read_text()
+        rel = path.relative_to(ROOT).as_posix()
         own = set(re.findall(r"def (_\w+)", text)) | set(re.findall(r"self\.(_\w+)\s*[:=]", text)) \
             | set(re.findall(r"^\s+(_\w+)\s*:", text, flags=re.M))      # the module's own classes' privates
         for i, line in enumerate(text.splitlines(), 1):
@@ -102,15 +118,166 @@ def test_no_module_reads_another_modules_private_attributes():
             for m in re.finditer(r"(?<![\w.])(\w+)\.(_[a-zA-Z]\w*)\b", code):
                 obj, attr = m.group(1), m.group(2)
                 if obj in ("self", "cls", "torch", "np", "sp", "os", "sys", "pd", "warnings", "F", "scipy") \
-                        or obj[0].isupper() or attr in own:
+                        or obj[0].isupper() or attr in own or (rel, m.group(0)) in PRIVATE_ATTRIBUTE_READS_ALLOWED:
                     continue
-                bad.append(f"{path.relative_to(ROOT)}:{i}: {m.group(0)}")
+                bad.append(f"{rel}:{i}: {m.group(0)}")
     assert not bad, "private attributes read across objects:\n" + "\n".join(bad)
+
+
+# -- the import graph ------------------------------------------------------------------------------------------
+def _module_name(path: pathlib.Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in (ROOT / "cfdkit").rglob("*.py")}
+
+
+def _imports(path: pathlib.Path):
+    """``(target module, imported name or None, line, lazy)`` for every ``cfdkit`` import in ``path``.
+
+    ``lazy`` is True inside a function (run when called, not when the module is imported).  A ``from x import
+    y`` whose ``x.y`` is a module counts as an import of ``x.y``.
+    """
+    name = _module_name(path) if path.is_relative_to(ROOT / "cfdkit") else path.stem
+    is_pkg = path.name == "__init__.py"
+    out = []
+
+    def visit(node, lazy):
+        for ch in ast.iter_child_nodes(node):
+            inner = lazy or isinstance(ch, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(ch, ast.ImportFrom):
+                if ch.level:
+                    base = name.split(".") if is_pkg else name.split(".")[:-1]
+                    base = base[:len(base) - (ch.level - 1)]
+                    tgt = ".".join(base + ([ch.module] if ch.module else []))
+                else:
+                    tgt = ch.module or ""
+                if tgt.split(".")[0] == "cfdkit":
+                    for a in ch.names:
+                        full = f"{tgt}.{a.name}"
+                        out.append((full, None, ch.lineno, inner) if full in MODULES
+                                   else (tgt, a.name, ch.lineno, inner))
+            elif isinstance(ch, ast.Import):
+                out.extend((a.name, None, ch.lineno, inner) for a in ch.names if a.name.split(".")[0] == "cfdkit")
+            visit(ch, inner)
+
+    visit(ast.parse(path.read_text()), False)
+    return out
+
+
+def _graph(lazy: bool) -> dict:
+    """Module → set of cfdkit modules it imports (module level only, or module level and inside functions)."""
+    g = {}
+    for mod, path in MODULES.items():
+        g[mod] = {t for t, _, _, lz in _imports(path) if (lazy or not lz) and t in MODULES and t != mod}
+    return g
+
+
+def _circles(g: dict) -> list:
+    """Strongly connected components with more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v); on.add(v)
+        for w in sorted(g.get(v, ())):
+            if w not in index:
+                visit(w); low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop(); on.discard(w); comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(tuple(sorted(comp)))
+
+    for v in sorted(g):
+        if v not in index:
+            visit(v)
+    return out
+
+
+#: Circles closed only by an import inside a function (lazy), in modules others are rewriting.  Each is one
+#: documented exception: any other circle, or one of these closed at module level, fails.
+LAZY_CIRCLES_ALLOWED = {
+    # cfdkit/spurious/bridge.py imports neurontune; neurontune.py's study functions import bridge inside functions
+    ("cfdkit.spurious.bridge", "cfdkit.spurious.neurontune"),
+    # cfdkit/linear/audit.py imports minimal; minimal.py's test oracle (exhaustive_minimal) imports audit lazily
+    ("cfdkit.linear.audit", "cfdkit.linear.minimal"),
+}
+
+
+def test_no_import_circles_at_module_level():
+    """Importing any cfdkit module never re-enters a module being imported (module-level imports)."""
+    assert not _circles(_graph(lazy=False)), f"import circles: {_circles(_graph(lazy=False))}"
+
+
+def test_no_import_circles_through_lazy_imports_except_the_documented_ones():
+    """Imports inside functions do not close a circle either, except :data:`LAZY_CIRCLES_ALLOWED`."""
+    found = set(_circles(_graph(lazy=True)))
+    new = found - LAZY_CIRCLES_ALLOWED
+    assert not new, f"new import circles (some import inside a function closes them): {sorted(new)}"
+
+
+def test_the_circle_finder_finds_circles():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [("a", "b", "c")]
+    assert _circles({"a": {"b"}, "b": set()}) == []
+
+
+#: ``from .x import _name`` across modules in files others are rewriting (file, imported name); a new one fails.
+PRIVATE_IMPORTS_ALLOWED = {
+    ("cfdkit/linear/minimal.py", "cfdkit.linear.model._penalty_mask"),
+    ("cfdkit/spurious/bridge.py", "cfdkit.spurious.alignment._ReLUNetProba"),
+    ("cfdkit/spurious/bridge.py", "cfdkit.spurious.alignment._Flip"),
+    ("cfdkit/spurious/bridge.py", "cfdkit.spurious.alignment._sizes"),
+    ("cfdkit/spurious/mitigation.py", "cfdkit.spurious.zoo._Adam"),
+    # the benchmark times the linear refits' label/weight matrices; linear/retrain.py keeps the helper private
+    ("benchmarks/bench_refit_alternatives.py", "cfdkit.linear.retrain._labels_and_weights"),
+}
+
+
+def test_no_private_names_imported_across_modules():
+    """``from .x import _name`` (a name private to another module) is not used, in the package or benchmarks."""
+    bad = []
+    for path in _python_files():
+        rel = path.relative_to(ROOT).as_posix()
+        for tgt, nm, line, _ in _imports(path):
+            if nm and nm.startswith("_") and not nm.startswith("__") and (rel, f"{tgt}.{nm}") \
+                    not in PRIVATE_IMPORTS_ALLOWED:
+                bad.append(f"{rel}:{line}: from {tgt} import {nm}")
+    assert not bad, "private names imported from another module:\n" + "\n".join(bad)
+
+
+#: Rooms in import order: a room imports only rooms of a lower rank (never sideways, never upward).
+ROOM_RANK = {"core": 0, "plots": 0, "data": 1, "linear": 2, "neural": 2, "spurious": 3, "studies": 4, "report": 5,
+             "cli": 6, "__main__": 7}
+
+
+def _room(mod: str) -> str:
+    return mod.split(".")[1] if "." in mod else "cfdkit"
+
+
+def test_rooms_import_downward_only():
+    """core/plots ← data ← linear, neural ← spurious ← studies ← report ← cli, module level and inside functions."""
+    bad = []
+    for mod, path in MODULES.items():
+        a = _room(mod)
+        for tgt, _, line, _ in _imports(path):
+            b = _room(tgt)
+            if a == b or a == "cfdkit" or b == "cfdkit" and a == "__main__":
+                continue
+            if b == "cfdkit" or ROOM_RANK.get(b, 99) >= ROOM_RANK.get(a, -1):
+                bad.append(f"{path.relative_to(ROOT)}:{line}: {a} imports {tgt}")
+    assert not bad, "imports against the room order:\n" + "\n".join(bad)
 
 
 def test_the_layout_has_one_room_per_family():
     pkg = ROOT / "cfdkit"
-    for room in ("core", "linear", "neural", "data", "studies"):
+    for room in ("core", "linear", "neural", "spurious", "data", "studies"):
         assert (pkg / room / "__init__.py").exists(), room
     for gone in ("experiments", "datasets", "model.py", "solvers.py", "audit.py", "_backend.py", "_validation.py",
                  "features.py"):

@@ -80,7 +80,7 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     mask = apply_psi(cfd.psi if psi == "same" else psi, cfd.X_train_, cfd.y_train_, Xt, pred)
     module = hasattr(cfd, "module_spec_")            # model=: the torch.func ensemble (cfdkit.neural.module)
     if module:
-        from .module import DEFAULT_CHUNK, _ensemble, forward_members
+        from .module import DEFAULT_CHUNK, forward_members, train_members
     mb = max_batch or (DEFAULT_CHUNK if module else auto_chunk(n, cfd.hidden_))
     Xt_t = cfd.as_tensor(Xt)
     flips = np.zeros((len(subsets), len(Xt)), bool)
@@ -91,7 +91,7 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
             idx = torch.as_tensor(sub, device=Y.device)
             Y[b, idx] = 1.0 - Y[b, idx]
         if module:
-            lg = forward_members(cfd.module_spec_, _ensemble(cfd, Y)[0], Xt_t).double().cpu().numpy()
+            lg = forward_members(cfd.module_spec_, train_members(cfd, Y)[0], Xt_t).double().cpu().numpy()
         else:
             P = train_batched(cfd.X_train_t_, Y, cfd.params0_, cfd.config_)
             with torch.no_grad():

@@ -61,7 +61,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .model import MAX_STEPS, TrainConfig
-from .search import _conv_of_found, _labels_for, drive_schedule
+from .search import converged_of_found, labels_for, drive_schedule
 
 __all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
            "train_module_ensemble", "train_module_sequential", "logit_of_row", "row_logits", "forward_members",
@@ -710,7 +710,7 @@ def retrain_module(cfd, flip) -> ModuleNet:
     return ModuleNet(cfd.module_spec_, p)
 
 
-def _ensemble(cfd, Y):
+def train_members(cfd, Y):
     return train_module_ensemble(cfd.module_spec_, cfd.X_train_t_, Y, cfd.config_, **_train_kw(cfd))
 
 
@@ -726,7 +726,7 @@ def search_module(cfd, X_test: torch.Tensor, order: np.ndarray, rows: np.ndarray
         conv = np.ones(n_test, bool); n_tr = 0
         for t in tqdm(rows, desc="retrain (sequential)", disable=not progress):
             for kk in range(1, int((order[t] >= 0).sum()) + 1):
-                yk = _labels_for(y, order, np.array([t]), np.array([kk]))[0]
+                yk = labels_for(y, order, np.array([t]), np.array([kk]))[0]
                 p, info = train_module_sequential(spec, X, yk, cfd.config_, **_train_kw(cfd)); n_tr += 1
                 lg = float(ModuleNet(spec, p).logit(X_test[t:t + 1].cpu().numpy())[0])
                 if (lg > 0) != (logit0[t] > 0):
@@ -746,7 +746,7 @@ def search_module(cfd, X_test: torch.Tensor, order: np.ndarray, rows: np.ndarray
                 seen.add(key); todo.append(b)
         for s0 in range(0, len(todo), mb):
             sl = np.asarray(todo[s0:s0 + mb])
-            P, info = _ensemble(cfd, _labels_for(y, order, t_idx[sl], k[sl]))
+            P, info = train_members(cfd, labels_for(y, order, t_idx[sl], k[sl]))
             for j, b in enumerate(sl):
                 store[keys[b]] = ({kk: v[j] for kk, v in P.items()}, bool(info["converged"][j]))
             n_trained[0] += len(sl); bar.update(len(sl))
@@ -762,7 +762,7 @@ def search_module(cfd, X_test: torch.Tensor, order: np.ndarray, rows: np.ndarray
 
     found, kf, nl = drive_schedule(logits_for, order, rows, logit0, n_test, mb, schedule)
     bar.close()
-    return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+    return found, kf, nl, n_trained[0], converged_of_found(found, kf, conv_of)
 
 
 # ----------------------------------------------------------------------------- placebo for model=
@@ -775,7 +775,7 @@ def _train_and_flip(cfd, label_sets, Xt_t, logit0, max_batch, bar):
         for b, sub in enumerate(chunk):
             idx = torch.as_tensor(sub, device=Y.device)
             Y[b, idx] = 1.0 - Y[b, idx]
-        P, info = _ensemble(cfd, Y)
+        P, info = train_members(cfd, Y)
         lg = forward_members(cfd.module_spec_, P, Xt_t).double().cpu().numpy()
         flips.append((lg > 0) != (logit0 > 0)[None, :]); conv.append(info["converged"])
         bar.update(len(chunk))

@@ -17,7 +17,8 @@ from .batched import auto_chunk, forward_members_at, train_batched
 from .fast import train_single
 from .model import TrainConfig, forward, train_params
 
-__all__ = ["member_table", "search_batched", "search_sequential", "first_flip"]
+__all__ = ["member_table", "labels_for", "search_batched", "search_sequential", "first_flip", "drive_schedule",
+           "converged_of_found"]
 
 
 def member_table(order: np.ndarray, rows: np.ndarray):
@@ -41,7 +42,7 @@ def member_table(order: np.ndarray, rows: np.ndarray):
     return np.concatenate(t_list).astype(np.int64), np.concatenate(k_list).astype(np.int64)
 
 
-def _labels_for(y: torch.Tensor, order: np.ndarray, t_idx, k) -> torch.Tensor:
+def labels_for(y: torch.Tensor, order: np.ndarray, t_idx, k) -> torch.Tensor:
     """Label matrix ``(B, n)``: copy of ``y`` with ``order[t, :k]`` flipped for each member."""
     Y = y.unsqueeze(0).repeat(len(t_idx), 1)
     rows = np.repeat(np.arange(len(t_idx)), k)
@@ -113,7 +114,7 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
                 seen.add(key); todo.append(b)
         for s0 in range(0, len(todo), mb):
             sl = np.asarray(todo[s0:s0 + mb])
-            P, info = train_batched(X, _labels_for(y, order, t_idx[sl], k[sl]), params0, cfg, XT=XT, return_info=True)
+            P, info = train_batched(X, labels_for(y, order, t_idx[sl], k[sl]), params0, cfg, XT=XT, return_info=True)
             for j, b in enumerate(sl):
                 store[keys[b]] = tuple(p[j] for p in P) + (bool(info["converged"][j]),)
             n_trained[0] += len(sl); bar.update(len(sl))
@@ -129,7 +130,7 @@ def search_batched(X: torch.Tensor, y: torch.Tensor, params0, cfg: TrainConfig, 
 
     found, kf, nl = drive_schedule(logits_for, order, rows, logit0, n_test, mb, schedule)
     bar.close()
-    return found, kf, nl, n_trained[0], _conv_of_found(found, kf, conv_of)
+    return found, kf, nl, n_trained[0], converged_of_found(found, kf, conv_of)
 
 
 def drive_schedule(logits_for, order: np.ndarray, rows, logit0: np.ndarray, n_test: int, mb: int, schedule: str):
@@ -165,7 +166,7 @@ def drive_schedule(logits_for, order: np.ndarray, rows, logit0: np.ndarray, n_te
     return found, kf, nl
 
 
-def _conv_of_found(found, kf, conv_of) -> np.ndarray:
+def converged_of_found(found, kf, conv_of) -> np.ndarray:
     """(n_test,) bool: the found CFD's retrain converged (True where none was found)."""
     out = np.ones(len(found), bool)
     for t in np.flatnonzero(found):
