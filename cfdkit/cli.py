@@ -323,7 +323,9 @@ def _parser(studies: bool = True) -> argparse.ArgumentParser:
     ap = _Parser(prog="cfdkit", description="Counterfactual datasets: which training labels, relabeled, flip a "
                                             "prediction (Yang, Xu & Yu 2024).")
     sub = ap.add_subparsers(dest="command", parser_class=_Parser, required=True)
-    a = sub.add_parser("audit", help="find and verify a flip set S_t for every test point of a data set")
+    a = sub.add_parser("audit", help="for every test point of a data set, the fewest training labels whose "
+                                     "relabeling flips its prediction (minimal set, verified by retraining), "
+                                     "beside Algorithm 1's estimate")
     a.add_argument("--dataset", required=True, help="hate-speech, sst2, loan or synthetic (no data needed)")
     a.add_argument("--features", default=None,
                    help="bow or embeddings (text; 'embeddings' = all-MiniLM-L6-v2, the paper's 'BERT'), "
@@ -342,15 +344,18 @@ def _parser(studies: bool = True) -> argparse.ArgumentParser:
     a.add_argument("--l2", type=_number("--l2"), default=None,
                    help="L2 regularization of the logistic regression, > 0 (objective: sum of the losses + "
                         f"l2/2 |w|^2; default: the paper's value, {DEFAULT_L2_HELP})")
-    a.add_argument("--no-verify", action="store_true", help="skip verification by retraining")
+    a.add_argument("--no-verify", action="store_true",
+                   help="do not retrain to check Algorithm 1's estimated sets (minimal sets are always verified)")
     a.add_argument("--device", nargs="?", const="cuda", default=None,
                    help="torch device (default: CUDA when available, else CPU; '--device' alone = cuda)")
     a.add_argument("--seed", type=_number("--seed"), default=0,
                    help="seeds the test subset (--n-test) and the solvers (default: 0)")
     a.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
-    a.add_argument("--minimal", action="store_true",
-                   help="also search verified minimal sets (RelabelAudit.minimal_sets); sets.csv then has "
-                        "estimated_size (Algorithm 1), size, status, lower_bound, new_prob (the verified set)")
+    a.add_argument("--estimate-only", action="store_true",
+                   help="skip the search for minimal sets and report Algorithm 1's estimated sets only (faster; "
+                        "by default every test row gets its minimal set: the fewest training labels found whose "
+                        "relabeling, verified by retraining, flips the prediction)")
+    a.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)   # the default now; accepted
     r = sub.add_parser("reproduce", help="run the paper's studies; write REPRODUCTION.md and reproduction.json")
     r.add_argument("--out", required=True, help="output folder (created; see --overwrite)")
     r.add_argument("--overwrite", action="store_true",
@@ -391,16 +396,25 @@ def _audit(args) -> int:
         summary = _audit_into(args, out)
     fr = summary["flip_rate"]
     print(f"{summary['dataset']}/{summary['features']}: {summary['n_test']} test points (threshold "
-          f"{summary['threshold']:g}, l2 {summary['l2']:g}), found {100 * summary['found_rate']:.1f} %"
-          + ("" if fr is None else f", flipped {100 * fr:.1f} %")
-          + f", mean |S_t| {_round(summary['mean_size'])}, median {_round(summary['median_size'])}, "
-            f"{summary['seconds']:.1f} s -> {target}")
+          f"{summary['threshold']:g}, l2 {summary['l2']:g}), {summary['seconds']:.1f} s -> {target}")
     if "minimal_found_rate" in summary:
-        print(f"verified minimal sets: found {100 * summary['minimal_found_rate']:.1f} %, median size "
-              f"{_round(summary['median_verified_size'])} (Algorithm 1: {_round(summary['median_estimated_size'])}), "
-              f"median certified lower bound {_round(summary['median_lower_bound'])}, "
-              f"{summary['seconds_minimal']:.1f} s")
+        print(f"  verified minimal sets (the answer): found "
+              f"{100 * summary['minimal_found_rate']:.1f} %, median size {_round(summary['median_verified_size'])} "
+              f"(Algorithm 1: {_round(summary['median_estimated_size'])}), median certified lower bound "
+              f"{_round(summary['median_lower_bound'])}, proven minimal "
+              f"{_pct(summary.get('proven_minimal_rate'))}, {summary['seconds_minimal']:.1f} s")
+    print(f"  estimated sets (Algorithm 1, a linear estimate): found {100 * summary['found_rate']:.1f} %"
+          + ("" if fr is None else f", flipped when retrained {100 * fr:.1f} %")
+          + f", mean |S_t| {_round(summary['mean_size'])}, median {_round(summary['median_size'])}")
     return 0
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{100 * float(v):.1f} %"
+
+
+def _joined(ix) -> str:
+    return " ".join(map(str, ix))
 
 
 def _audit_into(args, out: Path) -> dict:
@@ -423,33 +437,48 @@ def _audit_into(args, out: Path) -> dict:
         "verified": not args.no_verify, "seed": args.seed, "notes": df.attrs.get("notes", []),
         "threshold_from": "--threshold" if args.threshold is not None else "default (the paper's, for this data set)",
         "l2_from": "--l2" if args.l2 is not None else "default (the paper's, for this data set)",
+        "minimal": not args.estimate_only,
     }
-    sets = pd.DataFrame({
-        "index": df["test_index"], "prob": df["prob"], "size": df["size"],
-        "flipped": df["flipped"] if "flipped" in df else pd.NA,
-        "new_prob": df["new_prob"] if "new_prob" in df else np.nan,
-        "converged": df["converged"] if "converged" in df else pd.NA,
-        "training_indices": [" ".join(map(str, ix)) for ix in df["indices"]],
-    })
-    if getattr(args, "minimal", False):
+    # sets.csv speaks the vocabulary of the API: the minimal set's columns are named as in
+    # MinimalSets.to_frame() (size, status, lower_bound, new_prob, decided_by, one_minimal, proven_minimal,
+    # indices); every column about Algorithm 1's estimated set starts with "estimated_".
+    sets = pd.DataFrame({"test_index": df["test_index"], "prob": df["prob"],
+                         "predicted_label": df["predicted_label"]})
+    if not args.estimate_only:
         from .studies.linear import minimal_points, summarize_minimal
 
         mdf = minimal_points(args.dataset, args.features, n_test=args.n_test, seed=args.seed, device=args.device,
-                             l2=args.l2, threshold=args.threshold,
-                             progress=True)
+                             l2=args.l2, threshold=args.threshold, progress=True)
         if not np.array_equal(mdf["test_index"].to_numpy(), df["test_index"].to_numpy()):
             raise RuntimeError("the minimal-set search ran on other test rows than the audit (same seed and "
                                "--n-test expected); please report this.")
+        decided = mdf["decided_by"].to_numpy() if "decided_by" in mdf else np.where(mdf["size"] > 0, "converged", "")
+        proven = (mdf["proven_minimal"].to_numpy(bool) if "proven_minimal" in mdf
+                  else (mdf["lower_bound"].to_numpy() == mdf["size"].to_numpy()) & (mdf["size"].to_numpy() > 0))
         df = df.assign(minimal_size=mdf["size"].to_numpy(), minimal_status=mdf["status"].to_numpy(),
                        lower_bound=mdf["lower_bound"].to_numpy(), minimal_new_prob=mdf["new_prob"].to_numpy(),
-                       minimal_one_minimal=mdf["one_minimal"].to_numpy(), minimal_indices=list(mdf["indices"]))
-        sets = sets.rename(columns={"size": "estimated_size", "new_prob": "estimated_new_prob"})
-        for col in ("size", "status", "lower_bound", "new_prob", "one_minimal"):
-            sets[col] = mdf[col].to_numpy()
-        sets["minimal_indices"] = [" ".join(map(str, ix)) for ix in mdf["indices"]]
+                       minimal_one_minimal=mdf["one_minimal"].to_numpy(), minimal_proven=proven,
+                       minimal_decided_by=decided, minimal_indices=list(mdf["indices"]))
+        sets["size"] = mdf["size"].to_numpy()
+        sets["status"] = mdf["status"].to_numpy()
+        sets["lower_bound"] = mdf["lower_bound"].to_numpy()
+        sets["proven_minimal"] = proven
+        sets["one_minimal"] = mdf["one_minimal"].to_numpy()
+        sets["new_prob"] = mdf["new_prob"].to_numpy()
+        sets["decided_by"] = decided
         ms = summarize_minimal(mdf)
         summary.update({k: ms[k] for k in ("minimal_found_rate", "median_estimated_size", "median_verified_size",
                                            "median_lower_bound", "seconds_minimal")})
+        found = mdf["status"].to_numpy() == "verified"
+        summary["proven_minimal_rate"] = float(proven[found].mean()) if found.any() else None
+        summary["n_minimal_found"] = int(found.sum())
+    sets["estimated_size"] = df["size"].to_numpy()
+    sets["estimated_refit_prob"] = df["new_prob"].to_numpy() if "new_prob" in df else np.nan
+    sets["estimated_flipped"] = df["flipped"].to_numpy() if "flipped" in df else pd.NA
+    sets["estimated_converged"] = df["converged"].to_numpy() if "converged" in df else pd.NA
+    if not args.estimate_only:
+        sets["indices"] = [_joined(ix) for ix in df["minimal_indices"]]
+    sets["estimated_indices"] = [_joined(ix) for ix in df["indices"]]
     sets.to_csv(out / "sets.csv", index=False)
     if not args.no_plots:
         from . import plots
@@ -457,9 +486,9 @@ def _audit_into(args, out: Path) -> dict:
         plots.save(plots.size_distribution(df), out / "size_distribution.png")
         if df["found"].sum() > 2:
             plots.save(plots.size_vs_confidence(df), out / "size_vs_confidence.png")
-    # NaN (a median over no rows, say) is not JSON and reads badly: None (null, "—"), the --minimal keys included
+    # NaN (a median over no rows, say) is not JSON and reads badly: None (null, "—"), the minimal keys included
     summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
-    from .report import write_audit_report  # report.html: summary, figures, the most fragile points readable
+    from .report import write_audit_report  # report.html: plain-language summary, metrics, telling cases, figures
 
     summary["seconds"] = time.perf_counter() - t0              # the total, the minimal search included, before
     write_audit_report(out / "report.html", df, summary, dataset=args.dataset, features=args.features,  # the report

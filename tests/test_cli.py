@@ -33,12 +33,32 @@ def test_audit_synthetic_writes_files(tmp_path):
     assert s["dataset"] == "synthetic" and s["n_test"] == 15 and s["n_train"] == 800 and s["threshold"] == 0.5
     assert 0 <= s["flip_rate"] <= s["found_rate"] <= 1
     sets = pd.read_csv(out / "sets.csv")
-    assert list(sets.columns) == ["index", "prob", "size", "flipped", "new_prob", "converged", "training_indices"]
-    assert sets["converged"].all() and "n_not_converged" in s and s["n_not_converged"] == 0
-    assert len(sets) == 15
-    found = sets[sets["size"] > 0]
-    assert all(len(str(t).split()) == k for t, k in zip(found["training_indices"], found["size"]))
+    # the minimal set (the default answer) under MinimalSets.to_frame()'s names; Algorithm 1's under estimated_*
+    assert list(sets.columns) == ["test_index", "prob", "predicted_label", "size", "status", "lower_bound",
+                                  "proven_minimal", "one_minimal", "new_prob", "decided_by", "estimated_size",
+                                  "estimated_refit_prob", "estimated_flipped", "estimated_converged", "indices",
+                                  "estimated_indices"]
+    assert sets["estimated_converged"].all() and "n_not_converged" in s and s["n_not_converged"] == 0
+    assert len(sets) == 15 and s["minimal"] is True and s["minimal_found_rate"] == (sets["status"] == "verified").mean()
+    found = sets[sets["estimated_size"] > 0]
+    assert all(len(str(t).split()) == k for t, k in zip(found["estimated_indices"], found["estimated_size"]))
+    ver = sets[sets["status"] == "verified"]
+    assert len(ver) and all(len(str(t).split()) == k for t, k in zip(ver["indices"], ver["size"]))
+    # a verified set flips: its retrained probability is on the other side of the threshold
+    assert ((ver["new_prob"] > 0.5) != (ver["prob"] > 0.5)).all()
+    assert (ver["lower_bound"] <= ver["size"]).all() and (ver["proven_minimal"] == (ver["lower_bound"] == ver["size"])).all()
     assert (out / "size_distribution.png").stat().st_size > 1000
+
+
+def test_audit_estimate_only_skips_the_minimal_search(tmp_path, capsys):
+    assert main(["audit", "--dataset", "synthetic", "--out", str(tmp_path), "--n-test", "8", "--no-plots",
+                 "--estimate-only"]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["minimal"] is False and "minimal_found_rate" not in s
+    sets = pd.read_csv(tmp_path / "sets.csv")
+    assert list(sets.columns) == ["test_index", "prob", "predicted_label", "estimated_size", "estimated_refit_prob",
+                                  "estimated_flipped", "estimated_converged", "estimated_indices"]
+    assert "verified minimal sets" not in capsys.readouterr().out
 
 
 def test_audit_no_verify_in_process(tmp_path, capsys):
