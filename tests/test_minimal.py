@@ -9,6 +9,7 @@ import torch
 from cfdkit.linear import RelabelAudit
 from cfdkit.linear.minimal import MinimalSets, exhaustive_minimal, lower_bounds
 from cfdkit.linear.retrain import one_class_sets, probabilities_after, refit_sets
+from conftest import make_problem
 
 
 def _problem(seed, n=16, d=3, n_test=40, noise=1.0, imbalance=0.0):
@@ -504,3 +505,47 @@ def test_duplicate_test_rows_are_searched_once():
     for i, j in enumerate(order):
         np.testing.assert_array_equal(dup.indices(i), one.indices(int(j)))
     assert dup.to_frame().shape[0] == order.size
+
+
+def test_a_rows_answer_does_not_depend_on_the_other_rows_searched():
+    """Each refit answers its owner row only, so a row searched alone gets the same set as in a larger call
+    (before, refits made for other rows were offered to every row: 98 labels in a 40-row call, 102 alone)."""
+    X, y, Xt, _ = make_problem(n=700, d=12, n_test=16, seed=21)
+    a = RelabelAudit(l2=0.5).fit(X, y)
+    together = a.minimal_sets(Xt)
+    assert together.found.sum() >= 10
+    for i in range(0, 16, 3):
+        alone = a.minimal_sets(Xt[i:i + 1])
+        assert alone.size[0] == together.size[i], i
+        np.testing.assert_array_equal(alone.indices(0), together.indices(i))
+        assert alone.status[0] == together.status[i] and alone.lower_bound[0] == together.lower_bound[i]
+
+
+def test_never_larger_than_a_simple_ordering_finds():
+    """The search tries the nearest training points with the predicted label, and the IP-relabel order: the
+    answer is never larger than the shortest flipping prefix a user finds by refitting prefixes of those
+    orders one by one (checked here with converged scikit-learn-accurate refits of every prefix)."""
+
+    rng = np.random.default_rng(3)
+    n, d = 400, 6
+    Xall = rng.normal(size=(n + 12, d))
+    y_all = (Xall @ rng.normal(size=d) - 2.5 + 0.5 * rng.normal(size=n + 12) > 0).astype(np.int64)  # imbalanced
+    X, y, Xt = Xall[:n], y_all[:n], Xall[n:]
+    a = RelabelAudit(l2=1.0, threshold=0.5).fit(X, y)
+    ms = a.minimal_sets(Xt)
+    st = a.state_
+    pred = ms.prob > 0.5
+    checked = 0
+    for t in range(len(Xt)):
+        cand = np.nonzero(y == int(pred[t]))[0]
+        order = cand[np.argsort(((X[cand] - Xt[t]) ** 2).sum(1), kind="stable")]
+        prefixes = [order[:k] for k in range(1, min(len(order), 60) + 1)]
+        ok = ~one_class_sets(y, prefixes)
+        W, info = refit_sets(st, [p for p, o in zip(prefixes, ok) if o])
+        P = 1 / (1 + np.exp(-(np.c_[Xt[t:t + 1], np.ones(1)] @ W.numpy())[0]))
+        flips = np.nonzero(((P > 0.5) != pred[t]) & info.converged)[0]
+        if flips.size:
+            k_simple = int(flips[0]) + 1
+            checked += 1
+            assert ms.found[t] and ms.size[t] <= k_simple, (t, ms.size[t], k_simple)
+    assert checked >= 5

@@ -662,7 +662,7 @@ class RelabelAudit(BaseEstimator):
     def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
                      single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
                      triple_candidates: int = 6,
-                     max_rounds: int = 30, target_class=None, n_jobs=None):
+                     max_rounds: int = 30, target_class=None, n_jobs=None, orderings=("distance", "ip")):
         """Verified, 1-minimal relabel sets for every row of ``X_test``, with a certified lower bound.
 
         Every set reported ``"verified"`` flips the prediction under an exact refit that converged
@@ -687,6 +687,10 @@ class RelabelAudit(BaseEstimator):
             Triples of that many strongest candidates for rows whose set has >= 4 labels.
         max_rounds : int
             Rounds of the re-linearized greedy search.
+        orderings : sequence of {"distance", "ip"}
+            Simple orderings whose shortest flipping prefix (doubling, then bisection) is also tried before
+            the shrink: "distance", the training points with the row's predicted label nearest first;
+            "ip", the IP-relabel order.  ``()`` for none.
         n_jobs : int, optional
             Workers for joblib (see :meth:`flip_sets`).  Each block of ``memory_budget`` test rows
             is searched on its own (the unit of work, whatever ``n_jobs``), so the result is
@@ -706,6 +710,9 @@ class RelabelAudit(BaseEstimator):
         pair_candidates = check_nonneg_int(pair_candidates, "pair_candidates")
         triple_candidates = check_nonneg_int(triple_candidates, "triple_candidates")
         max_rounds = check_positive_int(max_rounds, "max_rounds")
+        if isinstance(orderings, str) or not all(o in ("distance", "ip") for o in orderings):
+            raise ValueError(f"orderings must be a sequence of 'distance' and/or 'ip' (or () for none); got {orderings!r}.")
+        orderings = tuple(dict.fromkeys(orderings))
         n_jobs = check_n_jobs(n_jobs)
         if getattr(self, "multiclass_", None) is not None:  # K classes: cfdkit.linear.multiclass.minimal_search
             from .multiclass import minimal_search as mc_minimal
@@ -720,7 +727,7 @@ class RelabelAudit(BaseEstimator):
         step = self._block_rows(Xt.n)
         kw = dict(max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
                   pairs_limit=pairs_limit, pair_candidates=pair_candidates, triple_candidates=triple_candidates,
-                  max_rounds=max_rounds)
+                  max_rounds=max_rounds, orderings=orderings)
         runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
         if len(runs) <= 1:
             fields, est = _minimal_rows(self, Xt, sig_t, step, kw)

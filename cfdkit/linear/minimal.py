@@ -27,11 +27,20 @@ since one refit gives the new probability of every test point)
    one batched preconditioned CG solve per row), add the next points, repeat until the
    prediction flips, ``max_size`` is reached, no point helps, or ``max_rounds``.
    Nothing assumes that flipping is monotone in the set size.
+4b. *Simple orderings* — for every row, the training points with its predicted label nearest first, and
+   the IP-relabel order at the fit: a short flipping prefix of each (doubling, then bisection), so the shrink
+   starts from a set no larger than such an ordering finds.
 5. *Shrink* every found set to a **1-minimal** set: a set ``S`` that flips, such
    that for every ``j`` in ``S`` the refit with ``S \\ {j}`` relabeled does not flip
    (each checked by a converged refit).  Chunks are dropped first (delta debugging),
    then single labels, always keeping the set flipping.
 6. *Triples* of the strongest candidates for rows whose set has 4 or more labels.
+
+Every refit made for one row answers that row's question only (except the exhaustive phases, every single
+or every pair, which converge and answer every row): a row's answer does not depend on which other rows are
+searched in the same call.  Each such refit stops as soon as a sign certificate
+(:mod:`cfdkit.linear.certify`) proves on which side of the threshold the row's prediction lands; the set
+finally reported gets one converged refit for its probability (``decided_by``).
 
 Returned sets are 1-minimal where ``one_minimal`` is True (every leave-one-out refit
 converged and none flips); not necessarily globally minimal (the problem is
@@ -59,20 +68,24 @@ the audit's), ``h_i = sqrt(x~_i^T H0^{-1} x~_i)`` for training and test rows, an
   slope is positive on the boundary of ``E_r``, so the (unique) minimizer ``w_S`` of
   ``R_S`` lies inside ``E_r``.
 * Logit change.  ``0 = grad R_S(w_S) = g_S + A (w_S - w^)`` with ``A`` the Hessian averaged
-  over the segment (inside ``E_r``), ``A >= c(r) H0``; by Cauchy-Schwarz in the
-  ``A^{-1}`` inner product, ``|z_t(w_S) - z_t(w^)| = |x~_t^T A^{-1} g_S|
-  <= h_t ||g_S||_{H0^{-1}} / c(r)``.
-* Any ``|S| = k``: ``||g_S||_{H0^{-1}} <= G_k`` = the sum of the ``k`` largest ``h_i``.
+  over the segment (inside ``E_r``), ``c(r) H0 <= A <= C(r) H0`` where ``C(r)`` is the largest
+  ``sigma'(z) / sigma'(z_i)`` over ``|z - z_i| <= r h_i`` (``sigma'`` peaks at 0).  So
+  ``A^{-1} = alpha H0^{-1} + E`` with ``alpha = (1/c + 1/C) / 2`` and ``||H0^{1/2} E H0^{1/2}|| <= beta =
+  (1/c - 1/C) / 2``, and the move of the test logit towards the flip is at most
+  ``alpha sum_{j in S} push_tj + beta h_t ||g_S||_{H0^{-1}}`` with
+  ``push_tj = -(2 y_j - 1) x~_t^T H0^{-1} x~_j`` signed towards the flip (the linearized effect of
+  relabeling ``j``; Cauchy-Schwarz in the ``H0`` geometry for the rest, as in :mod:`cfdkit.linear.certify`).
+* Any ``|S| = k``: ``||g_S||_{H0^{-1}} <= G_k`` = the sum of the ``k`` largest ``h_i``, and the pushes of
+  ``S`` sum to at most ``P_k(t)``, the sum of row ``t``'s ``k`` largest positive pushes.
 
-So for each ``k`` we take the smallest ``r`` on a grid with ``r c(r) > G_k`` and
-``B_k = G_k / c(r)``; no relabeling of ``k`` labels can move test logit ``z_t`` by
-more than ``h_t B_k``.  A flip needs a move of at least ``|z_t - logit(tau)|``, so
-``lower_bound = min{k : h_t B_k >= |z_t - logit(tau)| (1 - 1e-9)}`` (the factor guards
-round-off).  It is raised to 2 (3) where every single (pair) was refit and none flips
-(an exhaustive certificate).  ``lower_bound = 1`` — no certificate — where (a) the
-``k = 1`` bound already allows a flip, (b) no grid radius satisfies the confinement
-condition, or (c) no exact ``H0^{-1}`` is at hand (the audit's solver is not
-Cholesky and ``p > 4096``, so ``h_i`` would only be approximate).  The certificate is
+So for each ``k`` we take the smallest ``r`` on a grid with ``r c(r) > G_k`` and bound the move of
+``k`` labels by ``alpha_k P_k(t) + beta_k h_t G_k`` (never more than the plain ``h_t G_k / c(r)``, since
+``P_k(t) <= h_t G_k``).  A flip needs a move of at least ``|z_t - logit(tau)|``, so ``lower_bound`` is the
+smallest ``k`` whose bound reaches it (with a relative ``1e-9`` of slack).  It is raised to 2 (3) where every
+single (pair) was refit and none flips (an exhaustive certificate).  ``lower_bound = 1`` — no certificate —
+where (a) the ``k = 1`` bound already allows a flip, (b) no grid radius satisfies the confinement
+condition, or (c) no exact ``H0^{-1}`` is at hand (the audit's solver is not Cholesky and ``p > 4096``).
+The certificate is
 for the exact optima; refits stop at the gradient tolerance, which moves logits by
 far less than the 1e-9 slack for the tolerances cfdkit uses.
 """
@@ -218,31 +231,55 @@ def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | 
     if cert is None:
         return np.ones(Xt.n, dtype=np.int64)
     h_tr = train_h_norms(state)
-    h_t = h_norms(cert.L, Xt).cpu().numpy()
+    Xq = Xt.dense_rows().to(DTYPE)
+    V = torch.cholesky_solve(Xq.T.contiguous(), cert.L)  # (p, n_test): H0^{-1} x~_t
+    h_t = torch.sqrt(torch.clamp((Xq.T * V).sum(0), min=0.0)).cpu().numpy()
     z = state.train.matvec(state.w[:, None])[:, 0]
     ls0 = _log_sigma_prime(z)
     hmax = float(h_tr.max())
     radii = torch.logspace(-6, math.log10(60.0), 400, dtype=DTYPE, device=z.device) / max(hmax, 1e-300)
     c = torch.empty_like(radii)
+    Cu = torch.empty_like(radii)
     for j in range(0, radii.numel(), 50):
         r = radii[j:j + 50][None, :]
-        d = torch.minimum(_log_sigma_prime(z[:, None] - r * h_tr[:, None]),
-                          _log_sigma_prime(z[:, None] + r * h_tr[:, None])) - ls0[:, None]
+        lo_z, hi_z = z[:, None] - r * h_tr[:, None], z[:, None] + r * h_tr[:, None]
+        d = torch.minimum(_log_sigma_prime(lo_z), _log_sigma_prime(hi_z)) - ls0[:, None]
         c[j:j + 50] = torch.exp(d.min(0).values)
+        # sigma' is unimodal with its peak at 0: its largest value on [lo_z, hi_z]
+        peak = torch.where((lo_z <= 0) & (hi_z >= 0), torch.full_like(lo_z, math.log(0.25)),
+                           torch.maximum(_log_sigma_prime(lo_z), _log_sigma_prime(hi_z)))
+        Cu[j:j + 50] = torch.exp((peak - ls0[:, None]).max(0).values)
     rc = (radii * c).cpu().numpy()
-    c = c.cpu().numpy()
+    c, Cu = c.cpu().numpy(), Cu.cpu().numpy()
     G = np.cumsum(np.sort(h_tr.cpu().numpy())[::-1][:k_max])  # G_k, k = 1..k_max
     run = np.maximum.accumulate(rc)
     j = np.searchsorted(run, G, side="right")  # first grid radius with r c(r) > G_k
     ok = j < rc.size
-    B = np.full(k_max, np.inf)
-    B[ok] = G[ok] / c[j[ok]]
-    B = np.maximum.accumulate(B)  # a bound for k also bounds every smaller k
+    alpha = np.full(k_max, np.inf)
+    beta = np.full(k_max, np.inf)
+    jj = j[ok]
+    alpha[ok] = 0.5 * (1.0 / c[jj] + 1.0 / Cu[jj])
+    beta[ok] = 0.5 * (1.0 / c[jj] - 1.0 / Cu[jj])
+    # a bound for k also bounds every smaller k: keep the coefficients non-decreasing in k
+    alpha, beta = np.maximum.accumulate(alpha), np.maximum.accumulate(beta)
     zt = Xt.matvec(state.w[:, None])[:, 0].cpu().numpy()
-    gap = np.abs(zt - math.log(threshold / (1 - threshold)))
-    reach = h_t[:, None] * B[None, :] >= gap[:, None] * (1 - 1e-9)  # (n_test, k_max): k labels may flip
-    first = np.where(reach.any(1), reach.argmax(1) + 1, k_max + 1)
-    return first.astype(np.int64)
+    theta = math.log(threshold / (1 - threshold))
+    gap = np.abs(zt - theta)
+    up = np.where(zt <= theta, 1.0, -1.0)  # the direction the logit must move
+    # push of relabeling j on row t towards the flip, linearized at the fit: -(2 y_j - 1) x~_t^T H0^{-1} x~_j
+    K = state.train.matvec(V).cpu().numpy()  # (n, n_test)
+    s_j = (2 * state.y.cpu().numpy() - 1)[:, None]
+    push = -s_j * K * up[None, :]
+    first = np.full(Xt.n, k_max + 1, dtype=np.int64)
+    for t in range(Xt.n):
+        pt = np.sort(push[:, t])[::-1][:k_max]
+        Pk = np.maximum.accumulate(np.cumsum(np.maximum(pt, 0.0)))  # best sum of <= k pushes
+        with np.errstate(invalid="ignore"):
+            reach = np.where(np.isfinite(alpha), alpha * Pk + beta * h_t[t] * G, np.inf)  # largest move of k labels
+        hit = np.nonzero(reach * (1 + 1e-9) + 1e-12 >= gap[t])[0]
+        if hit.size:
+            first[t] = hit[0] + 1
+    return first
 
 
 # ----------------------------------------------------------------------------- search
@@ -363,6 +400,25 @@ class _Pool:
         self.last_certified = certd
         return p_own, conv, W
 
+    def snapshot(self, t=None):
+        """The best-set record of row ``t`` (a tuple), or of every row (arrays and dicts copied)."""
+        if t is None:
+            return (self.best_size.copy(), list(self.best_set), self.best_prob.copy(), self.best_cert.copy(),
+                    dict(self.best_w))
+        return (int(self.best_size[t]), self.best_set[t], float(self.best_prob[t]), bool(self.best_cert[t]),
+                self.best_w.get(t))
+
+    def restore(self, snap, t):
+        """Row ``t``'s record from a whole-pool :meth:`snapshot`."""
+        self.restore_row((snap[0][t], snap[1][t], snap[2][t], snap[3][t], snap[4].get(t)), t)
+
+    def restore_row(self, rec, t):
+        self.best_size[t], self.best_set[t], self.best_prob[t], self.best_cert[t] = rec[0], rec[1], rec[2], rec[3]
+        if rec[4] is None:
+            self.best_w.pop(t, None)
+        else:
+            self.best_w[t] = rec[4]
+
     def flips(self, t, p) -> bool:
         return bool((p > self.tau) != self.orig[t])
 
@@ -444,6 +500,80 @@ def _relinearized_benefits(state: FittedState, Xt: Design, rows, sets, W, orig, 
     for j, s in enumerate(sets):
         ben[j, np.asarray(s, dtype=np.int64)] = -np.inf
     return ben, pt.cpu().numpy()
+
+
+def _simple_orders(pool: _Pool, benefit: np.ndarray, kinds) -> dict:
+    """``{row: [order, ...]}``: training indices in the orders of ``kinds`` ("distance", "ip") for every test row.
+
+    "distance": the training points whose label is the row's predicted label (relabeling them pushes the other
+    way), nearest first in Euclidean distance of the features; "ip": the points whose effect on the row
+    (``benefit`` (n_test, n): exact single refits where made, else IP-relabel at the fit) moves the prediction
+    towards the flip, strongest first (Algorithm 1's order, not cut where its estimate stops).
+    """
+    tr = pool.state.train
+    y = pool.y_np
+    n_test = pool.Xt.n
+    out = {t: [] for t in range(n_test)}
+    if "distance" in kinds:
+        Xq = pool.Xt.dense_rows().to(DTYPE)  # (n_test, p)
+        K = tr.matvec(Xq.T.contiguous()).cpu().numpy()  # (n, n_test): x~_j . x~_t
+        sq = _row_sq_norms(tr)
+        for t in range(n_test):
+            cand = np.nonzero(y == int(pool.orig[t]))[0]
+            d2 = sq[cand] - 2 * K[cand, t]  # ||x_j - x_t||^2 - ||x_t||^2 (the same for every candidate)
+            out[t].append(cand[np.argsort(d2, kind="stable")])
+    if "ip" in kinds:
+        for t in range(n_test):
+            b = benefit[t]
+            order = np.argsort(-b, kind="stable")
+            out[t].append(order[b[order] > 0].astype(np.int64))
+    return out
+
+
+def _row_sq_norms(design: Design) -> np.ndarray:
+    """``||x~_j||^2`` for every row (n,)."""
+    A = design.to_plain()
+    if sp.issparse(A):
+        return np.asarray(A.multiply(A).sum(1)).ravel() + 1.0
+    return (np.asarray(A) ** 2).sum(1) + 1.0
+
+
+def _ordering_prefixes(pool: _Pool, orders: dict, max_rounds: int = 64) -> None:
+    """For every row and order, look for a flipping prefix shorter than the row's best set: doubling
+    (1, 2, 4, ...) until a prefix flips, then bisection between the longest prefix known not to flip and the
+    shortest known to flip.  Every probe is a refit answering that row's question alone (certified where
+    possible); a flipping one smaller than the row's best set is recorded.  Flipping need not be monotone in
+    the prefix length, so this finds *a* short flipping prefix, not always the shortest.  At most
+    ``max_rounds`` rounds of batched refits."""
+    runs = [[t, o, 0, 0, 1] for t, ords in orders.items() for o in ords if len(o)]  # row, order, lo, hi, next k
+    for _ in range(max_rounds):
+        cand, own, idx = [], [], []
+        for i, (t, o, lo, hi, k) in enumerate(runs):
+            cap = min(len(o), int(pool.best_size[t]) - 1, pool.max_size)
+            if hi == 0:
+                kk = min(k, cap)
+                if kk <= lo:
+                    continue  # nothing shorter than the best set left to try
+            else:
+                if hi - lo <= 1:
+                    continue
+                kk = (lo + hi) // 2
+            cand.append(np.asarray(o[:kk], dtype=np.int64))
+            own.append(t)
+            idx.append(i)
+        cand, own, idx = pool.valid(cand, own, idx)
+        if not cand:
+            break
+        p, ans, _ = pool.refit(cand, own)
+        for i, c, pj, aj in zip(idx, cand, p, ans):
+            r = runs[i]
+            kk = len(c)
+            if not aj:
+                r[2] = r[3] = len(r[1])  # no answer: stop this order
+            elif pool.flips(r[0], pj):
+                r[3] = kk
+            else:
+                r[2], r[4] = kk, 2 * kk
 
 
 def _weakest_first(pool: _Pool, cur: dict) -> dict:
@@ -597,7 +727,8 @@ def unique_rows(Xt: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimated_sets, max_size: int | None = None,
                    singles_limit: int = 2000, single_candidates: int = 3, pairs_limit: int = 2000,
                    pair_candidates: int = 6,
-                   triple_candidates: int = 6, max_rounds: int = 30, progress: bool = False):
+                   triple_candidates: int = 6, max_rounds: int = 30, orderings=("distance", "ip"),
+                   progress: bool = False):
     """The search described in the module docstring; returns the fields of :class:`MinimalSets`.
 
     ``estimated_sets`` are Algorithm 1's sets, one per test row (empty where none).  Test rows with
@@ -610,7 +741,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
                          [estimated_sets[i] for i in first], counts, max_size=max_size, singles_limit=singles_limit,
                          single_candidates=single_candidates, pairs_limit=pairs_limit,
                          pair_candidates=pair_candidates, triple_candidates=triple_candidates,
-                         max_rounds=max_rounds, progress=progress)
+                         max_rounds=max_rounds, orderings=tuple(orderings), progress=progress)
     if not dup:
         return f
     return {k: (v[inverse] if isinstance(v, np.ndarray) else [np.array(v[j]) for j in inverse]
@@ -618,7 +749,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
 
 
 def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_size, singles_limit, single_candidates,
-                     pairs_limit, pair_candidates, triple_candidates, max_rounds, progress):
+                     pairs_limit, pair_candidates, triple_candidates, max_rounds, orderings, progress):
     """:func:`minimal_search` on distinct test rows; ``row_counts`` (how many test rows each stands for)
     moves the progress bar."""
     n_test, n = Xt.n, state.train.n
@@ -762,9 +893,24 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
             if not pool.flips(t, p_own[j]) and len(cur[t]) + 1 < pool.best_size[t] and len(cur[t]) < max_size:
                 nxt.append(t)
         active = nxt
-    pool.tick(~pool.found())  # rows without a set after the greedy search: nothing later changes them
-
     _lap("greedy")
+    pool.phase = "orderings"
+    # 4b. simple orderings: the smallest flipping prefix of (a) the training points with the row's predicted
+    #     label, nearest first, and (b) the IP-relabel order at the fit; so no simple ordering's set is smaller
+    #     than the one the shrink starts from
+    # the orderings' sets are kept aside: the shrink starts from the search's own best set (as without
+    # orderings), and a row whose ordering set is smaller than its shrunk set is shrunk again from that
+    alt: dict = {}
+    if orderings:
+        had = pool.snapshot()
+        _ordering_prefixes(pool, _simple_orders(pool, benefit, orderings))
+        for t in range(n_test):
+            if had[0][t] <= max_size and pool.best_size[t] < had[0][t]:
+                alt[t] = pool.snapshot(t)
+                pool.restore(had, t)
+    pool.tick(~pool.found())  # rows without a set now: nothing later changes them
+
+    _lap("orderings")
     pool.phase = "shrink"
     # 5. shrink to 1-minimal
     rows = [t for t in range(n_test) if pool.found()[t]]
@@ -776,6 +922,18 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
         pool.tick(mask)
 
     one_min = _shrink(pool, rows, finish)
+    again = [t for t, a in alt.items() if a[0] < pool.best_size[t]]
+    if again:
+        pool.phase = "shrink (ordering sets)"
+        kept = {t: pool.snapshot(t) for t in again}
+        for t in again:
+            pool.restore_row(alt[t], t)
+        om = _shrink(pool, again)
+        for t in again:  # the smaller of the two shrunk sets (the second is never larger: it starts smaller)
+            if pool.best_size[t] > kept[t][0]:
+                pool.restore_row(kept[t], t)
+            else:
+                one_min[t] = om[t]
 
     _lap("shrink")
     pool.phase = "triples"
