@@ -1,6 +1,9 @@
 """Evaluate the IFBiD learning curve on whatever the zoo stores hold (no zoo training here).
 
-    python benchmarks/ifbid_curve_run.py OUT.json [FIGURE.png]
+    python benchmarks/ifbid_curve_run.py OUT.json [FIGURE.png] [--sizes N ...] [--detectors KIND ...]
+
+With ``--sizes`` only those training sizes are evaluated and merged into the rows OUT.json already holds
+(detector fits at 1,024+ models take long on 2 cores, so each size is computed once).
 
 Detectors (4- and 2-level) fitted on the first 256 / 1,024 / 4,096 / 8,192 training models (the sizes the
 training store holds), scored on the held-out test zoo with Wilson 95 % intervals; the test zoo's unbiased
@@ -19,16 +22,33 @@ from cfdkit.spurious.scores import bias_report
 from cfdkit.studies.ifbid_curve import IFBID_CURVE, curve_records, curve_stores, learning_curve
 from cfdkit.studies.spurious_seeds import mean_ci
 
-out = sys.argv[1]
-fig_path = sys.argv[2] if len(sys.argv) > 2 else None
+args = sys.argv[1:]
+only = None
+kinds = None
+if "--detectors" in args:
+    k = args.index("--detectors")
+    kinds = args[k + 1:]
+    args = args[:k]
+if "--sizes" in args:
+    k = args.index("--sizes")
+    only = [int(v) for v in args[k + 1:]]
+    args = args[:k]
+out = args[0]
+fig_path = args[1] if len(args) > 1 else None
 t0 = time.perf_counter()
 train, test = curve_stores()
 chunk_times = []
 for st in (train, test):
     for k in st.done():
         chunk_times.append(os.stat(st.chunk_path(k)).st_mtime)
-df = learning_curve(progress=True)
+df = learning_curve(progress=True, sizes=only, detectors=kinds)
 t_curve = time.perf_counter() - t0
+if only is not None and os.path.exists(out):
+    import pandas as pd
+
+    old = pd.DataFrame(json.loads(open(out).read())["table"])
+    df = pd.concat([old[~old.n_train_models.isin(df.n_train_models)], df]).sort_values(
+        ["n_train_models"], kind="stable").reset_index(drop=True)
 recs = curve_records(df)
 zte = test.load(IFBID_CURVE.n_test)
 data = colored_digits("jitter", sigma2=0.05, seed=777)

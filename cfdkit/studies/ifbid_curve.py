@@ -65,7 +65,7 @@ def wilson(k, n, z: float = 1.959964):
 
 
 def learning_curve(cfg: CurveConfig = IFBID_CURVE, root=None, sizes=None, progress: bool = False, seed: int = 0,
-                   detector_epochs: int | None = None) -> pd.DataFrame:
+                   detector_epochs: int | None = None, detectors=None) -> pd.DataFrame:
     """Detector accuracy on the held-out zoo at every training size the stores hold (no training of zoos).
 
     Returns
@@ -86,7 +86,7 @@ def learning_curve(cfg: CurveConfig = IFBID_CURVE, root=None, sizes=None, progre
 
     for n in tqdm(sizes, disable=not progress, desc="curve sizes"):
         ztr = train.load(n)
-        for kind in cfg.detectors:
+        for kind in (detectors or cfg.detectors):
             kw = dict(kind=kind, seed=seed, epochs=detector_epochs or cfg.detector_epochs)
             t0 = time.perf_counter()
             d4 = WeightDetector(**kw).fit(ztr)

@@ -80,8 +80,12 @@ def aggregate(runs: list[list[dict]]) -> list[dict]:
     return out
 
 
-def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS) -> list:
-    """:func:`~cfdkit.spurious.alignment.cf_alignment_records` at seeds ``seed .. seed + n_seeds - 1``, aggregated."""
+def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
+                                on_seed=None) -> list:
+    """:func:`~cfdkit.spurious.alignment.cf_alignment_records` at seeds ``seed .. seed + n_seeds - 1``, aggregated.
+
+    ``on_seed(records_so_far)``, if given, is called with the aggregate after every seed (to save partial runs).
+    """
     from ..spurious.alignment import cf_alignment_records
 
     from tqdm.auto import tqdm
@@ -89,6 +93,8 @@ def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = Fals
     runs = []
     for s in tqdm(range(seed, seed + n_seeds), desc="cf-alignment seeds", disable=not progress):
         runs.append(cf_alignment_records(fast, seed=s))
+        if on_seed is not None:
+            on_seed(aggregate(runs))
     return aggregate(runs)
 
 
