@@ -2,11 +2,12 @@
 
 Modules: :mod:`.model` (network + deterministic full-batch Adam), :mod:`.batched` (vectorised
 ensemble retraining), :mod:`.rankings` / :mod:`.influence` (which labels to flip first),
-:mod:`.filters` (φ, ψ), :mod:`.search` (Algorithm 1), :mod:`.results`, :mod:`.ground_truth`,
-:mod:`.core` (:class:`NeuralCFD`), :mod:`.module` (``NeuralCFD(model=...)``: any torch classifier, a
+:mod:`.filters` (φ, ψ), :mod:`.ensemble` (one train / logits / retrain-with-flips interface for the built-in
+network and any module), :mod:`.search` (Algorithm 1), :mod:`.placebo`, :mod:`.results`, :mod:`.ground_truth`,
+:mod:`.estimator` (:class:`NeuralCFD`), :mod:`.module` (``NeuralCFD(model=...)``: any torch classifier, a
 ``torch.func`` ensemble).
 """
-from .core import NeuralCFD
+from .estimator import NeuralCFD
 from .filters import all_candidates, near_boundary, same_label_as_prediction
 from .ground_truth import GroundTruth, exhaustive_cfd, ranking_recall
 from .influence import influence  # noqa: F401  (registers the "influence" ranking)

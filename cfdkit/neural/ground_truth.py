@@ -14,11 +14,9 @@ from math import comb
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from ..core.validation import check_index_set, check_positive_int
-from .batched import auto_chunk, forward_batched, train_batched
 from .filters import apply_psi
 from .validation import OWNER
 
@@ -78,24 +76,14 @@ def exhaustive_cfd(cfd, X_test, max_k: int = 2, candidates=None, psi="same", max
     logit0 = cfd.model_.logit(Xt)
     pred = (logit0 > 0).astype(np.int64)
     mask = apply_psi(cfd.psi if psi == "same" else psi, cfd.X_train_, cfd.y_train_, Xt, pred)
-    module = hasattr(cfd, "module_spec_")            # model=: the torch.func ensemble (cfdkit.neural.module)
-    if module:
-        from .module import DEFAULT_CHUNK, forward_members, train_members
-    mb = max_batch or (DEFAULT_CHUNK if module else auto_chunk(n, cfd.hidden_))
+    ens = cfd.ensemble()
+    # chunks of the built-in network are sized for 8-byte numbers here (the ground truths on record were)
+    mb = ens.chunk(max_batch, itemsize=8)
     Xt_t = cfd.as_tensor(Xt)
     flips = np.zeros((len(subsets), len(Xt)), bool)
     for s in tqdm(range(0, len(subsets), mb), disable=not progress, desc="exhaustive"):
         chunk = subsets[s:s + mb]
-        Y = cfd.y_train_t_.unsqueeze(0).repeat(len(chunk), 1)
-        for b, sub in enumerate(chunk):
-            idx = torch.as_tensor(sub, device=Y.device)
-            Y[b, idx] = 1.0 - Y[b, idx]
-        if module:
-            lg = forward_members(cfd.module_spec_, train_members(cfd, Y)[0], Xt_t).double().cpu().numpy()
-        else:
-            P = train_batched(cfd.X_train_t_, Y, cfd.params0_, cfd.config_)
-            with torch.no_grad():
-                lg = forward_batched(P, Xt_t).double().cpu().numpy()       # (B, n_test)
+        lg = ens.logits(ens.train(ens.flipped(chunk))[0], Xt_t)       # (B, n_test)
         flips[s:s + len(chunk)] = (lg > 0) != (logit0 > 0)[None, :]
     found = np.zeros(len(Xt), bool); k = np.zeros(len(Xt), np.int64); wit = [() for _ in range(len(Xt))]
     for j, sub in enumerate(subsets):          # subsets are in increasing size
@@ -131,8 +119,7 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
     rankings = tuple(rankings)
     if not rankings:
         raise ValueError("rankings is empty; pass at least one ranking name, e.g. rankings=('combined',).")
-    from .filters import apply_psi
-    from .placebo import specificity as _spec
+    from .placebo import specificity
     Xt = cfd.check_test_input(X_test)
     if len(truth.found) != len(Xt):
         raise ValueError(f"truth has {len(truth.found)} test rows but X_test has {len(Xt)}; pass the X_test given "
@@ -142,10 +129,7 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
     if draws is not None:
         logit0 = cfd.model_.logit(Xt)
         mask = apply_psi(cfd.psi, cfd.X_train_, cfd.y_train_, Xt, (logit0 > 0).astype(np.int64))
-        spec_fn = _spec
-        if hasattr(cfd, "module_spec_"):
-            from .module import module_specificity as spec_fn
-        t_spec = spec_fn(cfd, Xt, logit0, mask, truth.found, truth.k, draws, cfd.seed_)[0]
+        t_spec = specificity(cfd, Xt, logit0, mask, truth.found, truth.k, draws, cfd.seed_)[0]
     t_find = truth.found & (t_spec >= cfd.min_specificity)
     rows = []
     for r in rankings:

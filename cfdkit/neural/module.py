@@ -58,15 +58,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
-from tqdm.auto import tqdm
 
 from .model import MAX_STEPS, TrainConfig
-from .search import converged_of_found, labels_for, drive_schedule
 
 __all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
            "train_module_ensemble", "train_module_sequential", "logit_of_row", "row_logits", "forward_members",
-           "search_module",
-           "module_random_flip_rates", "module_seed_flip_rates", "module_specificity", "fit_module"]
+           "forward_members_at", "reinit_params", "fit_module"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -701,98 +698,7 @@ def fit_module(cfd, X_train, y_train, budget: int):
     return cfd
 
 
-def retrain_module(cfd, flip) -> ModuleNet:
-    """Sequential retrain (``torch.optim``) with the labels ``flip`` flipped."""
-    y = cfd.y_train_t_.clone()
-    idx = torch.as_tensor(flip, device=cfd.device_)
-    y[idx] = 1.0 - y[idx]
-    p, _ = train_module_sequential(cfd.module_spec_, cfd.X_train_t_, y, cfd.config_, **_train_kw(cfd))
-    return ModuleNet(cfd.module_spec_, p)
-
-
-def train_members(cfd, Y):
-    return train_module_ensemble(cfd.module_spec_, cfd.X_train_t_, Y, cfd.config_, **_train_kw(cfd))
-
-
-def search_module(cfd, X_test: torch.Tensor, order: np.ndarray, rows: np.ndarray, logit0: np.ndarray,
-                  max_batch=None, progress: bool = False, schedule: str = "rounds", cache: dict | None = None,
-                  sequential: bool = False):
-    """Algorithm 1 for ``model=``: same contract and schedules as :func:`cfdkit.neural.search.search_batched`
-    (``sequential=True``: the literal loop with ``torch.optim`` retrains, stopping at the first flip)."""
-    spec, n_test = cfd.module_spec_, X_test.shape[0]
-    X, y = cfd.X_train_t_, cfd.y_train_t_
-    if sequential:
-        found = np.zeros(n_test, bool); kf = np.zeros(n_test, np.int64); nl = np.full(n_test, np.nan)
-        conv = np.ones(n_test, bool); n_tr = 0
-        for t in tqdm(rows, desc="retrain (sequential)", disable=not progress):
-            for kk in range(1, int((order[t] >= 0).sum()) + 1):
-                yk = labels_for(y, order, np.array([t]), np.array([kk]))[0]
-                p, info = train_module_sequential(spec, X, yk, cfd.config_, **_train_kw(cfd)); n_tr += 1
-                lg = float(ModuleNet(spec, p).logit(X_test[t:t + 1].cpu().numpy())[0])
-                if (lg > 0) != (logit0[t] > 0):
-                    found[t], kf[t], nl[t], conv[t] = True, kk, lg, info["converged"]
-                    break
-        return found, kf, nl, n_tr, conv
-    mb = max_batch or DEFAULT_CHUNK
-    n_trained, conv_of = [0], {}
-    store = {} if cache is None else cache
-    bar = tqdm(desc="retrain (torch.func ensemble)", disable=not progress, unit="net")
-
-    def logits_for(t_idx, k):
-        keys = [np.sort(order[t, :kk]).tobytes() for t, kk in zip(t_idx, k)]
-        todo, seen = [], set()
-        for b, key in enumerate(keys):
-            if key not in store and key not in seen:
-                seen.add(key); todo.append(b)
-        for s0 in range(0, len(todo), mb):
-            sl = np.asarray(todo[s0:s0 + mb])
-            P, info = train_members(cfd, labels_for(y, order, t_idx[sl], k[sl]))
-            for j, b in enumerate(sl):
-                store[keys[b]] = ({kk: v[j] for kk, v in P.items()}, bool(info["converged"][j]))
-            n_trained[0] += len(sl); bar.update(len(sl))
-        out = np.empty(len(t_idx))
-        for b, key in enumerate(keys):
-            conv_of[(int(t_idx[b]), int(k[b]))] = store[key][1]
-        for s0 in range(0, len(t_idx), 1024):
-            ks = keys[s0:s0 + 1024]
-            P = {nm: torch.stack([store[kk][0][nm] for kk in ks]) for nm in spec.names}
-            xt = X_test[torch.as_tensor(t_idx[s0:s0 + 1024], device=X.device)]
-            out[s0:s0 + 1024] = forward_members_at(spec, P, xt).double().cpu().numpy()
-        return out
-
-    found, kf, nl = drive_schedule(logits_for, order, rows, logit0, n_test, mb, schedule)
-    bar.close()
-    return found, kf, nl, n_trained[0], converged_of_found(found, kf, conv_of)
-
-
-# ----------------------------------------------------------------------------- placebo for model=
-def _train_and_flip(cfd, label_sets, Xt_t, logit0, max_batch, bar):
-    mb = max_batch or DEFAULT_CHUNK
-    flips, conv = [], []
-    for s in range(0, len(label_sets), mb):
-        chunk = label_sets[s:s + mb]
-        Y = cfd.y_train_t_.unsqueeze(0).repeat(len(chunk), 1)
-        for b, sub in enumerate(chunk):
-            idx = torch.as_tensor(sub, device=Y.device)
-            Y[b, idx] = 1.0 - Y[b, idx]
-        P, info = train_members(cfd, Y)
-        lg = forward_members(cfd.module_spec_, P, Xt_t).double().cpu().numpy()
-        flips.append((lg > 0) != (logit0 > 0)[None, :]); conv.append(info["converged"])
-        bar.update(len(chunk))
-    if not flips:
-        return np.zeros((0, len(logit0)), bool), np.zeros(0, bool)
-    return np.concatenate(flips), np.concatenate(conv)
-
-
-def module_random_flip_rates(cfd, Xt, logit0, mask, sizes, n_draws, seed=0, max_batch=None, progress=False,
-                             rows_for_size=None):
-    """:func:`cfdkit.neural.placebo.random_flip_rates` for ``model=`` (same draws, same return values)."""
-    from .placebo import random_flip_rates
-
-    return random_flip_rates(cfd, Xt, logit0, mask, sizes, n_draws, seed, max_batch, progress, rows_for_size,
-                             train_and_flip=_train_and_flip)
-
-
+# ----------------------------------------------------------------------------- other initializations
 def reinit_params(spec: ModuleSpec, seed: int) -> dict:
     """Fresh initial weights: every submodule's ``reset_parameters()`` under ``torch.manual_seed(seed)``
     (the global RNG state is restored).  Raises ValueError when the module has no ``reset_parameters``."""
@@ -808,31 +714,3 @@ def reinit_params(spec: ModuleSpec, seed: int) -> dict:
             m.reset_parameters()
     pm = dict(mod.named_parameters())
     return {k: pm[k].detach() for k in spec.names}
-
-
-def module_seed_flip_rates(cfd, Xt, logit0, n_draws, progress=False):
-    """Share of ``n_draws`` re-initializations (seeds ``seed_+1..seed_+n_draws``, original labels) that flip
-    each prediction; returns ``(rates (n_test,), n_not_converged)``."""
-    spec = cfd.module_spec_
-    inits = [reinit_params(spec, cfd.seed_ + j) for j in range(1, n_draws + 1)]
-    P0 = {k: torch.stack([p[k] for p in inits]) for k in spec.names}
-    Y = cfd.y_train_t_.unsqueeze(0).repeat(n_draws, 1)
-    with tqdm(total=n_draws, desc="placebo (seeds)", disable=not progress, unit="net") as bar:
-        P, info = train_module_ensemble(spec, cfd.X_train_t_, Y, cfd.config_, params0=P0, **_train_kw(cfd))
-        bar.update(n_draws)
-    lg = forward_members(spec, P, cfd.as_tensor(Xt)).double().cpu().numpy()
-    return ((lg > 0) != (logit0 > 0)[None, :]).mean(0), int((~info["converged"]).sum())
-
-
-def module_specificity(cfd, Xt, logit0, mask, found, k, n_draws, seed=0, max_batch=None, progress=False):
-    """:func:`cfdkit.neural.placebo.specificity` for ``model=``."""
-    spec = np.full(len(Xt), np.nan)
-    ks = sorted(set(int(v) for v in k[found]))
-    if not ks:
-        return spec, 0, 0
-    rows_for = {kk: found & (k == kk) for kk in ks}
-    rates, nn, nbad = module_random_flip_rates(cfd, Xt, logit0, mask, ks, n_draws, seed, max_batch, progress,
-                                               rows_for)
-    for kk in ks:
-        spec[rows_for[kk]] = 1.0 - rates[kk][rows_for[kk]]
-    return spec, nn, nbad

@@ -9,7 +9,8 @@ seldom flip it too, and if the prediction survives a change of the initializatio
   prediction.  Rows with the same pool share the same draws (with the default ψ,
   ``same_label_as_prediction``, there are only two pools), so the cost is
   ``n_pools × len(sizes) × n_draws`` networks, independent of the number of test rows, all
-  trained as one batched ensemble (:func:`cfdkit.neural.batched.train_batched`).
+  trained as one batched ensemble (:mod:`cfdkit.neural.ensemble`: the built-in network's hand-written
+  kernel, or a ``model=`` module's ``torch.func`` ensemble).
 * :func:`seed_flip_rates` -- the share of ``n_draws`` other initialization seeds (original
   labels) that flip each prediction; one ensemble with one start per member.
 * :func:`specificity` -- per CFD of size k: ``1 - share of random size-k sets from the same pool
@@ -29,10 +30,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .batched import auto_chunk, forward_batched, stack_params, train_batched
-from .model import init_params
 
-__all__ = ["check_n_draws", "check_sizes", "pool_groups", "random_flip_rates", "seed_flip_rates",
+__all__ = ["check_n_draws", "check_sizes", "pool_groups", "train_and_flip", "random_flip_rates", "seed_flip_rates",
            "specificity", "verdict", "summarize", "NOISE", "FINDING"]
 
 FINDING = "finding"
@@ -92,30 +91,31 @@ def _draw_sets(pool_idx: np.ndarray, k: int, n_draws: int, seed: int):
     return [np.sort(rng.choice(pool_idx, size=k, replace=False)) for _ in range(n_draws)]
 
 
-def _train_and_flip(cfd, label_sets, Xt_t, logit0, max_batch, bar):
-    """Retrain on each label set (batched) → flips ``(B, n_test)`` bool, converged ``(B,)`` bool."""
-    n = len(cfd.y_train_)
-    mb = max_batch or auto_chunk(n, cfd.hidden_, itemsize=cfd.params0_[0].element_size())
-    XT = cfd.X_train_t_.t().contiguous()
+def train_and_flip(ens, label_sets, Xt_t: torch.Tensor, logit0: np.ndarray, max_batch=None, bar=None):
+    """Retrain on each label set as an ensemble (:mod:`cfdkit.neural.ensemble`), in chunks.
+
+    Returns
+    -------
+    flips : (B, n_test) bool
+        Whether member ``b`` predicts test row ``t`` on the other side of 0 than ``logit0[t]``.
+    converged : (B,) bool
+    """
+    mb = ens.chunk(max_batch)
     flips, conv = [], []
     for s in range(0, len(label_sets), mb):
         chunk = label_sets[s:s + mb]
-        Y = cfd.y_train_t_.unsqueeze(0).repeat(len(chunk), 1)
-        for b, sub in enumerate(chunk):
-            idx = torch.as_tensor(sub, device=Y.device)
-            Y[b, idx] = 1.0 - Y[b, idx]
-        P, info = train_batched(cfd.X_train_t_, Y, cfd.params0_, cfd.config_, XT=XT, return_info=True)
-        with torch.no_grad():
-            lg = forward_batched(P, Xt_t).double().cpu().numpy()
+        P, info = ens.train(ens.flipped(chunk))
+        lg = ens.logits(P, Xt_t)
         flips.append((lg > 0) != (logit0 > 0)[None, :]); conv.append(info["converged"])
-        bar.update(len(chunk))
+        if bar is not None:
+            bar.update(len(chunk))
     if not flips:
         return np.zeros((0, len(logit0)), bool), np.zeros(0, bool)
     return np.concatenate(flips), np.concatenate(conv)
 
 
 def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray, sizes, n_draws: int,
-                      seed: int = 0, max_batch=None, progress: bool = False, rows_for_size=None, train_and_flip=None):
+                      seed: int = 0, max_batch=None, progress: bool = False, rows_for_size=None):
     """Share of random size-k label sets (from each row's ψ-pool) that flip each prediction.
 
     Parameters
@@ -128,8 +128,9 @@ def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray,
     seed : seeds the draws.
     rows_for_size : optional dict k → bool (n_test,): only pools of these rows get size-k draws
         (the others get NaN); used by :func:`specificity`.
-    train_and_flip : optional ``(cfd, label_sets, Xt_t, logit0, max_batch, bar) -> (flips, converged)``;
-        default: the built-in network's batched trainer (``model=`` passes its torch.func ensemble).
+
+    The networks are the fitted estimator's ensemble (:meth:`cfdkit.neural.NeuralCFD.ensemble`): the built-in
+    network's hand-written kernel or a ``model=`` module's ``torch.func`` ensemble.
 
     Returns
     -------
@@ -144,7 +145,7 @@ def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray,
             jobs.append((k, int(g), _draw_sets(np.flatnonzero(pools[g]), k, n_draws, seed)))
     sets = [s for _, _, ss in jobs for s in ss]
     bar = tqdm(total=len(sets), desc="placebo (random labels)", disable=not progress, unit="net")
-    flips, conv = (train_and_flip or _train_and_flip)(cfd, sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
+    flips, conv = train_and_flip(cfd.ensemble(), sets, cfd.as_tensor(Xt), logit0, max_batch, bar)
     bar.close()
     rates = {k: np.full(len(Xt), np.nan) for k in sizes}
     off = 0
@@ -159,16 +160,18 @@ def random_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, mask: np.ndarray,
 
 def seed_flip_rates(cfd, Xt: np.ndarray, logit0: np.ndarray, n_draws: int, progress: bool = False):
     """Share of ``n_draws`` other initialization seeds (``seed_ + 1 .. seed_ + n_draws``, original
-    labels) whose network flips each prediction.  Returns ``(rates (n_test,), n_not_converged)``."""
-    d = cfd.n_features_in_
-    inits = [init_params(d, cfd.hidden_, cfd.seed_ + j, cfd.config_.dtype, cfd.device_) for j in range(1, n_draws + 1)]
-    P0 = tuple(torch.stack([p[g] for p in inits]) for g in range(6))
-    Y = cfd.y_train_t_.unsqueeze(0).repeat(n_draws, 1)
+    labels) whose network flips each prediction.  Returns ``(rates (n_test,), n_not_converged)``.
+
+    Other seeds are :func:`cfdkit.neural.model.init_params` for the built-in network and every submodule's
+    ``reset_parameters()`` under ``torch.manual_seed`` for a ``model=`` module
+    (:func:`cfdkit.neural.module.reinit_params`)."""
+    ens = cfd.ensemble()
+    P0 = ens.starts([cfd.seed_ + j for j in range(1, n_draws + 1)])
+    Y = ens.y.unsqueeze(0).repeat(n_draws, 1)
     with tqdm(total=n_draws, desc="placebo (seeds)", disable=not progress, unit="net") as bar:
-        P, info = train_batched(cfd.X_train_t_, Y, P0, cfd.config_, return_info=True)
+        P, info = ens.train(Y, params0=P0)
         bar.update(n_draws)
-    with torch.no_grad():
-        lg = forward_batched(P, cfd.as_tensor(Xt)).double().cpu().numpy()
+    lg = ens.logits(P, cfd.as_tensor(Xt))
     return ((lg > 0) != (logit0 > 0)[None, :]).mean(0), int((~info["converged"]).sum())
 
 

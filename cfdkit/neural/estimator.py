@@ -19,9 +19,9 @@ from .filters import apply_phi, apply_psi, same_label_as_prediction
 from .model import ReLUNet, TrainConfig, holdout_steps, init_params, train_params
 from .rankings import get_ranking, masked_order
 from .results import CFDResult
-from .search import search_batched, search_sequential
-from .placebo import (check_n_draws, check_sizes, random_flip_rates, seed_flip_rates, specificity as _specificity,
-                      summarize, verdict)
+from .ensemble import ModuleEnsemble, ReLUEnsemble
+from .search import search_ensemble, search_ensemble_sequential
+from .placebo import check_n_draws, check_sizes, random_flip_rates, seed_flip_rates, specificity, summarize, verdict
 from .validation import OWNER, check_budget, check_budget_param, check_hidden, check_param, check_seed
 
 #: Largest ``num_threads`` accepted (torch intra-op threads).
@@ -368,17 +368,29 @@ class NeuralCFD(BaseEstimator):
 
         Returns
         -------
-        ReLUNet
+        ReLUNet or ModuleNet
+            The built-in network, or the ``model=`` module's (:class:`~cfdkit.neural.module.ModuleNet`).
         """
         self.check_fitted()
         flip = check_index_set(flip, len(self.y_train_), "flip", OWNER)
+        ens = self.ensemble()
+        return ens.net(ens.train_one(ens.flipped([flip])[0])[0])
+
+    def ensemble(self):
+        """The fitted learning algorithm L as an ensemble: retrain many copies of the original network on altered
+        labels, read their logits, retrain one at a time (:mod:`cfdkit.neural.ensemble`).
+
+        Returns
+        -------
+        ReLUEnsemble or ModuleEnsemble
+            The built-in network's hand-written kernel, or the ``model=`` module's ``torch.func`` ensemble; both
+            start every member from ``params0_`` with the fitted recipe ``config_``.
+        """
+        self.check_fitted()
         if hasattr(self, "module_spec_"):
-            from .module import retrain_module
-            return retrain_module(self, flip)
-        y = self.y_train_t_.clone()
-        idx = torch.as_tensor(flip, device=self.device_)
-        y[idx] = 1.0 - y[idx]
-        return ReLUNet(train_params(self.X_train_t_, y, self.params0_, self.config_))
+            return ModuleEnsemble(self.module_spec_, self.X_train_t_, self.y_train_t_, self.config_,
+                                  optimizer=self.optimizer_, batch_size=self.batch_size_, seed=self.seed_)
+        return ReLUEnsemble(self.X_train_t_, self.y_train_t_, self.params0_, self.config_)
 
     def rank(self, X_test, ranking=None, mask=None) -> np.ndarray:
         """Scores of a ranking, higher = flip first.
@@ -450,25 +462,20 @@ class NeuralCFD(BaseEstimator):
             order[rows], n_cand[rows] = masked_order(S, mask[rows], m)
         rank_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        runner = search_sequential if sequential else search_batched
-        kw = {} if sequential else {"max_batch": opts.max_batch, "schedule": opts.schedule,
-                                    "cache": self._cache if opts.cache else None}
-        if hasattr(self, "module_spec_"):               # model=: torch.func ensemble / torch.optim (module.py)
-            from .module import search_module
-            found, k, new_logit, n_trained, conv = search_module(self, self.as_tensor(Xt), order, rows, logit0,
-                                                                 progress=opts.progress, sequential=sequential, **kw)
+        ens = self.ensemble()
+        if sequential:
+            found, k, new_logit, n_trained, conv = search_ensemble_sequential(ens, self.as_tensor(Xt), order, rows,
+                                                                              logit0, progress=opts.progress)
         else:
-            found, k, new_logit, n_trained, conv = runner(self.X_train_t_, self.y_train_t_, self.params0_, self.config_, self.as_tensor(Xt),
-                                                order, rows, logit0, progress=opts.progress, **kw)
+            found, k, new_logit, n_trained, conv = search_ensemble(
+                ens, self.as_tensor(Xt), order, rows, logit0, max_batch=opts.max_batch, progress=opts.progress,
+                schedule=opts.schedule, cache=self._cache if opts.cache else None)
         retrain_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         spec = np.full(len(Xt), np.nan); n_plc = n_plc_bad = 0
         if opts.placebo_draws is not None:
-            spec_fn = _specificity
-            if hasattr(self, "module_spec_"):
-                from .module import module_specificity as spec_fn
-            spec, n_plc, n_plc_bad = spec_fn(self, Xt, logit0, mask, found, k, opts.placebo_draws, self.seed_,
-                                                  opts.max_batch, opts.progress)
+            spec, n_plc, n_plc_bad = specificity(self, Xt, logit0, mask, found, k, opts.placebo_draws, self.seed_,
+                                                 opts.max_batch, opts.progress)
         placebo_s = time.perf_counter() - t0
         return CFDResult(found=found, k=k, order=order, logit=logit0, new_logit=new_logit, searched=searched,
                          n_candidates=n_cand, rank_seconds=rank_s, retrain_seconds=retrain_s,
@@ -513,11 +520,9 @@ class NeuralCFD(BaseEstimator):
         ks = check_sizes((1, opts.budget) if sizes is None else sizes, n_cand)
         t0 = time.perf_counter()
         with self._threads(opts.num_threads):
-            rand_fn, seed_fn = random_flip_rates, seed_flip_rates
-            if hasattr(self, "module_spec_"):
-                from .module import module_random_flip_rates as rand_fn, module_seed_flip_rates as seed_fn
-            rates, n_net, bad = rand_fn(self, Xt, logit0, mask, ks, n_draws, seed, opts.max_batch, opts.progress)
-            seed_rate, bad_s = seed_fn(self, Xt, logit0, n_draws, opts.progress)
+            rates, n_net, bad = random_flip_rates(self, Xt, logit0, mask, ks, n_draws, seed, opts.max_batch,
+                                                  opts.progress)
+            seed_rate, bad_s = seed_flip_rates(self, Xt, logit0, n_draws, opts.progress)
         df = pd.DataFrame({"test_index": np.arange(len(Xt)), "pred": pred, "logit": logit0, "n_candidates": n_cand})
         for k in ks:
             df[f"flip_rate_random_k{k}"] = rates[k]
