@@ -486,6 +486,8 @@ def _audit_into(args, out: Path) -> dict:
         plots.save(plots.size_distribution(df), out / "size_distribution.png")
         if df["found"].sum() > 2:
             plots.save(plots.size_vs_confidence(df), out / "size_vs_confidence.png")
+        if "minimal_size" in df and ((df["minimal_size"] > 0) & (df["size"] > 0)).sum() > 0:
+            plots.save(plots.estimated_vs_minimal(df), out / "estimated_vs_minimal.png")
     # NaN (a median over no rows, say) is not JSON and reads badly: None (null, "—"), the minimal keys included
     summary = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}
     from .report import write_audit_report  # report.html: plain-language summary, metrics, telling cases, figures

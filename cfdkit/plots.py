@@ -14,7 +14,7 @@ import numbers
 import numpy as np
 
 __all__ = ["table2", "size_distribution", "size_vs_confidence", "bow_vs_embedding", "figure2", "noise_sweep",
-           "tag_bias", "relabel_vs_remove", "probability_path", "save"]
+           "tag_bias", "relabel_vs_remove", "probability_path", "estimated_vs_minimal", "save"]
 
 
 def _plt():
@@ -109,6 +109,27 @@ def size_vs_confidence(df):
         ax.set_title(f"{ds} / {f}  (Spearman {rho:.2f})", fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("$|S_t|$")
+    fig.tight_layout()
+    return fig
+
+
+def estimated_vs_minimal(df, ax=None):
+    """Each test point's minimal set size against Algorithm 1's estimated set size (log-log; the diagonal is
+    "the estimate was already minimal").  ``df``: the frame ``cfdkit audit`` builds (columns ``size``, the
+    estimated set's size, and ``minimal_size``); points need both sets."""
+    _need(df, ["size", "minimal_size"], "audit_points")
+    d = df[(df["size"] > 0) & (df["minimal_size"] > 0)]
+    fig, ax = _axes(ax, (5.5, 4.2))
+    if len(d):
+        ax.scatter(d["size"], d["minimal_size"], s=12, alpha=0.6)
+        hi = float(max(d["size"].max(), d["minimal_size"].max()))
+        ax.plot([1, hi], [1, hi], color="C3", ls="--", lw=1, label="minimal = estimate")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("estimated set size (Algorithm 1), labels")
+    ax.set_ylabel("minimal set size (verified), labels")
+    ax.set_title("How many labels really suffice", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -118,25 +118,60 @@ def _open(sync_api, path, fn):
 
 
 def test_cli_report_synthetic_in_chromium(tmp_path):
+    """The report a non-Python reader gets, read back from Chromium: the plain-language summary with the class
+    names and the threshold, every number with a meaning, the telling cases, figures with captions, and the
+    minimal sets (the answer) before Algorithm 1's estimates, each with its training rows."""
     out = tmp_path / "aud"
     s = _audit(out, "--dataset", "synthetic", "--n-test", "20", "--seed", "1")
     _check_file(out)
     df = pd.read_csv(out / "sets.csv")
-    found = df[df["size"] > 0].sort_values("size", kind="stable")
+    ver = df[df["status"] == "verified"]
     y_train = prepare("synthetic", seed=1, n_test=20).y_train
     sync_api = _browser()
 
     def look(page):
         assert page.locator("h1").inner_text().startswith("cfdkit audit: synthetic")
-        pts = page.locator(".point")
-        assert pts.count() == min(10, len(found))
-        # every image decoded by the browser (a broken data URI has naturalWidth 0)
+        heads = page.locator("h2").all_inner_texts()
+        assert heads[:2] == ["In plain words", "The numbers"]
+        assert heads.index("Verified minimal sets") < heads.index("Algorithm 1's estimated sets")
+        plain = " ".join(page.locator("p.plain").all_inner_texts())
+        assert "labels: 0 = “class 0”, 1 = “class 1”" in plain
+        assert "The model predicts “class 1” when its probability of “class 1” is above the threshold 0.5" in plain
+        k, n = len(ver), len(df)
+        assert f"{k} of {n} predictions ({100 * k / n:.0f} %) can be overturned" in plain
+        med = float(ver["size"].median())
+        assert f"the median minimal set has {med:g} label" in plain
+        assert f"smallest {int(ver['size'].min())}, the largest {int(ver['size'].max())}" in plain
+        assert f"For {int(ver['proven_minimal'].sum())} of the {k}, a certificate proves" in plain
+        est = ver[ver["estimated_size"] > 0]["estimated_size"].median()
+        assert f"proposes a median of {float(est):g} labels" in plain
+        for word in ("estimated set", "verified set", "converged", "certified", "minimal set", "proven minimal"):
+            assert word in plain
+        # every number has a label and a one-line meaning (no bare keys as the only name)
+        for tr in page.locator("table.summary tr[data-key]").all():
+            label, value, meaning = tr.locator("th, td").all_inner_texts()[:3]
+            assert label.strip() and meaning.strip(), tr.inner_text()
+        row = page.locator("table.summary tr[data-key='minimal_found_rate'] td").first.inner_text()
+        assert row == f"{100 * s['minimal_found_rate']:.1f} %"
+        # the telling cases: the largest estimate -> minimal gap first
+        both = ver[ver["estimated_size"] > 0]
+        gap = (both["estimated_size"] - both["size"]).max()
+        first_gap = page.locator("table.cases.gaps tr").nth(1).locator("td").all_inner_texts()
+        assert int(first_gap[3]) - int(first_gap[4]) == gap
+        assert page.locator("table.cases.robust tr").count() > 1 and page.locator("table.cases.fragile tr").count() > 1
+        fr = page.locator("table.cases.fragile tr").nth(1).locator("td").all_inner_texts()
+        assert int(fr[4]) == int(ver["size"].min())
+        # figures: decoded by the browser, each with a caption
         assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")
-        first = pts.first
+        caps = page.locator("figure figcaption").all_inner_texts()
+        assert len(caps) == page.locator("img").count() >= 2 and all(len(c) > 60 for c in caps)
+        # the first set shown in full is the smallest minimal set, with its rows and labels from sets.csv
+        first = page.locator(".point").first
         tid = int(first.get_attribute("id").split("-")[1])
-        row = df[df["index"] == tid].iloc[0]
-        assert row["size"] == found["size"].min()
-        idx = [int(v) for v in str(row["training_indices"]).split()]
+        assert first.get_attribute("id").startswith("minimal-")
+        r = df[df["test_index"] == tid].iloc[0]
+        assert r["size"] == ver["size"].min()
+        idx = [int(v) for v in str(r["indices"]).split()]
         cells = first.locator("table.set tr").all()[1:]
         assert len(cells) == min(25, len(idx))
         for tr, i in zip(cells, idx):
@@ -147,6 +182,19 @@ def test_cli_report_synthetic_in_chromium(tmp_path):
 
     assert _open(sync_api, out / "report.html", look)
     assert s["n_test"] == 20
+
+
+def test_plain_summary_names_classes_and_explains_the_threshold():
+    """Hate speech: the class names, why the threshold is 0.25, and an estimate-only run that says it is one."""
+    df = _frame()
+    rows = _rows(["a", "b", "c", "d"], ["q0", "q1", "q2", "q3"], [0, 1, 1, 0])
+    page = audit_report_html(df, {"dataset": "hate-speech", "features": "bow", "n_train": 4, "threshold": 0.25,
+                                  "threshold_from": "default"}, rows)
+    assert "0 = &ldquo;not hate&rdquo;, 1 = &ldquo;hate&rdquo;" in page
+    assert "It is 0.25 rather than 0.5 because only about one training post in nine is hate" in page
+    assert "Algorithm 1's estimated sets only (--estimate-only)" in page and "Verified minimal sets" not in page
+    own = audit_report_html(df, {"dataset": "hate-speech", "threshold": 0.4, "threshold_from": "--threshold"}, rows)
+    assert "chosen for this run (--threshold)" in own and "one training post in nine" not in own
 
 
 @pytest.mark.slow
