@@ -166,9 +166,23 @@ def test_minimal_sentence():
     assert cw.minimal_sentence(m) == "Algorithm 1 says 61 labels; 7 really suffice; no fewer than 3 can"
     m = {"estimated_size": 0, "size": 0, "status": "not_found", "lower_bound": 1}
     assert cw.minimal_sentence(m) == ("Algorithm 1 finds no set; no set that really flips it was found; "
-                                      "no lower bound beyond 1 is certified")
-    assert cw.minimal_sentence({"estimated_size": 1, "size": 1, "status": "verified", "lower_bound": 1}).startswith(
-        "Algorithm 1 says 1 label; 1 really suffices")
+                                      "no certificate rules out fewer")
+    # one label is trivially minimal: no clause that makes it sound uncertain
+    assert cw.minimal_sentence({"estimated_size": 1, "size": 1, "status": "verified", "lower_bound": 1}) == \
+        "Algorithm 1 says 1 label; 1 really suffices"
+    assert cw.minimal_sentence({"estimated_size": 9, "size": 4, "status": "verified", "lower_bound": 4}) == \
+        "Algorithm 1 says 9 labels; 4 really suffice; proven minimal: no fewer can"
+    assert cw.minimal_sentence({"estimated_size": 9, "size": 4, "status": "verified", "lower_bound": 1}) == \
+        "Algorithm 1 says 9 labels; 4 really suffice; no certificate rules out fewer"
+
+
+def test_minimal_table_ranks_rows_by_their_place_in_st():
+    m = {"indices": np.array([3, 7, 9, 12])}
+    tab = cw.minimal_set_table(m, np.zeros(20, dtype=int), None, ("neg", "pos"), estimated=[12, 5, 3, 8])
+    assert list(tab.columns) == ["rank_in_S_t", "in_S_t", "train_index", "label", "new_label"]
+    assert list(tab["train_index"]) == [12, 3, 7, 9]          # rows of S_t first, by their rank there
+    assert list(tab["rank_in_S_t"]) == ["1", "3", "", ""] and list(tab["in_S_t"]) == ["✓", "✓", "", ""]
+    assert list(cw.minimal_set_table(m, np.zeros(20, dtype=int)).columns) == ["train_index", "label", "new_label"]
 
 
 def test_minimal_point_is_verified_for_that_row(setup):
@@ -198,16 +212,26 @@ def test_flip_explorer_shows_minimal_set_beside_st(setup):
     ex.minimal_button.click()
     m = ex.minimal[i]
     assert f"Algorithm 1: <b>{res.size[i]}</b>" in ex.minimal_status.value
-    assert f"verified minimal: <b>{m['size']}</b>" in ex.minimal_status.value
-    assert f"lower bound: <b>{m['lower_bound']}</b>" in ex.minimal_status.value
+    assert f"minimal set: <b>{m['size']}</b>" in ex.minimal_status.value
+    assert f"certified lower bound: <b>{m['lower_bound']}</b>" in ex.minimal_status.value
     assert ex.minimal_table.value.count("<tr") == min(m["size"], 50) + 1
+    both = int(np.isin(m["indices"], res.indices(i)).sum())
+    assert f"{both} of its {m['size']} rows are also in S<sub>t</sub>" in ex.minimal_table.value
+    assert ex.minimal_table.value.count("<td>✓</td>") == min(both, 50)
+    # the minimal set leads; the plot and S_t share a row of their own (the minimal table never squeezes them)
+    kids = list(ex.widget.children)
+    row = kids[-1]
+    assert kids.index(ex.minimal_table) < kids.index(row)
+    assert ex.plot in row.children and ex.table in row.children and ex.minimal_table not in row.children
+    for b in (ex.minimal_button, ex.verify_button):
+        assert b.layout.width == "auto" and b.layout.min_width == "max-content"
     assert ex.table.value.count("<tr") == min(res.size[i], 50) + 1     # S_t still shown beside it
     assert not ex.minimal_button.disabled
     j = (i + 1) % len(res.size)
     ex.slider.value = j
     assert ex.minimal_status.value == "" and ex.minimal_table.value == ""
     ex.slider.value = i      # remembered, not searched again
-    assert f"verified minimal: <b>{m['size']}</b>" in ex.minimal_status.value
+    assert f"minimal set: <b>{m['size']}</b>" in ex.minimal_status.value
 
 
 def test_flip_explorer_failed_minimal_search_shows_message(setup):

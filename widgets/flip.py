@@ -300,6 +300,7 @@ def minimal_point(audit, X_test, res, i, max_size: int | None = None) -> dict:
         "lower_bound": int(ms.lower_bound[0]),
         "new_prob": float(ms.new_prob[0]),
         "one_minimal": bool(ms.one_minimal[0]),
+        "proven_minimal": bool(ms.proven_minimal[0]),
         "indices": ms.indices(0),
         "old_prob": float(res.prob[i]),
         "threshold": float(res.threshold),
@@ -311,6 +312,9 @@ def minimal_point(audit, X_test, res, i, max_size: int | None = None) -> dict:
 def minimal_sentence(m: dict) -> str:
     """One line comparing the two sets: "Algorithm 1 says 61 labels; 7 really suffice; no fewer than 3 can".
 
+    A verified set of one label needs no third clause (nothing smaller exists); a set whose certified lower bound
+    equals its size is "proven minimal".
+
     ``m`` has ``estimated_size``, ``size``, ``status`` and ``lower_bound`` (as :func:`minimal_point` returns).
     """
     est, size, lb = int(m["estimated_size"]), int(m["size"]), int(m["lower_bound"])
@@ -320,31 +324,50 @@ def minimal_sentence(m: dict) -> str:
         second = f"{size} really suffice{'s' if size == 1 else ''}"
     else:
         second = "no set that really flips it was found"
-    if lb > 1:
+    if m["status"] == "verified" and size == 1:
+        return f"{first}; {second}"                     # one label: nothing smaller exists
+    if m["status"] == "verified" and lb >= size:
+        third = "proven minimal: no fewer can"
+    elif lb > 1:
         third = f"no fewer than {lb} can"
     else:
-        third = "no lower bound beyond 1 is certified"
+        third = "no certificate rules out fewer"
     return f"{first}; {second}; {third}"
 
 
-def minimal_set_table(m: dict, train_labels, train_texts=None, label_names=None, max_rows: int | None = 50
-                      ) -> pd.DataFrame:
+def minimal_set_table(m: dict, train_labels, train_texts=None, label_names=None, max_rows: int | None = 50,
+                      estimated=None) -> pd.DataFrame:
     """The verified minimal set of :func:`minimal_point`'s result ``m``: ``train_index, (text), label, new_label``.
 
+    With ``estimated`` (the training rows of Algorithm 1's ``S_t``, in its order) the table starts with
+    ``rank_in_S_t`` (1 = the row Algorithm 1 ranks first; empty where the row is not in ``S_t``) and ``in_S_t``
+    (✓ where the row is also in ``S_t``), and lists the rows of ``S_t`` first, by that rank.
     Empty (same columns) where no set was found; at most ``max_rows`` rows (None: all).
     """
     idx = np.asarray(m["indices"], dtype=np.int64)
-    cols = ["train_index"] + (["text"] if train_texts is not None else []) + ["label", "new_label"]
+    lead = ["rank_in_S_t", "in_S_t"] if estimated is not None else []
+    cols = lead + ["train_index"] + (["text"] if train_texts is not None else []) + ["label", "new_label"]
     if idx.size == 0:
         return pd.DataFrame({c: [] for c in cols})
+    rank = None
+    if estimated is not None:
+        pos = {int(j): r + 1 for r, j in enumerate(np.asarray(estimated, dtype=np.int64))}
+        r = np.array([pos.get(int(j), 0) for j in idx])
+        order = np.lexsort((idx, np.where(r > 0, r, np.iinfo(np.int64).max)))
+        idx, rank = idx[order], r[order]
     if max_rows is not None:
         idx = idx[:max_rows]
+        rank = None if rank is None else rank[:max_rows]
     y = np.asarray(train_labels)
     need = int(idx.max()) + 1
     _check_len(y, need, "train_labels", "training point")
     _check_len(train_texts, need, "train_texts", "training point")
     lab = y[idx].astype(int)
-    data = {"train_index": idx}
+    data = {}
+    if rank is not None:
+        data["rank_in_S_t"] = [str(int(v)) if v > 0 else "" for v in rank]
+        data["in_S_t"] = ["✓" if v > 0 else "" for v in rank]
+    data["train_index"] = idx
     if train_texts is not None:
         data["text"] = [str(train_texts[j]) for j in idx]
     data["label"] = [_label_name(v, label_names) for v in lab]
@@ -432,13 +455,16 @@ class FlipExplorer:
         self.header = W.HTML()
         self.table = W.HTML()
         self.plot = W.Output(layout=W.Layout(min_height="240px"))
-        self.verify_button = W.Button(description="Verify (retrain)", button_style="primary", icon="refresh",
+        fit = W.Layout(width="auto", min_width="max-content", overflow="visible")       # the label never cut off
+        self.verify_button = W.Button(description="Verify the estimate (retrain)", icon="refresh", layout=fit,
                                       tooltip="Retrain the model with S_t relabeled and check the prediction")
         self.progress = W.IntProgress(value=0, min=0, max=1, description="", bar_style="info",
                                       layout=W.Layout(width="160px", visibility="hidden"))
         self.status = W.HTML()
         self.message = W.HTML()
-        self.minimal_button = W.Button(description="Verified minimal set", icon="search",
+        self.minimal_button = W.Button(description="Find the minimal set (retrains)", icon="search",
+                                       button_style="primary", layout=W.Layout(width="auto", min_width="max-content",
+                                                                               overflow="visible"),
                                        tooltip="Search the smallest set that really flips this prediction "
                                                "(refits; this test point only) and a certified lower bound")
         self.minimal_status = W.HTML()
@@ -446,10 +472,18 @@ class FlipExplorer:
         self.widget = W.VBox([
             W.HTML("<b>FlipExplorer</b> — which training labels, relabeled, flip this prediction?"),
             W.HBox([self.slider, self.search]), self.matches, self.message, self.header,
-            W.HBox([self.verify_button, self.progress, self.status]),
-            W.HBox([self.minimal_button, self.minimal_status]),
-            W.HBox([self.plot, self.table, self.minimal_table]),
+            W.HTML("<b>The answer: the minimal set</b> (verified by retraining)"),
+            W.HBox([self.minimal_button, self.minimal_status], layout=W.Layout(flex_flow="row wrap",
+                                                                               align_items="center")),
+            self.minimal_table,
+            W.HTML("<b>Algorithm 1's estimated set S<sub>t</sub></b> (a linear estimate)"),
+            W.HBox([self.verify_button, self.progress, self.status], layout=W.Layout(flex_flow="row wrap",
+                                                                                     align_items="center")),
+            W.HBox([self.plot, self.table], layout=W.Layout(flex_flow="row wrap")),
         ])
+        self.minimal_status.layout = W.Layout(flex="1 1 400px")
+        self.plot.layout = W.Layout(min_height="240px", flex="0 0 auto")
+        self.table.layout = W.Layout(flex="1 1 420px")
         self.minimal_button.add_class("cfd-minimal")
         self.minimal_status.add_class("cfd-minimal-status")
         self.widget.add_class("cfd-flip-explorer")
@@ -564,14 +598,21 @@ class FlipExplorer:
 
     def _show_minimal(self, m) -> None:
         self.minimal_status.value = self._minimal_html(m)
-        table = minimal_set_table(m, self.train_labels, self.train_texts, self.label_names, self.max_rows)
+        est = self.result.indices(m["index"]) if m["estimated_size"] > 0 else np.empty(0, dtype=np.int64)
+        table = minimal_set_table(m, self.train_labels, self.train_texts, self.label_names, self.max_rows,
+                                  estimated=est)
         if table.empty:
             self.minimal_table.value = "<i>No verified minimal set was found.</i>"
             return
-        body = table.to_html(index=False, escape=True, classes="cfd-table", border=0)
+        table = table.rename(columns={"rank_in_S_t": "rank in S_t", "in_S_t": "also in S_t"})
+        body = table.to_html(index=False, escape=True, classes="cfd-table cfd-minimal-table", border=0)
         shown = f" (first {self.max_rows} of {m['size']})" if self.max_rows is not None and m["size"] > self.max_rows else ""
-        self.minimal_table.value = (f"<b>verified minimal set{shown}</b><div style='max-height:320px;overflow:auto'>"
-                                    + body + "</div>")
+        both = int((np.isin(np.asarray(m["indices"]), est)).sum())
+        self.minimal_table.value = (f"<b>minimal set{shown}</b>: {both} of its {m['size']} rows are also in "
+                                    "S<sub>t</sub> (rank = position in Algorithm 1's order)"
+                                    "<style>.cfd-minimal-table td{max-width:560px;white-space:normal;font-size:12px;"
+                                    "padding:2px 6px}.cfd-minimal-table th{font-size:12px;text-align:left}</style>"
+                                    "<div style='max-height:320px;overflow:auto'>" + body + "</div>")
 
     # ---- rendering
     def _minimal_html(self, m) -> str:
@@ -581,9 +622,11 @@ class FlipExplorer:
                     + ("; 1-minimal (dropping any one label stops the flip)." if m["one_minimal"] else "."))
         else:
             tail = ""
-        return (f"<span class='cfd-minimal-result'>Algorithm 1: <b>{m['estimated_size'] or 'none'}</b> · verified "
-                f"minimal: <b>{m['size'] if m['status'] == 'verified' else 'none found'}</b> · lower bound: "
-                f"<b>{m['lower_bound']}</b> — {html.escape(m['sentence'])}.{tail}</span>")
+        return (f"<span class='cfd-minimal-result'>minimal set: "
+                f"<b>{m['size'] if m['status'] == 'verified' else 'none found'}</b> · certified lower bound: "
+                f"<b>{m['lower_bound']}</b>" + (" (proven minimal)" if m.get("proven_minimal") else "")
+                + f" · Algorithm 1: <b>{m['estimated_size'] or 'none'}</b> — {html.escape(m['sentence'])}.{tail}"
+                "</span>")
 
     def _error(self, msg: str) -> None:
         self.message.value = f"<div class='cfd-error' style='color:#a40000'>⚠ {html.escape(msg)}</div>"
@@ -593,8 +636,8 @@ class FlipExplorer:
         if s["text"] is not None:
             parts.append(f"<div style='margin:4px 0;padding:4px;background:#f4f4f4'>{html.escape(s['text'])}</div>")
         lab = f"true label <b>{html.escape(s['label_name'])}</b> · " if s["label"] is not None else ""
-        size = (f"|S<sub>t</sub>| = <b>{s['size']}</b> (estimated P(y=1) after: {s['estimated_new_prob']:.4f})"
-                if s["found"] else "|S<sub>t</sub>| = <b>none found</b>")
+        size = (f"estimated set |S<sub>t</sub>| = <b>{s['size']}</b> (estimated P(y=1) after: "
+                f"{s['estimated_new_prob']:.4f})" if s["found"] else "estimated set |S<sub>t</sub>| = <b>none found</b>")
         parts.append(f"<div>{lab}predicted <b>{html.escape(s['predicted_name'])}</b> · "
                      f"P(y=1) = <b>{s['prob']:.4f}</b> (τ = {s['threshold']:g}) · {size}</div>")
         return "".join(parts)
