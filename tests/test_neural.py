@@ -446,7 +446,7 @@ def test_init_stores_params_as_given_and_clone_works(data):
               ranking_options=opts, num_threads=1, schedule="all", cache=False)
     cfd = _cfd(**kw)
     params = cfd.get_params()
-    assert set(params) == set(kw) | {"phi", "psi"} | set(OLD) | {"min_specificity", "validation_fraction", "patience"} | {"model", "optimizer", "batch_size", "layer", "stop_beta"}   # every __init__ argument
+    assert set(params) == set(kw) | {"phi", "psi"} | set(OLD) | {"min_specificity", "validation_fraction", "patience"} | {"model", "optimizer", "batch_size", "layer", "stop_beta", "network"}   # every __init__ argument
     assert all(params[k] is v for k, v in kw.items())       # stored as given: no validation, no conversion
     assert params["psi"] is same_label_as_prediction and params["phi"] is None
     assert not hasattr(cfd, "config") and not hasattr(cfd, "device_")

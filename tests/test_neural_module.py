@@ -310,3 +310,53 @@ def test_gpu_module_matches_cpu(data):
     rc, rg = cpu.search(Xt), gpu.search(Xt)
     keep = np.abs(rc.logit) > 1e-6
     np.testing.assert_array_equal(rc.k[keep], rg.k[keep])
+
+
+# ----------------------------------------------------------------------------- one network= argument
+def test_network_argument_is_the_same_as_hidden_or_model(data):
+    """``network=(h1, h2)`` is ``hidden=(h1, h2)`` and ``network=module`` is ``model=module``, bit for bit."""
+    X, y, Xt = data
+    kw = dict(budget=3, progress=False, placebo_draws=2, seed=1)
+    a, b = NeuralCFD(hidden=(4, 4), **kw).fit(X, y), NeuralCFD(network=(4, 4), **kw).fit(X, y)
+    assert all(torch.equal(p, q) for p, q in zip(a.model_.params, b.model_.params))
+    ra, rb = a.search(Xt), b.search(Xt)
+    for f in ("found", "k", "new_logit", "specificity"):
+        np.testing.assert_array_equal(getattr(ra, f), getattr(rb, f))
+    assert type(b.ensemble()).__name__ == "ReLUEnsemble" and b.hidden_ == (4, 4)
+    user = TanhNet()
+    c, d = _cfd(user, **kw).fit(X, y), NeuralCFD(network=user, **kw).fit(X, y)
+    assert isinstance(d.model_, ModuleNet) and type(d.ensemble()).__name__ == "ModuleEnsemble"
+    assert all(torch.equal(c.model_.params[k], d.model_.params[k]) for k in c.model_.params)
+    rc, rd = c.search(Xt), d.search(Xt)
+    for f in ("found", "k", "new_logit", "specificity"):
+        np.testing.assert_array_equal(getattr(rc, f), getattr(rd, f))
+    assert d.get_params()["network"] is user and isinstance(clone(d).network, TanhNet)
+    assert "network" not in repr(NeuralCFD())
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"network": (4, 4), "hidden": (3, 3)}, r"network=\(4, 4\) and hidden= both choose"),
+    ({"network": "model", "model": "x"}, r"and model= both choose.*drop hidden= / model="),
+    ({"network": "tiny"}, r"network must be two positive int widths .* or a torch.nn.Module"),
+    ({"network": (0, 4)}, r"network must be two positive int widths"),
+])
+def test_network_argument_errors_name_it_and_the_fix(data, kw, match):
+    X, y, _ = data
+    with pytest.raises(ValueError, match=match):
+        NeuralCFD(progress=False, **kw).fit(X, y)
+
+
+def test_ensemble_interface_is_the_same_for_both_networks(data):
+    """Both ensembles answer the protocol: train on flipped labels, read logits, retrain one network."""
+    X, y, Xt = data
+    for cfd in (NeuralCFD(network=(4, 4), budget=2, progress=False).fit(X, y),
+                NeuralCFD(network=builtin_module(), budget=2, progress=False).fit(X, y)):
+        ens = cfd.ensemble()
+        P, info = ens.train(ens.flipped([[0], [1, 2]]))
+        lg = ens.logits(P, cfd.as_tensor(Xt))
+        assert lg.shape == (2, len(Xt)) and lg.dtype == np.float64 and info["converged"].shape == (2,)
+        one, _ = ens.train_one(ens.flipped([[0]])[0])
+        # the batched member and the sequential retrain agree to round-off
+        np.testing.assert_allclose(ens.net(ens.member(P, 0)).logit(Xt), ens.net(one).logit(Xt), atol=1e-7)
+        np.testing.assert_array_equal(ens.logits(ens.stack([ens.member(P, 1)]), cfd.as_tensor(Xt))[0], lg[1])
+        assert ens.logit_one(one, cfd.as_tensor(Xt[:1])) == pytest.approx(float(cfd.retrain([0]).logit(Xt[:1])[0]))

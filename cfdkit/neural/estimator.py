@@ -57,8 +57,15 @@ class NeuralCFD(BaseEstimator):
 
     Parameters
     ----------
+    network : (h1, h2), torch.nn.Module or None
+        The network whose counterfactual datasets are searched, one argument for both kinds: hidden widths
+        ``(h1, h2)`` of the built-in two-layer ReLU network (trained by a hand-written batched kernel), or any
+        torch classifier (trained as a ``torch.func`` ensemble; see ``model`` below for what it may be).
+        Both run behind one ensemble interface (:meth:`ensemble`).  None (default): ``hidden`` / ``model``
+        decide, the older spellings of the same choice (``network=(4, 4)`` is ``hidden=(4, 4)``,
+        ``network=module`` is ``model=module``); pass either ``network`` or them, not both.
     hidden : (h1, h2)
-        Hidden widths of the two ReLU layers (paper: "2x4 to 2x32").
+        Hidden widths of the two ReLU layers (paper: "2x4 to 2x32"); the same as ``network=(h1, h2)``.
     budget : int
         Bias budget m: at most m labels are flipped.
     ranking : str or callable
@@ -106,7 +113,8 @@ class NeuralCFD(BaseEstimator):
     min_specificity : float in (0, 1]
         CFDs with specificity below it are labelled "indistinguishable from noise".
     model : torch.nn.Module or None
-        Any torch classifier instead of the built-in ReLU network (issue 15; :mod:`cfdkit.neural.module`):
+        Any torch classifier instead of the built-in ReLU network (the same as ``network=model``;
+        :mod:`cfdkit.neural.module`):
         output ``(n,)``/``(n, 1)`` (one logit, BCE) or ``(n, 2)`` (one logit per class, cross-entropy).
         Its current parameters are the initial weights of every retrain (a private copy is trained; the
         module itself, its ``train``/``eval`` mode and the global RNG state are never changed).
@@ -191,7 +199,7 @@ class NeuralCFD(BaseEstimator):
                  min_epochs: int = 0, validation_fraction: float | None = None, patience: int = 10,
                  placebo_draws: int | None = 20, min_specificity: float = 0.9, model=None,
                  optimizer: str = "adam", batch_size: int | None = None, layer: str | None = None,
-                 stop_beta: float | None = 0.97):
+                 stop_beta: float | None = 0.97, network=None):
         self.hidden = hidden
         self.budget = budget
         self.ranking = ranking
@@ -221,6 +229,7 @@ class NeuralCFD(BaseEstimator):
         self.batch_size = batch_size
         self.layer = layer
         self.stop_beta = stop_beta
+        self.network = network
 
     # -- parameter checks ------------------------------------------------------------------
     def _search_params(self) -> SimpleNamespace:
@@ -266,6 +275,18 @@ class NeuralCFD(BaseEstimator):
         X_test = align_features(X_test, getattr(self, "feature_names_in_", None), "X_test", owner="NeuralCFD")
         return check_dense_matrix(X_test, "X_test", self.n_features_in_, OWNER)
 
+    def _network(self) -> tuple:
+        """``(hidden, model)`` chosen by ``network`` (a ReLU spec or a module) or by ``hidden`` / ``model``."""
+        net = self.network
+        if net is None:
+            return self.hidden, self.model
+        if self.model is not None or not (isinstance(self.hidden, (tuple, list)) and tuple(self.hidden) == (8, 8)):
+            shown = f"<{type(net).__name__} module>" if isinstance(net, torch.nn.Module) else repr(net)
+            raise ValueError(f"network={shown} and {'model=' if self.model is not None else 'hidden='} both choose "
+                             "the network; pass only network= (hidden widths such as network=(8, 8), or a "
+                             "torch.nn.Module), and drop hidden= / model=.")
+        return ((8, 8), net) if isinstance(net, torch.nn.Module) else (net, None)
+
     # -- public ------------------------------------------------------------------------------
     def fit(self, X_train, y_train) -> "NeuralCFD":
         """Train the original network f = L(D) deterministically.
@@ -275,7 +296,8 @@ class NeuralCFD(BaseEstimator):
         X_train : (n, d) numeric, finite
         y_train : (n,) binary 0/1
         """
-        if self.model is not None:                       # any torch classifier (issue 15): cfdkit.neural.module
+        hidden, model = self._network()
+        if model is not None:                            # any torch classifier: cfdkit.neural.module
             from .module import fit_module
             for attr in ("model_", "module_spec_", "optimizer_", "batch_size_"):   # a failed fit leaves no half state
                 if hasattr(self, attr):
@@ -283,7 +305,7 @@ class NeuralCFD(BaseEstimator):
             opts = self._search_params()
             self._cache = {}
             with self._threads(opts.num_threads):
-                return fit_module(self, X_train, y_train, opts.budget)
+                return fit_module(self, X_train, y_train, opts.budget, model)
         for nm, v, default in (("optimizer", self.optimizer, "adam"), ("batch_size", self.batch_size, None),
                                ("layer", self.layer, None)):
             if (v is not None) if default is None else (not isinstance(v, str) or v != default):
@@ -292,7 +314,7 @@ class NeuralCFD(BaseEstimator):
         for attr in (("model_", "module_spec_", "optimizer_", "batch_size_") if hasattr(self, "module_spec_") else ()):
             if hasattr(self, attr):
                 delattr(self, attr)
-        hidden, seed = check_hidden(self.hidden), check_seed(self.seed)
+        hidden, seed = check_hidden(hidden, "hidden" if self.network is None else "network"), check_seed(self.seed)
         X = check_dense_matrix(X_train, "X_train", owner=OWNER)
         wd = self.weight_decay
         if isinstance(wd, str):

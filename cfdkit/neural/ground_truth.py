@@ -100,7 +100,7 @@ def ranking_recall(cfd, X_test, truth: GroundTruth, rankings=("combined", "lr_su
     Algorithm 1 runs with budget ``truth.max_k`` so both search the same flip sizes.
 
     With a placebo (``cfd.placebo_draws`` not None) every CFD also carries its specificity
-    (1 - share of random label sets of its size, same ψ-pool, that also flip it; issue 16):
+    (1 - share of random label sets of its size, same ψ-pool, that also flip it):
     the true minimal CFDs get theirs from the same batched placebo.
 
     Returns

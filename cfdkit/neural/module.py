@@ -1,4 +1,4 @@
-"""Any torch classifier for counterfactual datasets (issue 15, part 2).
+"""Any torch classifier for counterfactual datasets.
 
 ``NeuralCFD(model=module, epochs=..., lr=..., optimizer="adam", batch_size=None, seed=0)`` audits a
 user's own ``torch.nn.Module``: one logit for two classes (output ``(n,)`` or ``(n, 1)``, trained on the
@@ -627,9 +627,10 @@ def _train_kw(cfd) -> dict:
     return {"optimizer": cfd.optimizer_, "batch_size": cfd.batch_size_, "seed": cfd.seed_}
 
 
-def fit_module(cfd, X_train, y_train, budget: int):
-    """``NeuralCFD.fit`` for ``model=`` (called by :meth:`NeuralCFD.fit`, which has validated the search
-    parameters, cleared the retrain cache and set the thread count); returns ``cfd``."""
+def fit_module(cfd, X_train, y_train, budget: int, model=None):
+    """``NeuralCFD.fit`` for ``model=`` / ``network=module`` (called by :meth:`NeuralCFD.fit`, which has validated
+    the search parameters, cleared the retrain cache and set the thread count); ``model`` defaults to
+    ``cfd.model``; returns ``cfd``."""
     from ..core.arrays import resolve_device
     from ..core.validation import (check_binary_vector, check_choice, check_dense_matrix, check_positive_int,
                                    feature_names_of)
@@ -650,16 +651,17 @@ def fit_module(cfd, X_train, y_train, budget: int):
     check_budget(budget, len(X))
     if bs is not None and bs >= len(X):
         bs = None                                                     # one minibatch = full batch
-    if not isinstance(cfd.model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module or None, got {type(cfd.model).__name__}; e.g. "
+    model = cfd.model if model is None else model
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}; e.g. "
                         "model=torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).")
-    mdt = next(iter(cfd.model.parameters()), torch.zeros(())).dtype
+    mdt = next(iter(model.parameters()), torch.zeros(())).dtype
     if cfd.dtype is not torch.float64 and cfd.dtype != mdt:
         raise ValueError(f"dtype={cfd.dtype!r} would be ignored with model= (the module's parameters are {mdt}); "
                          "drop dtype= and convert the module instead (model.double() or model.float()).")
-    device = resolve_device(cfd.device) if cfd.device is not None else next(cfd.model.parameters(),
+    device = resolve_device(cfd.device) if cfd.device is not None else next(model.parameters(),
                                                                               torch.zeros(())).device
-    spec = check_module(cfd.model, torch.as_tensor(X), device, cfd.layer)
+    spec = check_module(model, torch.as_tensor(X), device, cfd.layer)
     wd = cfd.weight_decay
     if isinstance(wd, str):
         if wd != "auto":

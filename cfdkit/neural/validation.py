@@ -50,10 +50,11 @@ def check_budget(budget, n_train: int) -> int:
     return int(budget)
 
 
-def check_hidden(hidden) -> tuple:
-    """Two positive int hidden widths (the paper uses 4..32)."""
-    msg = (f"hidden must be two positive int widths (two hidden ReLU layers, paper: 4..32), "
-           f"got {hidden!r}; e.g. hidden=(8, 8).")
+def check_hidden(hidden, name: str = "hidden") -> tuple:
+    """Two positive int hidden widths (the paper uses 4..32); ``name`` is the argument named in errors."""
+    alt = " or a torch.nn.Module" if name == "network" else ""
+    msg = (f"{name} must be two positive int widths (two hidden ReLU layers, paper: 4..32){alt}, "
+           f"got {hidden!r}; e.g. {name}=(8, 8).")
     if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
         raise ValueError(msg)
     h = tuple(hidden)
@@ -61,8 +62,8 @@ def check_hidden(hidden) -> tuple:
                           for w in h):
         raise ValueError(msg)
     if any(w > MAX_HIDDEN for w in h):
-        raise ValueError(f"hidden widths must be at most {MAX_HIDDEN:,} each, got {hidden!r} (the networks would not "
-                         "fit in memory); e.g. hidden=(8, 8).")
+        raise ValueError(f"{name} widths must be at most {MAX_HIDDEN:,} each, got {hidden!r} (the networks would not "
+                         f"fit in memory); e.g. {name}=(8, 8).")
     return tuple(int(w) for w in h)
 
 
