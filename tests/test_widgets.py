@@ -449,6 +449,33 @@ def test_method_choices_are_the_score_registry():
     assert not hasattr(cw.MethodComparisonExplorer, "METHODS")
 
 
+def test_method_comparison_shows_every_method_and_plain_k_labels():
+    """Every registered method is in view (no scrolling a 4-row list), and the log axis is labelled with the
+    k values themselves (5, 10, 20), not 6×10⁰, 10¹, 2×10¹."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from cfdkit import plots
+    from cfdkit.linear.scores import METHODS
+
+    m = cw.MethodComparisonExplorer()
+    assert m.controls["methods"].rows == len(METHODS) >= 7
+    df = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "k": [5, 10, 20] * 2,
+                       "mean_abs_delta": [0.1, 0.2, 0.3, 0.05, 0.1, 0.2], "sem_abs_delta": [0.01] * 6})
+    fig = plots.figure2(df)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "20"]
+    assert [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()] == []
+
+
+def test_buttons_are_sized_to_their_labels():
+    from cfdkit_widgets.studies import MethodComparisonExplorer
+
+    for b in (MethodComparisonExplorer().run_button,):
+        assert b.layout.width == "auto" and b.layout.min_width == "max-content"
+
+
 def test_study_explorers_draw_with_cfdkit_plots(monkeypatch):
     from cfdkit import plots
 

@@ -267,6 +267,7 @@ class NeuralCFDExplorer:
         self.ranking = W.Dropdown(options=rankings, value=ranking, description="ranking")
         self.budget = W.IntSlider(value=int(budget), min=1, max=max(30, int(budget)), description="budget m", continuous_update=False)
         self.search_button = W.Button(description="Search (retrain)", button_style="primary", icon="search",
+                                      layout=W.Layout(width="auto", min_width="max-content", overflow="visible"),
                                       tooltip="Flip the top-k labels for k = 1..m, retrain, stop at the first flip")
         self.progress = W.IntProgress(value=0, min=0, max=1, bar_style="info",
                                       layout=W.Layout(width="160px", visibility="hidden"))

@@ -173,7 +173,8 @@ class StudyExplorer:
         self.summary = None
         self.figure = None
         self.controls = self._controls(W, **defaults)
-        self.run_button = W.Button(description="Run", button_style="primary", icon="play")
+        self.run_button = W.Button(description="Run", button_style="primary", icon="play",
+                                   layout=W.Layout(width="auto", min_width="max-content", overflow="visible"))
         self.progress = W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="160px", visibility="hidden"))
         self.status = W.HTML()
         self.message = W.HTML()
@@ -333,7 +334,8 @@ class MethodComparisonExplorer(StudyExplorer):
         text = ks if isinstance(ks, str) else ", ".join(str(k) for k in ks)
         return {"dataset": W.Dropdown(options=list(self.DATASETS), value=dataset, description="data set"),
                 "methods": W.SelectMultiple(options=names, value=[m for m in methods if m in names],
-                                            description="methods", rows=4),
+                                            description="methods", rows=len(names),   # every method in view
+                                            layout=W.Layout(width="340px")),
                 "ks": W.Text(value=text, description="k values", layout=W.Layout(width="300px")),
                 "n_test": W.IntSlider(value=n_test, min=5, max=200, step=5, description="test points"),
                 "seed": W.IntText(value=seed, description="seed", layout=W.Layout(width="160px"))}
