@@ -103,7 +103,27 @@ def test_quickstart_flip_explorer_verify(lab, browser):
     ex = page.locator(".cfd-flip-explorer").last
     ex.scroll_into_view_if_needed()
     assert "FlipExplorer" in ex.inner_text()
-    assert ex.locator("table.cfd-table").count() == 1
+    # the notebook runs the selected point's minimal search: the minimal set leads, S_t follows
+    page.wait_for_selector(".cfd-flip-explorer .cfd-minimal-result", timeout=120_000)
+    assert ex.locator("table.cfd-table").count() == 2
+    minimal = ex.locator("table.cfd-minimal-table")
+    heads = minimal.locator("th").all_inner_texts()
+    assert heads[:3] == ["rank in S_t", "also in S_t", "train_index"], heads
+    box_min = minimal.bounding_box()
+    box_plot = ex.locator(".cfd-table").last.bounding_box()
+    assert box_min["y"] < box_plot["y"], "the minimal set comes first"
+    assert "proven minimal" in ex.inner_text() or "certified lower bound" in ex.inner_text()
+    # every button shows its whole label (no "Verified minim…")
+    for b in ex.locator("button").all():
+        assert b.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), b.inner_text()
+    # no training row wraps onto three lines: the text of every row of both tables takes at most two lines
+    lines = ("t => { const i = [...t.querySelectorAll('thead th')].findIndex(h => h.innerText.trim() === 'text');"
+             " return [...t.querySelectorAll('tbody tr')].map(r => { const rg = document.createRange();"
+             " rg.selectNodeContents(r.children[i]);"
+             " return new Set([...rg.getClientRects()].map(x => Math.round(x.top))).size; }); }")
+    for table in ex.locator("table.cfd-table").all():
+        per_row = table.evaluate(lines)
+        assert per_row and max(per_row) <= 2, per_row
     assert ex.locator(".widget-slider, .jupyter-widget-slider, .widget-hslider").count() >= 1
     ex.locator(".cfd-verify").click()
     page.wait_for_selector(".cfd-verify-result", timeout=120_000)
@@ -125,6 +145,11 @@ def test_explorer_app_renders_every_explorer(lab, browser):
         page.wait_for_timeout(300)
         el.screenshot(path=str(ART / f"{name}.png"))
     assert "Noise sweep" in studies.nth(0).inner_text()
+    # the method comparison shows all its methods at once, and every button its whole label
+    sel = studies.nth(2).locator("select[multiple]")
+    assert sel.evaluate("e => e.size >= e.options.length && e.options.length >= 7")
+    for b in page.locator(".cfd-study-explorer button, .cfd-neural-explorer button").all():
+        assert b.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), b.inner_text()
     # the neural explorer: ranking shown, Search retrains and shows the flipped rows next to the test row
     nx = page.locator(".cfd-neural-explorer").last
     nx.scroll_into_view_if_needed()
