@@ -10,7 +10,7 @@ from cfdkit.cli import main
 
 
 def _audit(out, *extra):
-    return main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify", *extra])
+    return main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify", "--estimate-only", *extra])
 
 
 def test_failed_rerun_leaves_the_previous_run_untouched(tmp_path, monkeypatch, capsys):

@@ -25,7 +25,7 @@ from conftest import ROOT
 
 
 def _audit(out, *extra):
-    return main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify", "--no-plots",
+    return main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify", "--estimate-only", "--no-plots",
                  *extra])
 
 
@@ -99,7 +99,7 @@ def test_overwrite_writes_beside_the_users_files(tmp_path, capsys):
 
 def test_marked_folder_rerun_removes_only_unchanged_files_it_wrote(tmp_path, capsys):
     out = tmp_path / "aud"
-    assert main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify"]) == 0
+    assert main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "8", "--no-verify", "--estimate-only"]) == 0
     assert (out / "size_distribution.png").exists()
     (out / "report.html").write_text("I edited this report")                     # listed, but changed by the user
     assert _audit(out) == 0                                                      # --no-plots: no figure this time
@@ -236,7 +236,7 @@ def slow(*a, **k):
     time.sleep(300)
 E.audit_points = slow
 from cfdkit.cli import main
-main(["audit", "--dataset", "synthetic", "--out", sys.argv[1], "--n-test", "8", "--no-verify", "--no-plots"])
+main(["audit", "--dataset", "synthetic", "--out", sys.argv[1], "--n-test", "8", "--no-verify", "--estimate-only", "--no-plots"])
 """
 
 
