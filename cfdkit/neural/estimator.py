@@ -20,6 +20,7 @@ from .model import ReLUNet, TrainConfig, holdout_steps, init_params, train_param
 from .rankings import get_ranking, masked_order
 from .results import CFDResult
 from .ensemble import ModuleEnsemble, ReLUEnsemble
+from .module import OPTIMIZERS, ModuleNet, check_module, module_config
 from .search import search_ensemble, search_ensemble_sequential
 from .placebo import check_n_draws, check_sizes, random_flip_rates, seed_flip_rates, specificity, summarize, verdict
 from .validation import OWNER, check_budget, check_budget_param, check_hidden, check_param, check_seed
@@ -275,6 +276,82 @@ class NeuralCFD(BaseEstimator):
         X_test = align_features(X_test, getattr(self, "feature_names_in_", None), "X_test", owner="NeuralCFD")
         return check_dense_matrix(X_test, "X_test", self.n_features_in_, OWNER)
 
+    def _weight_decay(self, n_train: int) -> float:
+        """``weight_decay`` as a number (``"auto"``: :func:`~cfdkit.neural.model.auto_weight_decay` of ``n_train``)."""
+        wd = self.weight_decay
+        if isinstance(wd, str):
+            if wd != "auto":
+                raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= clip(3e-2, 2.4 / n_train, 24 / n_train)), got {wd!r}; e.g. weight_decay='auto'.")
+            wd = auto_weight_decay(n_train)
+        return wd
+
+    def _store_training_data(self, X_train, X: np.ndarray, y: np.ndarray, hidden, seed: int, config, device):
+        """The fitted state both networks share: the validated training data (arrays and tensors), seed, recipe,
+        device and feature names.  A failed re-fit must not leave the old model beside new data."""
+        for attr in ("model_", "feature_names_in_", "early_stopping_"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        self.hidden_, self.seed_, self.config_, self.device_ = hidden, seed, config, device
+        names = feature_names_of(X_train)
+        if names is not None:
+            self.feature_names_in_ = names
+        self.n_features_in_ = X.shape[1]
+        self.X_train_, self.y_train_ = X, y
+        self.X_train_t_, self.y_train_t_ = self.as_tensor(X), self.as_tensor(y)
+
+    def _fit_module(self, X_train, y_train, budget: int, model):
+        """:meth:`fit` for a ``torch.nn.Module`` (``network=module`` or ``model=``): the checks of the module
+        recipe, the module's checks (:func:`~cfdkit.neural.module.check_module`), then one ``torch.optim``
+        training from the module's current weights.  :meth:`fit` has validated the search parameters, cleared the
+        retrain cache and set the thread count."""
+        if not isinstance(self.hidden, (tuple, list)) or tuple(self.hidden) != (8, 8):
+            raise ValueError(f"hidden={self.hidden!r} would be ignored with model= (the architecture is the module's); "
+                             "drop hidden=, or drop model= to use the built-in ReLU network.")
+        if self.validation_fraction is not None:
+            raise ValueError("validation_fraction (held-out early stopping) is not supported with model= yet; pass "
+                             "validation_fraction=None (train to convergence), or use the built-in network.")
+        seed = check_seed(self.seed)
+        optimizer = check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        bs = check_positive_int(self.batch_size, "batch_size", allow_none=True)
+        X = check_dense_matrix(X_train, "X_train", owner=OWNER)
+        y = check_binary_vector(y_train, len(X), "y_train", OWNER)
+        check_budget(budget, len(X))
+        if bs is not None and bs >= len(X):
+            bs = None                                                     # one minibatch = full batch
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}; e.g. "
+                            "model=torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).")
+        mdt = next(iter(model.parameters()), torch.zeros(())).dtype
+        if self.dtype is not torch.float64 and self.dtype != mdt:
+            raise ValueError(f"dtype={self.dtype!r} would be ignored with model= (the module's parameters are {mdt}); "
+                             "drop dtype= and convert the module instead (model.double() or model.float()).")
+        device = resolve_device(self.device) if self.device is not None else next(model.parameters(),
+                                                                                  torch.zeros(())).device
+        spec = check_module(model, torch.as_tensor(X), device, self.layer)
+        wd = self._weight_decay(len(X))
+        cfg, nb = module_config(self.epochs, self.lr, wd, self.lr_min, self.tol, self.min_epochs, spec.dtype, len(X),
+                                bs, self.stop_beta)
+        self._store_training_data(X_train, X, y, None, seed, cfg, spec.device)
+        self.optimizer_, self.batch_size_, self.module_spec_ = optimizer, bs, spec
+        self.params0_ = spec.params0
+        t0 = time.perf_counter()
+        params, info = ModuleEnsemble(spec, self.X_train_t_, self.y_train_t_, cfg, optimizer=optimizer, batch_size=bs,
+                                      seed=seed).train_one(self.y_train_t_)
+        if not all(bool(torch.isfinite(p).all()) for p in params.values()):
+            raise ValueError(f"training diverged: the module's weights became NaN/inf with lr={cfg.lr!r}; lower lr or "
+                             "rescale X_train.")
+        self.convergence_ = info
+        if not info["converged"]:
+            raise ValueError(f"training did not converge: after epochs={self.epochs} "
+                             f"{'steps' if bs is None else 'epochs'} the {'averaged ' if bs is None and optimizer == 'adam' else ''}"
+                             f"gradient norm is {info['grad_norm']:.3g} > tol={cfg.tol!r}; raise epochs, raise "
+                             "weight_decay, lower lr (minibatches), average the gradient over more steps (full batch: "
+                             "e.g. stop_beta=0.99), or loosen tol.  tol=None runs a fixed step count "
+                             "without a convergence check (not recommended).")
+        self.model_ = ModuleNet(spec, params)
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
     def _network(self) -> tuple:
         """``(hidden, model)`` chosen by ``network`` (a ReLU spec or a module) or by ``hidden`` / ``model``."""
         net = self.network
@@ -298,14 +375,13 @@ class NeuralCFD(BaseEstimator):
         """
         hidden, model = self._network()
         if model is not None:                            # any torch classifier: cfdkit.neural.module
-            from .module import fit_module
             for attr in ("model_", "module_spec_", "optimizer_", "batch_size_"):   # a failed fit leaves no half state
                 if hasattr(self, attr):
                     delattr(self, attr)
             opts = self._search_params()
             self._cache = {}
             with self._threads(opts.num_threads):
-                return fit_module(self, X_train, y_train, opts.budget, model)
+                return self._fit_module(X_train, y_train, opts.budget, model)
         for nm, v, default in (("optimizer", self.optimizer, "adam"), ("batch_size", self.batch_size, None),
                                ("layer", self.layer, None)):
             if (v is not None) if default is None else (not isinstance(v, str) or v != default):
@@ -316,11 +392,7 @@ class NeuralCFD(BaseEstimator):
                 delattr(self, attr)
         hidden, seed = check_hidden(hidden, "hidden" if self.network is None else "network"), check_seed(self.seed)
         X = check_dense_matrix(X_train, "X_train", owner=OWNER)
-        wd = self.weight_decay
-        if isinstance(wd, str):
-            if wd != "auto":
-                raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= clip(3e-2, 2.4 / n_train, 24 / n_train)), got {wd!r}; e.g. weight_decay='auto'.")
-            wd = auto_weight_decay(len(X))
+        wd = self._weight_decay(len(X))
         config = TrainConfig(epochs=self.epochs, lr=self.lr, dtype=self.dtype, weight_decay=wd,
                              lr_min=self.lr_min, tol=self.tol, min_epochs=self.min_epochs, stop_beta=self.stop_beta)
         device = resolve_device(self.device)
@@ -333,16 +405,7 @@ class NeuralCFD(BaseEstimator):
         opts = self._search_params()
         y = check_binary_vector(y_train, len(X), "y_train", OWNER)
         check_budget(opts.budget, len(X))
-        for attr in ("model_", "feature_names_in_", "early_stopping_"):  # a failed re-fit must not leave the old model beside new data
-            if hasattr(self, attr):
-                delattr(self, attr)
-        self.hidden_, self.seed_, self.config_, self.device_ = hidden, seed, config, device
-        names = feature_names_of(X_train)
-        if names is not None:
-            self.feature_names_in_ = names
-        self.n_features_in_ = X.shape[1]
-        self.X_train_, self.y_train_ = X, y
-        self.X_train_t_, self.y_train_t_ = self.as_tensor(X), self.as_tensor(y)
+        self._store_training_data(X_train, X, y, hidden, seed, config, device)
         self._cache = {}
         self.params0_ = init_params(X.shape[1], hidden, seed, config.dtype, device)
         t0 = time.perf_counter()

@@ -63,7 +63,7 @@ from .model import MAX_STEPS, TrainConfig
 
 __all__ = ["ModuleSpec", "ModuleNet", "OPTIMIZERS", "check_module", "module_config", "iter_batches",
            "train_module_ensemble", "train_module_sequential", "logit_of_row", "row_logits", "forward_members",
-           "forward_members_at", "reinit_params", "fit_module"]
+           "forward_members_at", "reinit_params"]
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -620,84 +620,6 @@ class ModuleNet:
 
     def __repr__(self):
         return f"ModuleNet({type(self.spec.module).__name__}, outputs={self.spec.n_outputs}, layer={self.spec.layer!r})"
-
-
-# ----------------------------------------------------------------------------- NeuralCFD glue
-def _train_kw(cfd) -> dict:
-    return {"optimizer": cfd.optimizer_, "batch_size": cfd.batch_size_, "seed": cfd.seed_}
-
-
-def fit_module(cfd, X_train, y_train, budget: int, model=None):
-    """``NeuralCFD.fit`` for ``model=`` / ``network=module`` (called by :meth:`NeuralCFD.fit`, which has validated
-    the search parameters, cleared the retrain cache and set the thread count); ``model`` defaults to
-    ``cfd.model``; returns ``cfd``."""
-    from ..core.arrays import resolve_device
-    from ..core.validation import (check_binary_vector, check_choice, check_dense_matrix, check_positive_int,
-                                   feature_names_of)
-    from .model import auto_weight_decay
-    from .validation import OWNER, check_budget, check_seed
-
-    if not isinstance(cfd.hidden, (tuple, list)) or tuple(cfd.hidden) != (8, 8):
-        raise ValueError(f"hidden={cfd.hidden!r} would be ignored with model= (the architecture is the module's); "
-                         "drop hidden=, or drop model= to use the built-in ReLU network.")
-    if cfd.validation_fraction is not None:
-        raise ValueError("validation_fraction (held-out early stopping) is not supported with model= yet; pass "
-                         "validation_fraction=None (train to convergence), or use the built-in network.")
-    seed = check_seed(cfd.seed)
-    optimizer = check_choice(cfd.optimizer, "optimizer", OPTIMIZERS)
-    bs = check_positive_int(cfd.batch_size, "batch_size", allow_none=True)
-    X = check_dense_matrix(X_train, "X_train", owner=OWNER)
-    y = check_binary_vector(y_train, len(X), "y_train", OWNER)
-    check_budget(budget, len(X))
-    if bs is not None and bs >= len(X):
-        bs = None                                                     # one minibatch = full batch
-    model = cfd.model if model is None else model
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module or None, got {type(model).__name__}; e.g. "
-                        "model=torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).")
-    mdt = next(iter(model.parameters()), torch.zeros(())).dtype
-    if cfd.dtype is not torch.float64 and cfd.dtype != mdt:
-        raise ValueError(f"dtype={cfd.dtype!r} would be ignored with model= (the module's parameters are {mdt}); "
-                         "drop dtype= and convert the module instead (model.double() or model.float()).")
-    device = resolve_device(cfd.device) if cfd.device is not None else next(model.parameters(),
-                                                                              torch.zeros(())).device
-    spec = check_module(model, torch.as_tensor(X), device, cfd.layer)
-    wd = cfd.weight_decay
-    if isinstance(wd, str):
-        if wd != "auto":
-            raise ValueError(f"weight_decay must be a float >= 0 or 'auto' (= clip(3e-2, 2.4 / n_train, 24 / n_train)), got {wd!r}; "
-                             "e.g. weight_decay='auto'.")
-        wd = auto_weight_decay(len(X))
-    cfg, nb = module_config(cfd.epochs, cfd.lr, wd, cfd.lr_min, cfd.tol, cfd.min_epochs, spec.dtype, len(X), bs,
-                            cfd.stop_beta)
-    for attr in ("model_", "feature_names_in_", "early_stopping_"):
-        if hasattr(cfd, attr):
-            delattr(cfd, attr)
-    cfd.hidden_, cfd.seed_, cfd.config_, cfd.device_ = None, seed, cfg, spec.device
-    cfd.optimizer_, cfd.batch_size_, cfd.module_spec_ = optimizer, bs, spec
-    names = feature_names_of(X_train)
-    if names is not None:
-        cfd.feature_names_in_ = names
-    cfd.n_features_in_ = X.shape[1]
-    cfd.X_train_, cfd.y_train_ = X, y
-    cfd.X_train_t_, cfd.y_train_t_ = cfd.as_tensor(X), cfd.as_tensor(y)
-    cfd.params0_ = spec.params0
-    t0 = time.perf_counter()
-    params, info = train_module_sequential(spec, cfd.X_train_t_, cfd.y_train_t_, cfg, **_train_kw(cfd))
-    if not all(bool(torch.isfinite(p).all()) for p in params.values()):
-        raise ValueError(f"training diverged: the module's weights became NaN/inf with lr={cfg.lr!r}; lower lr or "
-                         "rescale X_train.")
-    cfd.convergence_ = info
-    if not info["converged"]:
-        raise ValueError(f"training did not converge: after epochs={cfd.epochs} "
-                         f"{'steps' if bs is None else 'epochs'} the {'averaged ' if bs is None and optimizer == 'adam' else ''}"
-                         f"gradient norm is {info['grad_norm']:.3g} > tol={cfg.tol!r}; raise epochs, raise "
-                         "weight_decay, lower lr (minibatches), average the gradient over more steps (full batch: "
-                         "e.g. stop_beta=0.99), or loosen tol.  tol=None runs a fixed step count "
-                         "without a convergence check (not recommended).")
-    cfd.model_ = ModuleNet(spec, params)
-    cfd.fit_seconds_ = time.perf_counter() - t0
-    return cfd
 
 
 # ----------------------------------------------------------------------------- other initializations
