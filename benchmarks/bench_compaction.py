@@ -16,8 +16,10 @@ NeuralCFD's default recipe (weight_decay "auto", cosine lr, tol 3e-3, <= 3000 st
    ``NeuralCFD.search`` end to end with ``cfdkit.neural.fast.COMPACT`` False / True; the results
    (found, k, flip sets, specificity) must be identical.
 
-Timings on a shared machine are noisy; the ratio within one run is what to read.
+Timings on a shared machine are noisy; the ratio within one run is what to read.  ``CFDKIT_BENCH_SMOKE=1``: the
+synthetic set, 8 members, 40 steps, 2 test rows (checks that the script runs; no data needed).
 """
+import os
 import sys
 import time
 
@@ -29,23 +31,27 @@ from cfdkit.neural.batched import auto_chunk, train_batched
 from cfdkit.neural.model import TrainConfig, auto_weight_decay, init_params
 from cfdkit.studies.neural_table import FAIRNESS, load_arrays, subsample_train
 
+#: ``CFDKIT_BENCH_SMOKE=1``: a tiny run that only checks the script works (tests/test_benchmarks_smoke.py).
+SMOKE = os.environ.get("CFDKIT_BENCH_SMOKE") == "1"
+MEMBERS, REPS, EPOCHS = (8, 1, 40) if SMOKE else (200, 2, 3000)
+
 
 def trainer(name):
     Xtr, ytr, _, _ = load_arrays(name, None, 0)
     Xtr, ytr, _ = subsample_train(Xtr, ytr, 2000, 0)
     X, y = torch.as_tensor(Xtr), torch.as_tensor(ytr, dtype=torch.float64)
     n, d = X.shape
-    cfg = TrainConfig(epochs=3000, lr_min=1e-4, tol=3e-3, weight_decay=auto_weight_decay(n))
+    cfg = TrainConfig(epochs=EPOCHS, lr_min=1e-4, tol=3e-3, weight_decay=auto_weight_decay(n))
     rng = np.random.default_rng(0)
-    Y = y.repeat(200, 1)
-    for b in range(200):
+    Y = y.repeat(MEMBERS, 1)
+    for b in range(MEMBERS):
         idx = rng.choice(n, min(n, 1 + b // 20), replace=False)
         Y[b, idx] = 1 - Y[b, idx]
     p0 = init_params(d, (8, 8), 0)
     mb = auto_chunk(n, (8, 8))
     XT = X.t().contiguous()
     best, res = {False: np.inf, True: np.inf}, {}
-    for rep in range(2):
+    for rep in range(REPS):
         for c in (False, True):
             t0 = time.perf_counter()
             outs = [train_batched(X, Y[s:s + mb], p0, cfg, XT=XT, return_info=True, compact=c)
@@ -63,11 +69,11 @@ def trainer(name):
 
 def search():
     from cfdkit.neural import NeuralCFD
-    Xtr, ytr, Xte, _ = load_arrays("german", None, 0)
-    Xq = Xte[np.sort(np.random.default_rng(0).permutation(len(Xte))[:40])]
-    cfd = NeuralCFD(budget=10, progress=False, num_threads=1).fit(Xtr, ytr)
+    Xtr, ytr, Xte, _ = load_arrays("synthetic" if SMOKE else "german", None, 0)
+    Xq = Xte[np.sort(np.random.default_rng(0).permutation(len(Xte))[:2 if SMOKE else 40])]
+    cfd = NeuralCFD(budget=2 if SMOKE else 10, progress=False, num_threads=1).fit(Xtr, ytr)
     best, res = {False: np.inf, True: np.inf}, {}
-    for rep in range(2):
+    for rep in range(REPS):
         for c in (False, True):
             fast.COMPACT = c
             cfd.set_params(cache=False)
@@ -86,7 +92,7 @@ def search():
 
 def main(argv):
     torch.set_num_threads(1)
-    for name in argv or FAIRNESS:
+    for name in argv or (("synthetic",) if SMOKE else FAIRNESS):
         trainer(name)
     search()
 

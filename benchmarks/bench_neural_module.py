@@ -15,6 +15,8 @@ and checks that all three give the same networks (max |Δ logit| on the test inp
 ``--n-search`` test inputs for the built-in network and for ``model=`` the same network, and compares the CFDs.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_neural_module.py --data-home /work/shared/data
+
+``--smoke`` runs a tiny synthetic case (seconds; the test suite checks that the script runs).
 """
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--smoke", action="store_true", help="tiny synthetic run (checks that the script works)")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.dataset, a.n_test, a.n_search, a.budget, a.epochs, a.rounds = "synthetic", 1, 1, 2, 20, 1
     torch.set_num_threads(a.threads)
 
     from cfdkit.neural import NeuralCFD

@@ -16,8 +16,10 @@ from ``before``):
 * acc   = mean test accuracy over the 8 seeds; pos = share predicted positive (seed 0) vs the base rate;
 * conv  = share of all trained members that met the stop rule; steps = range.
 
-Targets are checked per line (PASS / MISS).
+Targets are checked per line (PASS / MISS).  ``CFDKIT_BENCH_SMOKE=1``: the synthetic set, 2 seeds, 2 flips, 20
+test rows, 20/40 steps (checks that the script runs; no data needed).
 """
+import os
 import sys
 import time
 
@@ -28,7 +30,10 @@ from cfdkit.neural.batched import forward_batched, train_batched
 from cfdkit.neural.model import TrainConfig, auto_weight_decay, init_params
 from cfdkit.studies.neural_table import FAIRNESS, load_arrays, subsample_train
 
-N_SEEDS, MAX_FLIPS = 8, 60
+#: ``CFDKIT_BENCH_SMOKE=1``: a tiny run that only checks the script works (tests/test_benchmarks_smoke.py).
+SMOKE = os.environ.get("CFDKIT_BENCH_SMOKE") == "1"
+N_SEEDS, MAX_FLIPS = (2, 2) if SMOKE else (8, 60)
+N_TEST, OLD_STEPS, STEPS = (20, 20, 40) if SMOKE else (200, 300, 3000)
 
 
 def measure(X, y, Xq, yq, cfg):
@@ -53,21 +58,21 @@ def measure(X, y, Xq, yq, cfg):
 
 def main(argv):
     torch.set_num_threads(1)
-    names = argv or FAIRNESS
+    names = argv or (("synthetic",) if SMOKE else FAIRNESS)
     print(f"{'data':8s} {'n':>5s} {'recipe':7s} {'wd':>8s} {'seed %':>7s} {'flip1 % (max)':>15s} {'acc':>6s} "
           f"{'pos/base':>10s} {'conv':>5s} {'steps':>10s}  targets", flush=True)
     for name in names:
         Xtr, ytr, Xte, yte = load_arrays(name, None, 0)
         Xtr, ytr, _ = subsample_train(Xtr, ytr, 2000, 0)
-        ti = np.sort(np.random.default_rng(0).permutation(len(Xte))[:200])
+        ti = np.sort(np.random.default_rng(0).permutation(len(Xte))[:N_TEST])
         X, y = torch.as_tensor(Xtr), torch.as_tensor(ytr, dtype=torch.float64)
         Xq, yq = torch.as_tensor(Xte[ti]), yte[ti]
         n = len(ytr)
         before, after = min(3e-2, 24.0 / n), auto_weight_decay(n)
-        recipes = [("old", TrainConfig(epochs=300)),
-                   ("before", TrainConfig(epochs=3000, lr_min=1e-4, tol=3e-3, weight_decay=before))]
+        recipes = [("old", TrainConfig(epochs=OLD_STEPS)),
+                   ("before", TrainConfig(epochs=STEPS, lr_min=1e-4, tol=3e-3, weight_decay=before))]
         if after != before:
-            recipes.append(("after", TrainConfig(epochs=3000, lr_min=1e-4, tol=3e-3, weight_decay=after)))
+            recipes.append(("after", TrainConfig(epochs=STEPS, lr_min=1e-4, tol=3e-3, weight_decay=after)))
         for label, cfg in recipes:
             t0 = time.perf_counter()
             r = measure(X, y, Xq, yq, cfg)

@@ -27,6 +27,12 @@ import torch
 from cfdkit.studies.neural_table import FAIRNESS, neural_cfd_table, reproduction_section
 from cfdkit.studies.reproduce import SIZES
 
+#: ``CFDKIT_BENCH_SMOKE=1``: the synthetic set, 2 test rows, m = 2, one ranking, 2 placebo draws (checks that
+#: the script runs; tests/test_benchmarks_smoke.py).
+SMOKE = os.environ.get("CFDKIT_BENCH_SMOKE") == "1"
+SMOKE_SIZES = {"neural_datasets": ("synthetic",), "neural_n_test": 2, "neural_budget": 2, "neural_max_train": 200,
+               "neural_epochs": 3000, "neural_rankings": ("combined",)}
+
 
 def _atomic_write(path, text):
     tmp = f"{path}.tmp{os.getpid()}"
@@ -63,13 +69,14 @@ def main(argv):
         if "--splice" in argv:
             splice(open(os.path.join(out, "section.md")).read(), argv[argv.index("--splice") + 1])
         return
-    sz = SIZES["full"]
+    sz = SMOKE_SIZES if SMOKE else SIZES["full"]
+    draws = 2 if SMOKE else 20
     torch.set_num_threads(1)
     meta_path = os.path.join(out, "meta.json")
     meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {
         "command": "python benchmarks/run_neural_table.py " + out, "settings": {k: v for k, v in sz.items()
                                                                                if k.startswith("neural_")},
-        "placebo_draws": 20, "seed": 0, "hidden": [8, 8], "num_threads": 1, "host": platform.node(),
+        "placebo_draws": draws, "seed": 0, "hidden": [8, 8], "num_threads": 1, "host": platform.node(),
         "torch": torch.__version__, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "seconds": {}}
     for name in sz["neural_datasets"]:
@@ -80,7 +87,7 @@ def main(argv):
         t0 = time.perf_counter()
         df = neural_cfd_table(datasets=(name,), n_test=sz["neural_n_test"], budget=sz["neural_budget"],
                               rankings=sz["neural_rankings"], max_train=sz["neural_max_train"],
-                              epochs=sz["neural_epochs"], placebo_draws=20, num_threads=1, verbose=True)
+                              epochs=sz["neural_epochs"], placebo_draws=draws, num_threads=1, verbose=True)
         meta["seconds"][name] = time.perf_counter() - t0
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         _atomic_write(path, df.to_csv(index=False))
