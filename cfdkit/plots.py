@@ -81,7 +81,7 @@ def size_distribution(df, bins: int = 30):
         ax.hist(s, bins=bins, color="C0")
         ax.axvline(2.0, color="C3", ls="--", lw=1, label="2 % of training set")
         ax.set_title(f"{d} / {f}", fontsize=9)
-        ax.set_xlabel("$|S_t|$ (% of training set)")
+        ax.set_xlabel("estimated set size, % of the training set")
         ax.set_ylabel("test points")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -99,7 +99,8 @@ def size_vs_confidence(df):
 
     plt = _plt()
     d = df[df["size"] > 0] if "size" in df else df
-    xcol, xlabel = ("margin", "|p - τ| (distance to the threshold)") if "margin" in d else ("abs_p_minus_half", "|p - 0.5|")
+    xcol, xlabel = (("margin", "distance of P(y=1) from the threshold")
+                    if "margin" in d else ("abs_p_minus_half", "distance of P(y=1) from 0.5"))
     groups = list(d.groupby(["dataset", "features"], sort=False))
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(4 * max(1, len(groups)), 3), squeeze=False)
     for ax, ((ds, f), g) in zip(axes[0], groups):
@@ -108,7 +109,7 @@ def size_vs_confidence(df):
         ax.set_yscale("log")
         ax.set_title(f"{ds} / {f}  (Spearman {rho:.2f})", fontsize=9)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("$|S_t|$")
+        ax.set_ylabel("estimated set size (labels)")
     fig.tight_layout()
     return fig
 
