@@ -103,3 +103,16 @@ def test_report_seconds_is_the_total_with_the_minimal_search(tmp_path, capsys):
     shown = float(re.search(r"<tr data-key='seconds'><th>[^<]*</th><td class='num'>([0-9.]+)", html).group(1))
     assert s["seconds"] >= s["seconds_minimal"] > 0.05
     assert shown == pytest.approx(s["seconds"], abs=0.01)
+
+
+def test_minimal_sets_are_the_default_and_estimate_only_is_offered(capsys):
+    """--estimate-only is in --help; --minimal (now the default) is still accepted but no longer offered."""
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--estimate-only" in text and "--minimal" not in text
+    ap = cli._parser(studies=False)
+    base = ["audit", "--dataset", "synthetic", "--out", "x"]
+    assert ap.parse_args(base).estimate_only is False
+    assert ap.parse_args(base + ["--minimal"]).estimate_only is False
+    assert ap.parse_args(base + ["--estimate-only"]).estimate_only is True
