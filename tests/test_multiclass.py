@@ -360,3 +360,21 @@ def test_study_small_and_registered():
     assert r["test_accuracy"] > 0.9
     assert 0 <= r["flip_rate"] <= r["found_rate"] <= 1 and r["n_not_converged"] == 0
     assert r["minimal_found_rate"] == 1.0 and r["median_verified_size"] >= r["median_lower_bound"] >= 1
+
+
+def test_exhaustive_singles_bound_rows_that_already_hold_a_larger_set():
+    """When every single relabel was refit and none flips a row, its bound is 2 — also for rows whose flipping
+    set of >= 2 labels was found before the singles (Algorithm 1's set); such rows used to report 1."""
+    covered = 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        y = np.repeat(np.arange(3), 20)
+        centers = np.array([[1.0, 0.0], [-0.5, 0.9], [-0.5, -0.9]])
+        X = 1.2 * centers[y] + 0.7 * rng.normal(size=(60, 2))
+        Xt = centers[rng.integers(0, 3, 40)] * rng.uniform(0, 1.5, size=(40, 1)) + 0.4 * rng.normal(size=(40, 2))
+        a = RelabelAudit(l2=0.3, device="cpu").fit(X, y)
+        ms = a.minimal_sets(Xt, singles_limit=10_000, pairs_limit=0)
+        big = (ms.status == "verified") & (ms.size >= 2)
+        covered += int(big.sum())
+        assert (ms.lower_bound[big] >= 2).all(), (seed, ms.size[big], ms.lower_bound[big])
+    assert covered >= 50

@@ -981,7 +981,8 @@ def minimal_search(audit, Xd: Design, *, target_class=None, max_size=None, singl
     if all_singles:
         Z1, c1, kept1 = pool.refit(singles)
         all_singles = bool(c1.all()) and len(kept1) == len(singles)
-        open_rows = ~pool.found() & ~trivially_done
+        # every single was refit and none flips these rows (a set of >= 2 labels found earlier included)
+        open_rows = (pool.best_size > 1) & ~trivially_done
         if all_singles:
             lb[open_rows] = 2
             reason[open_rows] = "exhaustive singles"
@@ -1001,7 +1002,7 @@ def minimal_search(audit, Xd: Design, *, target_class=None, max_size=None, singl
                             pairs.append((np.array([i, j]), np.array([ci, cj])))
             _, c2, kept2 = pool.refit(pairs)
             exhaustive = bool(c2.all()) and len(kept2) == len(pairs)
-            still = ~pool.found() & ~trivially_done
+            still = (pool.best_size > 2) & ~trivially_done
             if exhaustive:
                 lb[still] = 3
                 reason[still] = "exhaustive pairs"
