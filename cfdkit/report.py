@@ -228,7 +228,9 @@ def _plain_summary(df: pd.DataFrame, summary: dict) -> str:
     """The opening paragraphs: what was audited and what it found, in words."""
     neg, pos = _class_names(summary)
     n = len(df)
-    what = (f"This report audits a logistic-regression model trained on {summary.get('n_train', '?')} training "
+    nt = summary.get("n_train", "?")
+    nt = f"{nt:,}" if isinstance(nt, (int, np.integer)) else nt
+    what = (f"This report audits a logistic-regression model trained on {nt} training "
             f"rows of the {html.escape(str(summary.get('dataset')))} data ({html.escape(str(summary.get('features')))} "
             f"features; labels: 0 = &ldquo;{neg}&rdquo;, 1 = &ldquo;{pos}&rdquo;) and {n} of its test predictions. "
             "The question for each prediction: which training labels, had they been different, would have "
