@@ -48,6 +48,7 @@ CASES = {
                                "subsamples the rows and test rows"),
     "bench_latent_shift.py": Case(("--n", "2", "--repeats", "1")),
     "bench_minimal.py": Case(("--n-test", "2", "--sample", "1"), data=HATE),
+    "bench_certify.py": Case(("--smoke",), data=HATE),
     "bench_neural.py": Case(("--smoke",)),
     "bench_neural_module.py": Case(("--smoke",)),
     "bench_placebo.py": Case(("--dataset", "synthetic", "--n-test", "2", "--budget", "2", "--n-draws", "2",
