@@ -90,9 +90,12 @@ def test_verify_point_matches_verify(setup):
     ds, audit, res, _, _ = setup
     i = int(np.nonzero(res.size > 0)[0][0])
     out = cw.verify_point(audit, ds.X_test, res, i)
-    ver = audit.verify(res)
+    ver = audit.verify(res, certify=False)  # the explorer shows a converged refit's probability
     assert out["new_prob"] == pytest.approx(ver.new_prob[i], abs=1e-8)
     assert out["flipped"] == bool(ver.flipped[i])
+    cer = audit.verify(res)  # the default: certified where possible; the same answer, the value in its interval
+    assert bool(cer.flipped[i]) == out["flipped"]
+    assert cer.new_prob_low[i] - 1e-9 <= out["new_prob"] <= cer.new_prob_high[i] + 1e-9
 
 
 # --------------------------------------------------------------- FlipExplorer
