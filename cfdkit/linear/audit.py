@@ -665,9 +665,11 @@ class RelabelAudit(BaseEstimator):
                      max_rounds: int = 30, target_class=None, n_jobs=None, orderings=("distance", "ip")):
         """Verified, 1-minimal relabel sets for every row of ``X_test``, with a certified lower bound.
 
-        Every set reported ``"verified"`` flips the prediction under an exact refit that converged
-        to ``tol``; sets are shrunk to 1-minimal (``one_minimal``: dropping any one label stops the
-        flip, each checked by a refit).  ``lower_bound`` is a certificate that no relabeling of fewer
+        Every set reported ``"verified"`` flips the prediction under an exact refit: one that converged
+        to ``tol`` (``decided_by == "converged"``, the shown set always gets one), or whose side of the
+        threshold a sign certificate proved (:mod:`cfdkit.linear.certify`); sets are shrunk to 1-minimal
+        (``one_minimal``: dropping any one label stops the flip, each checked by a refit, certified or
+        converged).  ``lower_bound`` is a certificate that no relabeling of fewer
         labels flips the prediction.  The search, the property of the sets and the derivation of the
         bound (and when it is 1 = no certificate) are in :mod:`cfdkit.linear.minimal`.  Test rows with
         identical features (within a block, see ``n_jobs``) are searched once and get the same answer.

@@ -32,7 +32,7 @@ since one refit gives the new probability of every test point)
    starts from a set no larger than such an ordering finds.
 5. *Shrink* every found set to a **1-minimal** set: a set ``S`` that flips, such
    that for every ``j`` in ``S`` the refit with ``S \\ {j}`` relabeled does not flip
-   (each checked by a converged refit).  Chunks are dropped first (delta debugging),
+   (each checked by a refit: certified or converged).  Chunks are dropped first (delta debugging),
    then single labels, always keeping the set flipping.
 6. *Triples* of the strongest candidates for rows whose set has 4 or more labels.
 
@@ -123,8 +123,8 @@ class MinimalSets:
     threshold : float
     prob : float64 (n_test,) — ``P(y=1)`` before any change
     size : int64 (n_test,) — size of the set found; 0 where none was found
-    status : array of str (n_test,) — ``"verified"`` (an exact, converged refit flips the
-        prediction) or ``"not_found"``
+    status : array of str (n_test,) — ``"verified"`` (an exact refit flips the prediction: converged, or
+        proven by a sign certificate; see ``decided_by``) or ``"not_found"``
     new_prob : float64 (n_test,) — ``P(y=1)`` after relabeling the set and refitting; NaN where not found
     lower_bound : int64 (n_test,) — certified: no relabeling of fewer labels flips the prediction
         (see :mod:`cfdkit.linear.minimal` for the derivation; 1 where no certificate holds)
