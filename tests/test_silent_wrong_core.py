@@ -33,7 +33,7 @@ def test_verify_refuses_result_from_refit_on_other_labels(problem):
     r2 = a.flip_sets(Xt)
     v2 = a.verify(r2)
     assert v2.fingerprint == a.fit_fingerprint_
-    assert v2.converged.all()
+    assert v2.flip_known.all()
 
 
 def test_verify_refuses_other_n_train_without_index_error(problem):
@@ -124,8 +124,10 @@ def test_separable_weakly_regularized_refits_converge_to_true_values():
     assert found.size >= 8
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no "refits stopped above tol"
-        v = a.verify(r)
+        v = a.verify(r, certify=False)
+        vc = a.verify(r)  # certificates: the same answers
     assert v.converged.all() and (v.grad_norm[found] <= 1e-10).all()
+    np.testing.assert_array_equal(vc.flipped, v.flipped)
     w0 = np.r_[a.coef_, a.intercept_]
     for i in found:
         w = _reference_refit(X, y, r.indices(i), 1e-8, w0)
@@ -142,8 +144,8 @@ def test_non_converged_refits_are_unknown_everywhere(problem):
     found = r.found
     assert found.sum() >= 3
     a.state_.tol = 1e-300  # refits cannot reach it: every refit ends unconverged
-    with pytest.warns(RuntimeWarning, match="converged=False"):
-        v = a.verify(r, minimize=True)
+    with pytest.warns(RuntimeWarning, match="decided_by='undecided'"):
+        v = a.verify(r, minimize=True, certify=False)
     assert not v.converged[found].any() and v.converged[~found].all()
     assert v.flipped.dtype == np.float64 and np.isnan(v.flipped[found]).all()
     assert (v.flipped[~found] == 0).all()
@@ -160,12 +162,17 @@ def test_non_converged_refits_are_unknown_everywhere(problem):
     with pytest.warns(RuntimeWarning, match="NaN"):
         p = a.retrain_probabilities(Xt[:3], [r.indices(i) if found[i] else [] for i in range(3)])
     assert np.isnan(p[found[:3]]).all() and np.isfinite(p[~found[:3]]).all()
+    # with certificates (the default) the same unconverged refits still answer where a proof decides them,
+    # and say so; none is reported as converged
+    vc = a.verify(r)
+    assert set(vc.decided_by[found]) <= {"certified", "undecided"} and (vc.decided_by[found] == "certified").any()
+    assert not vc.converged[found].any()
 
 
 def test_converged_verification_reports_converged_column(problem):
     X, y, Xt, _ = problem
     a = RelabelAudit(l2=1.0, device="cpu").fit(X, y)
-    v = a.verify(a.flip_sets(Xt))
+    v = a.verify(a.flip_sets(Xt), certify=False)
     assert v.flipped.dtype == bool
     df = v.to_frame()
     assert df["converged"].all() and not df["flipped"].isna().any()
@@ -301,7 +308,7 @@ def test_gpu_separable_refits_and_device_index():
     X, y, Xt = _separable()
     cpu = RelabelAudit(l2=1e-8, device="cpu").fit(X, y)
     gpu = RelabelAudit(l2=1e-8, device="cuda").fit(X, y)
-    vc, vg = cpu.verify(cpu.flip_sets(Xt)), gpu.verify(gpu.flip_sets(Xt))
+    vc, vg = cpu.verify(cpu.flip_sets(Xt), certify=False), gpu.verify(gpu.flip_sets(Xt), certify=False)
     assert vc.converged.all() and vg.converged.all()
     np.testing.assert_allclose(vg.new_prob, vc.new_prob, atol=1e-6, equal_nan=True)
     with pytest.raises(ValueError, match="only"):
