@@ -35,7 +35,7 @@ STORE_FORMAT = "cfdkit.spurious.ZooStore"
 
 def default_store_root() -> Path:
     """``<data home>/zoo_store`` (``CFDKIT_DATA_HOME`` or the user cache folder)."""
-    from ..data._home import data_home
+    from ..data import data_home
 
     return Path(data_home()) / "zoo_store"
 
