@@ -277,6 +277,11 @@ TIMEOUT_S = 90
 
 def _child(fn, expect, q):
     kind, a, _ = expect
+    # a forked child of a process whose OpenMP pool already ran (any earlier torch test in the session) hangs in
+    # its first parallel region: one intra-op thread keeps torch out of OpenMP in the child
+    import torch
+
+    torch.set_num_threads(1)
     try:
         out = fn()
         q.put(("returned", bool(a(out)) if kind == "ok" else repr(out)[:200], ""))
