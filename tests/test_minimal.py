@@ -261,14 +261,14 @@ def test_cli_audit_minimal_columns(tmp_path, capsys):
     thr = json.loads((out / "summary.json").read_text())["threshold"]
     best = df[v].assign(m=(df.loc[v, "prob"] - thr).abs()).sort_values(["size", "m"], kind="stable").iloc[0]
     est = int(best["estimated_size"])
-    head = (f"Test row {int(best['index'])}: "
+    head = (f"Test row {int(best['test_index'])}: "
             + (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}; " if est > 0 else "Algorithm 1 finds no set; ")
             + f"{int(best['size'])} really suffice{'s' if int(best['size']) == 1 else ''}"
             + minimal_bound_words(int(best["size"]), int(best["lower_bound"])))
     assert head in html
     assert f"{best['prob']:.4f} &rarr; {best['new_prob']:.4f}" in html
     # and the command says so in one line
-    assert "verified minimal sets: found" in capsys.readouterr().out
+    assert "verified minimal sets (the answer): found" in capsys.readouterr().out
 
 
 def test_studies_minimal_summary_on_synthetic():
