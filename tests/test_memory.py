@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     a = RelabelAudit(l2=1.0, device="cpu").fit(X, y)
     res = a.flip_sets(Xt)
     ver = a.verify(a.flip_sets(Xt[:16]))
-    print("FOUND", int(res.found.sum()), "VERIFIED", int(ver.converged.sum()), "BUDGET_MB", a.memory_budget_ >> 20,
+    print("FOUND", int(res.found.sum()), "VERIFIED", int((ver.flip_known & ver.sets.found).sum()), "BUDGET_MB", a.memory_budget_ >> 20,
           "MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
 
