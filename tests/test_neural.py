@@ -184,7 +184,9 @@ def test_compaction_drops_converged_members_bit_for_bit(dtype, per_member_start,
 
 
 # ---------------------------------------------------------------- rankings
-@pytest.mark.parametrize("name", sorted(RANKINGS))
+# "neurontune_activation" (registered by cfdkit.spurious when it is imported, so present or not depending on
+# which tests ran first) needs the flagged neurons as an option: tests/test_spurious_bridge.py covers it
+@pytest.mark.parametrize("name", sorted(n for n in RANKINGS if n != "neurontune_activation"))
 def test_ranking_shape_and_finite(fitted, data, name):
     X, y, Xt = data
     S = fitted.rank(Xt[:5], name)

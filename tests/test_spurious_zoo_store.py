@@ -44,11 +44,20 @@ def test_load_needs_ensure(tmp_path):
 
 
 _CHILD = textwrap.dedent("""
-    import sys
+    import sys, time
     from cfdkit.spurious import CNNSpec, TrainSettings
     from cfdkit.spurious.zoo_store import ZooStore
     s = ZooStore(sys.argv[1], CNNSpec(channels=(2, 4), hidden=(4,)),
                  TrainSettings(n_train=60, epochs=12, batch_size=20), chunk_size=8)
+    train = s.train_chunk
+
+    def slow(k, *a, **kw):  # chunks after the first take long enough for the kill to land inside one
+        out = train(k, *a, **kw)
+        if k >= 1:
+            time.sleep(30)
+        return out
+
+    s.train_chunk = slow
     s.ensure(40, progress=False)
 """)
 
