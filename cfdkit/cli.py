@@ -313,6 +313,16 @@ def _check_numbers(args) -> None:
                 raise CLIError(str(e)) from None
 
 
+
+def _output_args(p) -> None:
+    """``--out`` and ``--overwrite``, the same for every command that writes a folder."""
+    p.add_argument("--out", required=True, help="output folder (created; see --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an existing folder that cfdkit did not create: files with the names of "
+                        "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
+                        "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
+                        "there are replaced)")
+
 def _parser(studies: bool = True) -> argparse.ArgumentParser:
     """The command line. ``studies=False`` leaves ``reproduce --only`` unchecked, so that ``cfdkit audit`` is parsed
     without importing the studies (its first line comes within a second)."""
@@ -330,12 +340,7 @@ def _parser(studies: bool = True) -> argparse.ArgumentParser:
     a.add_argument("--features", default=None,
                    help="bow or embeddings (text; 'embeddings' = all-MiniLM-L6-v2, the paper's 'BERT'), "
                         "tabular (loan), dense or bow (synthetic); default: the first")
-    a.add_argument("--out", required=True, help="output folder (created; see --overwrite)")
-    a.add_argument("--overwrite", action="store_true",
-                   help="write into an existing folder that cfdkit did not create: files with the names of "
-                        "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
-                        "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
-                        "there are replaced)")
+    _output_args(a)
     a.add_argument("--n-test", type=_number("--n-test"), default=None,
                    help="audit a seeded random subset of N test points (default: all)")
     a.add_argument("--threshold", type=_number("--threshold"), default=None,
@@ -357,12 +362,7 @@ def _parser(studies: bool = True) -> argparse.ArgumentParser:
                         "relabeling, verified by retraining, flips the prediction)")
     a.add_argument("--minimal", action="store_true", help=argparse.SUPPRESS)   # the default now; accepted
     r = sub.add_parser("reproduce", help="run the paper's studies; write REPRODUCTION.md and reproduction.json")
-    r.add_argument("--out", required=True, help="output folder (created; see --overwrite)")
-    r.add_argument("--overwrite", action="store_true",
-                   help="write into an existing folder that cfdkit did not create: files with the names of "
-                        "cfdkit's outputs are replaced, every other file stays (without it such a folder is "
-                        "refused; a folder cfdkit wrote before is reused without it: only the files it wrote "
-                        "there are replaced)")
+    _output_args(r)
     r.add_argument("--only", nargs="+", metavar="STUDY", choices=study_order,
                    help="studies: " + ", ".join(study_order or ()))
     r.add_argument("--fast", action="store_true", help="small sizes (a few minutes)")
