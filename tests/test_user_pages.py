@@ -17,8 +17,9 @@ import pytest
 
 from conftest import ROOT
 
-# generated pages written by `cfdkit reproduce` are not hand-written pages: docs/reproduction is left out
-PAGES_MD = [ROOT / "README.md", ROOT / "notebooks" / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+# the pages `cfdkit reproduce` writes (REPRODUCTION.md, its copy in docs/reproduction) are read too
+PAGES_MD = ([ROOT / "README.md", ROOT / "notebooks" / "README.md", ROOT / "REPRODUCTION.md"]
+            + sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "docs" / "reproduction").glob("*.md")))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 DEV_WORDS = [

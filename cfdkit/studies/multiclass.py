@@ -1,4 +1,4 @@
-"""Study: relabel sets for more than two classes (issue 15 part 3; the relabeling paper's future work).
+"""Study: relabel sets for more than two classes (the relabeling paper's future work).
 
 Data: scikit-learn's bundled handwritten digits (``load_digits``: 1,797 8x8 images, 10
 classes; loaded through :func:`cfdkit.spurious.data.load_gray_digits`, no download) with

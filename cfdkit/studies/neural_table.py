@@ -3,7 +3,7 @@
 ``neural_cfd_table`` runs Algorithm 1 (:class:`cfdkit.neural.NeuralCFD`) per dataset × ranking
 and reports: CFDs found out of the test cases (Table 1), ranking overhead per test input
 (Table 2) and runtime including retraining per test input (Table 3), next to the paper's
-numbers as read from the authors' slides (``shared/papers/cfd_nn_method.md`` §8).  The paper's
+numbers as read from the authors' slides (their §8).  The paper's
 hyper-parameters (m, widths, epochs, split, test-case selection) are unknown, so the columns are
 comparable in spirit only.
 """
@@ -287,7 +287,7 @@ def reproduction_section(df: pd.DataFrame, meta: dict | None = None) -> str:
              f"{int(df.test_cases.max())} seeded test inputs per data set, 20 placebo draws per CFD size. Training "
              "rows used / available: " + "; ".join(sub) + " (larger sets subsampled, seeded and stratified). "
              "Paper columns (\"Our Method\", \"Random Sampling\", \"L2 Distance\") are read from the authors' "
-             "slides (`shared/papers/cfd_nn_method.md` §8) and compared with `combined`, `random`, `l2_distance`. "
+             "slides (their §8) and compared with `combined`, `random`, `l2_distance`. "
              "A CFD *beats its placebo* when its specificity (one minus the share of 20 random label sets of the "
              "same size from the same candidate pool that also flip the prediction) is >= 0.9; placebo columns: "
              "mean over the test rows of the share of random size-1 / size-m label sets, and of 20 other seeds, "

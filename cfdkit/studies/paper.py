@@ -122,7 +122,7 @@ METRICS: dict = {
     "share_0_to_1": "imbalanced case: share of Algorithm 1's relabels that turn a 0 into a 1",
     "share_0_to_1_minimal": "imbalanced case: the same for the verified minimal sets",
     "share_predicted_positive": "imbalanced case: share of the sampled test points predicted positive at tau",
-    "cfds_beating_placebo_<ranking>": "neural table (issue 16): CFDs found whose specificity is >= 0.9, i.e. at most 10 % of random label sets of the same size from the same candidate pool also flip the prediction",
+    "cfds_beating_placebo_<ranking>": "neural table: CFDs found whose specificity is >= 0.9, i.e. at most 10 % of random label sets of the same size from the same candidate pool also flip the prediction",
     "mean_specificity_<ranking>": "neural table: mean over found CFDs of 1 - share of random same-size label sets (same pool) that also flip the prediction",
     "placebo_flip_rate_random_k<k>": "neural table: mean over test cases of the share of random size-k label sets (candidate pool) whose retrained network flips the prediction",
     "placebo_flip_rate_seed": "neural table: mean over test cases of the share of other initialization seeds (original labels) that flip the prediction",

@@ -210,7 +210,7 @@ def _imbalanced(st, sz, out, synthetic, n_jobs, progress, plot):
         f"training rows, one-hot + standardized features; the same {int(df['n_test'].iloc[0])} seeded test rows, "
         "drawn from the test set subsampled to the same share, in every setting)"))
     st.notes += [
-        "Issue 10's own imbalanced case: Algorithm 1's sets (found, and flipped when really refit) beside the "
+        "The imbalanced case: Algorithm 1's sets (found, and flipped when really refit) beside the "
         "verified minimal sets (`RelabelAudit.minimal_sets`: every set flips under an exact, converged refit and is "
         "1-minimal; refit once more for 'minimal flipped (refit)'), with the certified lower bound. l2 is cfdkit's "
         "(sum of losses + l2/2 ||w||²).",
@@ -423,7 +423,7 @@ def _neural(st, sz, out, synthetic, n_jobs, progress, plot):
                paper=None if np.isnan(r.paper_rank_s_per_test) else r.paper_rank_s_per_test)
         st.add(r.dataset, feats, f"runtime_s_per_test_{r.ranking}", r.runtime_s_per_test,
                paper=None if np.isnan(r.paper_runtime_s_per_test) else r.paper_runtime_s_per_test)
-        st.add(r.dataset, feats, f"cfds_beating_placebo_{r.ranking}", r.findings)          # issue 16
+        st.add(r.dataset, feats, f"cfds_beating_placebo_{r.ranking}", r.findings)
         st.add(r.dataset, feats, f"mean_specificity_{r.ranking}", r.mean_specificity)
     for r in df.drop_duplicates("dataset").itertuples():
         for c in df.columns:
@@ -565,7 +565,7 @@ STUDIES = {
     "noise-sweep": ("Figure 6 — |S_t| and accuracy vs label noise", _noise),
     "tag-bias": ("§3.4 — group attribution bias (loan, tag X / tag Y)", _tag),
     "relabel-vs-remove": ("Tables 4 and 7 — relabel vs removal Alg1/Alg2", _rvr),
-    "imbalanced": ("Imbalanced data (issue 10) — Algorithm 1's sets vs verified minimal sets with a lower bound",
+    "imbalanced": ("Imbalanced data — Algorithm 1's sets vs verified minimal sets with a lower bound",
                    _imbalanced),
     "neural-table": ("Neural networks — CFDs found, ranking overhead, runtime (Kim, Mitchell & Wang, Tables 1–3)", _neural),
     "ifbid": ("Spurious bias — is this model biased at all? Bias read from the weights, localisation, mitigation "
@@ -593,7 +593,7 @@ STUDIES = {
                        "with the same head retraining; † = head retrained on the other validation half.",
                        "The method is reconstructed from secondary sources (spurious_design.md); rule 'all' is the "
                        "literal reading, 'any' flags a neuron spurious for one class."], NEURONTUNE_TABLES)),
-    "multiclass": ("More than two classes — relabel sets for multinomial logistic regression (issue 15)", _multiclass),
+    "multiclass": ("More than two classes — relabel sets for multinomial logistic regression", _multiclass),
 }
 
 
