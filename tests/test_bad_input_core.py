@@ -256,6 +256,19 @@ for v, exc, rx in [(0, ValueError, "n_jobs=0 asks for no worker"), (1.5, TypeErr
     err(f"flip_sets n_jobs={v!r}", lambda v=v: A().flip_sets(Xt0, n_jobs=v), exc, rx)
     err(f"verify n_jobs={v!r}", lambda v=v: A().verify(fitted()[1], n_jobs=v), exc, rx)
     err(f"minimal_sets n_jobs={v!r}", lambda v=v: A().minimal_sets(Xt0[:2], n_jobs=v), exc, rx)
+# sign certificates and the simple orderings of the minimal search
+for v in ("yes", 2, None):
+    err(f"verify certify={v!r}", lambda v=v: A().verify(fitted()[1], certify=v), (TypeError, ValueError), "certify")
+for v in ("distance", ("foo",), ("distance", 3)):
+    err(f"minimal_sets orderings={v!r}", lambda v=v: A().minimal_sets(Xt0[:2], orderings=v), ValueError, "orderings")
+def _orderings_never_enlarge(m):
+    d = A().minimal_sets(Xt0[:3])  # with the default orderings: never larger where both found a set
+    both = m.found & d.found
+    return len(m) == 3 and m.found.any() and bool(np.all(d.size[both] <= m.size[both]))
+
+
+ok("minimal_sets orderings=() = no orderings", lambda: A().minimal_sets(Xt0[:3], orderings=()),
+   _orderings_never_enlarge)
 ok("flip_sets n_jobs=1 = default", lambda: A().flip_sets(Xt0, n_jobs=1),
    lambda r: np.testing.assert_array_equal(r.flat_indices, fitted()[1].flat_indices))
 ok("flip_sets n_jobs=np.int64(1) = default", lambda: A().flip_sets(Xt0, n_jobs=np.int64(1)),
