@@ -152,7 +152,7 @@ class SignCertificate:
     """Sign certificates for relabel refits of one fit (see the module docstring for the proof).
 
     Built once per fit (``kappa0`` costs one triangular solve per training row and is cached on the
-    state); :meth:`questions` prepares test rows; :meth:`interval` bounds the test logits at the
+    state); :meth:`questions` prepares test rows; :meth:`bounds` bounds the test logits at the
     refit's optimum from any iterate.
 
     Parameters
@@ -253,19 +253,6 @@ class SignCertificate:
         lo = torch.where(ok, center - half - slack, -math.inf * one)
         hi = torch.where(ok, center + half + slack, math.inf * one)
         return lo, hi
-
-    def interval(self, W: torch.Tensor, Z: torch.Tensor, G: torch.Tensor, xq: torch.Tensor, vq: torch.Tensor,
-                 hq: torch.Tensor, nu: torch.Tensor | None = None):
-        """Bounds ``(lo, hi)`` (m,) on ``x~_t . w*`` for each column's test row.
-
-        ``W`` (p, m) iterates, ``Z = X~ W`` (n, m), ``G`` (p, m) their gradients of ``F_S``; ``xq``,
-        ``vq`` (m, p) each column's test row and ``H0^{-1}`` times it, ``hq`` (m,) its ``H0^{-1}`` norm;
-        ``nu`` (m,) a proven upper bound on ``||g||_{H0^{-1}}`` (default: computed).
-        """
-        if nu is None:
-            nu = self.nu(G)
-        gamma, Gamma = self.curvature(Z)
-        return self.bounds((xq * W.T).sum(1), (vq * G.T).sum(1), hq, nu, gamma, Gamma)
 
 
 class RefitQuestion:

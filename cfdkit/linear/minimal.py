@@ -107,7 +107,7 @@ from ..core.arrays import DTYPE, Design, to_torch_matrix
 from ..core.solvers import batched_pcg
 from ..core.validation import check_row_index
 from .model import _penalty_mask, hvp
-from .certify import certificate, h_norms, prepare_rows, relabel_question, train_h_norms
+from .certify import certificate, log_curvature, prepare_rows, relabel_question, train_h_norms
 from .retrain import FittedState, one_class_sets, refit_sets
 
 __all__ = ["MinimalSets", "minimal_search", "exhaustive_minimal", "ExhaustiveMinimal", "lower_bounds"]
@@ -213,13 +213,6 @@ class MinimalSets:
 
 
 # ----------------------------------------------------------------------------- lower bound
-def _log_sigma_prime(z: torch.Tensor) -> torch.Tensor:
-    a = torch.abs(z)
-    return -a - 2 * torch.nn.functional.softplus(-a)
-
-
-
-
 def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | None = None) -> np.ndarray:
     """Certified lower bound on the number of relabels that can flip each test row (see the module docstring).
 
@@ -235,7 +228,7 @@ def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | 
     V = torch.cholesky_solve(Xq.T.contiguous(), cert.L)  # (p, n_test): H0^{-1} x~_t
     h_t = torch.sqrt(torch.clamp((Xq.T * V).sum(0), min=0.0)).cpu().numpy()
     z = state.train.matvec(state.w[:, None])[:, 0]
-    ls0 = _log_sigma_prime(z)
+    ls0 = log_curvature(z)
     hmax = float(h_tr.max())
     radii = torch.logspace(-6, math.log10(60.0), 400, dtype=DTYPE, device=z.device) / max(hmax, 1e-300)
     c = torch.empty_like(radii)
@@ -243,11 +236,11 @@ def lower_bounds(state: FittedState, Xt: Design, threshold: float, k_max: int | 
     for j in range(0, radii.numel(), 50):
         r = radii[j:j + 50][None, :]
         lo_z, hi_z = z[:, None] - r * h_tr[:, None], z[:, None] + r * h_tr[:, None]
-        d = torch.minimum(_log_sigma_prime(lo_z), _log_sigma_prime(hi_z)) - ls0[:, None]
+        d = torch.minimum(log_curvature(lo_z), log_curvature(hi_z)) - ls0[:, None]
         c[j:j + 50] = torch.exp(d.min(0).values)
         # sigma' is unimodal with its peak at 0: its largest value on [lo_z, hi_z]
         peak = torch.where((lo_z <= 0) & (hi_z >= 0), torch.full_like(lo_z, math.log(0.25)),
-                           torch.maximum(_log_sigma_prime(lo_z), _log_sigma_prime(hi_z)))
+                           torch.maximum(log_curvature(lo_z), log_curvature(hi_z)))
         Cu[j:j + 50] = torch.exp((peak - ls0[:, None]).max(0).values)
     rc = (radii * c).cpu().numpy()
     c, Cu = c.cpu().numpy(), Cu.cpu().numpy()
