@@ -28,7 +28,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from cfdkit.spurious.alignment import DIGIT_LS, digit_setup
+    from cfdkit.spurious.alignment import DIGIT_LS
+    from cfdkit.studies.cf_alignment import digit_setup
     from cfdkit.spurious.latent_shift import latent_shift
     from cfdkit.spurious.robust import RobustClassifier
 

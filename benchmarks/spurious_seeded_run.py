@@ -51,8 +51,7 @@ def _save(recs, partial):
     return meta
 
 
-if which == "cf-alignment":
-    kw["on_seed"] = lambda r: _save(r, True)   # a run stopped early keeps the seeds it finished
+kw["on_seed"] = lambda r: _save(r, True)   # a run stopped early keeps the seeds it finished
 recs = fn(fast=smoke, seed=0, progress=not smoke, **kw)
 meta = _save(recs, False)
 print(f"{which}: {len(recs)} records in {meta['seconds']:.0f} s")

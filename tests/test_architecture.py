@@ -204,8 +204,6 @@ def _circles(g: dict) -> list:
 #: Circles closed only by an import inside a function (lazy), in modules others are rewriting.  Each is one
 #: documented exception: any other circle, or one of these closed at module level, fails.
 LAZY_CIRCLES_ALLOWED = {
-    # cfdkit/spurious/bridge.py imports neurontune; neurontune.py's study functions import bridge inside functions
-    ("cfdkit.spurious.bridge", "cfdkit.spurious.neurontune"),
     # cfdkit/linear/audit.py imports minimal; minimal.py's test oracle (exhaustive_minimal) imports audit lazily
     ("cfdkit.linear.audit", "cfdkit.linear.minimal"),
 }
@@ -231,10 +229,6 @@ def test_the_circle_finder_finds_circles():
 #: ``from .x import _name`` across modules in files others are rewriting (file, imported name); a new one fails.
 PRIVATE_IMPORTS_ALLOWED = {
     ("cfdkit/linear/minimal.py", "cfdkit.linear.model._penalty_mask"),
-    ("cfdkit/spurious/bridge.py", "cfdkit.spurious.alignment._ReLUNetProba"),
-    ("cfdkit/spurious/bridge.py", "cfdkit.spurious.alignment._Flip"),
-    ("cfdkit/spurious/bridge.py", "cfdkit.spurious.alignment._sizes"),
-    ("cfdkit/spurious/mitigation.py", "cfdkit.spurious.zoo._Adam"),
     # the benchmark times the linear refits' label/weight matrices; linear/retrain.py keeps the helper private
     ("benchmarks/bench_refit_alternatives.py", "cfdkit.linear.retrain._labels_and_weights"),
 }
@@ -283,3 +277,29 @@ def test_the_layout_has_one_room_per_family():
                  "features.py"):
         assert not (pkg / gone).exists(), f"{gone} should live in its family's room"
     assert not list((ROOT / "notebooks").glob("*.py")), "the .ipynb files are the only notebook source"
+
+
+def test_spurious_room_holds_methods_and_nets_only():
+    """cfdkit/spurious/ has no studies (no ``*_records``, no paper tables) and one file of MLPs; the studies live in
+    cfdkit/studies/ and reproduce imports them by name, never by string."""
+    spur = ROOT / "cfdkit" / "spurious"
+    bad = []
+    for path in sorted(spur.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("_records"):
+                bad.append(f"{path.name}: study function {node.name}")
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, ast.Name) and t.id.startswith("PAPER"):
+                        bad.append(f"{path.name}: paper table {t.id}")
+            if isinstance(node, ast.ClassDef) and path.name != "nets.py" and any(
+                    isinstance(b, ast.Attribute) and b.attr == "Module" for b in node.bases) \
+                    and ("MLP" in node.name or node.name in ("DigitCNN", "AutoencoderNet", "ReLUNetProba")):
+                bad.append(f"{path.name}: network {node.name} outside nets.py")
+    assert not bad, "studies, paper tables or nets in the method room:\n" + "\n".join(bad)
+    assert not (spur / "study.py").exists()
+    rep = (ROOT / "cfdkit" / "studies" / "reproduce.py").read_text()
+    assert "importlib" not in rep, "reproduce reaches a study by string"
+    for name in ("ifbid", "cf_alignment", "neurontune"):
+        assert (ROOT / "cfdkit" / "studies" / f"{name}.py").exists(), name

@@ -24,7 +24,8 @@ from cfdkit.spurious import CNNSpec, ModelZoo, TrainSettings, WeightDetector, co
 from cfdkit.spurious.autoencoder import Autoencoder, IdentityAutoencoder
 from cfdkit.spurious.latent_shift import latent_shift, linear_classifier, probability
 from cfdkit.spurious.mitigation import weight_step
-from cfdkit.spurious.neurontune import MLP, NeuronTune, retrain_head, split_model
+from cfdkit.spurious.nets import MLP
+from cfdkit.spurious.neurontune import NeuronTune, retrain_head, split_model
 from cfdkit.spurious.zoo import ZOO_FORMAT, ZOO_VERSION
 
 # ------------------------------------------------------------------ shared inputs

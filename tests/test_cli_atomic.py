@@ -108,8 +108,8 @@ def test_spurious_studies_are_wired_into_reproduce(tmp_path, monkeypatch):
     """`cfdkit reproduce --only cf-alignment neurontune` writes the family's records (study names of the issues)."""
     import json
 
-    import cfdkit.spurious.alignment as A
-    import cfdkit.spurious.neurontune as N
+    import cfdkit.studies.cf_alignment as A
+    import cfdkit.studies.neurontune as N
 
     calls = []
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from cfdkit.spurious.alignment import (alignment_matrix, cf_alignment, digit_setup, induced_correlation,
-                                       rectify, relative_change, robust_comparison, summarize_rc)
+from cfdkit.spurious.alignment import alignment_matrix, cf_alignment, rectify, relative_change, summarize_rc
+from cfdkit.studies.cf_alignment import digit_setup, induced_correlation, robust_comparison
 from cfdkit.spurious.autoencoder import Autoencoder, IdentityAutoencoder, random_colour_digits
 from cfdkit.spurious.latent_shift import compose, latent_shift, linear_classifier, probability
 from cfdkit.spurious.robust import RobustClassifier, group_metrics

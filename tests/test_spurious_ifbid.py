@@ -7,7 +7,7 @@ from sklearn.exceptions import NotFittedError
 from cfdkit.spurious.data import colored_digits
 from cfdkit.spurious.ifbid import DETECTORS, WeightDetector, _Conv1x1Block, stats_features, two_level
 from cfdkit.spurious.mitigation import MITIGATIONS, mitigate, permutation_importance, weight_step
-from cfdkit.spurious.study import IFBiDConfig, PAPER, records_from_result, run_ifbid
+from cfdkit.studies.ifbid import IFBiDConfig, PAPER, records_from_result, run_ifbid
 from cfdkit.spurious.zoo import CNNSpec, ModelZoo, TrainSettings, train_zoo
 
 ST = TrainSettings(n_train=200, epochs=4, batch_size=50)

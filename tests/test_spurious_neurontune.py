@@ -1,4 +1,5 @@
-"""Tests for cfdkit.spurious.neurontune and cfdkit.spurious.planted."""
+"""Tests for cfdkit.spurious.neurontune, cfdkit.spurious.planted, cfdkit.spurious.nets and the study
+(cfdkit.studies.neurontune)."""
 import warnings
 
 import numpy as np
@@ -6,10 +7,11 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-from cfdkit.spurious.neurontune import (DigitCNN, MLP, NeuronTune, NeuronTuneWarning, flag_neurons, lambda_grid,
-                                        neuron_scores, select_by_sfit, sfit, split_model, spuriousness_scores,
-                                        worst_group_accuracy, group_accuracies, train_classifier, halves,
-                                        neurontune_study, mlp_model, _records_from)
+from cfdkit.spurious.nets import MLP, DigitCNN, train_classifier
+from cfdkit.spurious.neurontune import (NeuronTune, NeuronTuneWarning, flag_neurons, lambda_grid, neuron_scores,
+                                        select_by_sfit, sfit, split_model, spuriousness_scores, worst_group_accuracy,
+                                        group_accuracies)
+from cfdkit.studies.neurontune import _records_from, halves, mlp_model, neurontune_study
 from cfdkit.spurious.planted import planted_tabular, planted_text, plant_attribute, PLANTED_TOKEN
 
 

@@ -9,7 +9,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
-from cfdkit.spurious import IFBiDConfig, run_ifbid  # noqa: E402
+from cfdkit.studies.ifbid import IFBiDConfig, run_ifbid  # noqa: E402
 from cfdkit_widgets.flip import ExplorerError  # noqa: E402
 from cfdkit_widgets.spurious import (SpuriousExplorer, apply_mitigation, digits_figure, member_summary,  # noqa: E402
                                      summary_html, wrong_digits)
@@ -64,7 +64,7 @@ def test_explorer_builds_selects_and_applies(res):
 
 def test_study_figures(res):
     from cfdkit.plots import bias_trend_figure, detector_figure
-    from cfdkit.spurious.study import PAPER
+    from cfdkit.studies.ifbid import PAPER
 
     fig = bias_trend_figure(res.report)
     assert len(fig.axes[0].lines) == 2

@@ -1,6 +1,6 @@
 """``SpuriousExplorer``: is this digit classifier colour-biased, can its weights tell, and can it be fixed?
 
-Built on an :class:`cfdkit.spurious.IFBiDResult` (``cfdkit.spurious.run_ifbid``), public API only. Pick a bias
+Built on an :class:`cfdkit.studies.ifbid.IFBiDResult` (``cfdkit.studies.ifbid.run_ifbid``), public API only. Pick a bias
 level (colour-jitter variance) and one held-out model of the zoo and see
 
 * its unbiased test accuracy and colour-score (Sialelli et al., Alg. 1),
@@ -150,7 +150,7 @@ class SpuriousExplorer:
 
     Parameters
     ----------
-    result : cfdkit.spurious.IFBiDResult
+    result : cfdkit.studies.ifbid.IFBiDResult
         From ``cfdkit.spurious.run_ifbid(fast=True)`` (or any size).
 
     Attributes

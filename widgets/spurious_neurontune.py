@@ -50,7 +50,8 @@ def prepare_state(rho=0.95, seed=0, n_train=400, hidden=(16, 16), epochs=300, bu
     from cfdkit.neural import FIXED_STEP_RECIPE, NeuralCFD
     from cfdkit.spurious.bridge import flatten_digits
     from cfdkit.spurious.data import colored_digits
-    from cfdkit.spurious.neurontune import NeuronTune, halves
+    from cfdkit.spurious.neurontune import NeuronTune
+    from cfdkit.studies.neurontune import halves
 
     d = colored_digits("binary", rho=rho, seed=seed, n_train=n_train)
     Xtr, Xv, Xte = flatten_digits(d.X_train), flatten_digits(d.X_val), flatten_digits(d.X_test)
@@ -94,7 +95,8 @@ def delta_figure(delta, lam=0.0, rule="any"):
 
 def accuracy_table(state: ExplorerState, lam=0.0, rule="any", tune="train", seed=0) -> pd.DataFrame:
     """WGA and mean accuracy on the test set: ERM, NeuronTune, no-mask and random-mask controls."""
-    from cfdkit.spurious.neurontune import NeuronTune, halves, worst_group_accuracy
+    from cfdkit.spurious.neurontune import NeuronTune, worst_group_accuracy
+    from cfdkit.studies.neurontune import halves
 
     d = state.data
     if tune not in ("train", "dagger"):

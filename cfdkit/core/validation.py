@@ -607,3 +607,89 @@ def check_number(value, name: str, *, low: float | None = None, high: float | No
     if high is not None and (vv > high or (not high_inclusive and vv == high)):
         raise ValueError(f"{name} must be {want}; got {value!r}.{hint}")
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The spurious-bias family (cfdkit.spurious): NeuronTune's numbers, class labels, planted-feature data sets
+
+def check_lam(lam) -> float:
+    """NeuronTune's threshold λ on the median differences δ (a finite real)."""
+    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
+        raise TypeError(f"lam must be a real number (the threshold λ on δ); got {lam!r}. Use e.g. lam=0.0.")
+    lam = float(lam)
+    if not np.isfinite(lam):
+        raise ValueError(f"lam={lam} is not finite; λ is a threshold on the median differences δ, "
+                         "use a finite number such as 0.0 (the paper's default).")
+    return lam
+
+
+def check_rule(rule, rules=("all", "any")) -> str:
+    """NeuronTune's identification rule (one of ``rules``)."""
+    if rule not in rules:
+        raise ValueError(f"rule={rule!r} is unknown; use rule='all' (δ > λ for every class, the source's literal "
+                         "'∀y') or rule='any' (δ > λ for at least one class).")
+    return rule
+
+
+def check_mask_value(mask_value) -> float:
+    """The factor flagged neurons are multiplied by, in [0, 1]."""
+    if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real):
+        raise TypeError(f"mask_value must be a real number in [0, 1]; got {mask_value!r}.")
+    mv = float(mask_value)
+    if not (0.0 <= mv <= 1.0):
+        raise ValueError(f"mask_value={mask_value} must lie in [0, 1]: flagged neurons are multiplied by it "
+                         "(0 = zeroed as in NeuronTune, 1 = untouched).")
+    return mv
+
+
+def check_count(v, name):
+    """A positive int (bools refused)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+        raise ValueError(f"{name} must be a positive int; got {v!r}.")
+    return int(v)
+
+
+def check_class_labels(y, n, name="y") -> np.ndarray:
+    """Integer class labels ``0..C-1``, one per row (bools become 0/1), as int64."""
+    a = np.asarray(y)
+    if a.ndim != 1 or len(a) != n:
+        raise ValueError(f"{name} must be 1-D with one label per row ({n}); got shape {a.shape}.")
+    if a.dtype == bool:
+        return a.astype(np.int64)
+    if not np.issubdtype(a.dtype, np.number) or not np.all(np.isfinite(a)) or np.any(a != np.round(a)) or \
+            np.any(a < 0):
+        raise ValueError(f"{name} must hold integer class labels 0..C-1; got e.g. {np.unique(a)[:5].tolist()}.")
+    return a.astype(np.int64)
+
+
+def check_label_range(y, n_classes, name):
+    """Labels below the model head's number of classes."""
+    if len(y) and y.max() >= n_classes:
+        raise ValueError(f"{name} holds label {int(y.max())} but the model's head has {n_classes} classes "
+                         f"(labels 0..{n_classes - 1}); pass the labels the model was trained with.")
+    return y
+
+
+def check_head_numbers(epochs, lr, batch_size, weight_decay, seed):
+    """Head-retraining numbers, checked once (finite, in range); returns ``(epochs, batch_size, seed)`` as ints."""
+    epochs = check_number(epochs, "epochs", low=1, high=100_000, integer=True, fix="Pass e.g. epochs=50.")
+    check_number(lr, "lr", low=0, high=1, low_inclusive=False, fix="Pass e.g. lr=1e-2 (Adam's step size).")
+    batch_size = check_number(batch_size, "batch_size", low=1, integer=True, fix="Pass e.g. batch_size=64.")
+    check_number(weight_decay, "weight_decay", low=0, high=1e3, fix="Pass e.g. weight_decay=1e-4 (0 for none).")
+    seed = check_number(seed, "seed", low=0, high=2 ** 63 - 1 - 7919, integer=True, fix="Pass e.g. seed=0.")
+    return epochs, batch_size, seed
+
+
+def check_planted_rho(rho):
+    """P(planted feature = y) in training, in the open interval (0.5, 1)."""
+    if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not (0.5 < float(rho) < 1.0):
+        raise ValueError(f"rho={rho!r} must be a number in the open interval (0.5, 1): P(planted feature = y) in "
+                         "training, e.g. 0.9 or 0.95.")
+    return float(rho)
+
+
+def check_split_size(v, name):
+    """A split size of a planted-feature data set: an int >= 8."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 8:
+        raise ValueError(f"{name} must be an int >= 8; got {v!r}.")
+    return int(v)

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from .data import load_gray_digits, paint
+from .nets import AutoencoderNet
 
 from ..core.arrays import resolve_device  # noqa: E402  (the one device resolver)
 from ..core.validation import check_batch as _as_array  # noqa: E402
@@ -64,25 +65,6 @@ def random_colour_digits(n: int | None = None, seed: int = 0, size: int = 8, ind
         pick = rng.integers(0, len(gray), size=int(n))
     colors = rng.uniform(0.05, 1.0, size=(len(pick), 3))
     return paint(gray[pick], colors, dtype=dtype)
-
-
-class _MLPAE(torch.nn.Module):
-    def __init__(self, d_in: int, hidden: tuple, latent_dim: int, output: str):
-        super().__init__()
-        enc, last = [], d_in
-        for h in hidden:
-            enc += [torch.nn.Linear(last, h), torch.nn.ReLU()]
-            last = h
-        enc.append(torch.nn.Linear(last, latent_dim))
-        dec, last = [], latent_dim
-        for h in reversed(hidden):
-            dec += [torch.nn.Linear(last, h), torch.nn.ReLU()]
-            last = h
-        dec.append(torch.nn.Linear(last, d_in))
-        if output == "sigmoid":
-            dec.append(torch.nn.Sigmoid())
-        self.encoder = torch.nn.Sequential(*enc)
-        self.decoder = torch.nn.Sequential(*dec)
 
 
 class Autoencoder(BaseEstimator):
@@ -160,7 +142,7 @@ class Autoencoder(BaseEstimator):
         gen = torch.Generator().manual_seed(int(self.seed))
         with torch.random.fork_rng(devices=[]):  # seeded init; the user's global RNG state is left as it was
             torch.manual_seed(int(self.seed))
-            self.module_ = _MLPAE(self.n_features_in_, hidden, int(self.latent_dim), self.output).to(dev, self.dtype)
+            self.module_ = AutoencoderNet(self.n_features_in_, hidden, int(self.latent_dim), self.output).to(dev, self.dtype)
         Xt = torch.as_tensor(A.reshape(len(A), -1), dtype=self.dtype, device=dev)
         opt = torch.optim.Adam(self.module_.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
         self.loss_curve_ = []

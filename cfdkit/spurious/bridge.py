@@ -30,10 +30,13 @@ import torch
 from cfdkit.neural import FIXED_STEP_RECIPE, NeuralCFD, register_ranking
 from cfdkit.neural.model import as_relu_net
 
-from .neurontune import NeuronTune, lambda_grid, neuron_scores
+from .alignment import DIGIT_LS, cf_alignment, summarize_rc
+from .latent_shift import check_autoencoder, check_classifier, latent_shift
+from .nets import ComplementProba, ReLUNetProba
+from .neurontune import NeuronTune, lambda_grid, neuron_scores, split_model
 
 __all__ = ["neurontune_activation", "jaccard", "colour_reliance", "cfd_neuron_bridge", "input_counterfactual_bridge",
-           "flatten_digits", "BRIDGE_RANKINGS", "latent_shift_counterfactual", "ls_colour_rc", "colour_tools"]
+           "flatten_digits", "BRIDGE_RANKINGS", "latent_shift_counterfactual", "ls_colour_rc"]
 
 #: Rankings compared in the bridge study (all registered in ``cfdkit.neural.RANKINGS``).
 BRIDGE_RANKINGS = ("combined", "lr_surrogate", "activation_pattern", "l2_distance", "random", "neurontune_activation")
@@ -121,7 +124,7 @@ def cfd_neuron_bridge(X_train, y_train, X_ide, y_ide, X_points, *, X_colour=None
     ranking : the ranking whose CFDs are retrained for the Jaccard / ΔSFit part
     autoencoder, colour : optional, together — part (c): the Latent Shift autoencoder (``X_points`` rows are
         flattened images of its input shape) and a torch colour classifier ``x -> P(green)`` (see
-        :func:`colour_tools`).  Adds per point the relative change with the colour classifier before
+        :func:`cfdkit.studies.cf_alignment.colour_tools`).  Adds per point the relative change with the colour classifier before
         (:func:`ls_colour_rc`, base class = the prediction) and after retraining with the CFD's / random flips
         (same base class), the hook's :func:`input_counterfactual_bridge` output for Latent Shift, and to the
         summary ``ls_rc_colour_before`` (mean RC over points whose base prediction fell by > ``base_change_limit``),
@@ -143,7 +146,7 @@ def cfd_neuron_bridge(X_train, y_train, X_ide, y_ide, X_points, *, X_colour=None
     if ranking not in rankings:
         raise ValueError(f"ranking={ranking!r} must be one of rankings={list(rankings)}.")
     if (autoencoder is None) != (colour is None):
-        raise ValueError("part (c) needs both autoencoder= and colour= (e.g. colour_tools(data)); got only one.")
+        raise ValueError("part (c) needs both autoencoder= and colour= (e.g. cfdkit.studies.cf_alignment.colour_tools(data)); got only one.")
     if not (isinstance(base_change_limit, (int, float)) and 0 <= base_change_limit < 1):
         raise ValueError(f"base_change_limit={base_change_limit!r} must lie in [0, 1) (CF alignment: 0.3).")
     use_ls = autoencoder is not None
@@ -222,8 +225,6 @@ def cfd_neuron_bridge(X_train, y_train, X_ide, y_ide, X_points, *, X_colour=None
                 "delta_colour_reliance", "delta_colour_reliance_random_flips"):
         summary[key] = mean(key)
     if use_ls:
-        from .alignment import summarize_rc
-
         keep = ls0["base_change"] > base_change_limit
         summary["ls_rc_colour_before"], _, summary["ls_n"] = summarize_rc(ls0["rc"], ls0["base_change"],
                                                                           base_change_limit)
@@ -259,8 +260,6 @@ def input_counterfactual_bridge(counterfactual, model, X_points, flagged):
     absolute activation change on flagged / other units), ``ratio`` (their quotient; > 1 means the input
     counterfactual moves mostly the flagged units).
     """
-    from .neurontune import split_model
-
     if not callable(counterfactual):
         raise TypeError(f"counterfactual must be a callable (model, X) -> X_cf; got {type(counterfactual).__name__}.")
     sm = split_model(model)
@@ -300,8 +299,6 @@ def _as_images(X, autoencoder, name="X_points") -> np.ndarray:
 
 
 def _ls_options(options):
-    from .alignment import DIGIT_LS
-
     kw = dict(DIGIT_LS, device="cpu", dtype=torch.float64, n_frames=2)
     if options is not None:
         if not isinstance(options, dict):
@@ -326,9 +323,6 @@ def latent_shift_counterfactual(autoencoder, **ls_options):
     -------
     callable ``(model, X (k, ...)) -> X_cf`` of ``X``'s shape (counterfactuals ``D(z_λ)``)
     """
-    from .alignment import _ReLUNetProba
-    from .latent_shift import check_autoencoder, latent_shift
-
     check_autoencoder(autoencoder)
     kw = _ls_options(ls_options)
 
@@ -340,7 +334,7 @@ def latent_shift_counterfactual(autoencoder, **ls_options):
         for c in (0, 1):
             sel = np.flatnonzero(cls == c)
             if len(sel):
-                out[sel] = latent_shift(_ReLUNetProba(net.params, c), autoencoder, Xi[sel], **kw).x_cf
+                out[sel] = latent_shift(ReLUNetProba(net.params, c), autoencoder, Xi[sel], **kw).x_cf
         return out.reshape(np.shape(X))
 
     return counterfactual
@@ -370,9 +364,6 @@ def ls_colour_rc(model, X, autoencoder, colour, classes=None, ls_options=None) -
     dict with ``rc`` (k,), ``base_change`` (k,) (``f_b`` before − after; keep inputs with > 0.3 as the paper
     does), ``classes`` (k,), ``reason`` (k,) str, ``x_cf`` (counterfactuals, ``X``'s shape)
     """
-    from .alignment import _Flip, _ReLUNetProba, cf_alignment
-    from .latent_shift import check_autoencoder, check_classifier
-
     net = as_relu_net(model)
     check_autoencoder(autoencoder)
     check_classifier(colour, "colour")
@@ -392,38 +383,9 @@ def ls_colour_rc(model, X, autoencoder, colour, classes=None, ls_options=None) -
         sel = np.flatnonzero(classes == c)
         if len(sel) == 0:
             continue
-        df, res = cf_alignment(_ReLUNetProba(net.params, c), {"colour": _Flip(colour, c == 1)}, autoencoder,
+        df, res = cf_alignment(ReLUNetProba(net.params, c), {"colour": ComplementProba(colour, c == 1)}, autoencoder,
                                Xi[sel], **kw)
         rc[sel], bc[sel] = df["rc"].to_numpy(), df["base_change"].to_numpy()
         reason[sel], xcf[sel] = res.reason, res.x_cf
     return {"rc": rc, "base_change": bc, "classes": classes.astype(np.int64), "reason": reason.astype(str),
             "x_cf": xcf.reshape(np.shape(X))}
-
-
-def colour_tools(data, seed: int = 0, fast: bool = False, device="cpu"):
-    """The autoencoder and colour classifier of the CF-alignment digit setup, for a bridge data set.
-
-    As :func:`cfdkit.spurious.alignment.digit_setup`: an :class:`~cfdkit.spurious.autoencoder.Autoencoder`
-    (latent 16, hidden 128) on randomly coloured training-pool digits, and a logistic regression (weight decay
-    0.1) predicting green on the training digits repainted red/green at random.
-
-    Parameters
-    ----------
-    data : binary ``ColoredDigits`` (``colored_digits('binary', ...)``)
-
-    Returns
-    -------
-    (autoencoder, colour) -- ``colour`` a differentiable torch ``x -> P(green)``
-    """
-    from .alignment import _sizes
-    from .autoencoder import Autoencoder, random_colour_digits
-    from .data import BINARY_COLORS, paint
-    from .robust import RobustClassifier
-
-    cfg = _sizes(fast)
-    Xae = random_colour_digits(cfg["ae_n"], seed=seed, index=data.info["train_index"])
-    ae = Autoencoder(latent_dim=16, hidden=(128,), epochs=cfg["ae_epochs"], seed=seed, device=device).fit(Xae)
-    a_u = np.random.default_rng(seed + 1000).integers(0, 2, size=len(data.y_train))
-    colour = RobustClassifier("erm", hidden=(), weight_decay=0.1, epochs=cfg["epochs"], seed=seed,
-                              device=device).fit(paint(data.gray_train, BINARY_COLORS[a_u]), a_u)
-    return ae, colour.torch_proba()

@@ -25,22 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from ..core.validation import check_number
-from .scores import bias_report
-from .zoo import ModelZoo, _Adam, batched_forward
+from .zoo import BatchedAdam, ModelZoo, batched_forward
 
-__all__ = ["weight_step", "permutation_importance", "mitigate", "mitigation_table", "MITIGATIONS", "LOCALISATIONS",
-           "PAPER_TABLE3"]
+__all__ = ["weight_step", "permutation_importance", "mitigate", "MITIGATIONS", "LOCALISATIONS"]
 
 MITIGATIONS = ("reset_layer", "reset_neuron", "dropout", "finetune", "step")
 LOCALISATIONS = ("fgsm", "gm")
 
-#: Sialelli et al., Table III: (delta accuracy, delta colour-score) per (localisation, mitigation).
-PAPER_TABLE3 = {
-    ("fgsm", "reset_layer"): (-0.4031, -0.0497), ("fgsm", "reset_neuron"): (-0.4015, 0.4949),
-    ("fgsm", "dropout"): (0.0, 0.0), ("fgsm", "finetune"): (0.0328, 0.0143), ("fgsm", "step"): (-0.0039, -0.0013),
-    ("gm", "reset_layer"): (-0.4013, -0.0227), ("gm", "reset_neuron"): (-0.3741, 0.1064),
-    ("gm", "dropout"): (-0.0011, -0.0010), ("gm", "finetune"): (0.0314, 0.0131), ("gm", "step"): (0.0003, 0.0),
-}
 
 
 def weight_step(detector, zoo: ModelZoo, target: int = 3, eps: float = 0.02, mode: str = "fgsm",
@@ -167,7 +158,7 @@ def mitigate(zoo: ModelZoo, loc: dict, method: str, data=None, seed: int = 0, p_
             masks[k] = torch.as_tensor(mb == L, dtype=zoo.dtype, device=zoo.device).reshape(M, *([1] * len(shapes[k])))
         for k in p:
             p[k].requires_grad_(True)
-        opt = _Adam({k: v.detach() for k, v in p.items()}, lr)
+        opt = BatchedAdam({k: v.detach() for k, v in p.items()}, lr)
         rng = np.random.default_rng(seed)
         for _ in range(int(epochs)):
             order = torch.as_tensor(rng.permutation(len(y)), device=zoo.device)
@@ -179,32 +170,3 @@ def mitigate(zoo: ModelZoo, loc: dict, method: str, data=None, seed: int = 0, p_
                 opt.step({k: v.data for k, v in p.items()}, dict(zip(p.keys(), grads)), masks=masks)
         p = {k: v.detach() for k, v in p.items()}
     return ModelZoo(zoo.spec, p, zoo.meta, zoo.settings), None
-
-
-def mitigation_table(zoo: ModelZoo, detector, data, localisations=LOCALISATIONS, methods=MITIGATIONS, target=3,
-                     eps: float = 0.02, n_images: int | None = 400, seed: int = 0, progress: bool = False):
-    """Table III: mean change of unbiased accuracy and colour-score per (localisation, mitigation).
-
-    Returns
-    -------
-    table : DataFrame with columns localisation, mitigation, delta_accuracy, delta_color_score,
-        paper_delta_accuracy, paper_delta_color_score, most_biased (the most frequent blamed layer)
-    before : DataFrame of the per-member bias report before any mitigation
-    """
-    from tqdm.auto import tqdm
-
-    before = bias_report(zoo, data, n_images=n_images, seed=seed)
-    rows = []
-    jobs = [(lo, me) for lo in localisations for me in methods]
-    locs = {lo: weight_step(detector, zoo, target=target, eps=eps, mode=lo) for lo in localisations}
-    for lo, me in tqdm(jobs, disable=not progress, desc="mitigation"):
-        new, drop = mitigate(zoo, locs[lo], me, data=data, seed=seed)
-        after = bias_report(new, data, n_images=n_images, seed=seed, dropout=drop)
-        pa = PAPER_TABLE3.get((lo, me), (np.nan, np.nan))
-        vals, counts = np.unique(locs[lo]["most_biased"], return_counts=True)
-        rows.append({"localisation": lo, "mitigation": me,
-                     "delta_accuracy": float((after.accuracy - before.accuracy).mean()),
-                     "delta_color_score": float(np.nanmean(after.color_score - before.color_score)),
-                     "paper_delta_accuracy": pa[0], "paper_delta_color_score": pa[1],
-                     "most_biased": vals[counts.argmax()]})
-    return pd.DataFrame(rows), before

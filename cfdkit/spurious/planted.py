@@ -18,10 +18,11 @@ train / validation, its test part is subsampled for test; all splits are seeded 
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..core.validation import check_planted_rho, check_split_size
 
 __all__ = ["PlantedData", "planted_tabular", "planted_text", "plant_attribute", "PLANTED_TOKEN"]
 
@@ -65,19 +66,6 @@ class PlantedData:
         if name not in ("train", "val", "test"):
             raise ValueError(f"split name={name!r} is unknown; use 'train', 'val' or 'test'.")
         return getattr(self, f"X_{name}"), getattr(self, f"y_{name}"), getattr(self, f"groups_{name}")
-
-
-def _check_rho(rho):
-    if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not (0.5 < float(rho) < 1.0):
-        raise ValueError(f"rho={rho!r} must be a number in the open interval (0.5, 1): P(planted feature = y) in "
-                         "training, e.g. 0.9 or 0.95.")
-    return float(rho)
-
-
-def _check_n(v, name):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 8:
-        raise ValueError(f"{name} must be an int >= 8; got {v!r}.")
-    return int(v)
 
 
 def plant_attribute(y, rho, rng, balanced: bool = False) -> np.ndarray:
@@ -158,8 +146,8 @@ def planted_tabular(rho: float = 0.95, name: str = "adult", n_train: int = 2000,
     -------
     PlantedData  (``planted_index`` = last column, named ``"planted"``)
     """
-    rho = _check_rho(rho)
-    n_train, n_val, n_test = _check_n(n_train, "n_train"), _check_n(n_val, "n_val"), _check_n(n_test, "n_test")
+    rho = check_planted_rho(rho)
+    n_train, n_val, n_test = check_split_size(n_train, "n_train"), check_split_size(n_val, "n_val"), check_split_size(n_test, "n_test")
     if source not in ("fairness", "synthetic"):
         raise ValueError(f"source={source!r} is unknown; use 'fairness' (load_fairness + tabular_features) or "
                          "'synthetic' (a seeded Gaussian stand-in).")
@@ -209,8 +197,8 @@ def planted_text(rho: float = 0.95, name: str = "sst2", n_train: int = 3000, n_v
     -------
     PlantedData (``planted_index`` = the token's column; ``texts_*`` the texts with the token)
     """
-    rho = _check_rho(rho)
-    n_train, n_val, n_test = _check_n(n_train, "n_train"), _check_n(n_val, "n_val"), _check_n(n_test, "n_test")
+    rho = check_planted_rho(rho)
+    n_train, n_val, n_test = check_split_size(n_train, "n_train"), check_split_size(n_val, "n_val"), check_split_size(n_test, "n_test")
     if not isinstance(token, str) or not token.isalpha() or not token.islower() or len(token) < 2:
         raise ValueError(f"token={token!r} must be a lower-case alphabetic word of 2+ letters, e.g. {PLANTED_TOKEN!r}.")
     rng = np.random.default_rng(seed)

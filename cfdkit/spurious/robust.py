@@ -33,29 +33,11 @@ from sklearn.exceptions import NotFittedError
 
 from ..core.arrays import resolve_device
 from ..core.validation import check_batch, check_number
+from .nets import MLP
 
-__all__ = ["RobustClassifier", "MLP", "METHODS", "group_metrics"]
+__all__ = ["RobustClassifier", "METHODS", "group_metrics"]
 
 METHODS = ("erm", "groupdro", "jtt", "flac")
-
-
-class MLP(torch.nn.Module):
-    """Flatten -> [Linear -> ReLU]* -> Linear(1); ``features(x)`` is the last hidden layer."""
-
-    def __init__(self, d_in: int, hidden=(64, 32)):
-        super().__init__()
-        layers, last = [], d_in
-        for h in hidden:
-            layers += [torch.nn.Linear(last, h), torch.nn.ReLU()]
-            last = h
-        self.body = torch.nn.Sequential(*layers)
-        self.head = torch.nn.Linear(last, 1)
-
-    def features(self, x):
-        return self.body(x.reshape(len(x), -1))
-
-    def forward(self, x):
-        return self.head(self.features(x))[:, 0]
 
 
 class _Proba(torch.nn.Module):
@@ -173,7 +155,7 @@ class RobustClassifier(BaseEstimator, ClassifierMixin):
         # seeded; the global RNG (the MLP constructors draw from it) is restored afterwards
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
-            init = MLP(self.n_features_in_, tuple(self.hidden)).to(dev).state_dict()
+            init = MLP(self.n_features_in_, tuple(self.hidden), n_classes=1).to(dev).state_dict()
             init = {k: v.clone() for k, v in init.items()}
             if self.method == "jtt":
                 first = self._train(init, Xt, yt, np.arange(n), int(self.jtt_epochs))
@@ -191,7 +173,7 @@ class RobustClassifier(BaseEstimator, ClassifierMixin):
 
     def _train(self, init, Xt, yt, index, epochs, groups=None, bias=None):
         dev = Xt.device
-        net = MLP(self.n_features_in_, tuple(self.hidden)).to(dev)
+        net = MLP(self.n_features_in_, tuple(self.hidden), n_classes=1).to(dev)
         net.load_state_dict(init)
         opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
         gen = torch.Generator().manual_seed(int(self.seed) + 1)
@@ -208,7 +190,7 @@ class RobustClassifier(BaseEstimator, ClassifierMixin):
                 ib = perm[s:s + bs]
                 xb, yb = Xt[ib], yt[ib]
                 if self.method == "flac" and bias is not None:
-                    h = net.features(xb)
+                    h = net.embed(xb)
                     logit = net.head(h)[:, 0]
                     loss = bce(logit, yb) + float(self.alpha) * _flac_penalty(h, yb, bias[ib])
                 elif q is not None:

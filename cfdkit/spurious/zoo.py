@@ -272,7 +272,7 @@ def dropout_masks(p_per_member: dict, M: int, B: int, spec: CNNSpec, generator: 
 # ------------------------------------------------------------------------------------------------
 # Adam on stacked parameters
 
-class _Adam:
+class BatchedAdam:
     """Adam (Kingma & Ba; PyTorch's default formula) applied element-wise to a dict of tensors."""
 
     def __init__(self, params: dict, lr: float, betas=(0.9, 0.999), eps=1e-8):
@@ -357,7 +357,7 @@ def train_member(sigma2: float, seed: int, spec: CNNSpec = CNNSpec(), settings: 
     X = torch.as_tensor(data.X_train, dtype=dtype, device=dev)
     y = torch.as_tensor(data.y_train, device=dev)
     params = dict(net.named_parameters())
-    opt = _Adam({k: v.detach() for k, v in params.items()}, settings.lr)
+    opt = BatchedAdam({k: v.detach() for k, v in params.items()}, settings.lr)
     for order in _batch_orders(seed, len(y), settings):
         for s in range(0, len(y), settings.batch_size):
             idx = torch.as_tensor(order[s:s + settings.batch_size], device=dev)
@@ -417,7 +417,7 @@ def _train_chunk(s2, seeds, spec, settings, dev, dtype, progress, desc):
     nets = [init_member(spec, int(s), dtype) for s in seeds]
     stacked, _ = stack_module_state(nets)
     params = {k: v.detach().to(dev).requires_grad_(True) for k, v in stacked.items()}
-    opt = _Adam({k: v.detach() for k, v in params.items()}, settings.lr)
+    opt = BatchedAdam({k: v.detach() for k, v in params.items()}, settings.lr)
     orders = np.stack([np.stack(_batch_orders(s, n, settings)) for s in seeds])  # (M, epochs, n)
     orders = torch.as_tensor(orders, device=dev)
     ar = torch.arange(M, device=dev)[:, None]

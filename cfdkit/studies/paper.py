@@ -1,6 +1,7 @@
 """The papers' numbers as data: the one table every study, the report and the widgets read.
 
-:data:`PAPER` and :data:`CLAIMS`: Yang, Xu & Yu (2024); :data:`NEURAL_PAPER`: Kim, Mitchell & Wang (2026).
+:data:`PAPER` and :data:`CLAIMS`: Yang, Xu & Yu (2024); :data:`NEURAL_PAPER`: Kim, Mitchell & Wang (2026);
+:data:`SPURIOUS_PAPER`: the spurious-bias family (IFBiD / Sialelli et al., Cohen et al., Zheng et al.).
 Below, the relabeling paper's conventions.
 
 ``PAPER[study][key][metric]``: ``key`` is ``"dataset/features"`` in cfdkit's
@@ -175,6 +176,64 @@ NEURAL_PAPER = {
 }
 NEURAL_PAPER_TOTAL = {"test_cases": 1113, "combined": 174, "random": 70, "l2_distance": 67}
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# The spurious-bias family: IFBiD / "Mirror, mirror" (Sialelli et al.), CF alignment (Cohen et al.), NeuronTune
+# (Zheng et al.).  Keys are the records' metric names.
+
+#: Sialelli et al., Table III: (delta accuracy, delta colour-score) per (localisation, mitigation).
+IFBID_TABLE3 = {
+    ("fgsm", "reset_layer"): (-0.4031, -0.0497), ("fgsm", "reset_neuron"): (-0.4015, 0.4949),
+    ("fgsm", "dropout"): (0.0, 0.0), ("fgsm", "finetune"): (0.0328, 0.0143), ("fgsm", "step"): (-0.0039, -0.0013),
+    ("gm", "reset_layer"): (-0.4013, -0.0227), ("gm", "reset_neuron"): (-0.3741, 0.1064),
+    ("gm", "dropout"): (-0.0011, -0.0010), ("gm", "finetune"): (0.0314, 0.0131), ("gm", "step"): (0.0003, 0.0),
+}
+
+#: Paper values. Accuracy: mean over digits of the IFBiD README's per-digit unbiased accuracy (DigitWdb, MNIST
+#: 28x28); detectors: Sialelli et al. Table I (re-shuffled split / original split), Table II (conv only),
+#: Table IV (generalisation set); colour-scores and 2-level accuracies are not given as numbers.
+IFBID_PAPER = {
+    **{f"accuracy_sigma2_{s}": v for s, v in zip((0.02, 0.03, 0.04, 0.05), (0.445, 0.610, 0.746, 0.842))},  # σ² levels
+    "detector_accuracy_4level_pca_knn": 1.0, "detector_accuracy_4level_conv1x1": 0.566,
+    "detector_accuracy_4level_conv1x1_dense": 1.0, "detector_accuracy_4level_dense": 0.445,
+    "detector_accuracy_4level_dense_dense": 0.99, "detector_accuracy_4level_rnn": 1.0,
+    "detector_accuracy_4level_pca_knn_conv_only": 0.30233, "detector_accuracy_4level_rnn_conv_only": 0.368,
+    "detector_generalization_other_digits_4level_pca_knn": 0.4945,
+    "detector_generalization_other_digits_4level_conv1x1": 0.28,
+    "detector_generalization_other_digits_4level_conv1x1_dense": 0.32,
+    "detector_generalization_other_digits_4level_dense": 0.24,
+    "detector_generalization_other_digits_4level_dense_dense": 0.26,
+    "detector_generalization_other_digits_4level_rnn": 0.302,
+    "detector_generalization_deeper_4level_pca_knn": 0.24, "detector_generalization_deeper_4level_conv1x1": 0.25,
+    "detector_generalization_deeper_4level_conv1x1_dense": 0.39, "detector_generalization_deeper_4level_dense": 0.31,
+    "detector_generalization_deeper_4level_dense_dense": 0.26,
+    **{f"mitigation_delta_accuracy_{lo}_{me}": v[0] for (lo, me), v in IFBID_TABLE3.items()},
+    **{f"mitigation_delta_color_score_{lo}_{me}": v[1] for (lo, me), v in IFBID_TABLE3.items()},
+}
+
+#: Cohen et al. (CF alignment): the values its records are compared with (None: no counterpart).
+CF_ALIGNMENT_PAPER = {
+    "rc_unbiased": 0.01,   # Fig. 4a: smiling vs arched_eyebrows, unchanged classifier
+    "rc_composed": 0.97,   # Fig. 4b: smiling + 0.3 arched_eyebrows
+    "rc_biased": 0.35,     # Table 1: Waterbird baseline vs water classifier
+    "rc_erm": 0.35, "auc_erm": 0.69,            # Table 1 baseline
+    "rc_groupdro": 0.25, "auc_groupdro": 0.92,  # Table 1 GroupDRO
+    "rc_jtt": 0.42, "auc_jtt": None,            # Table 1 JTT (AUC garbled in the extraction)
+    "rc_flac": -0.039, "auc_flac": 0.93,        # Table 3, alpha = 30000 (vs male classifier)
+    "wga_erm": None, "wga_groupdro": None, "wga_jtt": None, "wga_flac": None,
+}
+
+#: The paper's worst-group accuracies [SEC], ERM → NeuronTune (→ NeuronTune†), as context only.
+NEURONTUNE_PAPER_WGA = {
+    "Waterbirds": (72.6, 92.2, 92.5), "CelebA": (47.2, 83.1, 87.3),
+    "MultiNLI": (67.9, 72.1, 72.5), "CivilComments": (57.4, 82.4, 82.7),
+}
+#: Which paper benchmark each cfdkit data set stands in for (context column of the records).
+NEURONTUNE_CONTEXT = {"colored-digits": "Waterbirds", "planted-tabular": "CelebA", "planted-text": "CivilComments"}
+
+#: The spurious family's paper numbers in one table, by study.
+SPURIOUS_PAPER = {"ifbid": IFBID_PAPER, "ifbid-table3": IFBID_TABLE3, "cf-alignment": CF_ALIGNMENT_PAPER,
+                  "neurontune": NEURONTUNE_PAPER_WGA, "neurontune-context": NEURONTUNE_CONTEXT}
 
 
 def paper_records() -> list[dict]:

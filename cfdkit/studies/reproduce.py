@@ -476,8 +476,8 @@ def pivot_markdown(records: list[dict], metrics: list[str], title: str = "") -> 
     return out + [""]
 
 
-def _records_study(module: str, function: str, notes: list[str], tables: list[tuple[str, list[str]]] | None = None):
-    """A study of the spurious-bias family: ``cfdkit.spurious.<module>.<function>(fast, seed, progress)`` records.
+def _records_study(records, notes: list[str], tables: list[tuple[str, list[str]]] | None = None):
+    """A study of the spurious-bias family: ``records(fast, seed, progress)`` returns its records.
 
     With ``tables`` (title, metrics), the report shows those pivot tables (``ours (paper)``) instead of one row per
     record; ``reproduction.json`` keeps every record.
@@ -488,13 +488,28 @@ def _records_study(module: str, function: str, notes: list[str], tables: list[tu
             st.notes.append("Skipped with --synthetic: this study trains on coloured digits and on fairness / SST-2 "
                             "data with a planted feature.")
             return None
-        import importlib
-
-        fn = getattr(importlib.import_module(f"cfdkit.spurious.{module}"), function)
-        add_records(st, fn(fast=sz is SIZES["fast"], seed=0, progress=progress), notes, tables)
+        add_records(st, records(fast=sz is SIZES["fast"], seed=0, progress=progress), notes, tables)
         return None
 
     return run
+
+
+def _ifbid_records(**kw):
+    from .ifbid import ifbid_records     # imported when run: the spurious family loads torch
+
+    return ifbid_records(**kw)
+
+
+def _cf_alignment_records(**kw):
+    from .cf_alignment import cf_alignment_records
+
+    return cf_alignment_records(**kw)
+
+
+def _neurontune_records(**kw):
+    from .neurontune import neurontune_records
+
+    return neurontune_records(**kw)
 
 
 def add_records(st, records, notes, tables=None):
@@ -570,7 +585,7 @@ STUDIES = {
     "neural-table": ("Neural networks — CFDs found, ranking overhead, runtime (Kim, Mitchell & Wang, Tables 1–3)", _neural),
     "ifbid": ("Spurious bias — is this model biased at all? Bias read from the weights, localisation, mitigation "
               "(IFBiD, Serna et al.; Sialelli et al., Tables I–IV)",
-              _records_study("study", "ifbid_records", [
+              _records_study(_ifbid_records, [
                   "Coloured 8×8 digits (Colored-MNIST colouring of scikit-learn's bundled load_digits; no image data "
                   "set is available offline) and 3.8K-parameter CNNs; a zoo of 256 + 64 + 64 models rather than "
                   "DigitWdb's 8K. 2-level = strong (σ² 0.02, 0.03) vs weak (0.04, 0.05) bias. The paper's accuracy "
@@ -578,15 +593,15 @@ STUDIES = {
                   "Detectors for the deeper architecture are refitted on 80 % of that zoo, not fine-tuned from the main "
                   "zoo's detector as in the paper."], IFBID_TABLES)),
     "cf-alignment": ("Spurious bias — Latent Shift counterfactual alignment (Cohen, Blankemeier & Chaudhari, Tables 1–3)",
-                     _records_study("alignment", "cf_alignment_records", [
+                     _records_study(_cf_alignment_records, [
                          "Coloured 8×8 digits from scikit-learn's load_digits (no image data set is available offline); "
                          "the paper's CelebA/Waterbirds numbers are context, not targets. rc = relative change (Eq. 3) "
                          "with the colour classifier; auc/wga on colour-conflicting test digits.",
-                         "Deviations (documented in cfdkit.spurious.latent_shift / alignment): pixel budget 2.0 instead of "
+                         "Deviations (documented in cfdkit.spurious.latent_shift / cfdkit.studies.cf_alignment): pixel budget 2.0 instead of "
                          "0.05 (recolouring changes about twice the image intensity), classifiers trained 40 epochs so "
                          "their gradients do not vanish, Eq. 7 as the text describes it."], CF_ALIGNMENT_TABLES)),
     "neurontune": ("Spurious bias — NeuronTune: biased neurons, regulation and its controls (Zheng, Ye & Zhang)",
-                   _records_study("neurontune", "neurontune_records", [
+                   _records_study(_neurontune_records, [
                        "Binary coloured digits (ρ = P(colour = label) in training), Adult with a planted column and "
                        "SST-2 with a planted token stand in for Waterbirds/CelebA/CivilComments; the paper's "
                        "worst-group accuracies are context. Controls: no mask and a random mask of the same size, "

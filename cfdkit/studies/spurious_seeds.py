@@ -4,7 +4,7 @@ Every seeded record carries ``cfdkit`` (the mean over seeds), ``ci_low``/``ci_hi
 of the mean over seeds), ``n_seeds`` and ``values`` (one per seed).  A difference between two methods is called a
 *win* only where their intervals do not overlap (:func:`separated`).
 
-* :func:`cf_alignment_seeded_records` — :func:`cfdkit.spurious.alignment.cf_alignment_records` per seed.
+* :func:`cf_alignment_seeded_records` — :func:`cfdkit.studies.cf_alignment.cf_alignment_records` per seed.
 * :func:`neurontune_seeded_records` — NeuronTune and its controls on binary coloured digits (DigitCNN from
   scratch and with a trunk pretrained on grey digits, the feature-extractor regime of the paper) per seed.
 """
@@ -82,11 +82,11 @@ def aggregate(runs: list[list[dict]]) -> list[dict]:
 
 def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
                                 on_seed=None) -> list:
-    """:func:`~cfdkit.spurious.alignment.cf_alignment_records` at seeds ``seed .. seed + n_seeds - 1``, aggregated.
+    """:func:`~cfdkit.studies.cf_alignment.cf_alignment_records` at seeds ``seed .. seed + n_seeds - 1``, aggregated.
 
     ``on_seed(records_so_far)``, if given, is called with the aggregate after every seed (to save partial runs).
     """
-    from ..spurious.alignment import cf_alignment_records
+    from .cf_alignment import cf_alignment_records
 
     from tqdm.auto import tqdm
 
@@ -99,7 +99,8 @@ def cf_alignment_seeded_records(fast: bool, seed: int = 0, progress: bool = Fals
 
 
 def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
-                              rhos=(0.95, 0.99), pretrained=(False, True), augmented: bool = False) -> list:
+                              rhos=(0.95, 0.99), pretrained=(False, True), augmented: bool = False,
+                              on_seed=None) -> list:
     """NeuronTune beside its controls on binary coloured digits, one model per seed, aggregated over seeds.
 
     ``pretrained=True``: the DigitCNN trunk is first trained on the grey training digits (10 classes), then the
@@ -107,13 +108,14 @@ def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False,
     feature extractor with a linear head.  ``augmented``: the augmented 16x16 digits
     (:func:`~cfdkit.spurious.data.augmented_colored_digits`, >= 100 minority images per group at ρ = 0.99)
     instead of the 8x8 ones (dataset ``augmented-digits``).  Metric names as in
-    :func:`cfdkit.spurious.neurontune.neurontune_records` (``<metric>`` with ``rule=...`` in ``features``).
+    :func:`cfdkit.studies.neurontune.neurontune_records` (``<metric>`` with ``rule=...`` in ``features``).
+    ``on_seed(records_so_far)``, if given, is called after every seed (to save partial runs).
     """
     import torch
     from tqdm.auto import tqdm
 
     from ..spurious.data import augmented_colored_digits, colored_digits
-    from ..spurious.neurontune import PAPER_CONTEXT, PAPER_WGA, digits_model, neurontune_study
+    from .neurontune import PAPER_CONTEXT, PAPER_WGA, digits_model, neurontune_study
 
     ctx = PAPER_WGA[PAPER_CONTEXT["colored-digits"]]
     paper = {"wga_erm": ctx[0] / 100, "wga_neurontune": ctx[1] / 100, "wga_neurontune_dagger": ctx[2] / 100}
@@ -138,6 +140,8 @@ def neurontune_seeded_records(fast: bool, seed: int = 0, progress: bool = False,
                                "features": feats + (f", rule={rule}" if rule else ""), "metric": metric,
                                "paper": paper.get(metric), "cfdkit": float(v)})
                 runs.append(rr)
+                if on_seed is not None:
+                    on_seed(recs + aggregate(runs))
             agg = aggregate(runs)
             for r in agg:
                 r["seconds"] = time.perf_counter() - t0
@@ -190,17 +194,18 @@ def seeded_table_markdown(records: list[dict], metrics, compare=None) -> str:
 
 
 def cf_alignment_augmented_records(fast: bool, seed: int = 0, progress: bool = False, n_seeds: int = N_SEEDS,
-                                   rho: float = 0.99) -> list:
+                                   rho: float = 0.99, on_seed=None) -> list:
     """CF alignment on the augmented coloured digits (16x16, >= 100 minority images per group at ρ = 0.99).
 
-    Per seed: :func:`~cfdkit.spurious.alignment.digit_setup` on
+    Per seed: :func:`~cfdkit.studies.cf_alignment.digit_setup` on
     :func:`~cfdkit.spurious.data.augmented_colored_digits`, the unbiased / biased / composed alignment
     (``rc_unbiased``, ``rc_biased``, ``rc_composed``) and ERM, GroupDRO, JTT, FLAC (``rc_<m>``, ``auc_<m>``,
     ``wga_<m>``); aggregated over seeds.  ``fast``: 2 copies per digit (no minority guarantee), for tests.
+    ``on_seed(records_so_far)``, if given, is called with the aggregate after every seed (to save partial runs).
     """
     from tqdm.auto import tqdm
 
-    from ..spurious.alignment import PAPER, digit_setup, induced_correlation, robust_comparison
+    from .cf_alignment import PAPER, digit_setup, induced_correlation, robust_comparison
     from ..spurious.data import augmented_colored_digits
 
     runs = []
@@ -222,4 +227,6 @@ def cf_alignment_augmented_records(fast: bool, seed: int = 0, progress: bool = F
                    "metric": "minority_train_images", "paper": None,
                    "cfdkit": float(min(d.info["minority_counts"].values()))})
         runs.append(rr)
+        if on_seed is not None:
+            on_seed(aggregate(runs))
     return aggregate(runs)

@@ -1,5 +1,8 @@
 """The IFBiD / "Mirror, mirror" study on coloured digits, end to end, as records for ``cfdkit reproduce``.
 
+The methods it runs live in :mod:`cfdkit.spurious` (zoo, detectors, localisation, mitigation); this module holds
+the study, Table III (:func:`mitigation_table`) and the comparison with the paper.
+
 :func:`run_ifbid` trains the zoos, scores them, fits the detectors, localises and mitigates, and returns every
 table; :func:`ifbid_records` flattens that into records ``{"study": "ifbid", "dataset": "colored-digits",
 "features": "pixels", "metric": ..., "paper": float | None, "cfdkit": float}``.
@@ -18,35 +21,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import SIGMA2_LEVELS, colored_digits
-from .ifbid import DETECTORS, WeightDetector, two_level
-from .mitigation import PAPER_TABLE3, mitigation_table, permutation_importance, weight_step
-from .scores import bias_report
-from .zoo import CNNSpec, TrainSettings, train_zoo
+from ..spurious.data import SIGMA2_LEVELS, colored_digits
+from ..spurious.ifbid import DETECTORS, WeightDetector, two_level
+from ..spurious.mitigation import LOCALISATIONS, MITIGATIONS, mitigate, permutation_importance, weight_step
+from ..spurious.scores import bias_report
+from ..spurious.zoo import CNNSpec, ModelZoo, TrainSettings, train_zoo
+from .paper import IFBID_PAPER, IFBID_TABLE3
 
-__all__ = ["IFBiDConfig", "IFBiDResult", "run_ifbid", "ifbid_records", "PAPER"]
+__all__ = ["IFBiDConfig", "IFBiDResult", "run_ifbid", "ifbid_records", "records_from_result",
+           "mitigation_table", "PAPER"]
 
-#: Paper values. Accuracy: mean over digits of the IFBiD README's per-digit unbiased accuracy (DigitWdb, MNIST
-#: 28x28); detectors: Sialelli et al. Table I (re-shuffled split / original split), Table II (conv only),
-#: Table IV (generalisation set); colour-scores and 2-level accuracies are not given as numbers.
-PAPER = {
-    **{f"accuracy_sigma2_{s}": v for s, v in zip(SIGMA2_LEVELS, (0.445, 0.610, 0.746, 0.842))},
-    "detector_accuracy_4level_pca_knn": 1.0, "detector_accuracy_4level_conv1x1": 0.566,
-    "detector_accuracy_4level_conv1x1_dense": 1.0, "detector_accuracy_4level_dense": 0.445,
-    "detector_accuracy_4level_dense_dense": 0.99, "detector_accuracy_4level_rnn": 1.0,
-    "detector_accuracy_4level_pca_knn_conv_only": 0.30233, "detector_accuracy_4level_rnn_conv_only": 0.368,
-    "detector_generalization_other_digits_4level_pca_knn": 0.4945,
-    "detector_generalization_other_digits_4level_conv1x1": 0.28,
-    "detector_generalization_other_digits_4level_conv1x1_dense": 0.32,
-    "detector_generalization_other_digits_4level_dense": 0.24,
-    "detector_generalization_other_digits_4level_dense_dense": 0.26,
-    "detector_generalization_other_digits_4level_rnn": 0.302,
-    "detector_generalization_deeper_4level_pca_knn": 0.24, "detector_generalization_deeper_4level_conv1x1": 0.25,
-    "detector_generalization_deeper_4level_conv1x1_dense": 0.39, "detector_generalization_deeper_4level_dense": 0.31,
-    "detector_generalization_deeper_4level_dense_dense": 0.26,
-    **{f"mitigation_delta_accuracy_{lo}_{me}": v[0] for (lo, me), v in PAPER_TABLE3.items()},
-    **{f"mitigation_delta_color_score_{lo}_{me}": v[1] for (lo, me), v in PAPER_TABLE3.items()},
-}
+#: The paper's numbers the records are compared with (:data:`cfdkit.studies.paper.IFBID_PAPER`).
+PAPER = IFBID_PAPER
 
 
 @dataclass(frozen=True)
@@ -178,3 +164,32 @@ def records_from_result(res: IFBiDResult) -> list[dict]:
 def ifbid_records(fast: bool, seed: int = 0, progress: bool = False) -> list[dict]:
     """Records of the IFBiD study for ``cfdkit reproduce --only ifbid [--fast]``."""
     return records_from_result(run_ifbid(fast=fast, seed=seed, progress=progress))
+
+
+def mitigation_table(zoo: ModelZoo, detector, data, localisations=LOCALISATIONS, methods=MITIGATIONS, target=3,
+                     eps: float = 0.02, n_images: int | None = 400, seed: int = 0, progress: bool = False):
+    """Table III: mean change of unbiased accuracy and colour-score per (localisation, mitigation).
+
+    Returns
+    -------
+    table : DataFrame with columns localisation, mitigation, delta_accuracy, delta_color_score,
+        paper_delta_accuracy, paper_delta_color_score, most_biased (the most frequent blamed layer)
+    before : DataFrame of the per-member bias report before any mitigation
+    """
+    from tqdm.auto import tqdm
+
+    before = bias_report(zoo, data, n_images=n_images, seed=seed)
+    rows = []
+    jobs = [(lo, me) for lo in localisations for me in methods]
+    locs = {lo: weight_step(detector, zoo, target=target, eps=eps, mode=lo) for lo in localisations}
+    for lo, me in tqdm(jobs, disable=not progress, desc="mitigation"):
+        new, drop = mitigate(zoo, locs[lo], me, data=data, seed=seed)
+        after = bias_report(new, data, n_images=n_images, seed=seed, dropout=drop)
+        pa = IFBID_TABLE3.get((lo, me), (np.nan, np.nan))
+        vals, counts = np.unique(locs[lo]["most_biased"], return_counts=True)
+        rows.append({"localisation": lo, "mitigation": me,
+                     "delta_accuracy": float((after.accuracy - before.accuracy).mean()),
+                     "delta_color_score": float(np.nanmean(after.color_score - before.color_score)),
+                     "paper_delta_accuracy": pa[0], "paper_delta_color_score": pa[1],
+                     "most_biased": vals[counts.argmax()]})
+    return pd.DataFrame(rows), before
