@@ -300,6 +300,47 @@ def test_explorer_pure_functions():
         sa.morph(fs, "nope", IdentityAutoencoder((3,)), x)
 
 
+def test_explorer_never_reads_a_degenerate_counterfactual_as_alignment():
+    """A search that stops at λ = 0 is 'no counterfactual', not RC = +1.00 for every classifier (tie rule 0 = 0)."""
+    sa = pytest.importorskip("cfdkit_widgets.spurious_alignment")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=3)
+    fs = {"b": linear_classifier(w), "same": linear_classifier(w), "anti": linear_classifier(-w)}
+    ae = IdentityAutoencoder((3, 1, 1))          # a 3-channel 1x1 "image", so the frames can be drawn
+    x_low = (-5 * w / np.linalg.norm(w)).reshape(3, 1, 1)   # base output 0.0004 < min_pred: stops at λ = 0
+    m = sa.morph(fs, "b", ae, x_low, n_frames=5, max_pixel_frac=1e6, **F64)
+    assert m["degenerate"] and np.all(m["lambdas"] == 0)
+    assert all(np.isnan(v) for v in m["rc"].values())
+    t = sa.morph_table(m)
+    assert t["relative change"].isna().all()
+    assert (t["reading"] == sa.NO_COUNTERFACTUAL).all() and sa.NO_COUNTERFACTUAL.startswith("no counterfactual")
+    fig = sa.morph_figure(m)
+    legend = [tx.get_text() for tx in fig.axes[-1].get_legend().get_texts()]
+    assert not any("RC" in s for s in legend) and any(sa.NO_COUNTERFACTUAL in s for s in legend)
+    assert sa.NO_COUNTERFACTUAL in fig.axes[-1].get_title()
+    # a real counterfactual still reads as an alignment score, and a weak one is marked as not counted
+    x = _points_on_level(w, 2.0, n=1)[0].reshape(3, 1, 1)
+    m2 = sa.morph(fs, "b", ae, x, n_frames=5, max_pixel_frac=1e6, **F64)
+    assert not m2["degenerate"] and m2["base_change"] > 0.3
+    assert sa.rc_reading(m2, "same") == "RC = +1.00" and sa.rc_reading(m2, "anti") == "RC = -1.00"
+    weak = dict(m2, base_change=0.1)
+    assert sa.rc_reading(weak, "same").endswith("not counted)")
+    assert sa.rc_reading(dict(m2, base_change=0.0), "same").startswith("no change in the base output")
+    # the explorer opens on the first digit with a real counterfactual
+    X = np.stack([x_low, x_low, x])
+    assert sa.first_real_counterfactual(fs["b"], ae, X, max_pixel_frac=1e6, **F64) == 2
+    assert sa.first_real_counterfactual(fs["b"], ae, X[:2], max_pixel_frac=1e6, **F64) is None
+    pytest.importorskip("ipywidgets")
+    ex = sa.AlignmentExplorer(fs, ae, X, n_frames=4, latent_shift_kwargs=dict(max_pixel_frac=1e6, **F64))
+    assert ex.index.value == 2 and not ex._m["degenerate"]
+    assert sa.AlignmentExplorer(fs, ae, X, n_frames=4, index=0,
+                                latent_shift_kwargs=dict(max_pixel_frac=1e6, **F64))._m["degenerate"]
+    matplotlib.pyplot.close("all")
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_latent_shift_gpu_matches_cpu():

@@ -10,6 +10,12 @@ classifiers; plotting the downstream outputs against the base output shows wheth
   with the relative change of each downstream classifier,
 * the alignment matrix (mean relative change, kept inputs only) of all classifiers given.
 
+A search that stops at λ = 0 (every frame is the reconstruction) has no counterfactual: the explorer says so
+("no counterfactual (search stopped at λ = 0)") and shows no relative change, because Eq. 3's tie rule would
+read 0 = 0 as RC = 1 for every classifier.  Where the base output did not move, or moved less than the
+paper's ``base_change_limit`` (0.3), the relative change is labelled as such rather than as an alignment.
+The explorer opens on the first digit whose base classifier has a real counterfactual.
+
 Everything shown comes from small pure functions, tested on their own: :func:`check_index`,
 :func:`morph`, :func:`morph_table`, :func:`morph_figure`, :func:`matrix_figure`.  They use only the
 public ``cfdkit.spurious`` API; bad selections give a readable :class:`ExplorerError`.
@@ -27,7 +33,34 @@ def check_index(index, n: int) -> int:
     """A digit index in [0, n) (see :func:`cfdkit_widgets.check_index`)."""
     return _check_index(index, n, "digit")
 
-__all__ = ["AlignmentExplorer", "morph", "morph_table", "morph_figure", "matrix_figure"]
+__all__ = ["AlignmentExplorer", "morph", "morph_table", "morph_figure", "matrix_figure", "rc_reading",
+           "first_real_counterfactual", "NO_COUNTERFACTUAL", "BASE_CHANGE_LIMIT"]
+
+#: What the explorer shows instead of a relative change when the search found no counterfactual.
+NO_COUNTERFACTUAL = "no counterfactual (search stopped at λ = 0)"
+#: The paper's filter: an input counts only when its base prediction fell by more than this.
+BASE_CHANGE_LIMIT = 0.3
+
+
+def rc_reading(m: dict, name: str) -> str:
+    """How the explorer reads the relative change of downstream ``name`` in a :func:`morph` result.
+
+    ``"no counterfactual (search stopped at λ = 0)"`` when every frame has λ = 0; ``"no change in the base
+    output (RC undefined; the tie rule's 1.00 is not an alignment)"`` when the base output did not move;
+    otherwise ``"RC = +0.42"``, followed by ``" (base fell only 0.12 < 0.3: not counted)"`` when the base
+    output fell less than :data:`BASE_CHANGE_LIMIT`.
+    """
+    if m["degenerate"]:
+        return NO_COUNTERFACTUAL
+    if name == m["base"]:
+        return "base"
+    bc = m["base_change"]
+    if bc == 0:
+        return "no change in the base output (RC undefined; the tie rule's 1.00 is not an alignment)"
+    txt = f"RC = {m['rc'][name]:+.2f}"
+    if not bc > BASE_CHANGE_LIMIT:
+        txt += f" (base fell only {bc:.2f} < {BASE_CHANGE_LIMIT}: not counted)"
+    return txt
 
 
 def morph(classifiers: dict, base: str, autoencoder, x, n_frames: int = 8, **latent_shift_kwargs) -> dict:
@@ -44,7 +77,9 @@ def morph(classifiers: dict, base: str, autoencoder, x, n_frames: int = 8, **lat
     Returns
     -------
     dict with ``frames`` (n_frames, *shape), ``lambdas`` (n_frames,), ``outputs`` DataFrame
-    (frames x classifiers), ``reason`` (the stop rule), ``rc`` {downstream: relative change}.
+    (frames x classifiers), ``reason`` (the stop rule), ``rc`` {downstream: relative change; NaN when there is
+    no counterfactual}, ``degenerate`` (True when every frame has λ = 0: no counterfactual), ``base_change``
+    (base output at the reconstruction minus at the counterfactual).
     """
     from cfdkit.spurious.alignment import relative_change
     from cfdkit.spurious.latent_shift import latent_shift, outputs
@@ -55,10 +90,30 @@ def morph(classifiers: dict, base: str, autoencoder, x, n_frames: int = 8, **lat
     r = latent_shift(classifiers[base], autoencoder, x[None], n_frames=n_frames, **latent_shift_kwargs)
     frames = r.frames[0]
     out = pd.DataFrame({name: outputs(f, frames) for name, f in classifiers.items()})
-    rc = {k: float(relative_change([out[base].iloc[0]], [out[base].iloc[-1]], [out[k].iloc[0]],
-                                   [out[k].iloc[-1]])[0]) for k in classifiers if k != base}
-    return {"frames": frames, "lambdas": r.frames_lambda[0], "outputs": out, "reason": str(r.reason[0]),
-            "rc": rc, "base": base}
+    lambdas = r.frames_lambda[0]
+    degenerate = bool(np.all(lambdas == 0))
+    rc = {k: float("nan") if degenerate else
+          float(relative_change([out[base].iloc[0]], [out[base].iloc[-1]], [out[k].iloc[0]], [out[k].iloc[-1]])[0])
+          for k in classifiers if k != base}
+    return {"frames": frames, "lambdas": lambdas, "outputs": out, "reason": str(r.reason[0]),
+            "rc": rc, "base": base, "degenerate": degenerate,
+            "base_change": float(out[base].iloc[0] - out[base].iloc[-1])}
+
+
+def first_real_counterfactual(classifier, autoencoder, X, start: int = 0, limit: int = 64,
+                              base_change_limit: float = BASE_CHANGE_LIMIT, **latent_shift_kwargs) -> int | None:
+    """The first index ``>= start`` (among the next ``limit`` inputs) whose Latent Shift search moves past λ = 0
+    and lowers the base output by more than ``base_change_limit``; None if there is none.  One batched search."""
+    from cfdkit.spurious.latent_shift import latent_shift
+
+    X = np.asarray(X)
+    start = check_index(start, len(X))
+    sel = np.arange(start, min(len(X), start + int(limit)))
+    kw = dict(latent_shift_kwargs)
+    kw["n_frames"] = 2
+    r = latent_shift(classifier, autoencoder, X[sel], **kw)
+    ok = np.flatnonzero((r.lambda_ > 0) & (r.base_change > base_change_limit))
+    return int(sel[ok[0]]) if len(ok) else None
 
 
 def morph_table(m: dict) -> pd.DataFrame:
@@ -66,7 +121,9 @@ def morph_table(m: dict) -> pd.DataFrame:
     out = m["outputs"]
     df = pd.DataFrame({"before": out.iloc[0], "after": out.iloc[-1]})
     df["change"] = df["after"] - df["before"]
-    df["relative change"] = [1.0 if k == m["base"] else m["rc"][k] for k in df.index]
+    df["relative change"] = [np.nan if m["degenerate"] else 1.0 if k == m["base"] else m["rc"][k]
+                              for k in df.index]
+    df["reading"] = [rc_reading(m, k) for k in df.index]
     return df
 
 
@@ -97,14 +154,15 @@ def morph_figure(m: dict, frame: int | None = None):
     ax = fig.add_subplot(gs[1, :])
     xb = out[base].to_numpy()
     for k in out.columns:
-        lab = f"{k} (base)" if k == base else f"{k}  RC={m['rc'][k]:+.2f}"
+        lab = f"{k} (base)" if k == base else f"{k}: {rc_reading(m, k)}"
         ax.plot(xb, out[k].to_numpy(), "o-", lw=2 if k == base else 1.2, label=lab)
     ax.axvline(xb[frame], color="grey", ls=":")
     ax.invert_xaxis()
     ax.set_xlabel(f"base classifier output ({base}); counterfactual to the right")
     ax.set_ylabel("classifier output")
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(f"stop rule: {m['reason']}", fontsize=9)
+    ax.set_title(NO_COUNTERFACTUAL + f"; stop rule: {m['reason']}" if m["degenerate"]
+                 else f"stop rule: {m['reason']}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -138,10 +196,13 @@ class AlignmentExplorer:
     matrix : AlignmentMatrix or None, shown below (compute it with ``alignment_matrix``)
     n_frames : int
     latent_shift_kwargs : dict passed to Latent Shift (e.g. ``DIGIT_LS``)
+    index : int or None
+        The digit shown first; None (default): the first digit whose first base classifier has a real
+        counterfactual (:func:`first_real_counterfactual`), or 0 if none of the first 64 has one.
     """
 
     def __init__(self, classifiers: dict, autoencoder, X, matrix=None, n_frames: int = 8,
-                 latent_shift_kwargs: dict | None = None):
+                 latent_shift_kwargs: dict | None = None, index: int | None = None):
         import ipywidgets as W
 
         if not classifiers:
@@ -149,7 +210,11 @@ class AlignmentExplorer:
         self.classifiers, self.ae, self.X = dict(classifiers), autoencoder, np.asarray(X)
         self.matrix, self.n_frames = matrix, int(n_frames)
         self.kw = dict(latent_shift_kwargs or {})
-        self.index = W.BoundedIntText(value=0, min=0, max=len(self.X) - 1, description="digit")
+        if index is None:
+            first = first_real_counterfactual(next(iter(self.classifiers.values())), autoencoder, self.X, **self.kw)
+            index = 0 if first is None else first
+        self.index = W.BoundedIntText(value=check_index(index, len(self.X)), min=0, max=len(self.X) - 1,
+                                      description="digit")
         self.base = W.Dropdown(options=list(self.classifiers), description="base")
         self.frame = W.IntSlider(value=self.n_frames - 1, min=0, max=self.n_frames - 1, description="frame")
         self.out = W.Output()
