@@ -53,3 +53,20 @@ def test_seeded_table_calls_a_win_only_where_intervals_separate():
     assert verdict(agg["c"], agg["b"]) == "no separable difference"  # mean 0.73 > 0.5, but a wide interval
     md = seeded_table_markdown(list(agg.values()), ["a", "b"], [("a vs b", "a", "b")])
     assert "| d | f | 5 | 0.804 [" in md and md.rstrip().endswith("win |")
+
+
+def test_confusion_and_behaviour_reference_on_tiny_stores(tmp_path):
+    from cfdkit.studies.ifbid_curve import behaviour_reference, confusion
+
+    train, test = curve_stores(TINY, root=tmp_path)
+    test.ensure(8, progress=False)
+    train.ensure(16, progress=False)
+    cm = confusion(TINY, root=tmp_path, n_train_models=16)
+    assert int(cm.to_numpy().sum()) == 8                       # every held-out model counted once
+    assert list(cm.index) == sorted(cm.index) and set(cm.index) <= {0.02, 0.03, 0.04, 0.05}
+    br = behaviour_reference(TINY, root=tmp_path, n_train_models=16, n_images=40)
+    assert br["n_train_models"] == 16 and br["n_test_models"] == 8
+    for lv in ("4level", "2level"):
+        assert br[f"acc_{lv}_lo"] <= br[f"acc_{lv}"] <= br[f"acc_{lv}_hi"]
+        assert (br[f"acc_{lv}"] * 8).is_integer()               # a share of the 8 held-out models
+

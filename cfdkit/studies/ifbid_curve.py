@@ -19,7 +19,8 @@ from ..spurious.ifbid import WeightDetector, two_level
 from ..spurious.zoo import CNNSpec, TrainSettings
 from ..spurious.zoo_store import ZooStore, default_store_root
 
-__all__ = ["CurveConfig", "IFBID_CURVE", "curve_stores", "wilson", "learning_curve", "curve_records"]
+__all__ = ["CurveConfig", "IFBID_CURVE", "curve_stores", "wilson", "learning_curve", "curve_records", "behaviour_reference",
+           "confusion"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,53 @@ def curve_records(df: pd.DataFrame) -> list[dict]:
                          "cfdkit": float(getattr(r, f"acc_{lv}")), "ci_low": float(getattr(r, f"acc_{lv}_lo")),
                          "ci_high": float(getattr(r, f"acc_{lv}_hi")), "n_test_models": int(r.n_test_models)})
     return recs
+
+
+def confusion(cfg: CurveConfig = IFBID_CURVE, root=None, n_train_models: int = 8192, kind: str = "stats",
+              seed: int = 0, detector_epochs: int | None = None) -> pd.DataFrame:
+    """4-level confusion matrix (rows: true σ², columns: predicted σ²) of one detector fitted on the first
+    ``n_train_models`` of the training zoo, on the held-out zoo: where the errors fall."""
+    from ..spurious.data import SIGMA2_LEVELS
+
+    train, test = curve_stores(cfg, root)
+    zte = test.load(cfg.n_test)
+    d = WeightDetector(kind=kind, seed=seed, epochs=detector_epochs or cfg.detector_epochs).fit(train.load(n_train_models))
+    pred = d.predict(zte)
+    lv = np.asarray(SIGMA2_LEVELS)
+    return pd.crosstab(pd.Series(lv[zte.levels], name="true σ²"), pd.Series(lv[pred], name="predicted σ²"))
+
+
+def behaviour_reference(cfg: CurveConfig = IFBID_CURVE, root=None, n_train_models: int = 2048, seed: int = 0,
+                        n_images: int = 400) -> dict:
+    """How well the bias level can be told from what a model *does* rather than from its weights.
+
+    Each model's unbiased, bias-aligned and bias-conflicting accuracy and colour-score (on the unbiased test digits,
+    :func:`cfdkit.spurious.scores.bias_report`) feed a standardised multinomial logistic regression fitted on the
+    first ``n_train_models`` of the training zoo and scored on the held-out zoo (4 and 2 levels, Wilson intervals).
+    It is a reference, not a bound: weights can carry more than these four numbers.  Where it is no better than a
+    weight reader, models of neighbouring σ² levels behave too much alike for their level to be read off.
+
+    Returns
+    -------
+    dict with ``acc_4level``, ``acc_2level`` (+ ``_lo``/``_hi``), ``n_train_models``, ``n_test_models``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ..spurious.data import colored_digits
+    from ..spurious.scores import bias_report
+
+    train, test = curve_stores(cfg, root)
+    data = colored_digits("jitter", sigma2=0.05, seed=777)
+    cols = ["accuracy", "aligned_accuracy", "conflicting_accuracy", "color_score"]
+    ztr, zte = train.load(n_train_models), test.load(cfg.n_test)
+    rtr = bias_report(ztr, data, n_images=n_images, seed=seed)
+    rte = bias_report(zte, data, n_images=n_images, seed=seed)
+    out = {"n_train_models": int(len(ztr)), "n_test_models": int(len(zte))}
+    for lv, ytr, yte in (("4level", ztr.levels, zte.levels), ("2level", two_level(ztr.levels), two_level(zte.levels))):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(rtr[cols].to_numpy(), ytr)
+        k = int((clf.predict(rte[cols].to_numpy()) == yte).sum())
+        lo, hi = wilson(k, len(zte))
+        out.update({f"acc_{lv}": k / len(zte), f"acc_{lv}_lo": lo, f"acc_{lv}_hi": hi})
+    return out
