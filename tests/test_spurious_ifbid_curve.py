@@ -70,3 +70,30 @@ def test_confusion_and_behaviour_reference_on_tiny_stores(tmp_path):
         assert br[f"acc_{lv}_lo"] <= br[f"acc_{lv}"] <= br[f"acc_{lv}_hi"]
         assert (br[f"acc_{lv}"] * 8).is_integer()               # a share of the 8 held-out models
 
+
+def test_alignment_vs_outcome_reads_the_order_per_seed():
+    from cfdkit.studies.spurious_seeds import alignment_vs_outcome
+
+    def recs(ds, rc, wga):
+        out = []
+        for m, r, w in zip(("erm", "groupdro", "jtt", "flac"), rc, wga):
+            out += [{"study": "alignment", "dataset": ds, "features": "f", "metric": f"rc_{m}", "cfdkit": 0.0,
+                     "values": r},
+                    {"study": "alignment", "dataset": ds, "features": "f", "metric": f"wga_{m}", "cfdkit": 0.0,
+                     "values": w}]
+        return out
+
+    # seed-wise: the less aligned, the better (exactly reversed order) in every seed
+    r = recs("d", [[0.9, 0.8, 0.7], [0.5, 0.4, 0.3], [0.3, 0.2, 0.1], [0.1, 0.0, 0.05]],
+             [[0.0, 0.1, 0.2], [0.3, 0.3, 0.4], [0.5, 0.6, 0.6], [0.7, 0.8, 0.9]])
+    res = alignment_vs_outcome(r, "d")
+    assert res["per_seed"] == [-1.0, -1.0, -1.0] and res["mean"] == -1.0 and res["n_pairs"] == 12
+    assert res["pooled"] < -0.8
+    # an order that agrees in one seed and not in another: the interval contains 0
+    r2 = recs("e", [[0.9, 0.1, 0.5], [0.5, 0.4, 0.3], [0.3, 0.7, 0.1], [0.1, 0.9, 0.05]],
+              [[0.0, 0.9, 0.9], [0.3, 0.3, 0.6], [0.5, 0.1, 0.4], [0.7, 0.0, 0.2]])
+    res2 = alignment_vs_outcome(r2, "e")
+    assert res2["per_seed"] == [-1.0, -1.0, 1.0]
+    assert res2["ci_low"] < 0 < res2["ci_high"] and -1 <= res2["ci_low"]
+    with pytest.raises(ValueError, match="lack"):
+        alignment_vs_outcome(r, "d", outcome="auc")

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["mean_ci", "separated", "aggregate", "cf_alignment_seeded_records", "neurontune_seeded_records",
            "cf_alignment_augmented_records",
-           "fmt_ci", "verdict", "seeded_table_markdown",
+           "fmt_ci", "verdict", "seeded_table_markdown", "alignment_vs_outcome",
            "N_SEEDS"]
 
 #: Seeds per study (the error-bar standard: at least five).
@@ -230,3 +230,37 @@ def cf_alignment_augmented_records(fast: bool, seed: int = 0, progress: bool = F
         if on_seed is not None:
             on_seed(aggregate(runs))
     return aggregate(runs)
+
+
+def alignment_vs_outcome(records: list[dict], dataset: str, methods=("erm", "groupdro", "jtt", "flac"),
+                         outcome: str = "wga") -> dict:
+    """Is lower alignment with the colour classifier tied to a better ``outcome`` (``"wga"`` or ``"auc"``)?
+
+    From seeded records (``values`` per seed): per seed, the Spearman correlation over the methods between
+    ``rc_<m>`` and ``<outcome>_<m>`` (−1: the less aligned, the better, in exact order); then its mean with a
+    Student-t 95 % interval over seeds (clipped to [−1, 1]), and the pooled Spearman over all (method, seed) pairs.
+    The tie is read as "lower alignment goes with a better outcome" only where the interval lies below 0.
+
+    Returns
+    -------
+    dict with ``per_seed`` (list), ``mean``, ``ci_low``, ``ci_high``, ``pooled``, ``n_seeds``, ``n_pairs``.
+    """
+    from scipy import stats
+
+    by = {r["metric"]: r for r in records if r["dataset"] == dataset}
+    missing = [f"{k}_{m}" for m in methods for k in ("rc", outcome) if f"{k}_{m}" not in by]
+    if missing:
+        raise ValueError(f"records of {dataset!r} lack {missing}; pass seeded CF-alignment records.")
+    rc = np.array([by[f"rc_{m}"]["values"] for m in methods], dtype=np.float64)
+    out = np.array([by[f"{outcome}_{m}"]["values"] for m in methods], dtype=np.float64)
+    per = []
+    for s in range(rc.shape[1]):
+        a, b = rc[:, s], out[:, s]
+        ok = np.isfinite(a) & np.isfinite(b)
+        per.append(float(stats.spearmanr(a[ok], b[ok])[0]) if ok.sum() >= 3 and np.ptp(b[ok]) > 0 else float("nan"))
+    m, lo, hi = mean_ci(per)
+    lo, hi = (max(lo, -1.0), min(hi, 1.0)) if np.isfinite(lo) else (lo, hi)     # a correlation lies in [-1, 1]
+    ok = np.isfinite(rc.ravel()) & np.isfinite(out.ravel())
+    pooled = float(stats.spearmanr(rc.ravel()[ok], out.ravel()[ok])[0])
+    return {"per_seed": per, "mean": m, "ci_low": lo, "ci_high": hi, "pooled": pooled,
+            "n_seeds": int(rc.shape[1]), "n_pairs": int(ok.sum())}
