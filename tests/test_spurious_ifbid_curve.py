@@ -97,3 +97,20 @@ def test_alignment_vs_outcome_reads_the_order_per_seed():
     assert res2["ci_low"] < 0 < res2["ci_high"] and -1 <= res2["ci_low"]
     with pytest.raises(ValueError, match="lack"):
         alignment_vs_outcome(r, "d", outcome="auc")
+
+
+def test_merge_seeded_equals_one_aggregate_over_all_seeds():
+    from cfdkit.studies.spurious_seeds import merge_seeded
+
+    def run(v):
+        return [{"study": "s", "dataset": "d", "features": "f", "metric": "m", "cfdkit": v},
+                {"study": "s", "dataset": "d", "features": "f", "metric": "k", "cfdkit": 2 * v}]
+
+    vals = [0.1, 0.4, 0.35, 0.8, 0.5]
+    whole = aggregate([run(v) for v in vals])
+    merged = merge_seeded(aggregate([run(v) for v in vals[:3]]), aggregate([run(v) for v in vals[3:]]))
+    assert [r["values"] for r in merged] == [r["values"] for r in whole]
+    for a, b in zip(merged, whole):
+        assert (a["cfdkit"], a["ci_low"], a["ci_high"], a["n_seeds"]) == (b["cfdkit"], b["ci_low"], b["ci_high"], 5)
+    with pytest.raises(ValueError, match="different metrics"):
+        merge_seeded(aggregate([run(0.1)]), aggregate([run(0.2)[:1]]))

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["mean_ci", "separated", "aggregate", "cf_alignment_seeded_records", "neurontune_seeded_records",
            "cf_alignment_augmented_records",
-           "fmt_ci", "verdict", "seeded_table_markdown", "alignment_vs_outcome",
+           "fmt_ci", "verdict", "seeded_table_markdown", "alignment_vs_outcome", "merge_seeded",
            "N_SEEDS"]
 
 #: Seeds per study (the error-bar standard: at least five).
@@ -264,3 +264,26 @@ def alignment_vs_outcome(records: list[dict], dataset: str, methods=("erm", "gro
     pooled = float(stats.spearmanr(rc.ravel()[ok], out.ravel()[ok])[0])
     return {"per_seed": per, "mean": m, "ci_low": lo, "ci_high": hi, "pooled": pooled,
             "n_seeds": int(rc.shape[1]), "n_pairs": int(ok.sum())}
+
+
+def merge_seeded(*record_lists: list[dict]) -> list[dict]:
+    """Merge seeded record lists computed for disjoint seeds (e.g. two processes, seeds 0-2 and 3-4) into one.
+
+    Each list holds :func:`aggregate` records with ``values`` (one per seed); the merged records hold the
+    concatenated values, in the order given, and mean / interval recomputed exactly as :func:`aggregate` does
+    (same keys in every list, else ``ValueError``).  Other fields are taken from the first list.
+    """
+    keyed = []
+    for recs in record_lists:
+        keyed.append({(r["study"], r["dataset"], r["features"], r["metric"]): r for r in recs})
+    keys = list(keyed[0])
+    if any(set(k) != set(keys) for k in keyed[1:]):
+        raise ValueError("the record lists hold different metrics; merge runs of the same study only.")
+    n = [len(next(iter(k.values()))["values"]) for k in keyed]
+    runs = []
+    for k, m in zip(keyed, n):
+        for j in range(m):
+            runs.append([{**{f: v for f, v in k[key].items() if f not in ("values", "ci_low", "ci_high", "n_seeds")},
+                          "cfdkit": float("nan") if k[key]["values"][j] is None else k[key]["values"][j]}
+                         for key in keys])
+    return aggregate(runs)
