@@ -286,22 +286,28 @@ class RefitQuestion:
 
     def probabilities(self) -> np.ndarray:
         """A probability inside each decided column's certified interval (the midpoint in logit), NaN elsewhere."""
-        mid = np.where(self.decided, 0.5 * (self.lo + self.hi), np.nan)
+        with np.errstate(invalid="ignore"):  # undecided columns: -inf + inf, masked
+            mid = np.where(self.decided, 0.5 * (self.lo + self.hi), np.nan)
         return 1.0 / (1.0 + np.exp(-mid))
 
-    def check(self, cols: torch.Tensor, W, Z, G, P, gnorm: torch.Tensor) -> torch.Tensor:
+    def check(self, cols: torch.Tensor, W, Z, G, P, gnorm: torch.Tensor, local: torch.Tensor | None = None) -> torch.Tensor:
         """Certify columns ``cols`` (indices into this question's columns) at iterates ``W``, ``Z``, ``G``
         (probabilities ``P``, gradient norms ``gnorm``); returns bool (len(cols),) decided and records the answers.
+
+        ``local`` (optional): the columns of ``W, Z, G, P, gnorm`` that ``cols`` are (default: all of them, in
+        order), so a caller need not copy its ``(n, m)`` arrays to ask about some columns.
 
         The exact ``nu`` (a float64 triangular solve, the costly part) is computed only for the columns whose
         *predicted* interval already decides (``nu`` taken as ``PREDICT_FACTOR`` times its ratio to ``||g||_2``
         at the column's last exact check, ``PRIOR_RATIO`` before the first); a prediction never decides by itself.
         """
+        gamma, Gamma = self.cert.curvature(Z, P)  # every column of Z (a pass over it; no copy of a subset)
+        if local is not None:
+            W, G, gnorm, gamma, Gamma = W[:, local], G[:, local], gnorm[local], gamma[local], Gamma[local]
         xr, vr = self.xq[cols], self.vq[cols]
         zt = (xr * W.T).sum(1)
         vg = (vr * G.T).sum(1)
         hq = self.hq[cols]
-        gamma, Gamma = self.cert.curvature(Z, P)
         dec = torch.zeros(cols.numel(), dtype=torch.bool, device=W.device)
         rat = torch.nan_to_num(self.ratio[cols], nan=self.prior_ratio)
         lo, hi = self.cert.bounds(zt, vg, hq, PREDICT_FACTOR * rat * gnorm, gamma, Gamma)
@@ -330,8 +336,8 @@ class _QuestionView:
     def __init__(self, parent: RefitQuestion, offset: int, m: int):
         self.parent, self.offset, self.m = parent, offset, m
 
-    def check(self, cols, W, Z, G, P, gnorm):
-        return self.parent.check(cols + self.offset, W, Z, G, P, gnorm)
+    def check(self, cols, W, Z, G, P, gnorm, local=None):
+        return self.parent.check(cols + self.offset, W, Z, G, P, gnorm, local)
 
 
 def certificate(state) -> SignCertificate | None:

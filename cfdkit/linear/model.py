@@ -379,8 +379,8 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     objective pass.
 
     ``question`` (optional, relabel refits only: ``S`` must be None): an object with
-    ``check(cols, W, Z, G) -> bool`` (a :class:`cfdkit.linear.certify.RefitQuestion`) that tries to
-    prove, from the current iterate, on which side of the threshold each column's test prediction lands
+    ``check(cols, W, Z, G, P, gnorm, local=None) -> bool`` (a :class:`cfdkit.linear.certify.RefitQuestion`)
+    that tries to prove, from the current iterate, on which side of the threshold each column's test prediction lands
     at the optimum.  A column it decides stops there (``FitInfo.certified``); its weights are then the
     iterate.  Every unfinished column is offered to it at every iteration (it decides itself when a
     check is worth its cost).
@@ -429,7 +429,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
                 cert = question.check(pos, W, Z, G, P, gnorm).to(dev)
             elif bool(ask.any()):
                 a = torch.nonzero(ask).squeeze(1)
-                cert[a] = question.check(pos[a], W[:, a], Z[:, a], G[:, a], P[:, a], gnorm[a]).to(dev)
+                cert[a] = question.check(pos[a], W, Z, G, P, gnorm, local=a).to(dev)
         done = ((gnorm <= tol) | stalled | cert | (k == max_iter)) & ~frozen
         if bool(done.any()):
             out_W[:, pos[done]] = W[:, done]
