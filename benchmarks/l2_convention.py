@@ -40,7 +40,7 @@ def main():
         for conv in L2_CONVENTIONS:
             l2 = resolve_l2(prep.l2, len(prep.y_train), conv)
             a = RelabelAudit(l2=l2, threshold=prep.threshold).fit(prep.X_train, prep.y_train)
-            p = a.predict_proba(prep.X_test)
+            p = a.positive_proba(prep.X_test)
             yh = (p > prep.threshold).astype(int)
             acc, f1, auc = (yh == prep.y_test).mean(), f1_score(prep.y_test, yh), roc_auc_score(prep.y_test, p)
             total[conv] += abs(acc - acc_p) + abs(f1 - f1_p) + abs(auc - auc_p)

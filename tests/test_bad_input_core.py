@@ -72,7 +72,7 @@ for v, exc in [(0, ValueError), (1, ValueError), (-0.1, ValueError), (1.5, Value
 for v in (0.3, np.float64(0.7), np.float32(0.5)):
     ok(f"threshold={v!r}", lambda v=v: fit_with(threshold=v),
        lambda a, v=v: np.testing.assert_array_equal(a.flip_sets(data()[2]).predicted_label,
-                                                    (a.predict_proba(data()[2]) > float(v)).astype(int)))
+                                                    (a.positive_proba(data()[2]) > float(v)).astype(int)))
 
 for v, exc in [(0, ValueError), (-1e-8, ValueError), (math.nan, ValueError), (math.inf, ValueError),
                ("1e-8", TypeError), (None, TypeError)]:
@@ -299,7 +299,7 @@ for name, sets, kind, exc, rx in [
 ]:
     err(f"retrain_probabilities {name}", lambda sets=sets, kind=kind: A().retrain_probabilities(Xt0, sets, kind=kind), exc, rx)
 ok("retrain_probabilities empty sets = original", lambda: A().retrain_probabilities(Xt0, [[]] * n_t),
-   lambda p: np.testing.assert_array_equal(p, A().predict_proba(Xt0)))
+   lambda p: np.testing.assert_array_equal(p, A().positive_proba(Xt0)))
 ok("retrain_probabilities integral floats", lambda: A().retrain_probabilities(Xt0[:1], [np.array([3.0, 5.0])]),
    lambda p: np.testing.assert_allclose(p, A().retrain_probabilities(Xt0[:1], [np.array([3, 5])])))
 

@@ -7,7 +7,8 @@ import scipy.sparse as sp
 import torch
 
 from cfdkit.linear import RelabelAudit
-from cfdkit.linear.minimal import MinimalSets, exhaustive_minimal, lower_bounds
+from cfdkit.linear.minimal import MinimalSets, lower_bounds
+from cfdkit.linear.oracle import exhaustive_minimal
 from cfdkit.linear.retrain import one_class_sets, probabilities_after, refit_sets
 from conftest import make_problem
 

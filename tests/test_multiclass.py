@@ -14,7 +14,10 @@ from sklearn.linear_model import LogisticRegression
 
 from cfdkit import RelabelAudit
 from cfdkit.linear import multiclass as mc
-from cfdkit.linear.results import FlipSets
+from cfdkit.linear.oracle import exhaustive_multiclass
+from cfdkit.linear.binomial import BinomialEngine
+from cfdkit.linear.multiclass import MultinomialEngine
+from cfdkit.linear.results import FlipSets, RaggedSets
 
 
 def make_k(n=150, d=4, K=3, n_test=20, seed=0, sep=1.5):
@@ -85,21 +88,40 @@ def test_string_classes_mapped_and_mapped_back():
 def test_binary_labels_keep_the_binary_path():
     X, y, Xt = make_k(K=2, seed=4)
     a = RelabelAudit(device="cpu").fit(X, y)
-    assert not hasattr(a, "multiclass_") and np.ndim(a.coef_) == 1
+    assert isinstance(a.engine_, BinomialEngine) and np.ndim(a.coef_) == 1
+    assert a.classes_.tolist() == [0, 1] and a.n_classes_ == 2 and a.predict_proba(Xt).shape == (len(Xt), 2)
     assert isinstance(a.flip_sets(Xt), FlipSets)
     # refitting a K-class audit on binary labels drops the K-class state
     X3, y3, _ = make_k(K=3, seed=4)
     a.fit(X3, y3)
-    assert a.n_classes_ == 3
+    assert a.n_classes_ == 3 and isinstance(a.engine_, MultinomialEngine)
     a.fit(X, y)
-    assert not hasattr(a, "classes_") and not hasattr(a, "multiclass_")
+    assert a.classes_.tolist() == [0, 1] and isinstance(a.engine_, BinomialEngine) and np.ndim(a.coef_) == 1
+
+
+
+def test_binary_sets_are_the_two_class_case():
+    """One result family: every set result is RaggedSets, and a binary relabel's new label is 1 - y."""
+    X, y, Xt = make_k(K=2, seed=4)
+    a = RelabelAudit(device="cpu").fit(X, y)
+    fs, ms = a.flip_sets(Xt), a.minimal_sets(Xt[:4])
+    assert fs.found.any() and ms.found.any()
+    for res in (fs, ms):
+        assert isinstance(res, RaggedSets)
+        for t in range(len(res)):
+            np.testing.assert_array_equal(res.new_labels(t), 1 - y[res.indices(t)])
+    with pytest.raises(ValueError, match="no new labels"):
+        a.removal_sets(Xt).new_labels(0)
+    X3, y3, Xt3 = make_k(K=3, seed=4)
+    b = RelabelAudit(device="cpu").fit(X3, y3)
+    assert isinstance(b.flip_sets(Xt3), RaggedSets) and isinstance(b.minimal_sets(Xt3[:2]), RaggedSets)
 
 
 # ---------------------------------------------------------------------------- first-order effects
 def test_effects_equal_pseudo_inverse_of_the_gauge_free_hessian():
     """E[t, i, c'] = -J_t H^+ Delta g with H the autograd Hessian of sum L + l2/2 ||W_w||^2 (singular)."""
     X, y, Xt, a = fitted()
-    st = a.multiclass_
+    st = a.state_
     K, p = st.K, st.p
     Xa = st.X
     yt = torch.as_tensor(y)
@@ -131,13 +153,13 @@ def test_effects_are_the_derivative_of_the_refit():
     change) -> E (first order) with an error that shrinks like 1/r."""
     X, y, Xt, a = fitted()
     Xd = torch.as_tensor(np.c_[Xt[:3], np.ones(3)])
-    E = mc.relabel_effects(a.multiclass_, Xd)
+    E = mc.relabel_effects(a.state_, Xd)
     i, c = 11, (y[11] + 1) % 3
     errs = []
     for r in (2, 16):
         ar = RelabelAudit(l2=1.0 * r, device="cpu").fit(np.tile(X, (r, 1)), np.tile(y, r))
-        st = ar.multiclass_
-        np.testing.assert_allclose(st.W.numpy(), a.multiclass_.W.numpy(), atol=1e-8)
+        st = ar.state_
+        np.testing.assert_allclose(st.W.numpy(), a.state_.W.numpy(), atol=1e-8)
         np.testing.assert_allclose(r * mc.relabel_effects(st, Xd)[:, i, c].numpy(), E[:, i, c].numpy(), atol=1e-8)
         W, info = mc.refit_relabeled(st, [(np.array([i]), np.array([c]))])
         assert info.converged.all()
@@ -172,7 +194,7 @@ def naive_any(E, z, y, K):
 def test_greedy_any_matches_a_plain_python_greedy():
     X, y, Xt, a = fitted()
     fs = a.flip_sets(Xt)
-    st = a.multiclass_
+    st = a.state_
     E = mc.relabel_effects(st, torch.as_tensor(np.c_[Xt, np.ones(len(Xt))])).numpy()
     assert fs.found.any()
     for t in range(len(Xt)):
@@ -277,7 +299,7 @@ def test_minimal_sets_against_exhaustive_enumeration(seed, target):
     X, y, Xt = tiny(seed)
     a = RelabelAudit(l2=0.3, device="cpu").fit(X, y)
     ms = a.minimal_sets(Xt, target_class=target, singles_limit=10_000, pairs_limit=10_000)
-    true, witness, allconv = mc.exhaustive_multiclass(a, Xt, max_size=3, target_class=target)
+    true, witness, allconv = exhaustive_multiclass(a, Xt, max_size=3, target_class=target)
     assert allconv
     pred = np.argmax(a.predict_proba(Xt), 1)
     assert (true > 0).any()

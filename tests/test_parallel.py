@@ -9,7 +9,7 @@ import torch
 
 from cfdkit import RelabelAudit
 from cfdkit.core import parallel as par
-from cfdkit.linear.audit import _search_rows
+from cfdkit.linear.units import search_rows
 from cfdkit.linear.selection import greedy_sets, greedy_sets_device
 from conftest import make_problem
 
@@ -132,8 +132,8 @@ def test_device_search_path_matches_cpu_path(n):
     D = a._test_design(Xt)
     sig = torch.sigmoid(D.matvec(a.state_.w))
     step = a._block_rows(D.n)
-    s_cpu, d_cpu, _ = _search_rows(a, D, sig, step, "ip_relabel", ("relabel",), device_path=False)
-    s_dev, d_dev, _ = _search_rows(a, D, sig, step, "ip_relabel", ("relabel",), device_path=True)
+    s_cpu, d_cpu, _ = search_rows(a.engine_, D, sig, step, "ip_relabel", ("relabel",), device_path=False)
+    s_dev, d_dev, _ = search_rows(a.engine_, D, sig, step, "ip_relabel", ("relabel",), device_path=True)
     assert max(len(s) for s in s_cpu) > 0
     for r in range(D.n):
         np.testing.assert_array_equal(s_cpu[r], s_dev[r])
@@ -144,14 +144,14 @@ def test_device_search_path_matches_cpu_path(n):
 def test_device_path_row_blocks_of_a_csr_design():
     """The device path slices a torch CSR design by its row pointer: same dense rows as Design.rows."""
     from cfdkit.core.arrays import Design, to_torch_matrix
-    from cfdkit.linear.audit import _row_block
+    from cfdkit.linear.pipelining import row_block
 
     _, _, Xt, _ = make_problem(n=50, d=30, n_test=37, seed=2, sparse=True)
     T = to_torch_matrix(Xt, torch.device("cpu"))
     D = Design(T)  # a CSR design without the scipy view, as on a GPU
     crow = T.crow_indices().numpy()
     for s, e in [(0, 37), (0, 5), (5, 19), (36, 37)]:
-        got = _row_block(D, s, e, crow).dense_rows()
+        got = row_block(D, s, e, crow).dense_rows()
         want = torch.from_numpy(np.hstack([Xt[s:e].toarray(), np.ones((e - s, 1))]))
         assert torch.equal(got, want)
 

@@ -60,13 +60,14 @@ def test_text_pipeline_equals_steps_by_hand(text_case):
     assert fs.found.any()
     np.testing.assert_array_equal(fs.size, ref.size)
     np.testing.assert_array_equal(fs.flat_indices, ref.flat_indices)
-    np.testing.assert_allclose(a.predict_proba(te), pipe.predict_proba(te)[:, 1], atol=1e-8)
+    np.testing.assert_allclose(a.predict_proba(te), pipe.predict_proba(te), atol=1e-8)  # (n, 2), as scikit-learn
+    np.testing.assert_array_equal(a.positive_proba(te), a.predict_proba(te)[:, 1])
     # the indices are raw rows: relabeling those texts' labels and refitting the *whole pipeline* flips
     i = int(np.nonzero(fs.found)[0][0])
     y2 = y.copy()
     y2[fs.indices(i)] = 1 - y2[fs.indices(i)]
     exact = RelabelAudit(l2=0.5, device="cpu").fit(vec.transform(tr), y2)  # vectorizer fixed, as in the audit
-    assert (exact.predict_proba(vec.transform(te[i:i + 1]))[0] > 0.5) != (fs.prob[i] > 0.5)
+    assert (exact.positive_proba(vec.transform(te[i:i + 1]))[0] > 0.5) != (fs.prob[i] > 0.5)
     ver = a.verify(fs)
     assert ver.summary()["flip_rate"] > 0
 

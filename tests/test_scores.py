@@ -71,7 +71,7 @@ def test_ip_relabel_predicts_single_relabel_refits():
     idx = rng.choice(len(y), 80, replace=False)
     for t in range(3):
         pred = a.scores(Xt[t:t + 1])[0, idx]
-        p0 = a.predict_proba(Xt[t:t + 1])[0]
+        p0 = a.positive_proba(Xt[t:t + 1])[0]
         new = a.retrain_probabilities(np.repeat(Xt[t:t + 1], len(idx), 0), [[i] for i in idx])
         actual = new - p0
         assert np.corrcoef(pred, actual)[0, 1] >= 0.99
@@ -85,7 +85,7 @@ def test_ip_remove_predicts_single_removals():
     a = RelabelAudit(l2=1.0, device="cpu").fit(X, y)
     idx = np.arange(0, 400, 7)
     pred = a.scores(Xt, "ip_remove")[0, idx]
-    p0 = a.predict_proba(Xt)[0]
+    p0 = a.positive_proba(Xt)[0]
     new = a.retrain_probabilities(np.repeat(Xt, len(idx), 0), [[i] for i in idx], kind="remove")
     for j, i in enumerate(idx[:5]):
         keep = np.ones(len(y), bool)

@@ -131,7 +131,7 @@ def test_retrain_probabilities_checks_sets(dense_problem):
     with pytest.raises(ValueError, match="repeats"):
         a.retrain_probabilities(Xt[:1], [[1, 1]])
     out = a.retrain_probabilities(Xt[:2], [[], [3]])
-    assert out[0] == a.predict_proba(Xt[:1])[0]
+    assert out[0] == a.positive_proba(Xt[:1])[0]
 
 
 def test_verify_rejects_foreign_results(dense_problem):

@@ -1,39 +1,44 @@
 """``RelabelAudit``: fit once, then ask which labels would flip each prediction.
 
-The data path: features -> logistic regression (:mod:`cfdkit.linear.model`) ->
-Hessian factorization, once (:mod:`cfdkit.core.solvers`) -> scores
-(:mod:`cfdkit.linear.scores`) -> flip sets (:mod:`cfdkit.linear.selection`) -> verification
-by retraining (:mod:`cfdkit.linear.retrain`).  This class is the thin layer that
-validates inputs and threads the fitted state through those functions; it
-follows scikit-learn's estimator contract (``get_params``/``clone``, parameters
-stored as given and validated in :meth:`fit`, fitted attributes ending in ``_``).
+The estimator is a facade over one of two engines, picked once in :meth:`RelabelAudit.fit` from the labels:
+:class:`~cfdkit.linear.binomial.BinomialEngine` (two classes, 0/1) or
+:class:`~cfdkit.linear.multiclass.MultinomialEngine` (more classes, softmax) — as scikit-learn fits both losses
+through one path.  The facade follows scikit-learn's estimator contract (``get_params``/``clone``, parameters
+stored as given and validated in :meth:`fit`, fitted attributes ending in ``_``), validates every query's
+arguments, turns raw test inputs into the engine's design (pipeline steps, feature names) and hands the question
+to the engine; it holds no algorithm of its own.  scikit-learn estimators come in through
+:mod:`cfdkit.linear.sklearn_glue`.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
-from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design, csr, default_memory_budget, resolve_device, to_torch_matrix
-from ..core.parallel import check_n_jobs, effective_workers, run_chunks, unit_runs
+from ..core.arrays import Design, default_memory_budget, resolve_device
+from ..core.parallel import check_n_jobs
 from ..core.solvers import SOLVERS, InverseHVP
 from ..core.validation import (NotFittedError, align_features, check_bool, check_bytes, check_choice, check_features,
-                               check_labels, check_labels_any, check_nonneg_int, check_positive, check_positive_int,
-                               check_seed, check_threshold, feature_names_of, fit_fingerprint)
-from .certify import certificate, relabel_question
-from .minimal import build_result, minimal_search
-from .model import FitInfo, hessian_solver, newton
-from .removal import removal_sets
+                               check_nonneg_int, check_positive, check_positive_int, check_seed, check_threshold)
+from .binomial import BinomialEngine
+from .multiclass import MultinomialEngine, is_multiclass
 from .results import FlipSets, Verification
-from .retrain import (FittedState, members_per_batch, minimal_prefix, probabilities_after, refit_sets,
-                      use_explicit_inverse)
-from .scores import METHODS, compute_scores, train_quadratic
-from .selection import greedy_sets, greedy_sets_device
+from .scores import METHODS
+from .settings import Settings
+from .sklearn_glue import check_estimator, check_matches_estimator, split_pipeline, through
+
+
+#: fitted attribute of the estimator -> the engine's attribute it shows (None: the engine has none, e.g. the
+#: feature names of an array, or the Hessian diagnostics of the softmax engine)
+_FITTED = {"classes_": "classes", "y_train_": "y_train", "n_features_in_": "n_features", "n_train_": "n_train",
+           "feature_names_in_": "feature_names", "coef_": "coef", "intercept_": "intercept", "fit_info_": "fit_info",
+           "hessian_diagnostics_": "hessian_diagnostics", "fit_fingerprint_": "fingerprint",
+           "fit_seconds_": "seconds"}
+
+
+def engine_for(y) -> type:
+    """The engine class for labels ``y``: softmax for more than two distinct labels, else the binary one."""
+    return MultinomialEngine if is_multiclass(y) else BinomialEngine
 
 
 class RelabelAudit(BaseEstimator):
@@ -77,7 +82,12 @@ class RelabelAudit(BaseEstimator):
 
     Attributes (after fit)
     ----------------------
-    coef_ : np.ndarray (n_features,), intercept_ : float
+    engine_ : BinomialEngine or MultinomialEngine
+        What was fitted (two classes, or softmax over more); every query goes to it.
+    classes_ : np.ndarray (n_classes,), n_classes_ : int
+        ``[0, 1]`` for two classes; the sorted distinct labels for more.  :meth:`predict_proba` has one
+        column per class; :meth:`positive_proba` is the ``P(y=1)`` column of a binary audit.
+    coef_ : np.ndarray (n_features,), intercept_ : float  ((K, n_features) and (K,) for K > 2 classes)
     n_features_in_ : int, n_train_ : int
     feature_names_in_ : np.ndarray of str (n_features,)
         Only when fitted on a DataFrame with string column names; test
@@ -88,7 +98,7 @@ class RelabelAudit(BaseEstimator):
         coefficients; every FlipSets/Verification carries it as
         ``fingerprint``, and :meth:`verify` refuses results of another fit.
     fit_info_ : cfdkit.linear.model.FitInfo
-    hessian_diagnostics_ : cfdkit.core.solvers.SolverDiagnostics
+    hessian_diagnostics_ : cfdkit.core.solvers.SolverDiagnostics (two classes)
     fit_seconds_ : float
     preprocessor_ : sklearn Pipeline
         Only from :meth:`from_sklearn` with a Pipeline: its fitted preceding
@@ -133,63 +143,37 @@ class RelabelAudit(BaseEstimator):
                             "damping, condition, seed, warn.") from exc
         except ValueError as exc:
             raise ValueError(f"solver_options: {exc}") from exc
+        return Settings(self.l2_, self.threshold_, self.solver, self.solver_options, self.device_, self.tol_,
+                        self.max_iter_, self.memory_budget_, self.seed_, bool(self.progress))
 
     def fit(self, X, y, *, coef_init=None):
-        """Fit the model on ``X`` (n, d) and binary labels ``y`` (n,), then factor the Hessian.
+        """Fit the model on ``X`` (n, d) and labels ``y`` (n,), then factor the Hessian.
 
-        With more than two distinct labels (integers or strings) the model is multinomial
-        (softmax) L2 logistic regression; see :mod:`cfdkit.linear.multiclass` (then
-        ``classes_``, ``n_classes_``, ``coef_`` (K, d) and ``intercept_`` (K,)).
+        Binary 0/1 labels fit :class:`~cfdkit.linear.binomial.BinomialEngine`; more than two distinct labels
+        (integers or strings) the multinomial (softmax) model, :class:`~cfdkit.linear.multiclass.MultinomialEngine`
+        (then ``coef_`` is (K, d) and ``intercept_`` (K,)).
 
         ``X`` may be numpy, scipy.sparse (kept sparse), pandas, torch or CuPy.
         """
-        self._validate_params()
+        settings = self._validate_params()
         self.__dict__.pop("preprocessor_", None)  # fit() takes features; only from_sklearn keeps pipeline steps
-        for attr in ("multiclass_", "classes_", "n_classes_"):
-            self.__dict__.pop(attr, None)
-        from . import multiclass as mc
-        if mc.is_multiclass(y):  # more than two classes: softmax path (cfdkit.linear.multiclass)
-            return mc.fit_audit(self, X, y, coef_init)
-        t0 = time.perf_counter()
-        names = feature_names_of(X)
-        Xt = check_features(X, self.device_, "X_train")
-        y_np = check_labels(y, Xt.shape[0], "y_train")
-        train = Design.from_tensor(Xt)
-        yt = torch.as_tensor(y_np, dtype=DTYPE, device=self.device_)
-        W0 = torch.zeros(train.p, 1, dtype=DTYPE, device=self.device_)
-        if coef_init is not None:
-            W0[:, 0] = torch.as_tensor(_check_coef_init(coef_init, train.p), device=self.device_)
-        W, info = newton(train, yt[:, None], W0, self.l2_, tol=self.tol_, max_iter=self.max_iter_)
-        w = W[:, 0]
-        if not info.converged[0]:
-            warnings.warn(f"The logistic-regression fit stopped at gradient norm {info.grad_norm[0]:.3e} "
-                          f"(tol={self.tol_:.1e}) after {info.iterations[0]} Newton steps; results are "
-                          "approximate. Increase max_iter or l2.", RuntimeWarning, stacklevel=2)
-        opts = dict(self.solver_options or {})
-        opts.setdefault("seed", self.seed_)
-        ihvp = hessian_solver(train, w, self.l2_, InverseHVP(self.solver, **opts))
-        sigma = torch.sigmoid(train.matvec(w))
-        self.state_ = FittedState(train, yt, w, self.l2_, ihvp, sigma, self.tol_, self.max_iter_, self.memory_budget_)
-        self.y_train_ = y_np
-        self.n_features_in_ = int(Xt.shape[1])
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self.n_train_ = int(Xt.shape[0])
-        self.coef_ = w[:-1].cpu().numpy().copy()
-        self.intercept_ = float(w[-1])
-        self.fit_info_ = info
-        self.hessian_diagnostics_ = ihvp.fit_diagnostics_
-        self.fit_fingerprint_ = self._fingerprint(Xt, y_np, w)
-        self.fit_seconds_ = time.perf_counter() - t0
+        engine = engine_for(y)(settings).fit(X, y, coef_init)
+        self.engine_ = engine
+        self.n_classes_ = int(len(engine.classes))
+        for mine, theirs in _FITTED.items():  # the engine's fit, under scikit-learn's names
+            value = getattr(engine, theirs)
+            if value is None:
+                self.__dict__.pop(mine, None)
+            else:
+                setattr(self, mine, value)
         return self
 
-    def _fingerprint(self, Xt: torch.Tensor, y_np: np.ndarray, w: torch.Tensor) -> str:
-        """Hash of the fitted state: training data and shape, labels, parameters, coefficients."""
-        params = (self.l2_, self.threshold_, self.tol_, self.max_iter_, self.solver, self.seed_,
-                  sorted((str(k), repr(v)) for k, v in (self.solver_options or {}).items()))
-        return fit_fingerprint({"X": Xt, "y": y_np, "w": w}, params)
+    @property
+    def state_(self):
+        """The engine's fitted state (:class:`~cfdkit.linear.retrain.FittedState` for two classes,
+        :class:`~cfdkit.linear.multiclass.MulticlassState` for more)."""
+        self._check_fitted()
+        return self.engine_.state
 
     @classmethod
     def from_sklearn(cls, estimator, X, y, *, threshold: float = 0.5, solver: str = "cholesky", device=None, **kw):
@@ -209,129 +193,44 @@ class RelabelAudit(BaseEstimator):
         (``flip_sets``, ``predict_proba``, ...) takes raw test inputs too;
         training indices in the results are row positions of the raw ``X``.
         """
-        from sklearn.linear_model import LogisticRegression
-
-        pre, estimator, X = _split_pipeline(estimator, X)
-        if not isinstance(estimator, LogisticRegression):
-            raise TypeError(f"estimator must be a sklearn LogisticRegression; got {type(estimator).__name__}.")
-        if not hasattr(estimator, "coef_"):
-            raise ValueError("estimator is not fitted; call estimator.fit(X, y) first or use RelabelAudit(...).fit(X, y).")
-        params = estimator.get_params()
-        penalty = params.get("penalty", "deprecated")
-        l1_ratio = params.get("l1_ratio", 0.0) or 0.0
-        if penalty not in ("l2", "deprecated") or (penalty == "deprecated" and l1_ratio not in (0, 0.0, None)):
-            raise ValueError(f"estimator uses penalty={penalty!r}, l1_ratio={l1_ratio!r}; cfdkit reproduces only the "
-                             "L2 penalty. Refit with LogisticRegression(C=..., l1_ratio=0) (L2).")
-        if params.get("C") is None or not np.isfinite(params["C"]):
-            raise ValueError("estimator has no finite C (unpenalized); cfdkit needs l2 = 1/C > 0.")
-        if not params.get("fit_intercept", True):
-            raise ValueError("estimator was fitted without an intercept; cfdkit's objective has an unpenalized "
-                             "intercept. Refit with fit_intercept=True.")
-        if params.get("solver") == "liblinear":
-            raise ValueError("solver='liblinear' penalizes the intercept, which cfdkit does not reproduce; refit "
-                             "with solver='lbfgs' or 'newton-cholesky'.")
-        if params.get("class_weight") is not None:
-            raise ValueError("class_weight is set; cfdkit's objective weighs every sample equally. Refit without it.")
-        if estimator.coef_.shape[0] != 1 or len(estimator.classes_) != 2:
-            raise ValueError("estimator is not a binary classifier; cfdkit audits binary labels.")
-        if not np.array_equal(np.asarray(estimator.classes_), [0, 1]):
-            raise ValueError(f"estimator.classes_ is {list(estimator.classes_)}; map labels to 0/1 and refit.")
+        pre, estimator, X = split_pipeline(estimator, X)
+        params, init = check_estimator(estimator, X)
         audit = cls(l2=1.0 / float(params["C"]), threshold=threshold, solver=solver, device=device, **kw)
-        init = np.concatenate([estimator.coef_[0], estimator.intercept_]).astype(np.float64)
-        if init.shape[0] != _n_columns(X) + 1:
-            raise ValueError(f"estimator has {init.shape[0] - 1} coefficients but X has {_n_columns(X)} columns; "
-                             "pass the X/y the estimator was fitted on.")
         audit.fit(X, y, coef_init=init)
-        audit._check_matches_estimator(estimator, init, params)
+        w = np.concatenate([audit.coef_, [audit.intercept_]])
+        audit.sklearn_gradient_, audit.sklearn_coef_rel_diff_ = check_matches_estimator(audit.state_, w, estimator,
+                                                                                        init, params)
         if pre is not None:
             audit.preprocessor_ = pre
         return audit
 
-    def _check_matches_estimator(self, estimator, v: np.ndarray, params: dict) -> None:
-        """Refuse when ``estimator.coef_`` is not (close to) the optimum of the objective on X, y, C.
-
-        The test is on the quantity scikit-learn's solvers stop on: the largest
-        entry of the gradient of its *averaged* objective
-        ``mean_i L_i + ||w||^2 / (2 C n)`` at ``coef_``, which is
-        ``max|grad R(coef_)| / n`` here.  lbfgs, newton-cg and newton-cholesky
-        stop when it is below ``tol``; we allow 10 ``tol`` (100 ``tol`` for
-        sag/saga, which stop on the change of the weights instead), but never
-        less than the float64 precision floor of the problem
-        (:func:`_precision_floor`): lbfgs also stops when the objective no
-        longer decreases in float64, so a very small ``tol`` (1e-10 and below)
-        is not reached by a genuine fit.  A
-        tolerance on the coefficients themselves cannot separate the cases:
-        measured, genuine fits differ from the exact optimum by up to 7e-2
-        relative (saga, C=100, ill-conditioned) while a fit with sample
-        weights in [0.2, 2] differs by only 4e-2 — but its gradient (6.6e-3)
-        is 100x above the genuine fits' (at most 8.5e-5 with tol=1e-4).
-        """
-        st = self.state_
-        vt = torch.as_tensor(v, dtype=DTYPE, device=self.device_)[:, None]
-        from .model import gradient
-
-        G, _ = gradient(st.train, st.y[:, None], vt, st.l2)
-        g_avg = float(torch.abs(G).max()) / st.train.n
-        tol = float(params.get("tol", 1e-4) or 1e-4)
-        solver = params.get("solver", "lbfgs")
-        floor = _precision_floor(st.train, st.y, vt[:, 0], st.l2)
-        limit = max((100.0 if solver in ("sag", "saga") else 10.0) * tol, floor)
-        w = np.concatenate([self.coef_, [self.intercept_]])
-        rel = float(np.max(np.abs(w - v)) / max(1.0, float(np.max(np.abs(w)))))
-        self.sklearn_gradient_ = g_avg
-        self.sklearn_coef_rel_diff_ = rel
-        if g_avg > limit:
-            n_iter = np.max(getattr(estimator, "n_iter_", [0]))
-            early = (f" It also stopped at max_iter={params.get('max_iter')} (n_iter_={n_iter}), so it may not have "
-                     "converged." if n_iter >= (params.get("max_iter") or np.inf) else "")
-            why = (f"> {limit:.1g}, the float64 precision floor of this problem; tol={tol:g} is below it"
-                   if floor > 10.0 * tol else f"> {limit:.1g} = {limit / tol:g} x tol")
-            raise ValueError(
-                f"estimator.coef_ is not the optimum of LogisticRegression(C={params['C']!r}) on the X and y given: "
-                f"its gradient is {g_avg:.3g} (scikit-learn units, {why}) and it differs from the optimum by "
-                f"{rel:.3g} (max relative).{early} Likely causes: the estimator was fitted on other X/y than passed "
-                "here (other rows, order or preprocessing), or with sample_weight, or its parameters were changed "
-                "with set_params after fit. Pass the same X, y the estimator was fitted on, or refit it.")
-
     def _check_fitted(self):
-        if not hasattr(self, "state_") and not hasattr(self, "multiclass_"):
+        if not hasattr(self, "engine_"):
             raise NotFittedError("This RelabelAudit is not fitted yet; call audit.fit(X_train, y_train) first.")
-
-    def _check_result(self, res, name="res"):
-        """Refuse results from another fit (or not from this class at all)."""
-        if not isinstance(res, FlipSets):
-            raise TypeError(f"{name} must be the FlipSets returned by flip_sets/removal_sets; got {type(res).__name__}.")
-        if res.fingerprint is None or res.fingerprint != self.fit_fingerprint_ or res.X_test is None:
-            raise ValueError(f"{name} was not produced by this audit's current fit: it came from another fit "
-                             f"(its fit fingerprint {str(res.fingerprint)[:12]}... differs "
-                             f"from this audit's {self.fit_fingerprint_[:12]}...: other training data, labels, "
-                             "parameters or coefficients). Recompute it with this audit: audit.flip_sets(X_test) "
-                             "or audit.removal_sets(X_test).")
 
     # -------------------------------------------------------------- queries
     def _test_design(self, X_test, name="X_test") -> Design:
         self._check_fitted()
         if getattr(self, "preprocessor_", None) is not None:
-            X_test = _through(self.preprocessor_, X_test, name)
+            X_test = through(self.preprocessor_, X_test, name)
         X_test = align_features(X_test, getattr(self, "feature_names_in_", None), name)
         return Design.from_tensor(check_features(X_test, self.device_, name, self.n_features_in_))
 
     def predict_proba(self, X) -> np.ndarray:
-        """``P(y=1)`` for each row of ``X``; float64 (n,).  With K > 2 classes: (n, K), columns ``classes_``."""
-        if getattr(self, "multiclass_", None) is not None:
-            from .multiclass import predict_proba
-            return predict_proba(self, self._test_design(X, "X"))
+        """Class probabilities of each row of ``X``, float64 (n, n_classes), columns in the order of
+        ``classes_`` (as scikit-learn's ``predict_proba``; for two classes ``[:, 1]`` is ``P(y=1)``)."""
         Xt = self._test_design(X, "X")
-        return torch.sigmoid(Xt.matvec(self.state_.w)).cpu().numpy()
+        return self.engine_.proba(Xt)
+
+    def positive_proba(self, X) -> np.ndarray:
+        """``P(y=1)`` of each row of ``X``, float64 (n,): the positive-class column of :meth:`predict_proba` for a
+        binary audit (the probability the threshold and every flip refer to)."""
+        Xt = self._test_design(X, "X")
+        return self.engine_.positive_proba(Xt)
 
     def _block_rows(self, n_test: int) -> int:
-        per_row = 8 * 4 * max(self.n_train_, self.state_.train.p)
-        return int(max(1, min(n_test, self.memory_budget_ // per_row)))
-
-    def _blocks(self, n, desc):
-        step = self._block_rows(n)
-        starts = list(range(0, n, step))
-        return tqdm(starts, desc=desc, disable=not self.progress or len(starts) < 2, leave=False), step
+        """Test rows per score block of the binary engine (the unit of work of ``n_jobs``)."""
+        return self.engine_.block_rows(n_test)
 
     def scores(self, X_test, method: str = "ip_relabel", y_test=None) -> np.ndarray:
         """Scores of every training point for every test point, float64 (n_test, n_train).
@@ -341,69 +240,7 @@ class RelabelAudit(BaseEstimator):
         """
         check_choice(method, "method", METHODS)
         Xt = self._test_design(X_test)
-        self._binary_only("scores")
-        st = self.state_
-        sig_t = torch.sigmoid(Xt.matvec(st.w))
-        if y_test is None:
-            yt = (sig_t > self.threshold_).to(DTYPE)
-        else:
-            yt = torch.as_tensor(check_labels_any(y_test, Xt.n), dtype=DTYPE, device=self.device_)
-        q_train = train_quadratic(st.train, st.ihvp) if method == "relatif" else None
-        out = np.empty((Xt.n, self.n_train_))
-        blocks, step = self._blocks(Xt.n, f"scores ({method})")
-        for s in blocks:
-            rows = torch.arange(s, min(Xt.n, s + step), device=self.device_)
-            sc, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp, Xt=Xt.rows(rows),
-                                   sigma_t=sig_t[rows], y_t=yt[rows], seed=self.seed_, row_offset=s, q_train=q_train)
-            out[s:s + len(rows)] = sc.cpu().numpy()
-        return out
-
-    def _search(self, X_test, method: str, kind: str, name: str, desc: str, spec: tuple, n_jobs=None) -> FlipSets:
-        """Scores block by block, then the selection ``spec`` names (see :meth:`_selector`).
-
-        The blocks (``memory_budget`` rows each) are the units of work: ``n_jobs`` hands
-        contiguous runs of whole blocks to joblib (:mod:`cfdkit.core.parallel`), so the
-        result does not depend on ``n_jobs``.
-        """
-        Xt = self._test_design(X_test)
-        t0 = time.perf_counter()
-        st = self.state_
-        sig_t = torch.sigmoid(Xt.matvec(st.w))
-        step = self._block_rows(Xt.n)
-        runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
-        if len(runs) <= 1:
-            sets, deltas, diag = _search_rows(self, Xt, sig_t, step, method, spec, desc)
-        else:
-            plain = Xt.to_plain()
-            bounds = [(a * step, min(Xt.n, b * step)) for a, b in runs]
-            args = [(plain[a:b], sig_t[a:b].cpu(), step, method, spec) for a, b in bounds]
-            parts = run_chunks(_search_chunk, self, args, n_jobs, nbytes=self._state_nbytes())
-            sets = [s_ for part in parts for s_ in part[0]]
-            deltas = [d for part in parts for d in part[1]]
-            diag = parts[-1][2]
-        return FlipSets.from_lists(kind=kind, method=name, threshold=self.threshold_,
-                                   prob=sig_t.cpu().numpy(), sets=sets, deltas=deltas,
-                                   seconds=time.perf_counter() - t0, diagnostics=diag, X_test=Xt.to_plain(),
-                                   fingerprint=self.fit_fingerprint_, n_train=self.n_train_)
-
-    def _state_nbytes(self) -> int:
-        """Bytes of the fitted state's tensors (what joblib's Dask backend sees when it decides to scatter)."""
-        st = self.state_
-        X = st.train.X
-        feats = int(X.values().numel()) * 2 if X.layout == torch.sparse_csr else X.numel()
-        return int(8 * (feats + 3 * st.train.n + st.train.p * (st.train.p + 1)))
-
-    def _selector(self, spec: tuple):
-        """``select(test_block, prob_block, effects) -> (sets, deltas)`` for a picklable ``spec``."""
-        if spec[0] == "relabel":
-            def select(sub, prob, eff):
-                return greedy_sets(eff, prob, self.threshold_, inplace=True)[1:]
-        else:
-            _, algorithm, max_rounds, min_shrink = spec
-
-            def select(sub, prob, eff):
-                return removal_sets(self.state_, sub, prob, eff, self.threshold_, algorithm, max_rounds, min_shrink)
-        return select
+        return self.engine_.scores(Xt, method, y_test)
 
     def flip_sets(self, X_test, *, target_class=None, n_jobs=None) -> FlipSets:
         """Algorithm 1 for every test row: the smallest greedy relabel set ``S_t``.
@@ -427,14 +264,9 @@ class RelabelAudit(BaseEstimator):
             process.  The fitted state is scattered once to the workers.
         """
         n_jobs = check_n_jobs(n_jobs)
-        if getattr(self, "multiclass_", None) is not None:
-            from .multiclass import flip_sets
-            return flip_sets(self, self._test_design(X_test), target_class=target_class)
-        if target_class is not None:
-            self._check_fitted()
-            raise ValueError("target_class is for more than two classes; with two classes a flip always goes to "
-                             "the other class. Leave target_class=None.")
-        return self._search(X_test, "ip_relabel", "relabel", "ip_relabel", "flip sets", ("relabel",), n_jobs)
+        self._check_fitted()
+        self.engine_.check_target_class(target_class)
+        return self.engine_.flip_sets(self._test_design(X_test), target_class=target_class, n_jobs=n_jobs)
 
     def removal_sets(self, X_test, algorithm: str = "alg1", max_rounds: int = 100, min_shrink: int = 1) -> FlipSets:
         """Removal baselines: smallest set of training points whose *removal* is estimated to flip.
@@ -447,12 +279,9 @@ class RelabelAudit(BaseEstimator):
         """
         check_choice(algorithm, "algorithm", ("alg1", "alg2"))
         self._check_fitted()
-        self._binary_only("removal_sets")
         max_rounds = check_nonneg_int(max_rounds, "max_rounds")
         min_shrink = check_nonneg_int(min_shrink, "min_shrink")
-
-        return self._search(X_test, "ip_remove", "remove", f"removal_{algorithm}", f"removal {algorithm}",
-                            ("remove", algorithm, max_rounds, min_shrink))
+        return self.engine_.removal_sets(self._test_design(X_test), algorithm, max_rounds, min_shrink)
 
     # -------------------------------------------------------- verification
     def retrain_probabilities(self, X_test, sets, kind: str = "relabel", *, new_labels=None) -> np.ndarray:
@@ -464,21 +293,9 @@ class RelabelAudit(BaseEstimator):
         its indices) is required and the result is (n_test, K).
         """
         check_choice(kind, "kind", ("relabel", "remove"))
-        if getattr(self, "multiclass_", None) is not None:
-            from .multiclass import retrain_probabilities
-            if kind != "relabel":
-                raise ValueError("kind='remove' is for two classes; with more classes only relabeling is supported.")
-            return retrain_probabilities(self, self._test_design(X_test), sets, new_labels, self._check_index_set)
-        if new_labels is not None:
-            raise ValueError("new_labels is for more than two classes; with two classes a relabel flips 0 <-> 1. "
-                             "Leave new_labels=None.")
-        Xt = self._test_design(X_test)
-        if isinstance(sets, (str, bytes)) or not hasattr(sets, "__len__"):
-            raise TypeError(f"sets must be a list of index arrays, one per row of X_test; got {type(sets).__name__}.")
-        if len(sets) != Xt.n:
-            raise ValueError(f"sets has {len(sets)} entries but X_test has {Xt.n} rows; pass one index set per test row.")
-        clean = [self._check_index_set(s, i) for i, s in enumerate(sets)]
-        return self._retrain_probs(Xt, clean, kind)
+        self._check_fitted()
+        return self.engine_.retrain_probabilities(self._test_design(X_test), sets, kind, new_labels,
+                                                  self._check_index_set)
 
     def _check_index_set(self, s, i):
         raw = np.asarray(s)
@@ -493,19 +310,6 @@ class RelabelAudit(BaseEstimator):
         if np.unique(a).size != a.size:
             raise ValueError(f"sets[{i}] repeats a training index; each point can be relabeled once.")
         return a
-
-    def _retrain_probs(self, Xt: Design, sets, kind):
-        rows = np.array([i for i, s in enumerate(sets) if len(s) > 0], dtype=np.int64)
-        out = torch.sigmoid(Xt.matvec(self.state_.w)).cpu().numpy()
-        if rows.size:
-            W, info = refit_sets(self.state_, [sets[i] for i in rows], kind, progress=self.progress)
-            out[rows] = probabilities_after(self.state_, Xt, rows, W)
-            if not info.converged.all():
-                bad = rows[~info.converged]
-                out[bad] = np.nan
-                warnings.warn(f"{bad.size} refits stopped above tol={self.state_.tol:.1e}; their probabilities are "
-                              "NaN (no answer). Increase max_iter.", RuntimeWarning, stacklevel=3)
-        return out
 
     def verify(self, res: FlipSets, minimize: bool = False, max_expand: int | None = None, *,
                n_jobs=None, certify: bool = True) -> Verification:
@@ -553,111 +357,10 @@ class RelabelAudit(BaseEstimator):
         """
         self._check_fitted()
         n_jobs = check_n_jobs(n_jobs)
-        if getattr(self, "multiclass_", None) is not None:  # K classes: one process (n_jobs is not used)
-            from .multiclass import verify
-            if check_bool(minimize, "minimize"):
-                raise ValueError("minimize=True is for two classes; with more classes use audit.minimal_sets(X_test).")
-            return verify(self, res)
-        self._check_result(res)
         minimize = check_bool(minimize, "minimize")
         certify = check_bool(certify, "certify")
         max_expand = check_positive_int(max_expand, "max_expand", allow_none=True)
-        t0 = time.perf_counter()
-        st = self.state_
-        Xt = self._result_design(res)
-        n = len(res)
-        found = res.size > 0
-        rows = np.nonzero(found)[0]
-        new_prob = np.full(n, np.nan)
-        lo_prob, hi_prob = np.full(n, np.nan), np.full(n, np.nan)
-        gn = np.full(n, np.nan)
-        conv = np.ones(n, dtype=bool)  # no set: nothing to refit, the answer (not flipped) is known
-        cert = np.zeros(n, dtype=bool)
-        refits = 0
-        orig = res.prob > res.threshold
-        above = np.zeros(n, dtype=bool)
-        if rows.size:
-            ask = (Xt, rows, res.threshold) if certify and res.kind == "relabel" else None
-            W, info, ans = self._refit_units([res.indices(i) for i in rows], res.kind, n_jobs, "verifying", ask=ask)
-            refits += rows.size
-            new_prob[rows] = probabilities_after(st, Xt, rows, W)
-            gn[rows], conv[rows] = info.grad_norm, info.converged
-            above[rows] = new_prob[rows] > res.threshold
-            lo_prob[rows] = hi_prob[rows] = new_prob[rows]
-            if ans is not None:
-                d = ans["decided"] & ~info.converged
-                r = rows[d]
-                cert[r] = True
-                above[r] = ans["above"][d]
-                lo_prob[r] = 1.0 / (1.0 + np.exp(-ans["lo"][d]))
-                hi_prob[r] = 1.0 / (1.0 + np.exp(-ans["hi"][d]))
-                new_prob[r] = 1.0 / (1.0 + np.exp(-0.5 * (ans["lo"][d] + ans["hi"][d])))
-            known = conv[rows] | cert[rows]
-            lo_prob[rows[~known]] = hi_prob[rows[~known]] = np.nan
-            if not known.all():
-                warnings.warn(f"{int((~known).sum())} verification refits stopped above tol={st.tol:.1e} "
-                              f"(max gradient norm {np.nanmax(info.grad_norm[~known]):.2e}) without a certificate; "
-                              "those rows are marked decided_by='undecided' and counted neither as flipped nor as "
-                              "not flipped.", RuntimeWarning, stacklevel=2)
-        known = conv | cert
-        flipped_b = np.zeros(n, dtype=bool)
-        flipped_b[rows] = above[rows] != orig[rows]
-        flipped_b &= known
-        if known.all():
-            flipped = flipped_b
-        else:
-            flipped = flipped_b.astype(np.float64)
-            flipped[~known] = np.nan
-        pred_delta = res.predicted_prob - res.prob
-        act_delta = np.where(cert, np.nan, new_prob - res.prob)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.abs(pred_delta - act_delta) / np.abs(act_delta)
-        ver = Verification(res, flipped, new_prob, pred_delta, act_delta, rel, gn, conv, fingerprint=res.fingerprint,
-                           certified=cert, new_prob_low=lo_prob, new_prob_high=hi_prob)
-        if minimize:
-            vs, vp, extra, exact = minimal_prefix(st, res, Xt, flipped_b, new_prob, known, max_expand,
-                                                  progress=self.progress, certified=cert)
-            ver.verified_size, ver.verified_new_prob, ver.verified_size_exact = vs, vp, exact
-            refits += extra
-        ver.refits = refits
-        ver.seconds = time.perf_counter() - t0
-        return ver
-
-    def _refit_units(self, sets, kind: str, n_jobs, desc: str, ask=None):
-        """``refit_sets`` with contiguous runs of whole refit batches handed to joblib workers.
-
-        ``ask`` (optional, relabel refits): ``(Xt, rows, tau)`` — refit ``j`` asks whether test row ``rows[j]`` of
-        ``Xt`` lands above ``tau``, and stops once a sign certificate decides it
-        (:mod:`cfdkit.linear.certify`).  Returns ``(W, info, answers)``; ``answers`` is None without ``ask``,
-        else a dict of ``decided``, ``above``, ``lo``, ``hi`` (m,) (certified logit bounds).
-        """
-        st = self.state_
-        bs = members_per_batch(st)
-        runs = unit_runs(-(-len(sets) // bs), effective_workers(n_jobs))
-        # one steering for every chunk, chosen from the whole call (results do not depend on n_jobs)
-        explicit = use_explicit_inverse(st, len(sets))
-        if ask is not None and certificate(st) is None:
-            ask = None  # no exact H0^{-1}: every refit converges
-        if len(runs) <= 1:
-            q = None if ask is None else relabel_question(st, ask[0], ask[1], ask[2])
-            W, info = refit_sets(st, sets, kind, progress=self.progress, desc=desc, explicit_inverse=explicit,
-                                 question=q)
-            return W, info, _answers(q)
-        if ask is None:
-            args = [(sets[a * bs:b * bs], kind, explicit, None) for a, b in runs]
-        else:  # each worker certifies its own columns' rows (kappa0 travels cached on the state)
-            Xt, rows, tau = ask
-            plain = Xt.to_plain()
-            args = [(sets[a * bs:b * bs], kind, explicit, (plain[np.asarray(rows[a * bs:b * bs])], tau))
-                    for a, b in runs]
-        parts = run_chunks(_refit_chunk, self, args, n_jobs, nbytes=self._state_nbytes())
-        W = torch.cat([p[0].to(self.device_) for p in parts], dim=1)
-        info = FitInfo(np.concatenate([p[1].grad_norm for p in parts]),
-                       np.concatenate([p[1].iterations for p in parts]),
-                       np.concatenate([p[1].converged for p in parts]),
-                       None if ask is None else np.concatenate([p[1].certified for p in parts]))
-        answers = None if ask is None else {k: np.concatenate([p[2][k] for p in parts]) for k in parts[0][2]}
-        return W, info, answers
+        return self.engine_.verify(res, minimize=minimize, max_expand=max_expand, n_jobs=n_jobs, certify=certify)
 
     def minimal_sets(self, X_test, max_size: int | None = None, *, singles_limit: int = 2000,
                      single_candidates: int = 3, pairs_limit: int = 2000, pair_candidates: int = 6,
@@ -716,276 +419,9 @@ class RelabelAudit(BaseEstimator):
             raise ValueError(f"orderings must be a sequence of 'distance' and/or 'ip' (or () for none); got {orderings!r}.")
         orderings = tuple(dict.fromkeys(orderings))
         n_jobs = check_n_jobs(n_jobs)
-        if getattr(self, "multiclass_", None) is not None:  # K classes: cfdkit.linear.multiclass.minimal_search
-            from .multiclass import minimal_search as mc_minimal
-            return mc_minimal(self, self._test_design(X_test), target_class=target_class, max_size=max_size, singles_limit=singles_limit,
-                              pairs_limit=pairs_limit, pair_candidates=max(pair_candidates, 2),
-                              triple_candidates=triple_candidates, max_rounds=max_rounds)
-        if target_class is not None:
-            raise ValueError("target_class is for more than two classes; leave target_class=None.")
-        t0 = time.perf_counter()
-        Xt = self._test_design(X_test)
-        sig_t = torch.sigmoid(Xt.matvec(self.state_.w))
-        step = self._block_rows(Xt.n)
-        kw = dict(max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
-                  pairs_limit=pairs_limit, pair_candidates=pair_candidates, triple_candidates=triple_candidates,
-                  max_rounds=max_rounds, orderings=orderings)
-        runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
-        if len(runs) <= 1:
-            fields, est = _minimal_rows(self, Xt, sig_t, step, kw)
-        else:
-            plain = Xt.to_plain()
-            bounds = [(a * step, min(Xt.n, b * step)) for a, b in runs]
-            parts = run_chunks(_minimal_rows, self, [(plain[a:b], sig_t[a:b].cpu(), step, kw) for a, b in bounds],
-                               n_jobs, nbytes=self._state_nbytes())
-            fields, est = _merge_fields([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        return build_result(fields, self.threshold_, est, time.perf_counter() - t0, self.fit_fingerprint_,
-                            Xt.to_plain())
-
-    def _binary_only(self, name):
-        if getattr(self, "multiclass_", None) is not None:
-            raise ValueError(f"{name} is for two classes; this audit was fitted on {self.n_classes_} classes "
-                             "(use flip_sets, verify, minimal_sets, retrain_probabilities, predict_proba).")
-
-    def _result_design(self, res: FlipSets) -> Design:
-        """The test design of a result (its plain ``X_test``) back on this audit's device."""
-        return Design.from_tensor(to_torch_matrix(res.X_test, self.device_, "res.X_test"))
-
-
-# ------------------------------------------------------------------ units of work (run here or on joblib workers)
-def _search_rows(audit: RelabelAudit, Xt: Design, sig_t: torch.Tensor, step: int, method: str, spec: tuple,
-                 desc: str = "flip sets", device_path: bool | None = None):
-    """Scores and selection of ``Xt``'s rows in blocks of ``step`` rows; ``(sets, deltas, diagnostics)``.
-
-    ``device_path`` (default: on CUDA, for relabel sets) keeps every block's result on the device
-    (:func:`cfdkit.linear.selection.greedy_sets_device`) and copies them to the host once.
-    """
-    st = audit.state_
-    starts = list(range(0, Xt.n, step))
-    bar = tqdm(starts, desc=desc, disable=not audit.progress or len(starts) < 2, leave=False)
-    if device_path is None:
-        device_path = Xt.device.type == "cuda" and spec[0] == "relabel"
-    if device_path:
-        return _search_rows_device(audit, Xt, sig_t, step, method, bar)
-    select = audit._selector(spec)
-    sets, deltas, diag = [], [], None
-    for s in bar:
-        rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
-        sub = Xt.rows(rows)
-        eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                   Xt=sub, sigma_t=sig_t[rows], y_t=sig_t[rows])
-        ss, dd = select(sub, sig_t[rows], eff)
-        sets.extend(ss)
-        deltas.extend(dd)
-    return sets, deltas, diag
-
-
-def _to_host(t: torch.Tensor) -> torch.Tensor:
-    """Start a copy of ``t`` into pinned host memory (asynchronous on CUDA; wait before reading)."""
-    if t.device.type == "cpu":
-        return t
-    out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-    out.copy_(t, non_blocking=True)
-    return out
-
-
-def _wait(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _search_rows_device(audit: RelabelAudit, Xt: Design, sig_t: torch.Tensor, step: int, method: str, bar):
-    """Relabel sets with every block's result kept on the device until two copies at the end.
-
-    Rows one pass cannot settle (long sets, ties across the pass boundary) are recomputed at the
-    end, ``step`` rows at a time, with :func:`greedy_sets`.
-    """
-    st = audit.state_
-    parts, diag = [], None
-    crow_h = Xt.X.crow_indices().cpu().numpy() if Xt.sparse and Xt.S is None else None  # one copy, not one per block
-    for s in bar:
-        rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
-        eff, diag = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                   Xt=_row_block(Xt, s, min(Xt.n, s + step), crow_h), sigma_t=sig_t[rows],
-                                   y_t=sig_t[rows])
-        parts.append(greedy_sets_device(eff, sig_t[rows], audit.threshold_, inplace=True))
-        del eff
-    size_d, pend_d = torch.cat([p[0] for p in parts]), torch.cat([p[3] for p in parts])
-    size_h, pend_h = _to_host(size_d), _to_host(pend_d)
-    _wait(Xt.device)
-    size_h, pend_h = size_h.numpy(), pend_h.numpy()
-    kmax = int(size_h.max(initial=0))
-    idx_h = _to_host(torch.cat([p[1][:, :kmax] for p in parts]))
-    eff_h = _to_host(torch.cat([p[2][:, :kmax] for p in parts]))
-    del parts
-    _wait(Xt.device)
-    idx_h, eff_h = idx_h.numpy(), eff_h.numpy()
-    sets = [idx_h[r, :k].astype(np.int64) for r, k in enumerate(size_h)]
-    deltas = [eff_h[r, :k].astype(np.float64) for r, k in enumerate(size_h)]
-    pend = np.nonzero(pend_h)[0]
-    for s in range(0, pend.size, step):
-        rr = pend[s:s + step]
-        rows = torch.as_tensor(rr, device=Xt.device)
-        eff, _ = compute_scores(method, train=st.train, y=st.y, sigma=st.sigma, ihvp=st.ihvp,
-                                Xt=Xt.rows(rows), sigma_t=sig_t[rows], y_t=sig_t[rows])
-        _, ss, dd = greedy_sets(eff, sig_t[rows], audit.threshold_, inplace=True)
-        for j, r in enumerate(rr):
-            sets[r], deltas[r] = ss[j], dd[j]
-    return sets, deltas, diag
-
-
-def _row_block(Xt: Design, s: int, e: int, crow_h) -> Design:
-    """Rows ``s:e`` of ``Xt``; a device CSR is sliced through its host row pointer and densified (no sync).
-
-    ``Design.rows`` coalesces a COO copy on the device, a host synchronization per block; the scores
-    need only the block's dense rows, which are the same numbers either way.
-    """
-    if crow_h is None:
-        return Xt.rows(torch.arange(s, e, device=Xt.device))
-    a, b = int(crow_h[s]), int(crow_h[e])
-    X = Xt.X
-    sub = csr(X.crow_indices()[s:e + 1] - a, X.col_indices()[a:b], X.values()[a:b], (e - s, X.shape[1]))
-    return Design(sub.to_dense())
-
-
-def _search_chunk(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, method: str, spec: tuple):
-    """One run of whole score blocks on a worker: ``X_plain`` rows (numpy or scipy CSR) and their ``P(y=1)``."""
-    Xt = Design.from_tensor(to_torch_matrix(X_plain, audit.device_, "X_test"))
-    return _search_rows(audit, Xt, sig_t.to(audit.device_), step, method, spec)
-
-
-def _refit_chunk(audit: RelabelAudit, sets, kind: str, explicit: bool, ask=None):
-    """Verification refits of whole batches on a worker: ``(W (p, m) on the CPU, FitInfo, answers)``;
-    ``ask``: ``(test rows of the columns, one per set (numpy or scipy CSR), tau)`` or None."""
-    q = None
-    if ask is not None:
-        Xq = Design.from_tensor(to_torch_matrix(ask[0], audit.device_, "X_test"))
-        q = relabel_question(audit.state_, Xq, np.arange(Xq.n), ask[1])
-    W, info = refit_sets(audit.state_, sets, kind, explicit_inverse=explicit, question=q)
-    return W.cpu(), info, _answers(q)
-
-
-def _answers(q) -> dict | None:
-    """The certificate's answers of a :class:`~cfdkit.linear.certify.RefitQuestion` as plain arrays."""
-    if q is None:
-        return None
-    return {"decided": q.decided.copy(), "above": q.above.copy(), "lo": q.lo.copy(), "hi": q.hi.copy()}
-
-
-def _minimal_rows(audit: RelabelAudit, X_plain, sig_t: torch.Tensor, step: int, kw: dict):
-    """``minimal_search`` of each block of ``step`` rows (one block = one unit); ``(fields, estimated sizes)``."""
-    Xt = X_plain if isinstance(X_plain, Design) else Design.from_tensor(to_torch_matrix(X_plain, audit.device_,
-                                                                                         "X_test"))
-    sig_t = sig_t.to(audit.device_)
-    fields, est = [], []
-    for s in range(0, Xt.n, step):
-        rows = torch.arange(s, min(Xt.n, s + step), device=Xt.device)
-        sub = Xt.rows(rows)
-        sets, _, _ = _search_rows(audit, sub, sig_t[rows], step, "ip_relabel", ("relabel",))
-        est.append(np.array([len(x) for x in sets], dtype=np.int64))
-        fields.append(minimal_search(audit.state_, sub, audit.threshold_, estimated_sets=sets,
-                                     progress=audit.progress, **kw))
-    return _merge_fields(fields), np.concatenate(est) if est else np.empty(0, np.int64)
-
-
-def _merge_fields(parts: list) -> dict:
-    """Concatenate ``minimal_search`` fields of consecutive row blocks (counts and timings add up)."""
-    if len(parts) == 1:
-        return parts[0]
-    out = {}
-    for key, v0 in parts[0].items():
-        vals = [p[key] for p in parts]
-        if isinstance(v0, np.ndarray):
-            out[key] = np.concatenate(vals)
-        elif isinstance(v0, list):
-            out[key] = [x for v in vals for x in v]
-        elif isinstance(v0, dict):
-            merged: dict = {}
-            for d in vals:
-                for k, v in d.items():
-                    merged[k] = merged.get(k, 0) + v
-            out[key] = merged
-        elif isinstance(v0, (int, float, np.number)) and not isinstance(v0, bool):
-            out[key] = sum(vals)
-        else:
-            out[key] = v0
-    return out
-
-
-def _split_pipeline(estimator, X):
-    """``(preceding steps or None, last step, X through the preceding steps)`` of a fitted Pipeline."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    if not isinstance(estimator, Pipeline):
-        return None, estimator, X
-    name, last = estimator.steps[-1]
-    if not isinstance(last, LogisticRegression):
-        raise TypeError(f"the pipeline's last step {name!r} is a {type(last).__name__}; cfdkit audits pipelines that "
-                        "end in a sklearn LogisticRegression (L2, binary). Replace that step or audit another model.")
-    if not hasattr(last, "coef_"):
-        raise ValueError("the pipeline is not fitted; call pipeline.fit(X_raw, y) first.")
-    if len(estimator.steps) == 1:
-        return None, last, X
-    pre = estimator[:-1]
-    return pre, last, _through(pre, X, "X")
-
-
-def _through(pre, X, name):
-    """Raw rows through the pipeline's fitted preceding steps (``transform`` only); one output row per input row."""
-    try:
-        Xt = pre.transform(X)
-    except Exception as exc:  # sklearn raises many types; say where it happened
-        raise ValueError(f"{name} could not go through the pipeline's fitted steps "
-                         f"({' -> '.join(n for n, _ in pre.steps)}): {type(exc).__name__}: {exc}. Pass raw inputs "
-                         "of the kind the pipeline was fitted on (same columns / texts).") from exc
-    n_in = len(X) if not hasattr(X, "shape") else X.shape[0]
-    if getattr(Xt, "shape", (n_in,))[0] != n_in:
-        raise ValueError(f"the pipeline's steps turned {n_in} rows of {name} into {Xt.shape[0]}; cfdkit needs one "
-                         "output row per input row to refer results to the raw rows.")
-    return Xt
-
-
-def _n_columns(X) -> int:
-    shape = getattr(X, "shape", None)
-    if shape is not None and len(shape) == 2:
-        return int(shape[1])
-    arr = np.asarray(X, dtype=object)
-    return int(arr.shape[1]) if arr.ndim == 2 else -1
-
-
-def _check_coef_init(coef_init, p: int) -> np.ndarray:
-    """coef_init: (n_features + 1,) finite floats, intercept last."""
-    try:
-        arr = np.asarray(coef_init)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"coef_init must be an array of {p} numbers (coefficients, then the intercept).") from exc
-    if np.iscomplexobj(arr) or arr.dtype.kind not in "iuf":
-        raise TypeError(f"coef_init must be real numbers; got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64).reshape(-1) if arr.ndim <= 1 else arr
-    if arr.shape != (p,):
-        raise ValueError(f"coef_init must have shape ({p},) (n_features coefficients, then the intercept); "
-                         f"got {np.shape(coef_init)}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("coef_init contains NaN or infinite values; pass finite starting coefficients or None.")
-    return arr
-
-
-def _precision_floor(train, y: torch.Tensor, w: torch.Tensor, l2: float) -> float:
-    """The smallest averaged gradient (scikit-learn units) a float64 solver can be asked to reach here.
-
-    scipy's L-BFGS-B (scikit-learn's ``lbfgs``) also stops when one step lowers the averaged objective ``f`` by
-    less than ``64 eps max(|f|, 1)``. Near the optimum ``f - f* >= |g|^2 / (2 lam_max)`` (``lam_max`` the largest
-    eigenvalue of the averaged Hessian), so that rule can stop at ``|g|`` up to ``sqrt(2 lam_max 64 eps
-    max(f, 1))`` however small ``tol`` is. We bound ``lam_max`` by the Frobenius norm (``0.25 ||X~||_F^2 / n +
-    l2 / n``) and allow 10 times that gradient: genuine fits with ``tol`` down to 1e-12 pass, while fits on
-    other data or with sample weights (gradients of 1e-3 and more) are still refused.
-    """
-    n = train.n
-    X = train.X
-    vals = X.values() if X.layout == torch.sparse_csr else X
-    lam_max = (0.25 * (float(vals.pow(2).sum()) + n) + l2) / n
-    z = train.matvec(w[:, None])[:, 0]
-    f = float((torch.nn.functional.softplus(z) - y * z).mean()) + 0.5 * l2 * float(w[:-1].pow(2).sum()) / n
-    eps = float(np.finfo(np.float64).eps)
-    return 10.0 * float(np.sqrt(2.0 * lam_max * 64.0 * eps * max(abs(f), 1.0)))
+        self.engine_.check_target_class(target_class)
+        return self.engine_.minimal_sets(self._test_design(X_test), target_class=target_class, n_jobs=n_jobs,
+                                         max_size=max_size, singles_limit=singles_limit,
+                                         single_candidates=single_candidates, pairs_limit=pairs_limit,
+                                         pair_candidates=pair_candidates, triple_candidates=triple_candidates,
+                                         max_rounds=max_rounds, orderings=orderings)

@@ -103,19 +103,19 @@ import scipy.sparse as sp
 import torch
 from tqdm.auto import tqdm
 
-from ..core.arrays import DTYPE, Design, to_torch_matrix
+from ..core.arrays import DTYPE, Design
 from ..core.solvers import batched_pcg
-from ..core.validation import check_row_index
-from .model import _penalty_mask, hvp
+from .model import hvp, penalty_mask
 from .certify import certificate, log_curvature, prepare_rows, relabel_question, train_h_norms
+from .results import RaggedSets
 from .retrain import FittedState, one_class_sets, refit_sets
 
-__all__ = ["MinimalSets", "minimal_search", "exhaustive_minimal", "ExhaustiveMinimal", "lower_bounds"]
+__all__ = ["MinimalSets", "SearchFields", "minimal_search", "lower_bounds"]
 
 
 # ----------------------------------------------------------------------------- result
 @dataclass
-class MinimalSets:
+class MinimalSets(RaggedSets):
     """Verified (refit-checked) minimal relabel sets for every test row.
 
     Attributes
@@ -130,7 +130,8 @@ class MinimalSets:
         (see :mod:`cfdkit.linear.minimal` for the derivation; 1 where no certificate holds)
     estimated_size : int64 (n_test,) — Algorithm 1's ``|S_t|`` (0 = no set)
     one_minimal : bool (n_test,) — the set is 1-minimal: every leave-one-out refit converged and none flips
-    offsets : int64 (n_test + 1,), flat_indices : int64 — ``indices(i)``
+    offsets : int64 (n_test + 1,), flat_indices : int64 — ``indices(i)`` (ascending); flat_new_labels : int64 —
+        ``new_labels(i)``, ``1 - y`` of each point
     refits : int — refits made; seconds : float; timings : dict — seconds per search phase
     fingerprint : str — the fit fingerprint of the audit
     decided_by : array of str (n_test,) — how the found set's flip is known: ``"converged"`` (a refit to
@@ -160,23 +161,16 @@ class MinimalSets:
     timings: dict = field(default_factory=dict)
     decided_by: np.ndarray | None = None
     refit_stats: dict = field(default_factory=dict)
+    flat_new_labels: np.ndarray | None = None
 
     @property
     def proven_minimal(self) -> np.ndarray:
         """bool (n_test,): the verified set is as small as any flipping set can be (``lower_bound == size``)."""
         return self.found & (self.lower_bound == self.size)
 
-    def __len__(self) -> int:
-        return int(self.size.shape[0])
-
     @property
     def found(self) -> np.ndarray:
         return self.status == "verified"
-
-    def indices(self, i) -> np.ndarray:
-        """Training indices (int64, ascending) of the verified set of test row ``i`` (empty if none)."""
-        i = check_row_index(i, len(self))
-        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
 
     def to_frame(self) -> pd.DataFrame:
         """One row per test point with every field above and the indices."""
@@ -476,7 +470,7 @@ def _relinearized_benefits(state: FittedState, Xt: Design, rows, sets, W, orig, 
         def pc(R, idx):
             return steer(R)
     else:
-        jac = 1.0 / (train.rmatvec_sq(D) + state.l2 * _penalty_mask(train.p, dev))
+        jac = 1.0 / (train.rmatvec_sq(D) + state.l2 * penalty_mask(train.p, dev))
 
         def pc(R, idx):
             return R * jac[:, idx]
@@ -722,7 +716,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
                    pair_candidates: int = 6,
                    triple_candidates: int = 6, max_rounds: int = 30, orderings=("distance", "ip"),
                    progress: bool = False):
-    """The search described in the module docstring; returns the fields of :class:`MinimalSets`.
+    """The search described in the module docstring; returns the :class:`SearchFields` of ``Xt``'s rows.
 
     ``estimated_sets`` are Algorithm 1's sets, one per test row (empty where none).  Test rows with
     identical features (:func:`unique_rows`; e.g. the 12 hate-speech test posts with no word in the
@@ -735,10 +729,7 @@ def minimal_search(state: FittedState, Xt: Design, threshold: float, *, estimate
                          single_candidates=single_candidates, pairs_limit=pairs_limit,
                          pair_candidates=pair_candidates, triple_candidates=triple_candidates,
                          max_rounds=max_rounds, orderings=tuple(orderings), progress=progress)
-    if not dup:
-        return f
-    return {k: (v[inverse] if isinstance(v, np.ndarray) else [np.array(v[j]) for j in inverse]
-                if isinstance(v, list) else v) for k, v in f.items()}
+    return f.take(inverse) if dup else f
 
 
 def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_size, singles_limit, single_candidates,
@@ -978,96 +969,62 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
     stats = {"refits_certified": pool.n_certified, "refits_converged": pool.n_converged,
              "refits_undecided": pool.n_undecided, "iterations": pool.iterations, "certificate_checks": pool.checks,
              "decided_at_start": pool.iters0}
-    return dict(prob=prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
-                new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
-                one_minimal=one_min & found, refits=pool.refits, timings=timings,
-                decided_by=decided_by.astype(str), refit_stats=stats)
+    return SearchFields(prob=prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
+                        new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
+                        one_minimal=one_min & found, decided_by=decided_by.astype(str), refits=pool.refits,
+                        timings=timings, refit_stats=stats)
 
 
-def build_result(fields: dict, threshold, estimated_size, seconds, fingerprint, X_test) -> MinimalSets:
-    sets = fields["sets"]
-    offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-    np.cumsum([len(s) for s in sets], out=offsets[1:])
-    flat = np.concatenate(sets).astype(np.int64) if sets else np.empty(0, np.int64)
-    n = len(sets)
-    return MinimalSets(float(threshold), fields["prob"], fields["size"], fields["status"], fields["new_prob"],
-                       fields["lower_bound"], np.asarray(estimated_size, dtype=np.int64), fields["one_minimal"],
-                       offsets, flat, int(fields["refits"]), float(seconds), fingerprint, X_test,
-                       dict(fields.get("timings", {})),
-                       np.asarray(fields.get("decided_by", np.where(fields["size"] > 0, "converged", ""))).astype(str)
-                       if n else np.empty(0, dtype=str),
-                       dict(fields.get("refit_stats", {})))
-
-
-# ----------------------------------------------------------------------------- ground truth
 @dataclass
-class ExhaustiveMinimal:
-    """True minimal relabel sets by enumeration.
+class SearchFields:
+    """What :func:`minimal_search` finds for a block of test rows: the per-row fields of :class:`MinimalSets`
+    (``sets`` one index array per row) and the block's counts (``refits``, ``timings``, ``refit_stats``)."""
 
-    size : int64 (n_test,) — the true minimum; 0 where no set of size <= max_size flips
-    witness : list of int64 arrays — one minimal set per row
-    new_prob : float64 (n_test,)
-    n_refits : int ; n_one_class : int — subsets skipped because they leave one class
-    max_size : int ; all_converged : bool
-    """
-
+    prob: np.ndarray
     size: np.ndarray
-    witness: list
+    sets: list
+    status: np.ndarray
     new_prob: np.ndarray
-    n_refits: int
-    n_one_class: int
-    max_size: int
-    all_converged: bool
+    lower_bound: np.ndarray
+    one_minimal: np.ndarray
+    decided_by: np.ndarray
+    refits: int = 0
+    timings: dict = field(default_factory=dict)
+    refit_stats: dict = field(default_factory=dict)
 
+    _ROWS = ("prob", "size", "status", "new_prob", "lower_bound", "one_minimal", "decided_by")
 
-def exhaustive_minimal(X, y, X_test, l2: float, max_size: int, threshold: float = 0.5, *, device=None,
-                       max_subsets: int = 200_000, progress: bool = False) -> ExhaustiveMinimal:
-    """Refit every relabeling of at most ``max_size`` labels (batched) and return the true minimum per test row.
+    def take(self, rows) -> "SearchFields":
+        """The fields of rows ``rows`` (e.g. each test row's distinct representative); counts unchanged."""
+        per_row = {k: getattr(self, k)[rows] for k in self._ROWS}
+        return SearchFields(sets=[np.array(self.sets[j]) for j in rows], refits=self.refits, timings=self.timings,
+                            refit_stats=self.refit_stats, **per_row)
 
-    For small problems (the count of subsets, ``sum_k C(n, k)``, must not exceed ``max_subsets``).
-    Subsets that would leave training data of one class have no finite optimum and are skipped.
+    @classmethod
+    def concat(cls, parts: list) -> "SearchFields":
+        """The fields of consecutive row blocks, in order: rows concatenated, counts and timings added up."""
+        if len(parts) == 1:
+            return parts[0]
+        per_row = {k: np.concatenate([getattr(p, k) for p in parts]) for k in cls._ROWS}
 
-    Parameters
-    ----------
-    X : (n, d) ; y : (n,) 0/1 ; X_test : (n_test, d) ; l2 : float > 0 ; max_size : int >= 1
-    threshold : float in (0, 1)
-    """
-    from .audit import RelabelAudit
+        def added(dicts):
+            out: dict = {}
+            for d in dicts:
+                for k, v in d.items():
+                    out[k] = out.get(k, 0) + v
+            return out
 
-    if isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or int(max_size) < 1:
-        raise ValueError(f"max_size must be a positive int; got {max_size!r}.")
-    a = RelabelAudit(l2=l2, threshold=threshold, device=device).fit(X, y)
-    st = a.state_
-    fs = a.flip_sets(X_test)
-    Xt = Design.from_tensor(to_torch_matrix(fs.X_test, a.device_, "X_test"))
-    n = st.train.n
-    max_size = min(int(max_size), n)
-    total = sum(math.comb(n, k) for k in range(1, max_size + 1))
-    if total > max_subsets:
-        raise ValueError(f"{total} subsets of <= {max_size} of {n} labels exceed max_subsets={max_subsets}; "
-                         "lower max_size or raise max_subsets.")
-    prob = torch.sigmoid(Xt.matvec(st.w[:, None])[:, 0]).cpu().numpy()
-    orig = prob > threshold
-    size = np.zeros(Xt.n, dtype=np.int64)
-    witness = [np.empty(0, dtype=np.int64)] * Xt.n
-    new_prob = np.full(Xt.n, np.nan)
-    y_np = st.y.cpu().numpy()
-    refits, skipped, allconv = 0, 0, True
-    for k in tqdm(range(1, max_size + 1), desc="exhaustive", disable=not progress, leave=False):
-        subs = [np.array(c, dtype=np.int64) for c in combinations(range(n), k)]
-        bad = one_class_sets(y_np, subs, "relabel")
-        skipped += int(bad.sum())
-        subs = [s for s, b in zip(subs, bad) if not b]
-        if not subs:
-            continue
-        W, info = refit_sets(st, subs, "relabel")
-        refits += len(subs)
-        allconv &= bool(info.converged.all())
-        P = torch.sigmoid(Xt.matvec(W)).cpu().numpy()
-        flips = ((P > threshold) != orig[:, None]) & info.converged[None, :]
-        for t in np.nonzero((size == 0) & flips.any(1))[0]:
-            j = int(np.argmax(flips[t]))
-            size[t], witness[t], new_prob[t] = k, subs[j], P[t, j]
-        if (size > 0).all():
-            break
-    return ExhaustiveMinimal(size, witness, new_prob, refits, skipped, max_size, allconv)
+        return cls(sets=[x for p in parts for x in p.sets], refits=sum(p.refits for p in parts),
+                   timings=added(p.timings for p in parts), refit_stats=added(p.refit_stats for p in parts), **per_row)
+
+    def result(self, threshold, estimated_size, seconds, fingerprint, X_test, y_train) -> MinimalSets:
+        """The :class:`MinimalSets` a user gets (with Algorithm 1's sizes, the call's time and fit fingerprint;
+        ``y_train`` (n_train,) 0/1 gives each point's new label)."""
+        offsets = np.zeros(len(self.sets) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in self.sets], out=offsets[1:])
+        flat = np.concatenate(self.sets).astype(np.int64) if self.sets else np.empty(0, np.int64)
+        return MinimalSets(float(threshold), self.prob, self.size, self.status, self.new_prob, self.lower_bound,
+                           np.asarray(estimated_size, dtype=np.int64), self.one_minimal, offsets, flat,
+                           int(self.refits), float(seconds), fingerprint, X_test, dict(self.timings),
+                           np.asarray(self.decided_by).astype(str) if len(self.sets) else np.empty(0, dtype=str),
+                           dict(self.refit_stats), (1 - np.asarray(y_train)[flat]).astype(np.int64))

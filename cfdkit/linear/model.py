@@ -88,7 +88,8 @@ def _check_problem(design, Y, W, l2, w_name: str = "W0", tol=None, max_iter=None
         raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
 
 
-def _penalty_mask(p: int, device) -> torch.Tensor:
+def penalty_mask(p: int, device) -> torch.Tensor:
+    """(p, 1): 1 for the penalized coefficients, 0 for the intercept (last)."""
     m = torch.ones(p, 1, dtype=DTYPE, device=device)
     m[-1] = 0.0
     return m
@@ -141,7 +142,7 @@ def hessian_solver(design: Design, w: torch.Tensor, l2: float, ihvp):
         return ihvp.fit(hessian(design, w, l2))
     s = torch.sigmoid(design.matvec(w))
     d = (s * (1 - s))[:, None]
-    mask = _penalty_mask(design.p, w.device)
+    mask = penalty_mask(design.p, w.device)
     op = LinearOperator(lambda V: hvp(design, d.expand(-1, V.shape[1]), V, l2), (design.p, design.p), DTYPE, w.device,
                         diagonal=lambda: (design.rmatvec_sq(d) + l2 * mask)[:, 0])
     return ihvp.fit(op)
@@ -163,7 +164,7 @@ def _start(design, Y, W0, l2, S, tol, max_iter):
     if W0.dim() != 2:
         raise ValueError(f"W0 must have shape (p, m); got {tuple(W0.shape)}.")
     W = W0.clone()
-    mask = _penalty_mask(W.shape[0], W.device)
+    mask = penalty_mask(W.shape[0], W.device)
     Z = design.matvec(W)
     G, P = gradient(design, Y, W, l2, Z, S)
     return W, mask, Z, G, P, torch.linalg.vector_norm(G, dim=0), objective_from_z(Z, Y, W, l2, S)
@@ -412,7 +413,7 @@ def lbfgs(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, preco
     out_cert = torch.zeros(m, dtype=torch.bool, device=dev)
     if precond is None:  # Jacobi: the diagonal of the Hessian at the start
         D0 = P * (1 - P) if S is None else P * (1 - P) * S
-        jac = 1.0 / (design.rmatvec_sq(D0) + l2 * _penalty_mask(p, dev))
+        jac = 1.0 / (design.rmatvec_sq(D0) + l2 * penalty_mask(p, dev))
     else:
         jac = None
     # the curvature pairs only steer the direction (every gradient and test stays float64): float32 halves

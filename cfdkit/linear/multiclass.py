@@ -94,13 +94,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.arrays import DTYPE, Design
-from ..core.validation import check_features, check_row_index, feature_names_of, fit_fingerprint, label_array
+from ..core.validation import check_features, feature_names_of, fit_fingerprint, label_array
 from .model import FitInfo
-from .results import verification_rates
+from .results import RaggedSets, verification_rates
 
-__all__ = ["is_multiclass", "check_class_labels", "MulticlassState", "MulticlassFlipSets", "MulticlassVerification",
-           "MulticlassMinimalSets", "fit_multinomial", "refit_relabeled", "logit_blocks", "greedy_multiclass",
-           "minimal_search", "exhaustive_multiclass", "empty_class_sets"]
+__all__ = ["is_multiclass", "check_class_labels", "class_index", "MulticlassState", "MulticlassFlipSets",
+           "MulticlassVerification", "MulticlassMinimalSets", "MultinomialEngine", "fit_multinomial", "refit_relabeled",
+           "logit_blocks", "relabel_effects", "greedy_multiclass", "minimal_search", "empty_class_sets", "flips"]
 
 
 # ----------------------------------------------------------------------------- labels
@@ -515,7 +515,6 @@ def _greedy_target(Et, zt, ch, tau, own, max_size):
 
 
 # ----------------------------------------------------------------------------- results
-_check_row = check_row_index
 
 
 def _offsets(sizes):
@@ -524,19 +523,8 @@ def _offsets(sizes):
     return off
 
 
-class _ClassSets:
-    """Ragged per-row sets with a new class per point: ``indices(i)``, ``new_labels(i)``, ``new_classes(i)``
-    over ``offsets``, ``flat_indices``, ``flat_new_labels`` and ``classes``."""
-
-    def indices(self, i) -> np.ndarray:
-        """Training indices of test row ``i``'s set (int64)."""
-        i = _check_row(i, len(self))
-        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
-
-    def new_labels(self, i) -> np.ndarray:
-        """The new class code of each point of ``indices(i)`` (int64, aligned)."""
-        i = _check_row(i, len(self))
-        return self.flat_new_labels[self.offsets[i]:self.offsets[i + 1]].copy()
+class _ClassSets(RaggedSets):
+    """:class:`~cfdkit.linear.results.RaggedSets` whose new labels are class codes of ``classes``."""
 
     def new_classes(self, i) -> np.ndarray:
         """``new_labels(i)`` mapped back to the original class labels."""
@@ -596,9 +584,6 @@ class MulticlassFlipSets(_ClassSets):
         return cls(np.asarray(classes), prob, logits, target_class, aimed, size, pl, off, flat_i, flat_l, flat_e,
                    float(seconds), X_test, fingerprint)
 
-    def __len__(self) -> int:
-        return int(self.size.shape[0])
-
     @property
     def n_classes(self) -> int:
         return int(len(self.classes))
@@ -622,7 +607,7 @@ class MulticlassFlipSets(_ClassSets):
 
     def effects(self, i) -> np.ndarray:
         """First-order change of the test logits from each member, float64 (|S_t|, K)."""
-        i = _check_row(i, len(self))
+        i = self._check(i)
         return self.flat_effects[self.offsets[i]:self.offsets[i + 1]].copy()
 
     def to_frame(self) -> pd.DataFrame:
@@ -732,9 +717,6 @@ class MulticlassMinimalSets(_ClassSets):
     fingerprint: str | None = None
     X_test: object = field(default=None, repr=False)
 
-    def __len__(self) -> int:
-        return int(self.size.shape[0])
-
     @property
     def found(self) -> np.ndarray:
         return self.status == "verified"
@@ -767,50 +749,50 @@ def _block_rows(st: MulticlassState, memory_budget: int, n_test: int) -> int:
     return int(max(1, min(n_test, memory_budget // per_row)))
 
 
-def flip_sets(audit, Xd: Design, target_class=None, max_size=None) -> MulticlassFlipSets:
+def flip_sets(eng, Xd: Design, target_class=None, max_size=None) -> MulticlassFlipSets:
     """Algorithm 1 for every row of the test design ``Xd`` of a K-class audit (see the module docstring)."""
-    st = audit.multiclass_
-    tgt = None if target_class is None else class_index(audit.classes_, target_class)
+    st = eng.state
+    tgt = None if target_class is None else class_index(eng.classes, target_class)
     t0 = time.perf_counter()
     Xt = Xd.dense_rows()
     Z = Xt @ st.W.T  # (n_test, K)
     rows = []
-    step = _block_rows(st, audit.memory_budget_, Xt.shape[0])
+    step = _block_rows(st, eng.settings.memory_budget, Xt.shape[0])
     starts = range(0, Xt.shape[0], step)
-    for s in tqdm(starts, desc="flip sets (K classes)", disable=not audit.progress or len(starts) < 2, leave=False):
+    for s in tqdm(starts, desc="flip sets (K classes)", disable=not eng.settings.progress or len(starts) < 2, leave=False):
         E = relabel_effects(st, Xt[s:s + step])
         rows.extend(greedy_multiclass(E, Z[s:s + step], st.y, tgt, max_size))
-    return MulticlassFlipSets.from_rows(rows, classes=audit.classes_, logits=Z.cpu().numpy(), target_class=tgt,
+    return MulticlassFlipSets.from_rows(rows, classes=eng.classes, logits=Z.cpu().numpy(), target_class=tgt,
                                         seconds=time.perf_counter() - t0, X_test=Xd.to_plain(),
-                                        fingerprint=audit.fit_fingerprint_)
+                                        fingerprint=eng.fingerprint)
 
 
-def _flips(logits_new: np.ndarray, pred: np.ndarray, target) -> np.ndarray:
+def flips(logits_new: np.ndarray, pred: np.ndarray, target) -> np.ndarray:
     new = np.argmax(logits_new, axis=-1)
     return (new != pred) if target is None else (new == target)
 
 
-def check_result(audit, res, name="res"):
+def check_result(eng, res, name="res"):
     if not isinstance(res, MulticlassFlipSets):
         raise TypeError(f"{name} must be the MulticlassFlipSets returned by flip_sets of this K-class audit; "
                         f"got {type(res).__name__}.")
-    if res.fingerprint is None or res.fingerprint != audit.fit_fingerprint_ or res.X_test is None:
+    if res.fingerprint is None or res.fingerprint != eng.fingerprint or res.X_test is None:
         raise ValueError(f"{name} was not produced by this audit's current fit (fit fingerprint differs: other "
                          "training data, labels, parameters or coefficients). Recompute it: audit.flip_sets(X_test).")
 
 
-def _result_X(audit, res) -> torch.Tensor:
+def _result_X(eng, res) -> torch.Tensor:
     from ..core.arrays import to_torch_matrix
 
-    return Design.from_tensor(to_torch_matrix(res.X_test, audit.device_, "res.X_test")).dense_rows()
+    return Design.from_tensor(to_torch_matrix(res.X_test, eng.settings.device, "res.X_test")).dense_rows()
 
 
-def verify(audit, res: MulticlassFlipSets) -> MulticlassVerification:
+def verify(eng, res: MulticlassFlipSets) -> MulticlassVerification:
     """Refit every found set exactly and check the flip (see :class:`MulticlassVerification`)."""
-    check_result(audit, res)
-    st = audit.multiclass_
+    check_result(eng, res)
+    st = eng.state
     t0 = time.perf_counter()
-    Xt = _result_X(audit, res)
+    Xt = _result_X(eng, res)
     n, K = len(res), st.K
     rows = np.nonzero(res.found)[0]
     new_prob = np.full((n, K), np.nan)
@@ -821,7 +803,7 @@ def verify(audit, res: MulticlassFlipSets) -> MulticlassVerification:
     pdelta, adelta = np.full(n, np.nan), np.full(n, np.nan)
     flipped_b = np.zeros(n, dtype=bool)
     if rows.size:
-        W, info = refit_relabeled(st, [(res.indices(i), res.new_labels(i)) for i in rows], progress=audit.progress,
+        W, info = refit_relabeled(st, [(res.indices(i), res.new_labels(i)) for i in rows], progress=eng.settings.progress,
                                   desc="verifying")
         r = torch.as_tensor(rows, device=Xt.device)
         Znew = torch.einsum("mp,mkp->mk", Xt[r], W).cpu().numpy()
@@ -833,11 +815,11 @@ def verify(audit, res: MulticlassFlipSets) -> MulticlassVerification:
         pdelta[rows] = (res.predicted_logits[rows, a] - res.predicted_logits[rows, c]) - (res.logits[rows, a]
                                                                                         - res.logits[rows, c])
         adelta[rows] = (Znew[ar, a] - Znew[ar, c]) - (res.logits[rows, a] - res.logits[rows, c])
-        flipped_b[rows] = _flips(Znew, c, res.target_class) & info.converged
+        flipped_b[rows] = flips(Znew, c, res.target_class) & info.converged
         if not info.converged.all():
             warnings.warn(f"{int((~info.converged).sum())} verification refits stopped above tol={st.tol:.1e}; "
                           "those rows are marked converged=False and counted neither as flipped nor not.",
-                          RuntimeWarning, stacklevel=3)
+                          RuntimeWarning, stacklevel=4)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(pdelta - adelta) / np.abs(adelta)
     if conv.all():
@@ -846,10 +828,10 @@ def verify(audit, res: MulticlassFlipSets) -> MulticlassVerification:
         flipped = flipped_b.astype(np.float64)
         flipped[~conv] = np.nan
     return MulticlassVerification(res, flipped, new_prob, new_label, pdelta, adelta, rel, gn, conv,
-                                  time.perf_counter() - t0, int(rows.size), audit.fit_fingerprint_)
+                                  time.perf_counter() - t0, int(rows.size), eng.fingerprint)
 
 
-def check_relabel_sets(audit, sets, new_labels, n_rows: int, check_index):
+def check_relabel_sets(eng, sets, new_labels, n_rows: int, check_index):
     """Checked ``[(indices, codes)]`` from user ``sets`` and ``new_labels`` (original class labels);
     ``check_index(s, j)`` checks one index set."""
     if isinstance(sets, (str, bytes)) or not hasattr(sets, "__len__"):
@@ -863,14 +845,14 @@ def check_relabel_sets(audit, sets, new_labels, n_rows: int, check_index):
     if len(sets) != n_rows:
         raise ValueError(f"sets has {len(sets)} entries but X_test has {n_rows} rows; pass one index set per test row.")
     out = []
-    y = audit.multiclass_.y.cpu().numpy()
+    y = eng.state.y.cpu().numpy()
     for j, (s, nl) in enumerate(zip(sets, new_labels)):
         idx = check_index(s, j)
         labs = np.asarray(nl).reshape(-1)
         if labs.shape[0] != idx.shape[0]:
             raise ValueError(f"new_labels[{j}] has {labs.shape[0]} labels for {idx.shape[0]} indices; pass one new "
                              "class per index.")
-        codes = np.array([class_index(audit.classes_, v.item() if hasattr(v, "item") else v, f"new_labels[{j}]")
+        codes = np.array([class_index(eng.classes, v.item() if hasattr(v, "item") else v, f"new_labels[{j}]")
                           for v in labs], dtype=np.int64)
         if np.any(codes == y[idx]):
             k = int(np.nonzero(codes == y[idx])[0][0])
@@ -880,21 +862,21 @@ def check_relabel_sets(audit, sets, new_labels, n_rows: int, check_index):
     return out
 
 
-def retrain_probabilities(audit, Xd: Design, sets, new_labels, check_index) -> np.ndarray:
+def retrain_probabilities(eng, Xd: Design, sets, new_labels, check_index) -> np.ndarray:
     """Class probabilities (n_test, K) after refitting with ``sets[t]`` relabeled to ``new_labels[t]``."""
-    pairs = check_relabel_sets(audit, sets, new_labels, Xd.n, check_index)
-    st = audit.multiclass_
+    pairs = check_relabel_sets(eng, sets, new_labels, Xd.n, check_index)
+    st = eng.state
     Xt = Xd.dense_rows()
     out = _softmax_np((Xt @ st.W.T).cpu().numpy())
     rows = np.array([i for i, (s, _) in enumerate(pairs) if len(s)], dtype=np.int64)
     if rows.size:
-        W, info = refit_relabeled(st, [pairs[i] for i in rows], progress=audit.progress)
+        W, info = refit_relabeled(st, [pairs[i] for i in rows], progress=eng.settings.progress)
         Z = torch.einsum("mp,mkp->mk", Xt[torch.as_tensor(rows)], W).cpu().numpy()
         out[rows] = _softmax_np(Z)
         if not info.converged.all():
             out[rows[~info.converged]] = np.nan
             warnings.warn(f"{int((~info.converged).sum())} refits stopped above tol={st.tol:.1e}; their "
-                          "probabilities are NaN (no answer). Increase max_iter.", RuntimeWarning, stacklevel=3)
+                          "probabilities are NaN (no answer). Increase max_iter.", RuntimeWarning, stacklevel=4)
     return out
 
 
@@ -925,7 +907,7 @@ class _Pool:
         self.last_W = W
         Z = torch.einsum("tp,mkp->tmk", self.Xt, W).cpu().numpy()
         if offer:
-            fl = _flips(Z, self.pred[:, None], self.target) & info.converged[None, :]
+            fl = flips(Z, self.pred[:, None], self.target) & info.converged[None, :]
             if self.target is not None:  # a row already predicted as the target has nothing to find
                 fl &= (self.pred != self.target)[:, None]
             for t, j in zip(*np.nonzero(fl)):
@@ -938,17 +920,17 @@ class _Pool:
         return np.array([b is not None for b in self.best])
 
 
-def minimal_search(audit, Xd: Design, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
+def minimal_search(eng, Xd: Design, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
                    pair_candidates=6, triple_candidates=6, max_rounds=30):
     """Verified 1-minimal relabel sets for a K-class audit (module docstring; returns MulticlassMinimalSets)."""
-    st = audit.multiclass_
+    st = eng.state
     t0 = time.perf_counter()
-    fs = flip_sets(audit, Xd, target_class=target_class)
+    fs = flip_sets(eng, Xd, target_class=target_class)
     tgt = fs.target_class
-    Xt = _result_X(audit, fs)
+    Xt = _result_X(eng, fs)
     n_test, K, n = len(fs), st.K, st.n
     pred = fs.predicted_label
-    pool = _Pool(st, Xt, pred, tgt, max_size, audit.progress)
+    pool = _Pool(st, Xt, pred, tgt, max_size, eng.settings.progress)
     lb = np.ones(n_test, dtype=np.int64)
     reason = np.array(["no certificate"] * n_test, dtype=object)
     trivially_done = np.zeros(n_test, dtype=bool)
@@ -1041,7 +1023,7 @@ def minimal_search(audit, Xd: Design, *, target_class=None, max_size=None, singl
         W = pool.last_W
         nxt = {}
         for j, t in enumerate(todo):
-            if not conv[j] or _flips(Z[t, j], pred[t], tgt):
+            if not conv[j] or flips(Z[t, j], pred[t], tgt):
                 continue  # the set flips (offered to the pool) or its refit has no answer
             idx, lab = cur[t]
             room = None if max_size is None else max_size - len(idx)
@@ -1067,10 +1049,10 @@ def minimal_search(audit, Xd: Design, *, target_class=None, max_size=None, singl
     new_prob = np.full((n_test, K), np.nan)
     new_prob[found] = _softmax_np(pool.best_logits[found]) if found.any() else new_prob[found]
     new_label = np.where(found, np.argmax(np.nan_to_num(pool.best_logits, nan=-np.inf), axis=1), -1)
-    return MulticlassMinimalSets(audit.classes_, tgt, fs.prob, size, np.where(found, "verified", "not_found"),
+    return MulticlassMinimalSets(eng.classes, tgt, fs.prob, size, np.where(found, "verified", "not_found"),
                                  new_prob, new_label.astype(np.int64), lb, reason.astype(str), fs.size.copy(),
                                  one_min & found, off, flat_i, flat_l, pool.refits, time.perf_counter() - t0,
-                                 audit.fit_fingerprint_, fs.X_test)
+                                 eng.fingerprint, fs.X_test)
 
 
 def _relinearized_step(st, xt, idx, lab, W, tgt, room):
@@ -1108,7 +1090,7 @@ def _shrink(pool, t, pred, tgt) -> bool:
         fl = np.zeros(len(cands), dtype=bool)
         ok = np.zeros(len(cands), dtype=bool)
         if len(kept):
-            fl[valid] = _flips(Z[t], pred[t], tgt) & conv
+            fl[valid] = flips(Z[t], pred[t], tgt) & conv
             ok[valid] = conv
         if fl.any():
             j = int(np.argmax(fl))
@@ -1123,103 +1105,111 @@ def _shrink(pool, t, pred, tgt) -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- ground truth
-def exhaustive_multiclass(audit, X_test, max_size: int, target_class=None, max_subsets: int = 200_000):
-    """True minimal relabel set sizes by enumerating every relabeling of <= max_size points to every other class.
+# ----------------------------------------------------------------------------- the engine
+class MultinomialEngine:
+    """More than two classes: softmax L2 logistic regression (the half-multinomial loss), the same methods as
+    :class:`cfdkit.linear.binomial.BinomialEngine`.
 
-    Relabelings that empty a class are skipped.  Returns ``(size int64 (n_test,), witness list, all_converged)``;
-    size 0 where none of size <= max_size flips.
+    After :meth:`fit`: ``state`` (:class:`MulticlassState`), ``classes`` (K,), ``coef`` (K, d), ``intercept`` (K,),
+    ``y_train``, ``n_features``, ``n_train``, ``feature_names`` (or None), ``fit_info``, ``fingerprint``,
+    ``seconds``; ``hessian_diagnostics`` is None (the dense ``Kp x Kp`` Hessian is factored by Cholesky).
+
+    Not (yet) on this engine: ``n_jobs`` (everything runs in this process), sparse storage of the features (the
+    design is densified), the removal baselines and ``scores``, and sign certificates: every refit converges.
+    A softmax certificate would need Fact 2 of :mod:`cfdkit.linear.certify` for the softmax curvature
+    ``diag(p) - p p^T`` (its change bounded in margin units per class pair) and ``kappa0`` over the ``K``
+    class blocks of each row.
     """
-    st = audit.multiclass_
-    Xd = Design.from_tensor(check_features(X_test, audit.device_, "X_test", audit.n_features_in_))
-    Xt = Xd.dense_rows()
-    tgt = None if target_class is None else class_index(audit.classes_, target_class)
-    pred = np.argmax((Xt @ st.W.T).cpu().numpy(), axis=1)
-    n, K = st.n, st.K
-    total = sum(math.comb(n, k) * (K - 1) ** k for k in range(1, max_size + 1))
-    if total > max_subsets:
-        raise ValueError(f"{total} relabelings exceed max_subsets={max_subsets}; lower max_size.")
-    y = st.y.cpu().numpy()
-    size = np.zeros(Xt.shape[0], dtype=np.int64)
-    if tgt is not None:
-        size[pred == tgt] = -1  # already the target
-    witness = [None] * Xt.shape[0]
-    allconv = True
-    for k in range(1, max_size + 1):
-        pairs = []
-        for sub in combinations(range(n), k):
-            choices = [[c for c in range(K) if c != y[i]] for i in sub]
-            for labs in _product(choices):
-                pairs.append((np.array(sub, dtype=np.int64), np.array(labs, dtype=np.int64)))
-        bad = empty_class_sets(y, K, pairs)
-        pairs = [p for p, b in zip(pairs, bad) if not b]
-        if not pairs:
-            continue
-        W, info = refit_relabeled(st, pairs)
-        allconv &= bool(info.converged.all())
-        Z = torch.einsum("tp,mkp->tmk", Xt, W).cpu().numpy()
-        fl = _flips(Z, pred[:, None], tgt) & info.converged[None, :]
-        for t in np.nonzero((size == 0) & fl.any(1))[0]:
-            size[t], witness[t] = k, pairs[int(np.argmax(fl[t]))]
-    return size, witness, allconv
 
+    name = "multinomial"
+    hessian_diagnostics = None
 
-def _product(choices):
-    from itertools import product
+    def __init__(self, settings):
+        self.settings = settings
 
-    return product(*choices)
+    def fit(self, X, y, coef_init=None) -> "MultinomialEngine":
+        s = self.settings
+        if s.threshold != 0.5:
+            raise ValueError(f"threshold={s.threshold!r} applies to two classes; with {len(np.unique(_label_array(y)))} "
+                             "classes the prediction is the most probable class. Leave threshold at 0.5.")
+        if s.solver != "cholesky":
+            raise ValueError(f"solver={s.solver!r}: with more than two classes the audit factors the dense "
+                             f"(K p) x (K p) Hessian by Cholesky; use solver='cholesky'.")
+        t0 = time.perf_counter()
+        self.feature_names = feature_names_of(X)
+        Xt = check_features(X, s.device, "X_train")
+        classes, codes = check_class_labels(y, Xt.shape[0], "y_train")
+        K = classes.size
+        design = Design.from_tensor(Xt)
+        Xa = design.dense_rows()
+        yt = torch.as_tensor(codes, device=s.device)
+        W0 = None
+        if coef_init is not None:
+            arr = np.asarray(coef_init, dtype=np.float64)
+            if arr.shape != (K, design.p) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"coef_init must be finite with shape ({K}, {design.p}) (per class: coefficients, "
+                                 f"then the intercept) for {K} classes; got {arr.shape}.")
+            W0 = torch.as_tensor(arr, device=s.device)
+        st = fit_multinomial(Xa, yt, K, s.l2, tol=s.tol, max_iter=s.max_iter, W0=W0, memory_budget=s.memory_budget)
+        info = st.fit_info
+        if not info.converged[0]:
+            warnings.warn(f"The multinomial fit stopped at gradient norm {info.grad_norm[0]:.3e} (tol={s.tol:.1e}) "
+                          f"after {info.iterations[0]} Newton steps; results are approximate. Increase max_iter or "
+                          "l2.", RuntimeWarning, stacklevel=3)
+        self.state = st
+        self.classes = classes
+        self.y_train = classes[codes]
+        self.n_features = int(Xt.shape[1])
+        self.n_train = int(Xt.shape[0])
+        self.coef = st.W[:, :-1].cpu().numpy().copy()
+        self.intercept = st.W[:, -1].cpu().numpy().copy()
+        self.fit_info = info
+        params = (s.l2, s.tol, s.max_iter, s.solver, s.seed, "multinomial",
+                  sorted((str(k), repr(v)) for k, v in (s.solver_options or {}).items()))
+        self.fingerprint = fit_fingerprint({"X": Xt, "y": codes, "classes": classes.astype(str), "w": st.W}, params)
+        self.seconds = time.perf_counter() - t0
+        return self
 
+    def proba(self, Xd: Design) -> np.ndarray:
+        """Class probabilities (n, K), columns ``classes``."""
+        return _softmax_np((Xd.dense_rows() @ self.state.W.T).cpu().numpy())
 
-# ----------------------------------------------------------------------------- fit glue
-def fit_audit(audit, X, y, coef_init=None):
-    """``RelabelAudit.fit`` for K > 2 classes: sets ``classes_``, ``coef_`` (K, d), ``intercept_`` (K,), ..."""
-    if audit.threshold_ != 0.5:
-        raise ValueError(f"threshold={audit.threshold!r} applies to two classes; with {len(np.unique(_label_array(y)))} "
-                         "classes the prediction is the most probable class. Leave threshold at 0.5.")
-    if audit.solver != "cholesky":
-        raise ValueError(f"solver={audit.solver!r}: with more than two classes the audit factors the dense "
-                         f"(K p) x (K p) Hessian by Cholesky; use solver='cholesky'.")
-    t0 = time.perf_counter()
-    names = feature_names_of(X)
-    Xt = check_features(X, audit.device_, "X_train")
-    classes, codes = check_class_labels(y, Xt.shape[0], "y_train")
-    K = classes.size
-    design = Design.from_tensor(Xt)
-    Xa = design.dense_rows()
-    yt = torch.as_tensor(codes, device=audit.device_)
-    W0 = None
-    if coef_init is not None:
-        arr = np.asarray(coef_init, dtype=np.float64)
-        if arr.shape != (K, design.p) or not np.all(np.isfinite(arr)):
-            raise ValueError(f"coef_init must be finite with shape ({K}, {design.p}) (per class: coefficients, then "
-                             f"the intercept) for {K} classes; got {arr.shape}.")
-        W0 = torch.as_tensor(arr, device=audit.device_)
-    st = fit_multinomial(Xa, yt, K, audit.l2_, tol=audit.tol_, max_iter=audit.max_iter_, W0=W0,
-                         memory_budget=audit.memory_budget_)
-    info = st.fit_info
-    if not info.converged[0]:
-        warnings.warn(f"The multinomial fit stopped at gradient norm {info.grad_norm[0]:.3e} (tol={audit.tol_:.1e}) "
-                      f"after {info.iterations[0]} Newton steps; results are approximate. Increase max_iter or l2.",
-                      RuntimeWarning, stacklevel=3)
-    for attr in ("state_", "y_train_", "hessian_diagnostics_", "feature_names_in_"):
-        audit.__dict__.pop(attr, None)
-    audit.multiclass_ = st
-    audit.classes_ = classes
-    audit.n_classes_ = int(K)
-    audit.y_train_ = classes[codes]
-    audit.n_features_in_ = int(Xt.shape[1])
-    if names is not None:
-        audit.feature_names_in_ = names
-    audit.n_train_ = int(Xt.shape[0])
-    audit.coef_ = st.W[:, :-1].cpu().numpy().copy()
-    audit.intercept_ = st.W[:, -1].cpu().numpy().copy()
-    audit.fit_info_ = info
-    params = (audit.l2_, audit.tol_, audit.max_iter_, audit.solver, audit.seed_, "multinomial",
-              sorted((str(k), repr(v)) for k, v in (audit.solver_options or {}).items()))
-    audit.fit_fingerprint_ = fit_fingerprint({"X": Xt, "y": codes, "classes": classes.astype(str), "w": st.W}, params)
-    audit.fit_seconds_ = time.perf_counter() - t0
-    return audit
+    def positive_proba(self, Xd: Design) -> np.ndarray:
+        raise ValueError(f"positive_proba is for two classes; this audit was fitted on {len(self.classes)} classes. "
+                         "Use predict_proba(X) (one column per class in classes_).")
 
+    def _two_classes_only(self, name):
+        raise ValueError(f"{name} is for two classes; this audit was fitted on {len(self.classes)} classes "
+                         "(use flip_sets, verify, minimal_sets, retrain_probabilities, predict_proba).")
 
-def predict_proba(audit, Xd: Design) -> np.ndarray:
-    return _softmax_np((Xd.dense_rows() @ audit.multiclass_.W.T).cpu().numpy())
+    def scores(self, Xt, method, y_test=None):
+        self._two_classes_only("scores")
+
+    def removal_sets(self, Xt, algorithm, max_rounds, min_shrink):
+        self._two_classes_only("removal_sets")
+
+    def check_target_class(self, target_class) -> None:
+        if target_class is not None:
+            class_index(self.classes, target_class)
+
+    def check_result(self, res, name: str = "res") -> None:
+        check_result(self, res, name)
+
+    def flip_sets(self, Xd: Design, *, target_class=None, n_jobs=None) -> MulticlassFlipSets:
+        return flip_sets(self, Xd, target_class=target_class)
+
+    def verify(self, res, *, minimize: bool, max_expand, n_jobs, certify: bool) -> MulticlassVerification:
+        if minimize:
+            raise ValueError("minimize=True is for two classes; with more classes use audit.minimal_sets(X_test).")
+        return verify(self, res)
+
+    def retrain_probabilities(self, Xd: Design, sets, kind: str, new_labels, check_index) -> np.ndarray:
+        if kind != "relabel":
+            raise ValueError("kind='remove' is for two classes; with more classes only relabeling is supported.")
+        return retrain_probabilities(self, Xd, sets, new_labels, check_index)
+
+    def minimal_sets(self, Xd: Design, *, target_class, n_jobs, max_size, singles_limit, single_candidates,
+                     pairs_limit, pair_candidates, triple_candidates, max_rounds, orderings) -> MulticlassMinimalSets:
+        return minimal_search(self, Xd, target_class=target_class, max_size=max_size, singles_limit=singles_limit,
+                              pairs_limit=pairs_limit, pair_candidates=max(pair_candidates, 2),
+                              triple_candidates=triple_candidates, max_rounds=max_rounds)

@@ -14,8 +14,37 @@ import pandas as pd
 from ..core.validation import check_row_index
 
 
+class RaggedSets:
+    """One set of training points per test row, stored flat — the layout every set result shares (flip sets,
+    minimal sets; two classes or K).
+
+    ``indices(i) == flat_indices[offsets[i]:offsets[i+1]]``; ``new_labels(i)`` (aligned) is each point's new label
+    code when the set relabels: ``1 - y`` with two classes (the K = 2 case), any other class code with more.
+    ``size`` (n_test,) counts each row's points.
+    """
+
+    def __len__(self) -> int:
+        return int(self.size.shape[0])
+
+    def _check(self, i) -> int:
+        return check_row_index(i, len(self))
+
+    def indices(self, i) -> np.ndarray:
+        """Training indices of test row ``i``'s set (int64, in the set's order; empty where none)."""
+        i = self._check(i)
+        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
+
+    def new_labels(self, i) -> np.ndarray:
+        """The new label code of each point of ``indices(i)`` (int64, aligned): ``1 - y`` for two classes."""
+        i = self._check(i)
+        if self.flat_new_labels is None:
+            raise ValueError("these sets carry no new labels (removal sets, or sets built by hand without "
+                             "new_labels); use indices(i).")
+        return self.flat_new_labels[self.offsets[i]:self.offsets[i + 1]].copy()
+
+
 @dataclass
-class FlipSets:
+class FlipSets(RaggedSets):
     """Flip sets ``S_t`` for a block of test points.
 
     Attributes
@@ -51,6 +80,8 @@ class FlipSets:
     n_train : int or None
         Number of training rows of the audit (``None`` for sets built by hand);
         :func:`~cfdkit.linear.group_report` checks training-row group labels against it.
+    flat_new_labels : np.ndarray[int64] (size.sum(),) or None
+        Relabel sets: each point's new label, ``1 - y`` (``new_labels(i)``); None for removal sets.
     """
 
     kind: str
@@ -67,10 +98,11 @@ class FlipSets:
     X_test: object = field(default=None, repr=False)
     fingerprint: str | None = None
     n_train: int | None = None
+    flat_new_labels: np.ndarray | None = None
 
     @classmethod
     def from_lists(cls, *, kind, method, threshold, prob, sets, deltas, seconds=0.0, diagnostics=None, X_test=None,
-                   fingerprint=None, n_train=None):
+                   fingerprint=None, n_train=None, new_labels=None):
         size = np.array([len(s) for s in sets], dtype=np.int64)
         offsets = np.zeros(len(sets) + 1, dtype=np.int64)
         np.cumsum(size, out=offsets[1:])
@@ -82,11 +114,11 @@ class FlipSets:
         if nz.any():
             sums[nz] = np.add.reduceat(flat_e, offsets[:-1][nz])
         pred = np.where(nz, prob + sums, np.nan)
+        flat_l = None
+        if new_labels is not None:
+            flat_l = np.concatenate(new_labels).astype(np.int64) if len(new_labels) else np.empty(0, np.int64)
         return cls(kind, method, float(threshold), prob, size, pred, offsets, flat_i, flat_e, float(seconds), diagnostics,
-                   X_test, fingerprint, None if n_train is None else int(n_train))
-
-    def __len__(self) -> int:
-        return int(self.size.shape[0])
+                   X_test, fingerprint, None if n_train is None else int(n_train), flat_l)
 
     @property
     def found(self) -> np.ndarray:
@@ -97,14 +129,6 @@ class FlipSets:
     def predicted_label(self) -> np.ndarray:
         """int64 (n_test,): the prediction before any change, ``prob > threshold``."""
         return (self.prob > self.threshold).astype(np.int64)
-
-    def _check(self, i) -> int:
-        return check_row_index(i, len(self))
-
-    def indices(self, i) -> np.ndarray:
-        """Training indices of ``S_t`` for test row ``i``, in greedy order (int64)."""
-        i = self._check(i)
-        return self.flat_indices[self.offsets[i]:self.offsets[i + 1]].copy()
 
     def effects(self, i) -> np.ndarray:
         """Estimated change of ``P(y=1)`` from each member of ``S_t`` (float64), greedy order."""

@@ -391,7 +391,7 @@ def figure2(dataset: str = "sst2", features: str = "bow", ks=(1, 5, 10, 20, 50, 
     """
     prep = prepare(dataset, features, seed=seed, n_test=n_test, data_home=data_home)
     audit = make_audit(prep, device=device, seed=seed)
-    prob = audit.predict_proba(prep.X_test)
+    prob = audit.positive_proba(prep.X_test)
     pred = (prob > prep.threshold).astype(np.int64)
     ks = sorted({int(k) for k in ks if 0 < int(k) <= len(prep.y_train)})
     jobs = (delayed(_figure2_method)(audit, prep.X_test, pred, prob, m, ks, prep.threshold)
@@ -478,7 +478,7 @@ def tag_bias(dataset: str = "loan", features: str | None = None, n_test: int | N
     y[B] = 1
     X_tr, X_te = _add_column(prep.X_train, tag_tr), _add_column(prep.X_test, tag_te)
     audit = make_audit(prep, device=device, seed=seed, X_train=X_tr, y_train=y)
-    prob = audit.predict_proba(X_te)
+    prob = audit.positive_proba(X_te)
     mis = np.nonzero((prob > prep.threshold).astype(int) != prep.y_test)[0]
     in_B = np.zeros(len(y), dtype=bool)
     in_B[B] = True
@@ -527,7 +527,7 @@ def _rows(X, idx):
 def _rvr_one(dataset, features, noise, n_test, seed, device, data_home, max_rounds):
     prep = prepare(dataset, features, seed=seed, noise=noise, data_home=data_home)
     audit = make_audit(prep, device=device, seed=seed)
-    prob = audit.predict_proba(prep.X_test)
+    prob = audit.positive_proba(prep.X_test)
     pred = (prob > prep.threshold).astype(np.int64)
     rng = np.random.default_rng(seed + 15485863)
     pool = np.nonzero(pred != prep.y_test)[0] if noise > 0 else np.arange(len(pred))
