@@ -13,6 +13,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from cfdkit import RelabelAudit
+from cfdkit.core.parallel import block_runs
 from cfdkit.linear import multiclass as mc
 from cfdkit.linear.oracle import exhaustive_multiclass
 from cfdkit.linear.binomial import BinomialEngine
@@ -115,6 +116,27 @@ def test_binary_sets_are_the_two_class_case():
     X3, y3, Xt3 = make_k(K=3, seed=4)
     b = RelabelAudit(device="cpu").fit(X3, y3)
     assert isinstance(b.flip_sets(Xt3), RaggedSets) and isinstance(b.minimal_sets(Xt3[:2]), RaggedSets)
+
+
+
+def test_n_jobs_never_changes_a_k_class_result():
+    """flip_sets and verify run whole score blocks / refit batches on joblib workers: the same bits."""
+    from joblib import parallel_backend
+
+    X, y, Xt = make_k(n=150, K=3, n_test=20, seed=2)
+    a = RelabelAudit(l2=1.0, device="cpu", memory_budget=150_000).fit(X, y)
+    assert a.engine_.block_rows(len(Xt)) < len(Xt) // 2  # several score blocks
+    one = a.flip_sets(Xt)
+    v1 = a.verify(one)
+    assert one.found.sum() >= 6
+    with parallel_backend("threading"):
+        assert len(block_runs(len(Xt), a.engine_.block_rows(len(Xt)), 2)) == 2  # two workers, two runs of blocks
+        two = a.flip_sets(Xt, n_jobs=2)
+        v2 = a.verify(two, n_jobs=2)
+    for f in ("size", "offsets", "flat_indices", "flat_new_labels", "flat_effects", "aimed_class", "logits"):
+        np.testing.assert_array_equal(getattr(one, f), getattr(two, f), err_msg=f)
+    for f in ("flipped", "new_prob", "new_label", "grad_norm", "converged", "actual_delta"):
+        np.testing.assert_array_equal(getattr(v1, f), getattr(v2, f), err_msg=f)
 
 
 # ---------------------------------------------------------------------------- first-order effects

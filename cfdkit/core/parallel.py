@@ -54,6 +54,14 @@ def unit_runs(n_units: int, n_workers: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+def block_runs(n_rows: int, block: int, n_jobs) -> list[tuple[int, int]]:
+    """Rows ``[(start, stop)]`` of the runs of whole blocks of ``block`` rows (or refits) that ``n_jobs`` workers
+    take, one run per worker; one run (``[(0, n_rows)]``, or none for no rows) runs in this process.  The blocks,
+    not the workers, fix every result, so a result never depends on ``n_jobs``."""
+    runs = unit_runs(-(-n_rows // block), effective_workers(n_jobs))
+    return [(a * block, min(n_rows, b * block)) for a, b in runs]
+
+
 class Shipped:
     """The fitted object every chunk needs, wrapped so that joblib's Dask backend scatters it.
 

@@ -229,7 +229,7 @@ class RelabelAudit(BaseEstimator):
         return self.engine_.positive_proba(Xt)
 
     def _block_rows(self, n_test: int) -> int:
-        """Test rows per score block of the binary engine (the unit of work of ``n_jobs``)."""
+        """Test rows per score block of the engine (the unit of work of ``n_jobs``)."""
         return self.engine_.block_rows(n_test)
 
     def scores(self, X_test, method: str = "ip_relabel", y_test=None) -> np.ndarray:
@@ -336,8 +336,7 @@ class RelabelAudit(BaseEstimator):
         n_jobs : int, optional
             Workers for joblib (see :meth:`flip_sets`); the unit of work is a
             batch of refits (``memory_budget``), so the result is bit-for-bit
-            the same for every ``n_jobs``.  ``minimize`` runs in this process, and so does
-            everything for more than two classes.
+            the same for every ``n_jobs`` (two classes or more).  ``minimize`` runs in this process.
         certify : bool
             Relabel sets (default True): stop each refit as soon as a sign certificate proves on which
             side of the threshold the prediction lands (:mod:`cfdkit.linear.certify`); such rows have
@@ -399,7 +398,8 @@ class RelabelAudit(BaseEstimator):
         n_jobs : int, optional
             Workers for joblib (see :meth:`flip_sets`).  Each block of ``memory_budget`` test rows
             is searched on its own (the unit of work, whatever ``n_jobs``), so the result is
-            bit-for-bit the same for every ``n_jobs``.
+            bit-for-bit the same for every ``n_jobs``.  With more than two classes the search runs in
+            this process (every refit made for one row is read by every row).
 
         Returns
         -------

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.arrays import DTYPE, Design, to_torch_matrix
-from ..core.parallel import effective_workers, run_chunks, unit_runs
+from ..core.parallel import block_runs, run_chunks
 from ..core.solvers import InverseHVP
 from ..core.validation import check_features, check_labels, check_labels_any, feature_names_of, fit_fingerprint
 from .certify import certificate, relabel_question
@@ -165,12 +165,11 @@ class BinomialEngine:
         t0 = time.perf_counter()
         sig_t = torch.sigmoid(Xt.matvec(self.state.w))
         step = self.block_rows(Xt.n)
-        runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
-        if len(runs) <= 1:
+        bounds = block_runs(Xt.n, step, n_jobs)
+        if len(bounds) <= 1:
             sets, deltas, diag = search_rows(self, Xt, sig_t, step, method, spec, desc)
         else:
             plain = Xt.to_plain()
-            bounds = [(a * step, min(Xt.n, b * step)) for a, b in runs]
             args = [(plain[a:b], sig_t[a:b].cpu(), step, method, spec) for a, b in bounds]
             parts = run_chunks(search_chunk, self, args, n_jobs, nbytes=self.nbytes())
             sets = [s_ for part in parts for s_ in part[0]]
@@ -294,8 +293,7 @@ class BinomialEngine:
         else a dict of ``decided``, ``above``, ``lo``, ``hi`` (m,) (certified logit bounds).
         """
         st = self.state
-        bs = members_per_batch(st)
-        runs = unit_runs(-(-len(sets) // bs), effective_workers(n_jobs))
+        runs = block_runs(len(sets), members_per_batch(st), n_jobs)
         # one steering for every chunk, chosen from the whole call (results do not depend on n_jobs)
         explicit = use_explicit_inverse(st, len(sets))
         if ask is not None and certificate(st) is None:
@@ -306,12 +304,11 @@ class BinomialEngine:
                                  explicit_inverse=explicit, question=q)
             return W, info, certificate_answers(q)
         if ask is None:
-            args = [(sets[a * bs:b * bs], kind, explicit, None) for a, b in runs]
+            args = [(sets[a:b], kind, explicit, None) for a, b in runs]
         else:  # each worker certifies its own columns' rows (kappa0 travels cached on the state)
             Xt, rows, tau = ask
             plain = Xt.to_plain()
-            args = [(sets[a * bs:b * bs], kind, explicit, (plain[np.asarray(rows[a * bs:b * bs])], tau))
-                    for a, b in runs]
+            args = [(sets[a:b], kind, explicit, (plain[np.asarray(rows[a:b])], tau)) for a, b in runs]
         parts = run_chunks(refit_chunk, self, args, n_jobs, nbytes=self.nbytes())
         W = torch.cat([p[0].to(self.settings.device) for p in parts], dim=1)
         info = FitInfo(np.concatenate([p[1].grad_norm for p in parts]),
@@ -333,12 +330,11 @@ class BinomialEngine:
         kw = dict(max_size=max_size, singles_limit=singles_limit, single_candidates=single_candidates,
                   pairs_limit=pairs_limit, pair_candidates=pair_candidates, triple_candidates=triple_candidates,
                   max_rounds=max_rounds, orderings=orderings)
-        runs = unit_runs(-(-Xt.n // step), effective_workers(n_jobs))
-        if len(runs) <= 1:
+        bounds = block_runs(Xt.n, step, n_jobs)
+        if len(bounds) <= 1:
             fields, est = minimal_rows(self, Xt, sig_t, step, kw)
         else:
             plain = Xt.to_plain()
-            bounds = [(a * step, min(Xt.n, b * step)) for a, b in runs]
             parts = run_chunks(minimal_rows, self, [(plain[a:b], sig_t[a:b].cpu(), step, kw) for a, b in bounds],
                                n_jobs, nbytes=self.nbytes())
             fields, est = SearchFields.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -107,7 +107,7 @@ from ..core.arrays import DTYPE, Design
 from ..core.solvers import batched_pcg
 from .model import hvp, penalty_mask
 from .certify import certificate, log_curvature, prepare_rows, relabel_question, train_h_norms
-from .results import RaggedSets
+from .results import MinimalResult
 from .retrain import FittedState, one_class_sets, refit_sets
 
 __all__ = ["MinimalSets", "SearchFields", "minimal_search", "lower_bounds"]
@@ -115,7 +115,7 @@ __all__ = ["MinimalSets", "SearchFields", "minimal_search", "lower_bounds"]
 
 # ----------------------------------------------------------------------------- result
 @dataclass
-class MinimalSets(RaggedSets):
+class MinimalSets(MinimalResult):
     """Verified (refit-checked) minimal relabel sets for every test row.
 
     Attributes
@@ -163,15 +163,6 @@ class MinimalSets(RaggedSets):
     refit_stats: dict = field(default_factory=dict)
     flat_new_labels: np.ndarray | None = None
 
-    @property
-    def proven_minimal(self) -> np.ndarray:
-        """bool (n_test,): the verified set is as small as any flipping set can be (``lower_bound == size``)."""
-        return self.found & (self.lower_bound == self.size)
-
-    @property
-    def found(self) -> np.ndarray:
-        return self.status == "verified"
-
     def to_frame(self) -> pd.DataFrame:
         """One row per test point with every field above and the indices."""
         return pd.DataFrame({
@@ -188,22 +179,6 @@ class MinimalSets(RaggedSets):
             "proven_minimal": self.proven_minimal,
             "indices": [self.indices(i).tolist() for i in range(len(self))],
         })
-
-    def summary(self) -> dict:
-        """found_rate, median sizes (estimated among Algorithm 1's found rows; verified among found rows), ..."""
-        f = self.found
-        est = self.estimated_size[self.estimated_size > 0]
-        return {
-            "n_test": len(self),
-            "minimal_found_rate": float(f.mean()) if len(self) else float("nan"),
-            "median_estimated_size": float(np.median(est)) if est.size else float("nan"),
-            "median_verified_size": float(np.median(self.size[f])) if f.any() else float("nan"),
-            "median_lower_bound": float(np.median(self.lower_bound)) if len(self) else float("nan"),
-            "one_minimal_rate": float(self.one_minimal[f].mean()) if f.any() else float("nan"),
-            "proven_minimal_rate": float(self.proven_minimal[f].mean()) if f.any() else float("nan"),
-            "refits": int(self.refits),
-            "seconds": float(self.seconds),
-        }
 
 
 # ----------------------------------------------------------------------------- lower bound

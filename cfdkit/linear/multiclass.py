@@ -95,8 +95,9 @@ from tqdm.auto import tqdm
 
 from ..core.arrays import DTYPE, Design
 from ..core.validation import check_features, feature_names_of, fit_fingerprint, label_array
+from ..core.parallel import block_runs, run_chunks
 from .model import FitInfo
-from .results import RaggedSets, verification_rates
+from .results import MinimalResult, RaggedSets, verification_rates
 
 __all__ = ["is_multiclass", "check_class_labels", "class_index", "MulticlassState", "MulticlassFlipSets",
            "MulticlassVerification", "MulticlassMinimalSets", "MultinomialEngine", "fit_multinomial", "refit_relabeled",
@@ -688,7 +689,7 @@ class MulticlassVerification:
 
 
 @dataclass
-class MulticlassMinimalSets(_ClassSets):
+class MulticlassMinimalSets(MinimalResult, _ClassSets):
     """Verified, 1-minimal relabel sets for K classes (see :func:`minimal_search`).
 
     status : "verified" (a converged exact refit flips) or "not_found"; size, indices(i), new_labels(i)
@@ -717,10 +718,6 @@ class MulticlassMinimalSets(_ClassSets):
     fingerprint: str | None = None
     X_test: object = field(default=None, repr=False)
 
-    @property
-    def found(self) -> np.ndarray:
-        return self.status == "verified"
-
     def to_frame(self) -> pd.DataFrame:
         cl = self.classes
         pred = np.argmax(self.prob, axis=1)
@@ -732,15 +729,6 @@ class MulticlassMinimalSets(_ClassSets):
             "indices": [self.indices(i).tolist() for i in range(len(self))],
             "new_classes": [self.new_classes(i).tolist() for i in range(len(self))]})
 
-    def summary(self) -> dict:
-        f = self.found
-        est = self.estimated_size[self.estimated_size > 0]
-        return {"n_test": len(self), "minimal_found_rate": float(f.mean()) if len(self) else float("nan"),
-                "median_estimated_size": float(np.median(est)) if est.size else float("nan"),
-                "median_verified_size": float(np.median(self.size[f])) if f.any() else float("nan"),
-                "median_lower_bound": float(np.median(self.lower_bound)) if len(self) else float("nan"),
-                "one_minimal_rate": float(self.one_minimal[f].mean()) if f.any() else float("nan"),
-                "refits": int(self.refits), "seconds": float(self.seconds)}
 
 
 # ----------------------------------------------------------------------------- audit glue
@@ -749,22 +737,61 @@ def _block_rows(st: MulticlassState, memory_budget: int, n_test: int) -> int:
     return int(max(1, min(n_test, memory_budget // per_row)))
 
 
-def flip_sets(eng, Xd: Design, target_class=None, max_size=None) -> MulticlassFlipSets:
-    """Algorithm 1 for every row of the test design ``Xd`` of a K-class audit (see the module docstring)."""
+def flip_sets(eng, Xd: Design, target_class=None, max_size=None, n_jobs=None) -> MulticlassFlipSets:
+    """Algorithm 1 for every row of the test design ``Xd`` of a K-class audit (see the module docstring).
+
+    The score blocks (``memory_budget`` rows each) are the units of work: ``n_jobs`` hands contiguous runs of
+    whole blocks to joblib (:func:`cfdkit.core.parallel.block_runs`), so the result does not depend on ``n_jobs``.
+    """
     st = eng.state
     tgt = None if target_class is None else class_index(eng.classes, target_class)
     t0 = time.perf_counter()
     Xt = Xd.dense_rows()
     Z = Xt @ st.W.T  # (n_test, K)
-    rows = []
     step = _block_rows(st, eng.settings.memory_budget, Xt.shape[0])
-    starts = range(0, Xt.shape[0], step)
-    for s in tqdm(starts, desc="flip sets (K classes)", disable=not eng.settings.progress or len(starts) < 2, leave=False):
-        E = relabel_effects(st, Xt[s:s + step])
-        rows.extend(greedy_multiclass(E, Z[s:s + step], st.y, tgt, max_size))
+    runs = block_runs(Xt.shape[0], step, n_jobs)
+    if len(runs) <= 1:
+        rows = flip_rows(eng, Xt, Z, tgt, max_size, step)
+    else:
+        parts = run_chunks(flip_rows, eng, [(Xt[a:b].cpu(), Z[a:b].cpu(), tgt, max_size, step) for a, b in runs],
+                           n_jobs, nbytes=eng.nbytes())
+        rows = [r for part in parts for r in part]
     return MulticlassFlipSets.from_rows(rows, classes=eng.classes, logits=Z.cpu().numpy(), target_class=tgt,
                                         seconds=time.perf_counter() - t0, X_test=Xd.to_plain(),
                                         fingerprint=eng.fingerprint)
+
+
+def flip_rows(eng, Xt: torch.Tensor, Z: torch.Tensor, tgt, max_size, step: int) -> list:
+    """Algorithm 1's ``(indices, new labels, effects, aimed class)`` of each row of the dense test rows ``Xt``
+    (logits ``Z``), block by block of ``step`` rows: one unit of work (here or on a joblib worker)."""
+    st = eng.state
+    Xt, Z = Xt.to(st.X.device), Z.to(st.X.device)
+    rows = []
+    starts = range(0, Xt.shape[0], step)
+    for s in tqdm(starts, desc="flip sets (K classes)", disable=not eng.settings.progress or len(starts) < 2,
+                  leave=False):
+        E = relabel_effects(st, Xt[s:s + step])
+        rows.extend(greedy_multiclass(E, Z[s:s + step], st.y, tgt, max_size))
+    return rows
+
+
+def refit_units(eng, sets, n_jobs=None, desc: str = "retraining"):
+    """:func:`refit_relabeled` with contiguous runs of whole refit batches handed to joblib workers (the batches,
+    not ``n_jobs``, fix the result); ``(W (m, K, p), FitInfo)``."""
+    st = eng.state
+    runs = block_runs(len(sets), _members_per_batch(st.n, st.K, st.p, st.memory_budget), n_jobs)
+    if len(runs) <= 1:
+        return refit_relabeled(st, sets, progress=eng.settings.progress, desc=desc)
+    parts = run_chunks(refit_chunk, eng, [(sets[a:b],) for a, b in runs], n_jobs, nbytes=eng.nbytes())
+    W = torch.cat([p[0].to(st.X.device) for p in parts])
+    return W, FitInfo(np.concatenate([p[1].grad_norm for p in parts]), np.concatenate([p[1].iterations for p in parts]),
+                      np.concatenate([p[1].converged for p in parts]))
+
+
+def refit_chunk(eng, sets):
+    """One run of whole refit batches on a worker: ``(W on the CPU, FitInfo)``."""
+    W, info = refit_relabeled(eng.state, sets)
+    return W.cpu(), info
 
 
 def flips(logits_new: np.ndarray, pred: np.ndarray, target) -> np.ndarray:
@@ -787,7 +814,7 @@ def _result_X(eng, res) -> torch.Tensor:
     return Design.from_tensor(to_torch_matrix(res.X_test, eng.settings.device, "res.X_test")).dense_rows()
 
 
-def verify(eng, res: MulticlassFlipSets) -> MulticlassVerification:
+def verify(eng, res: MulticlassFlipSets, n_jobs=None) -> MulticlassVerification:
     """Refit every found set exactly and check the flip (see :class:`MulticlassVerification`)."""
     check_result(eng, res)
     st = eng.state
@@ -803,7 +830,7 @@ def verify(eng, res: MulticlassFlipSets) -> MulticlassVerification:
     pdelta, adelta = np.full(n, np.nan), np.full(n, np.nan)
     flipped_b = np.zeros(n, dtype=bool)
     if rows.size:
-        W, info = refit_relabeled(st, [(res.indices(i), res.new_labels(i)) for i in rows], progress=eng.settings.progress,
+        W, info = refit_units(eng, [(res.indices(i), res.new_labels(i)) for i in rows], n_jobs,
                                   desc="verifying")
         r = torch.as_tensor(rows, device=Xt.device)
         Znew = torch.einsum("mp,mkp->mk", Xt[r], W).cpu().numpy()
@@ -870,7 +897,7 @@ def retrain_probabilities(eng, Xd: Design, sets, new_labels, check_index) -> np.
     out = _softmax_np((Xt @ st.W.T).cpu().numpy())
     rows = np.array([i for i, (s, _) in enumerate(pairs) if len(s)], dtype=np.int64)
     if rows.size:
-        W, info = refit_relabeled(st, [pairs[i] for i in rows], progress=eng.settings.progress)
+        W, info = refit_units(eng, [pairs[i] for i in rows])
         Z = torch.einsum("mp,mkp->mk", Xt[torch.as_tensor(rows)], W).cpu().numpy()
         out[rows] = _softmax_np(Z)
         if not info.converged.all():
@@ -1114,8 +1141,11 @@ class MultinomialEngine:
     ``y_train``, ``n_features``, ``n_train``, ``feature_names`` (or None), ``fit_info``, ``fingerprint``,
     ``seconds``; ``hessian_diagnostics`` is None (the dense ``Kp x Kp`` Hessian is factored by Cholesky).
 
-    Not (yet) on this engine: ``n_jobs`` (everything runs in this process), sparse storage of the features (the
-    design is densified), the removal baselines and ``scores``, and sign certificates: every refit converges.
+    ``flip_sets`` and ``verify`` take ``n_jobs`` through the same units of work as the binary engine (whole
+    score blocks, whole refit batches: :func:`cfdkit.core.parallel.block_runs`).  Not (yet) on this engine:
+    ``n_jobs`` for ``minimal_sets`` (one process: every refit made for one row is read by every row), sparse
+    storage of the features (the design is densified), the removal baselines and ``scores``, and sign
+    certificates: every refit converges.
     A softmax certificate would need Fact 2 of :mod:`cfdkit.linear.certify` for the softmax curvature
     ``diag(p) - p p^T`` (its change bounded in margin units per class pair) and ``kappa0`` over the ``K``
     class blocks of each row.
@@ -1196,12 +1226,21 @@ class MultinomialEngine:
         check_result(self, res, name)
 
     def flip_sets(self, Xd: Design, *, target_class=None, n_jobs=None) -> MulticlassFlipSets:
-        return flip_sets(self, Xd, target_class=target_class)
+        return flip_sets(self, Xd, target_class=target_class, n_jobs=n_jobs)
 
     def verify(self, res, *, minimize: bool, max_expand, n_jobs, certify: bool) -> MulticlassVerification:
         if minimize:
             raise ValueError("minimize=True is for two classes; with more classes use audit.minimal_sets(X_test).")
-        return verify(self, res)
+        return verify(self, res, n_jobs)
+
+    def block_rows(self, n_test: int) -> int:
+        """Test rows per score block (the unit of work) within ``memory_budget``."""
+        return _block_rows(self.state, self.settings.memory_budget, n_test)
+
+    def nbytes(self) -> int:
+        """Bytes of the fitted state's tensors (what joblib's Dask backend sees when it decides to scatter)."""
+        st = self.state
+        return int(8 * (st.X.numel() + 2 * st.n + st.W.numel() + st.L.numel()))
 
     def retrain_probabilities(self, Xd: Design, sets, kind: str, new_labels, check_index) -> np.ndarray:
         if kind != "relabel":

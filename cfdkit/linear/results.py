@@ -43,6 +43,37 @@ class RaggedSets:
         return self.flat_new_labels[self.offsets[i]:self.offsets[i + 1]].copy()
 
 
+class MinimalResult(RaggedSets):
+    """What every minimal-set result (two classes or K) answers from its fields ``status``, ``size``,
+    ``lower_bound``, ``estimated_size``, ``one_minimal``, ``refits`` and ``seconds``."""
+
+    @property
+    def found(self) -> np.ndarray:
+        """bool (n_test,): a verified set was found."""
+        return self.status == "verified"
+
+    @property
+    def proven_minimal(self) -> np.ndarray:
+        """bool (n_test,): the verified set is as small as any flipping set can be (``lower_bound == size``)."""
+        return self.found & (self.lower_bound == self.size)
+
+    def summary(self) -> dict:
+        """found_rate, median sizes (estimated among Algorithm 1's found rows; verified among found rows), ..."""
+        f = self.found
+        est = self.estimated_size[self.estimated_size > 0]
+        return {
+            "n_test": len(self),
+            "minimal_found_rate": float(f.mean()) if len(self) else float("nan"),
+            "median_estimated_size": float(np.median(est)) if est.size else float("nan"),
+            "median_verified_size": float(np.median(self.size[f])) if f.any() else float("nan"),
+            "median_lower_bound": float(np.median(self.lower_bound)) if len(self) else float("nan"),
+            "one_minimal_rate": float(self.one_minimal[f].mean()) if f.any() else float("nan"),
+            "proven_minimal_rate": float(self.proven_minimal[f].mean()) if f.any() else float("nan"),
+            "refits": int(self.refits),
+            "seconds": float(self.seconds),
+        }
+
+
 @dataclass
 class FlipSets(RaggedSets):
     """Flip sets ``S_t`` for a block of test points.
