@@ -439,9 +439,12 @@ def _audit_into(args, out: Path) -> dict:
         "l2_from": "--l2" if args.l2 is not None else "default (the paper's, for this data set)",
         "minimal": not args.estimate_only,
     }
-    # sets.csv speaks the vocabulary of the API: the minimal set's columns are named as in
-    # MinimalSets.to_frame() (size, status, lower_bound, new_prob, decided_by, one_minimal, proven_minimal,
-    # indices); every column about Algorithm 1's estimated set starts with "estimated_".
+    # sets.csv speaks the vocabulary of the API (cfdkit.linear.results: ROW_COLUMNS, MINIMAL_COLUMNS,
+    # ESTIMATED_COLUMNS): the minimal set's columns as MinimalSets.to_frame() names them (minimal_size,
+    # minimal_status, lower_bound, ...), Algorithm 1's estimated set's as Verification.to_frame() names them
+    # (estimated_size, estimated_refit_prob, ...)
+    from .linear.results import MINIMAL_COLUMNS
+
     sets = pd.DataFrame({"test_index": df["test_index"], "prob": df["prob"],
                          "predicted_label": df["predicted_label"]})
     if not args.estimate_only:
@@ -452,24 +455,17 @@ def _audit_into(args, out: Path) -> dict:
         if not np.array_equal(mdf["test_index"].to_numpy(), df["test_index"].to_numpy()):
             raise RuntimeError("the minimal-set search ran on other test rows than the audit (same seed and "
                                "--n-test expected); please report this.")
-        decided = mdf["decided_by"].to_numpy() if "decided_by" in mdf else np.where(mdf["size"] > 0, "converged", "")
-        proven = (mdf["proven_minimal"].to_numpy(bool) if "proven_minimal" in mdf
-                  else (mdf["lower_bound"].to_numpy() == mdf["size"].to_numpy()) & (mdf["size"].to_numpy() > 0))
-        df = df.assign(minimal_size=mdf["size"].to_numpy(), minimal_status=mdf["status"].to_numpy(),
-                       lower_bound=mdf["lower_bound"].to_numpy(), minimal_new_prob=mdf["new_prob"].to_numpy(),
-                       minimal_one_minimal=mdf["one_minimal"].to_numpy(), minimal_proven=proven,
-                       minimal_decided_by=decided, minimal_indices=list(mdf["indices"]))
-        sets["size"] = mdf["size"].to_numpy()
-        sets["status"] = mdf["status"].to_numpy()
-        sets["lower_bound"] = mdf["lower_bound"].to_numpy()
-        sets["proven_minimal"] = proven
-        sets["one_minimal"] = mdf["one_minimal"].to_numpy()
-        sets["new_prob"] = mdf["new_prob"].to_numpy()
-        sets["decided_by"] = decided
+        minimal = {c: (list(mdf[c]) if c == "minimal_indices" else mdf[c].to_numpy()) for c in MINIMAL_COLUMNS
+                   if c in mdf}
+        df = df.assign(**minimal)  # the report's frame: the same names
+        for c, v in minimal.items():
+            if c != "minimal_indices":
+                sets[c] = v
+        proven = minimal["proven_minimal"].astype(bool)
         ms = summarize_minimal(mdf)
         summary.update({k: ms[k] for k in ("minimal_found_rate", "median_estimated_size", "median_verified_size",
                                            "median_lower_bound", "seconds_minimal")})
-        found = mdf["status"].to_numpy() == "verified"
+        found = mdf["minimal_status"].to_numpy() == "verified"
         summary["proven_minimal_rate"] = float(proven[found].mean()) if found.any() else None
         summary["n_minimal_found"] = int(found.sum())
     sets["estimated_size"] = df["size"].to_numpy()
@@ -477,7 +473,7 @@ def _audit_into(args, out: Path) -> dict:
     sets["estimated_flipped"] = df["flipped"].to_numpy() if "flipped" in df else pd.NA
     sets["estimated_converged"] = df["converged"].to_numpy() if "converged" in df else pd.NA
     if not args.estimate_only:
-        sets["indices"] = [_joined(ix) for ix in df["minimal_indices"]]
+        sets["minimal_indices"] = [_joined(ix) for ix in df["minimal_indices"]]
     sets["estimated_indices"] = [_joined(ix) for ix in df["indices"]]
     sets.to_csv(out / "sets.csv", index=False)
     if not args.no_plots:

@@ -243,7 +243,7 @@ def _plain_summary(df: pd.DataFrame, summary: dict) -> str:
         if k:
             one, five = int((sizes == 1).sum()), int((sizes <= 5).sum())
             med = float(np.median(sizes))
-            proven = int(np.asarray(df.loc[ver, "minimal_proven"], dtype=bool).sum()) if "minimal_proven" in df \
+            proven = int(np.asarray(df.loc[ver, "proven_minimal"], dtype=bool).sum()) if "proven_minimal" in df \
                 else 0
             est = df.loc[ver & (df["size"] > 0), "size"]
             found = (f"<b>{k} of {n} predictions ({100 * k / max(n, 1):.0f} %) can be overturned</b> by relabeling "
@@ -511,7 +511,7 @@ def _minimal_section(df: pd.DataFrame, rows: dict, y_train: np.ndarray, thr, n_p
     (test rows, e.g. the largest estimate -> minimal gaps) not among them.
 
     ``df`` carries ``minimal_size, minimal_status, lower_bound, minimal_new_prob, minimal_indices`` and
-    optionally ``minimal_one_minimal`` (one per row, from :meth:`RelabelAudit.minimal_sets`); a set whose
+    optionally ``one_minimal`` (one per row, from :meth:`RelabelAudit.minimal_sets`); a set whose
     1-minimality was not established (a leave-one-out refit did not converge) is marked as such.
     """
     ver = df[df["minimal_status"] == "verified"]
@@ -548,7 +548,7 @@ def _minimal_section(df: pd.DataFrame, rows: dict, y_train: np.ndarray, thr, n_p
         says = (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}; " if est > 0 else
                 "Algorithm 1 finds no set; ")
         k, lb = int(r["minimal_size"]), int(r["lower_bound"])
-        unsure = ("" if bool(r.get("minimal_one_minimal", True)) else
+        unsure = ("" if bool(r.get("one_minimal", True)) else
                   " (not shown to be 1-minimal: a leave-one-out refit did not converge)")
         desc = rows["describe_test"]([pos[int(r["test_index"])]])[0]
         tag = "blockquote" if rows["kind"] == "text" else "div"

@@ -33,20 +33,22 @@ def test_audit_synthetic_writes_files(tmp_path):
     assert s["dataset"] == "synthetic" and s["n_test"] == 15 and s["n_train"] == 800 and s["threshold"] == 0.5
     assert 0 <= s["flip_rate"] <= s["found_rate"] <= 1
     sets = pd.read_csv(out / "sets.csv")
-    # the minimal set (the default answer) under MinimalSets.to_frame()'s names; Algorithm 1's under estimated_*
-    assert list(sets.columns) == ["test_index", "prob", "predicted_label", "size", "status", "lower_bound",
-                                  "proven_minimal", "one_minimal", "new_prob", "decided_by", "estimated_size",
-                                  "estimated_refit_prob", "estimated_flipped", "estimated_converged", "indices",
-                                  "estimated_indices"]
+    # the minimal set (the default answer) under MinimalSets.to_frame()'s names; Algorithm 1's under
+    # Verification.to_frame()'s (estimated_*)
+    assert list(sets.columns) == ["test_index", "prob", "predicted_label", "minimal_size", "minimal_status",
+                                  "lower_bound", "minimal_new_prob", "minimal_decided_by", "one_minimal",
+                                  "proven_minimal", "estimated_size", "estimated_refit_prob", "estimated_flipped",
+                                  "estimated_converged", "minimal_indices", "estimated_indices"]
     assert sets["estimated_converged"].all() and "n_not_converged" in s and s["n_not_converged"] == 0
-    assert len(sets) == 15 and s["minimal"] is True and s["minimal_found_rate"] == (sets["status"] == "verified").mean()
+    assert len(sets) == 15 and s["minimal"] is True and s["minimal_found_rate"] == (sets["minimal_status"] == "verified").mean()
     found = sets[sets["estimated_size"] > 0]
     assert all(len(str(t).split()) == k for t, k in zip(found["estimated_indices"], found["estimated_size"]))
-    ver = sets[sets["status"] == "verified"]
-    assert len(ver) and all(len(str(t).split()) == k for t, k in zip(ver["indices"], ver["size"]))
+    ver = sets[sets["minimal_status"] == "verified"]
+    assert len(ver) and all(len(str(t).split()) == k for t, k in zip(ver["minimal_indices"], ver["minimal_size"]))
     # a verified set flips: its retrained probability is on the other side of the threshold
-    assert ((ver["new_prob"] > 0.5) != (ver["prob"] > 0.5)).all()
-    assert (ver["lower_bound"] <= ver["size"]).all() and (ver["proven_minimal"] == (ver["lower_bound"] == ver["size"])).all()
+    assert ((ver["minimal_new_prob"] > 0.5) != (ver["prob"] > 0.5)).all()
+    assert (ver["lower_bound"] <= ver["minimal_size"]).all()
+    assert (ver["proven_minimal"] == (ver["lower_bound"] == ver["minimal_size"])).all()
     assert (out / "size_distribution.png").stat().st_size > 1000
 
 

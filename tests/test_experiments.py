@@ -188,18 +188,18 @@ def test_table2_minimal_synthetic():
     assert r.n_test == 8 == len(pts) and r.l2_convention == "sum"
     for m in ("found_rate", "flip_rate", "minimal_found_rate", "minimal_flip_rate"):
         assert _rate(getattr(r, m)), m
-    found = (pts["status"] == "verified").to_numpy()
+    found = (pts["minimal_status"] == "verified").to_numpy()
     assert r.minimal_found_rate == found.mean() and r.found_rate == (pts["estimated_size"] > 0).mean()
     # every verified set flips again when refit separately from the search
     assert (pts.loc[found, "minimal_flipped"] == 1.0).all() and r.minimal_flip_rate == r.minimal_found_rate
     assert pts.loc[~found, "minimal_flipped"].isna().all()
-    assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "size"]).all()
-    assert r.median_verified_size == np.median(pts.loc[found, "size"])
+    assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "minimal_size"]).all()
+    assert r.median_verified_size == np.median(pts.loc[found, "minimal_size"])
     est = pts["estimated_size"].to_numpy()
     assert r.median_estimated_size == np.median(est[est > 0])
     # where Algorithm 1's own set flips, the verified minimal set is never larger (it is a candidate, then shrunk)
     ok = pts["estimated_flipped"].to_numpy(float) == 1.0
-    assert (pts.loc[ok, "size"] <= pts.loc[ok, "estimated_size"]).all()
+    assert (pts.loc[ok, "minimal_size"] <= pts.loc[ok, "estimated_size"]).all()
 
 
 def test_reproduce_renders_minimal_columns(tmp_path):
@@ -239,9 +239,9 @@ def test_imbalanced_minimal_small_adult():
     r = df.iloc[0]
     assert r.positive_share == 30 / 600 and r.n_train == 600 and r.n_test == 6 and r.threshold == 0.5
     pts = df.attrs["points"]["l2=1/tau=0.5"]
-    found = (pts["status"] == "verified").to_numpy()
+    found = (pts["minimal_status"] == "verified").to_numpy()
     assert r.minimal_found_rate == found.mean() and (pts.loc[found, "minimal_flipped"] == 1.0).all()
-    assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "size"]).all()
+    assert (pts.loc[found, "lower_bound"] <= pts.loc[found, "minimal_size"]).all()
     assert 0 <= r.share_0_to_1 <= 1 and 0 <= r.share_predicted_positive <= 1
 
 

@@ -116,7 +116,8 @@ def test_result_api_and_frame(exhaustive_runs):
     assert set(np.unique(ms.status)) <= {"verified", "not_found"}
     assert np.all(np.isnan(ms.new_prob[~ms.found])) and np.all(ms.size[~ms.found] == 0)
     df = ms.to_frame()
-    for col in ("estimated_size", "size", "status", "lower_bound", "new_prob", "one_minimal", "indices"):
+    for col in ("estimated_size", "minimal_size", "minimal_status", "lower_bound", "minimal_new_prob", "one_minimal",
+                "minimal_indices"):
         assert col in df.columns
     assert len(df) == len(Xt)
     i = int(np.nonzero(ms.found)[0][0])
@@ -249,25 +250,25 @@ def test_cli_audit_minimal_columns(tmp_path, capsys):
     rc = main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "12", "--no-plots", "--minimal"])
     assert rc == 0
     df = pd.read_csv(out / "sets.csv")
-    for col in ("estimated_size", "size", "status", "lower_bound", "new_prob"):
+    for col in ("estimated_size", "minimal_size", "minimal_status", "lower_bound", "minimal_new_prob"):
         assert col in df.columns
-    v = df["status"] == "verified"
+    v = df["minimal_status"] == "verified"
     assert v.any()
-    assert (df.loc[v, "lower_bound"] <= df.loc[v, "size"]).all()
-    assert df.loc[~v, "new_prob"].isna().all()
+    assert (df.loc[v, "lower_bound"] <= df.loc[v, "minimal_size"]).all()
+    assert df.loc[~v, "minimal_new_prob"].isna().all()
     # report.html shows them beside Algorithm 1's: the smallest verified set first, with its numbers from sets.csv
     html = (out / "report.html").read_text()
     assert "<h2 id='minimal'>Verified minimal sets</h2>" in html
     assert f"{int(v.sum())} of {len(df)} test points have a verified set" in html
     thr = json.loads((out / "summary.json").read_text())["threshold"]
-    best = df[v].assign(m=(df.loc[v, "prob"] - thr).abs()).sort_values(["size", "m"], kind="stable").iloc[0]
+    best = df[v].assign(m=(df.loc[v, "prob"] - thr).abs()).sort_values(["minimal_size", "m"], kind="stable").iloc[0]
     est = int(best["estimated_size"])
     head = (f"Test row {int(best['test_index'])}: "
             + (f"Algorithm 1 says {est} label{'s' if est != 1 else ''}; " if est > 0 else "Algorithm 1 finds no set; ")
-            + f"{int(best['size'])} really suffice{'s' if int(best['size']) == 1 else ''}"
-            + minimal_bound_words(int(best["size"]), int(best["lower_bound"])))
+            + f"{int(best['minimal_size'])} really suffice{'s' if int(best['minimal_size']) == 1 else ''}"
+            + minimal_bound_words(int(best["minimal_size"]), int(best["lower_bound"])))
     assert head in html
-    assert f"{best['prob']:.4f} &rarr; {best['new_prob']:.4f}" in html
+    assert f"{best['prob']:.4f} &rarr; {best['minimal_new_prob']:.4f}" in html
     # and the command says so in one line
     assert "verified minimal sets (the answer): found" in capsys.readouterr().out
 
@@ -430,7 +431,7 @@ def test_report_marks_sets_whose_one_minimality_was_not_established():
     df = pd.DataFrame({"test_index": [0, 1, 2], "prob": [0.1, 0.2, 0.3], "size": [5, 0, 4],
                        "minimal_size": [3, 2, 0], "minimal_status": ["verified", "verified", "not_found"],
                        "lower_bound": [2, 1, 1], "minimal_new_prob": [0.6, 0.7, np.nan],
-                       "minimal_one_minimal": [True, False, False],
+                       "one_minimal": [True, False, False],
                        "minimal_indices": [np.array([1, 2, 3]), np.array([4, 5]), np.array([], dtype=np.int64)]})
     rows = {"kind": "text", "train_index": np.arange(10), "describe_test": lambda ks: [f"test {k}" for k in ks],
             "describe_train": lambda idx: [f"train {i}" for i in idx]}
@@ -454,10 +455,11 @@ def test_cli_audit_minimal_with_no_verified_set_writes_valid_json(tmp_path, caps
 
     def none_verified(*args, **kwargs):
         df = real(*args, **kwargs)
-        df["status"] = "not_found"
-        df["size"] = 0
-        df["new_prob"] = np.nan
-        df["indices"] = [np.empty(0, dtype=np.int64) for _ in range(len(df))]
+        df["minimal_status"] = "not_found"
+        df["minimal_size"] = 0
+        df["minimal_new_prob"] = np.nan
+        df["minimal_indices"] = [np.empty(0, dtype=np.int64) for _ in range(len(df))]
+        df["proven_minimal"] = False
         return df
 
     monkeypatch.setattr(lin, "minimal_points", none_verified)

@@ -373,7 +373,7 @@ def test_minimal_sets_one_minimal_by_refit():
             m = sk_fit(X, relabeled(y, np.delete(idx, j), np.delete(lab, j)))
             assert int(np.argmax(m.predict_proba(Xt[t:t + 1])[0])) == pred[t]
     df = ms.to_frame()
-    assert list(df["size"]) == list(ms.size)
+    assert list(df["minimal_size"]) == list(ms.size)
 
 
 @pytest.mark.gpu

@@ -125,7 +125,7 @@ def test_cli_report_synthetic_in_chromium(tmp_path):
     s = _audit(out, "--dataset", "synthetic", "--n-test", "20", "--seed", "1")
     _check_file(out)
     df = pd.read_csv(out / "sets.csv")
-    ver = df[df["status"] == "verified"]
+    ver = df[df["minimal_status"] == "verified"]
     y_train = prepare("synthetic", seed=1, n_test=20).y_train
     sync_api = _browser()
 
@@ -139,9 +139,9 @@ def test_cli_report_synthetic_in_chromium(tmp_path):
         assert "The model predicts “class 1” when its probability of “class 1” is above the threshold 0.5" in plain
         k, n = len(ver), len(df)
         assert f"{k} of {n} predictions ({100 * k / n:.0f} %) can be overturned" in plain
-        med = float(ver["size"].median())
+        med = float(ver["minimal_size"].median())
         assert f"the median minimal set has {med:g} label" in plain
-        assert f"smallest {int(ver['size'].min())}, the largest {int(ver['size'].max())}" in plain
+        assert f"smallest {int(ver['minimal_size'].min())}, the largest {int(ver['minimal_size'].max())}" in plain
         assert f"For {int(ver['proven_minimal'].sum())} of the {k}, a certificate proves" in plain
         est = ver[ver["estimated_size"] > 0]["estimated_size"].median()
         assert f"proposes a median of {float(est):g} labels" in plain
@@ -155,12 +155,12 @@ def test_cli_report_synthetic_in_chromium(tmp_path):
         assert row == f"{100 * s['minimal_found_rate']:.1f} %"
         # the telling cases: the largest estimate -> minimal gap first
         both = ver[ver["estimated_size"] > 0]
-        gap = (both["estimated_size"] - both["size"]).max()
+        gap = (both["estimated_size"] - both["minimal_size"]).max()
         first_gap = page.locator("table.cases.gaps tr").nth(1).locator("td").all_inner_texts()
         assert int(first_gap[3]) - int(first_gap[4]) == gap
         assert page.locator("table.cases.robust tr").count() > 1 and page.locator("table.cases.fragile tr").count() > 1
         fr = page.locator("table.cases.fragile tr").nth(1).locator("td").all_inner_texts()
-        assert int(fr[4]) == int(ver["size"].min())
+        assert int(fr[4]) == int(ver["minimal_size"].min())
         # figures: decoded by the browser, each with a caption
         assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")
         caps = page.locator("figure figcaption").all_inner_texts()
@@ -170,8 +170,8 @@ def test_cli_report_synthetic_in_chromium(tmp_path):
         tid = int(first.get_attribute("id").split("-")[1])
         assert first.get_attribute("id").startswith("minimal-")
         r = df[df["test_index"] == tid].iloc[0]
-        assert r["size"] == ver["size"].min()
-        idx = [int(v) for v in str(r["indices"]).split()]
+        assert r["minimal_size"] == ver["minimal_size"].min()
+        idx = [int(v) for v in str(r["minimal_indices"]).split()]
         cells = first.locator("table.set tr").all()[1:]
         assert len(cells) == min(25, len(idx))
         for tr, i in zip(cells, idx):

@@ -108,7 +108,7 @@ def test_result_accessors_and_frame(dense_problem):
     assert res.indices(i).dtype == np.int64 and len(res.indices(i)) == res.size[i]
     assert res.indices(-1).shape == (res.size[-1],)
     df = res.to_frame()
-    assert list(df["size"]) == list(res.size) and len(df) == len(Xt)
+    assert list(df["estimated_size"]) == list(res.size) and len(df) == len(Xt)
     with pytest.raises(IndexError):
         res.indices(len(Xt))
     with pytest.raises(TypeError):

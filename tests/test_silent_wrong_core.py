@@ -154,9 +154,9 @@ def test_non_converged_refits_are_unknown_everywhere(problem):
     assert s["flip_rate"] == 0.0  # over the converged rows only: the no-set rows, none flipped
     assert np.isnan(s["success_ratio"])
     df = v.to_frame()
-    assert "converged" in df and (df["converged"].to_numpy() == v.converged).all()
-    assert df["flipped"].dtype == "boolean"
-    assert df.loc[found, "flipped"].isna().all() and not df.loc[~found, "flipped"].isna().any()
+    assert "estimated_converged" in df and (df["estimated_converged"].to_numpy() == v.converged).all()
+    assert df["estimated_flipped"].dtype == "boolean"
+    assert df.loc[found, "estimated_flipped"].isna().all() and not df.loc[~found, "estimated_flipped"].isna().any()
     assert (v.verified_size[found] == -1).all()
     # retrain_probabilities gives NaN (no answer) for the same refits
     with pytest.warns(RuntimeWarning, match="NaN"):
@@ -175,7 +175,7 @@ def test_converged_verification_reports_converged_column(problem):
     v = a.verify(a.flip_sets(Xt), certify=False)
     assert v.flipped.dtype == bool
     df = v.to_frame()
-    assert df["converged"].all() and not df["flipped"].isna().any()
+    assert df["estimated_converged"].all() and not df["estimated_flipped"].isna().any()
     s = v.summary()
     assert s["n_not_converged"] == 0
     assert s["flip_rate"] == pytest.approx(v.flipped.mean())

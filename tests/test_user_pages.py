@@ -4,8 +4,9 @@
 * the README is a short guide (≤ 150 lines) whose links all resolve to files in the repository;
 * the words estimated / verified / converged / certified / minimal / proven minimal are defined once, in the same
   paragraph, in the README, the report and the first two notebooks;
-* one vocabulary for columns: ``sets.csv`` of ``cfdkit audit`` names the minimal set's columns exactly as
-  ``MinimalSets.to_frame()`` does, and every column about Algorithm 1's estimated set starts with ``estimated_``.
+* one vocabulary for columns: ``sets.csv`` of ``cfdkit audit`` and every ``to_frame()`` name a column about the
+  minimal set ``minimal_*`` (or ``lower_bound``, ``one_minimal``, ``proven_minimal``) and one about Algorithm 1's
+  estimated set ``estimated_*``, the same name for the same thing in every table.
 """
 import html
 import json
@@ -110,35 +111,57 @@ def test_one_paragraph_defines_the_words_everywhere():
 
 
 def test_sets_csv_speaks_the_api_vocabulary(tmp_path):
-    """sets.csv names the minimal set's columns exactly as MinimalSets.to_frame() does, with the same values as
-    minimal_points on the same rows; every other column is common or starts with estimated_."""
+    """One vocabulary: sets.csv's header is made of the column names of MinimalSets.to_frame() and
+    Verification.to_frame() (each CSV column exists in the API under the same name, with the same values as
+    minimal_points on the same rows); every to_frame() column (two classes and K) is a row column, an estimated_*
+    column about Algorithm 1's set, or a column about the minimal set -- no bare ``size``/``new_prob`` that means one
+    set in one table and the other in the next."""
+    from cfdkit import RelabelAudit
     from cfdkit.cli import main
+    from cfdkit.data import prepare
+    from cfdkit.linear.results import ESTIMATED_COLUMNS, MINIMAL_COLUMNS, ROW_COLUMNS
     from cfdkit.studies.linear import minimal_points
 
+    assert not (set(ROW_COLUMNS) & set(ESTIMATED_COLUMNS) or set(ROW_COLUMNS) & set(MINIMAL_COLUMNS)
+                or set(ESTIMATED_COLUMNS) & set(MINIMAL_COLUMNS))
+    assert all(c.startswith("estimated_") for c in ESTIMATED_COLUMNS)
+    assert all(c.startswith("minimal_") or c in ("lower_bound", "lower_bound_reason", "one_minimal", "proven_minimal")
+               for c in MINIMAL_COLUMNS)
     out = tmp_path / "a"
     assert main(["audit", "--dataset", "synthetic", "--out", str(out), "--n-test", "5", "--no-plots"]) == 0
     csv = pd.read_csv(out / "sets.csv", keep_default_na=True)
     mdf = minimal_points("synthetic", n_test=5, seed=0)
-    from cfdkit import RelabelAudit
-    from cfdkit.data import prepare
-
     p = prepare("synthetic", seed=0, n_test=3)
-    api = RelabelAudit(l2=p.l2, threshold=p.threshold).fit(p.X_train, p.y_train).minimal_sets(p.X_test).to_frame()
-    common = {"test_index", "prob", "predicted_label"}
-    minimal_cols = [c for c in api.columns if c not in common and c != "estimated_size"]
-    for c in minimal_cols:
-        assert c in csv.columns, f"sets.csv lacks MinimalSets.to_frame()'s column {c!r}"
-    others = [c for c in csv.columns if c not in minimal_cols and c not in common]
-    assert others and all(c.startswith("estimated_") for c in others), others
+    a = RelabelAudit(l2=p.l2, threshold=p.threshold).fit(p.X_train, p.y_train)
+    fs = a.flip_sets(p.X_test)
+    frames = {"MinimalSets": a.minimal_sets(p.X_test).to_frame(), "FlipSets": fs.to_frame(),
+              "Verification": a.verify(fs).to_frame(),
+              "Verification(minimize)": a.verify(fs, minimize=True, certify=False).to_frame()}
+    y3 = np.digitize(p.X_train[:, 0], np.quantile(p.X_train[:, 0], [1 / 3, 2 / 3]))
+    k = RelabelAudit(l2=p.l2).fit(p.X_train[:120], y3[:120])
+    kfs = k.flip_sets(p.X_test)
+    frames.update({"K FlipSets": kfs.to_frame(), "K Verification": k.verify(kfs).to_frame(),
+                   "K MinimalSets": k.minimal_sets(p.X_test[:2]).to_frame()})
+    for name, df in frames.items():
+        odd = [c for c in df.columns if c not in ROW_COLUMNS + ESTIMATED_COLUMNS + MINIMAL_COLUMNS]
+        assert not odd, f"{name}.to_frame() has columns outside the vocabulary: {odd}"
+    api = set(frames["MinimalSets"].columns) | set(frames["Verification"].columns)
+    assert set(csv.columns) <= api, f"sets.csv columns the API does not name: {set(csv.columns) - api}"
+    assert [c for c in csv.columns if c in MINIMAL_COLUMNS] == [c for c in frames["MinimalSets"].columns
+                                                               if c in MINIMAL_COLUMNS]
     # same values as the API's frame for the same rows (the indices as space-separated text)
     np.testing.assert_array_equal(csv["test_index"], mdf["test_index"])
-    for c in ("size", "status", "lower_bound", "proven_minimal", "one_minimal", "decided_by", "estimated_size"):
+    for c in ("minimal_size", "minimal_status", "lower_bound", "proven_minimal", "one_minimal", "minimal_decided_by",
+              "estimated_size"):
         assert list(csv[c]) == list(mdf[c]), c
-    np.testing.assert_allclose(csv["new_prob"], mdf["new_prob"], rtol=0, atol=1e-12, equal_nan=True)
-    assert [str(s).split() if isinstance(s, str) else [] for s in csv["indices"]] == \
-        [[str(i) for i in ix] for ix in mdf["indices"]]
-    # the estimated set's refit probability is not called by the name FlipSets.to_frame() gives its linear estimate
-    assert "estimated_new_prob" not in csv.columns and "estimated_refit_prob" in csv.columns
+    np.testing.assert_allclose(csv["minimal_new_prob"], mdf["minimal_new_prob"], rtol=0, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(csv["estimated_refit_prob"], mdf["estimated_refit_prob"], rtol=0, atol=1e-12,
+                               equal_nan=True)
+    assert [str(s).split() if isinstance(s, str) else [] for s in csv["minimal_indices"]] == \
+        [[str(i) for i in ix] for ix in mdf["minimal_indices"]]
+    # the linear estimate and the refit of the estimated set have two names, in every table
+    assert "estimated_linear_prob" in frames["FlipSets"] and "estimated_refit_prob" in frames["Verification"]
+    assert "estimated_linear_prob" not in csv.columns and "estimated_refit_prob" in csv.columns
 
 
 @pytest.mark.parametrize("flag", ["--estimate-only"])

@@ -63,7 +63,7 @@ def test_predicted_vs_actual_change_reported(dense_problem):
     s = ver.summary()
     assert 0 <= s["flip_rate"] <= s["found_rate"] <= 1 and -1 <= s["pearson_delta"] <= 1
     df = ver.to_frame()
-    assert {"flipped", "new_prob", "rel_error"} <= set(df.columns)
+    assert {"estimated_flipped", "estimated_refit_prob", "estimated_rel_error"} <= set(df.columns)
 
 
 def test_minimize_finds_boundary_prefix():

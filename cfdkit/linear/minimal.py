@@ -164,20 +164,24 @@ class MinimalSets(MinimalResult):
     flat_new_labels: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per test point with every field above and the indices."""
+        """One row per test point: ``test_index``, ``prob``, ``predicted_label``, ``estimated_size`` (Algorithm 1's
+        set), then the minimal set's columns (:data:`cfdkit.linear.results.MINIMAL_COLUMNS`): ``minimal_size``,
+        ``minimal_status``, ``lower_bound``, ``minimal_new_prob``, ``minimal_decided_by``, ``one_minimal``,
+        ``proven_minimal``, ``minimal_indices`` -- the names the ``sets.csv`` of ``cfdkit audit`` uses."""
         return pd.DataFrame({
             "test_index": np.arange(len(self)),
             "prob": self.prob,
             "predicted_label": (self.prob > self.threshold).astype(np.int64),
             "estimated_size": self.estimated_size,
-            "size": self.size,
-            "status": self.status,
+            "minimal_size": self.size,
+            "minimal_status": self.status,
             "lower_bound": self.lower_bound,
-            "new_prob": self.new_prob,
-            "decided_by": self.decided_by if self.decided_by is not None else np.where(self.found, "converged", ""),
+            "minimal_new_prob": self.new_prob,
+            "minimal_decided_by": self.decided_by if self.decided_by is not None
+            else np.where(self.found, "converged", ""),
             "one_minimal": self.one_minimal,
             "proven_minimal": self.proven_minimal,
-            "indices": [self.indices(i).tolist() for i in range(len(self))],
+            "minimal_indices": [self.indices(i).tolist() for i in range(len(self))],
         })
 
 

@@ -617,11 +617,11 @@ class MulticlassFlipSets(_ClassSets):
             "test_index": np.arange(len(self)),
             "predicted_class": cl[self.predicted_label],
             "prob_predicted": self.prob[np.arange(len(self)), self.predicted_label],
-            "size": self.size,
-            "found": self.found,
-            "aimed_class": [cl[a] if a >= 0 else None for a in self.aimed_class],
-            "indices": [self.indices(i).tolist() for i in range(len(self))],
-            "new_classes": [self.new_classes(i).tolist() for i in range(len(self))],
+            "estimated_size": self.size,
+            "estimated_found": self.found,
+            "estimated_aimed_class": [cl[a] if a >= 0 else None for a in self.aimed_class],
+            "estimated_indices": [self.indices(i).tolist() for i in range(len(self))],
+            "estimated_new_classes": [self.new_classes(i).tolist() for i in range(len(self))],
         })
 
     def summary(self) -> dict:
@@ -673,13 +673,13 @@ class MulticlassVerification:
         known = self.flip_known
         fl = pd.array(np.nan_to_num(np.asarray(self.flipped, dtype=float)) > 0, dtype="boolean")
         fl[~known] = pd.NA
-        df["flipped"] = fl
-        df["converged"] = known
+        df["estimated_flipped"] = fl
+        df["estimated_converged"] = known
         cl = self.sets.classes
-        df["new_class"] = [cl[v] if v >= 0 else None for v in self.new_label]
-        df["predicted_delta"] = self.predicted_delta
-        df["actual_delta"] = self.actual_delta
-        df["grad_norm"] = self.grad_norm
+        df["estimated_refit_class"] = [cl[v] if v >= 0 else None for v in self.new_label]
+        df["estimated_linear_delta"] = self.predicted_delta
+        df["estimated_refit_delta"] = self.actual_delta
+        df["estimated_grad_norm"] = self.grad_norm
         return df
 
     def summary(self) -> dict:
@@ -723,11 +723,12 @@ class MulticlassMinimalSets(MinimalResult, _ClassSets):
         pred = np.argmax(self.prob, axis=1)
         return pd.DataFrame({
             "test_index": np.arange(len(self)), "predicted_class": cl[pred], "estimated_size": self.estimated_size,
-            "size": self.size, "status": self.status, "lower_bound": self.lower_bound,
+            "minimal_size": self.size, "minimal_status": self.status, "lower_bound": self.lower_bound,
             "lower_bound_reason": self.lower_bound_reason, "one_minimal": self.one_minimal,
-            "new_class": [cl[v] if v >= 0 else None for v in self.new_label],
-            "indices": [self.indices(i).tolist() for i in range(len(self))],
-            "new_classes": [self.new_classes(i).tolist() for i in range(len(self))]})
+            "proven_minimal": self.proven_minimal,
+            "minimal_new_class": [cl[v] if v >= 0 else None for v in self.new_label],
+            "minimal_indices": [self.indices(i).tolist() for i in range(len(self))],
+            "minimal_new_classes": [self.new_classes(i).tolist() for i in range(len(self))]})
 
 
 

@@ -14,6 +14,21 @@ import pandas as pd
 from ..core.validation import check_row_index
 
 
+#: The words every per-row table uses (``to_frame()`` of the results, the ``sets.csv`` of ``cfdkit audit``):
+#: columns about the row itself, about Algorithm 1's estimated set, and about the verified minimal set.
+#: (K classes: the predicted class and its probability; the aimed, new and refit classes.)
+ROW_COLUMNS = ("test_index", "prob", "predicted_label", "predicted_class", "prob_predicted")
+ESTIMATED_COLUMNS = ("estimated_size", "estimated_found", "estimated_linear_prob", "estimated_indices",
+                     "estimated_flipped", "estimated_converged", "estimated_decided_by", "estimated_refit_prob",
+                     "estimated_refit_prob_low", "estimated_refit_prob_high", "estimated_linear_delta",
+                     "estimated_refit_delta", "estimated_rel_error", "estimated_grad_norm", "estimated_prefix_size",
+                     "estimated_prefix_refit_prob", "estimated_prefix_exact", "estimated_aimed_class",
+                     "estimated_new_classes", "estimated_refit_class")
+MINIMAL_COLUMNS = ("minimal_size", "minimal_status", "lower_bound", "minimal_new_prob", "minimal_decided_by",
+                   "one_minimal", "proven_minimal", "minimal_indices", "lower_bound_reason", "minimal_new_class",
+                   "minimal_new_classes")
+
+
 class RaggedSets:
     """One set of training points per test row, stored flat — the layout every set result shares (flip sets,
     minimal sets; two classes or K).
@@ -172,15 +187,17 @@ class FlipSets(RaggedSets):
         return self.prob[i] + np.concatenate([[0.0], np.cumsum(self.effects(i))])
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per test point: prob, predicted label, size, estimated new prob, the indices."""
+        """One row per test point: ``test_index``, ``prob``, ``predicted_label``, then the estimated set's columns
+        (:data:`ESTIMATED_COLUMNS`): ``estimated_size``, ``estimated_found``, ``estimated_linear_prob`` (the
+        linear estimate of ``P(y=1)`` after the set) and ``estimated_indices``."""
         return pd.DataFrame({
             "test_index": np.arange(len(self)),
             "prob": self.prob,
             "predicted_label": self.predicted_label,
-            "size": self.size,
-            "found": self.found,
-            "estimated_new_prob": self.predicted_prob,
-            "indices": [self.indices(i).tolist() for i in range(len(self))],
+            "estimated_size": self.size,
+            "estimated_found": self.found,
+            "estimated_linear_prob": self.predicted_prob,
+            "estimated_indices": [self.indices(i).tolist() for i in range(len(self))],
         })
 
     def summary(self) -> dict:
@@ -293,32 +310,38 @@ class Verification:
         return out.astype(str)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per test point: :meth:`FlipSets.to_frame` plus the refit's outcome.
+        """One row per test point: :meth:`FlipSets.to_frame` plus the estimated set's refit.
 
-        ``flipped`` is a nullable boolean column (``pd.NA`` where there is no answer), ``converged`` says
-        which refits reached the tolerance and ``decided_by`` how each answer was reached.
+        ``estimated_flipped`` is a nullable boolean column (``pd.NA`` where there is no answer),
+        ``estimated_converged`` says which refits reached the tolerance, ``estimated_decided_by`` how each answer
+        was reached and ``estimated_refit_prob`` is ``new_prob`` (with its proven range
+        ``estimated_refit_prob_low``/``_high``): the names the ``sets.csv`` of ``cfdkit audit`` uses.  The
+        estimate's accuracy: ``estimated_linear_delta`` (``predicted_delta``), ``estimated_refit_delta``
+        (``actual_delta``), ``estimated_rel_error``, ``estimated_grad_norm``; with ``minimize=True``
+        ``estimated_prefix_size``, ``estimated_prefix_refit_prob``, ``estimated_prefix_exact`` (``verified_size``,
+        ``verified_new_prob``, ``verified_size_exact``).
         """
         df = self.sets.to_frame()
         known = self.flip_known
         flipped = pd.array(np.where(known, np.nan_to_num(np.asarray(self.flipped, dtype=float)) > 0, False),
                            dtype="boolean")
         flipped[~known] = pd.NA
-        df["flipped"] = flipped
-        df["converged"] = np.asarray(self.converged, dtype=bool)
-        df["decided_by"] = self.decided_by
-        df["new_prob"] = self.new_prob
+        df["estimated_flipped"] = flipped
+        df["estimated_converged"] = np.asarray(self.converged, dtype=bool)
+        df["estimated_decided_by"] = self.decided_by
+        df["estimated_refit_prob"] = self.new_prob
         if self.new_prob_low is not None:
-            df["new_prob_low"] = self.new_prob_low
-            df["new_prob_high"] = self.new_prob_high
-        df["predicted_delta"] = self.predicted_delta
-        df["actual_delta"] = self.actual_delta
-        df["rel_error"] = self.rel_error
-        df["grad_norm"] = self.grad_norm
-        if self.verified_size is not None:
-            df["verified_size"] = self.verified_size
-            df["verified_new_prob"] = self.verified_new_prob
+            df["estimated_refit_prob_low"] = self.new_prob_low
+            df["estimated_refit_prob_high"] = self.new_prob_high
+        df["estimated_linear_delta"] = self.predicted_delta
+        df["estimated_refit_delta"] = self.actual_delta
+        df["estimated_rel_error"] = self.rel_error
+        df["estimated_grad_norm"] = self.grad_norm
+        if self.verified_size is not None:  # minimize=True: the shortest flipping prefix of the estimated order
+            df["estimated_prefix_size"] = self.verified_size
+            df["estimated_prefix_refit_prob"] = self.verified_new_prob
             if self.verified_size_exact is not None:
-                df["verified_size_exact"] = self.verified_size_exact
+                df["estimated_prefix_exact"] = self.verified_size_exact
         return df
 
     def summary(self) -> dict:

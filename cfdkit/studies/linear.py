@@ -599,7 +599,7 @@ def _minimal_frame(prep: Prepared, audit, *, max_size=None, recheck: bool = True
     df["y_true"] = np.asarray(prep.y_test)
     df["correct"] = (ms.prob > prep.threshold).astype(int) == np.asarray(prep.y_test)
     df["estimated_flipped"] = np.asarray(ver.flipped, dtype=float)
-    df["estimated_new_prob"] = np.asarray(ver.new_prob, dtype=float)
+    df["estimated_refit_prob"] = np.asarray(ver.new_prob, dtype=float)
     recheck_prob = np.full(len(ms), np.nan)
     rows = np.nonzero(ms.found)[0]
     if recheck and rows.size:
@@ -624,9 +624,10 @@ def minimal_points(dataset: str, features: str | None = None, *, n_test: int | N
 
     The same test rows as :func:`audit_points` (same ``seed``/``n_test``).  One row per test point:
     ``test_index, y_true, prob, correct, estimated_size`` (Algorithm 1's ``|S_t|``), ``estimated_flipped``
-    (its verification refit flipped; NaN: not converged or no set), ``size, status, lower_bound, new_prob,
-    one_minimal, indices``, ``recheck_prob`` / ``minimal_flipped`` (each verified set refit once more,
-    separately from the search).  ``l2_convention`` reads the paper's l2 (:data:`L2_CONVENTIONS`); ``l2``
+    (its verification refit flipped; NaN: not converged or no set), ``estimated_refit_prob``, the minimal set's
+    columns of :meth:`MinimalSets.to_frame` (``minimal_size, minimal_status, lower_bound, minimal_new_prob,
+    minimal_decided_by, one_minimal, proven_minimal, minimal_indices``), ``recheck_prob`` / ``minimal_flipped``
+    (each verified set refit once more, separately from the search).  ``l2_convention`` reads the paper's l2 (:data:`L2_CONVENTIONS`); ``l2``
     overrides it with a cfdkit l2 (for convention checks), ``threshold`` the paper's threshold.  ``df.attrs`` has
     the timings.
     """
@@ -652,9 +653,9 @@ def summarize_minimal(df: pd.DataFrame) -> dict:
     medians over the rows that have both.
     """
     n = len(df)
-    found = (df["status"] == "verified").to_numpy()
+    found = (df["minimal_status"] == "verified").to_numpy()
     est = df["estimated_size"].to_numpy()
-    size = df["size"].to_numpy()
+    size = df["minimal_size"].to_numpy()
     both = found & (est > 0)
     rate = (lambda m: float(np.mean(m)) if n else np.nan)
     mflip = df["minimal_flipped"].to_numpy(float) if "minimal_flipped" in df else np.full(n, np.nan)
@@ -762,7 +763,7 @@ def imbalanced_minimal(dataset: str = "adult", *, positive_share: float = 0.03, 
         fs = audit.flip_sets(p.X_test)
         y = p.y_train
         est_idx = np.concatenate([fs.indices(i) for i in range(len(fs))] + [np.empty(0, np.int64)])
-        ms_idx = np.concatenate([np.asarray(ix, dtype=np.int64) for ix in fr["indices"]] + [np.empty(0, np.int64)])
+        ms_idx = np.concatenate([np.asarray(ix, dtype=np.int64) for ix in fr["minimal_indices"]] + [np.empty(0, np.int64)])
         r = summarize_minimal(fr)
         r.update({"positive_share": float(y.mean()), "share_predicted_positive": float((fr["prob"] > tau).mean()),
                   "max_estimated_size_pct": float(100 * fr["estimated_size"].max() / len(y)),
