@@ -7,8 +7,8 @@ question with the same methods: :class:`~.binomial.BinomialEngine` (two classes)
 :class:`~.multiclass.MultinomialEngine` (softmax, K > 2); :class:`RelabelAudit` (:mod:`.audit`) is the scikit-learn
 estimator that picks one in ``fit`` and hands each query to it.  :mod:`.units` holds the joblib units of work,
 :mod:`.pipelining` the GPU pipelining, :mod:`.sklearn_glue` the scikit-learn entry, :mod:`.removal` the removal
-baselines, :mod:`.minimal` the verified minimal sets with their certified lower bound, :mod:`.oracle` the exhaustive
-ground truth, :mod:`.groups` the per-group report.
+baselines, :mod:`.minimal` the verified minimal sets with their certified lower bound (stages run by
+:mod:`.search`), :mod:`.oracle` the exhaustive ground truth, :mod:`.groups` the per-group report.
 """
 
 from .audit import RelabelAudit

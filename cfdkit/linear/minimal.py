@@ -109,6 +109,7 @@ from .model import hvp, penalty_mask
 from .certify import certificate, log_curvature, prepare_rows, relabel_question, train_h_norms
 from .results import MinimalResult
 from .retrain import FittedState, one_class_sets, refit_sets
+from .search import Stage, run_stages
 
 __all__ = ["MinimalSets", "SearchFields", "minimal_search", "lower_bounds"]
 
@@ -715,7 +716,7 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
                      pairs_limit, pair_candidates, triple_candidates, max_rounds, orderings, progress):
     """:func:`minimal_search` on distinct test rows; ``row_counts`` (how many test rows each stands for)
     moves the progress bar."""
-    n_test, n = Xt.n, state.train.n
+    n = state.train.n
     max_size = n if max_size is None else min(int(max_size), n)
     # one step per test row once its search has ended (size 1 after the singles, "not_found" after the
     # greedy search, a found set once its shrink ended); rows of >= 4 labels may still get a smaller set
@@ -724,40 +725,78 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
                leave=False)
     pool = _Pool(state, Xt, threshold, max_size, bar)
     pool.row_counts = row_counts
-    orig, prob = pool.orig, pool.prob
-    lb_enum = np.ones(n_test, dtype=np.int64)
-    timings: dict = {}
-    clock = [time.perf_counter()]
+    s = _Search(state, Xt, threshold, pool, bar, estimated_sets, max_size=max_size, singles_limit=singles_limit,
+                single_candidates=single_candidates, pairs_limit=pairs_limit, pair_candidates=pair_candidates,
+                triple_candidates=triple_candidates, max_rounds=max_rounds, orderings=orderings)
+    timings = run_stages(s, STAGES)
+    n_test = Xt.n
+    pool.tick(np.ones(n_test, dtype=bool))
+    bar.close()
+    found = s.found
+    size = np.where(found, pool.best_size, 0).astype(np.int64)
+    sets = [pool.best_set[t] if found[t] else np.empty(0, dtype=np.int64) for t in range(n_test)]
+    lb = np.maximum(lower_bounds(state, Xt, threshold, k_max=max_size), s.lb_enum)
+    stats = {"refits_certified": pool.n_certified, "refits_converged": pool.n_converged,
+             "refits_undecided": pool.n_undecided, "iterations": pool.iterations, "certificate_checks": pool.checks,
+             "decided_at_start": pool.iters0}
+    return SearchFields(prob=pool.prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
+                        new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
+                        one_minimal=s.one_min & found, decided_by=s.decided_by.astype(str), refits=pool.refits,
+                        timings=timings, refit_stats=stats)
 
-    def _lap(name):
-        now = time.perf_counter()
-        timings[name] = now - clock[0]
-        clock[0] = now
 
-    pool.phase = "Algorithm 1's sets"
-    # 1. Algorithm 1's sets (the estimate, as candidates)
-    rows = [t for t in range(n_test) if len(estimated_sets[t])]
+class _Search:
+    """What the stages of one binary search share: the fit, the test rows, the pool of refits, the parameters,
+    and what each stage leaves for the next (``benefit``, ``lb_enum``, ``alt``, ``one_min``, ...)."""
+
+    def __init__(self, state, Xt, threshold, pool, bar, estimated_sets, **params):
+        self.state, self.Xt, self.threshold, self.pool, self.bar = state, Xt, threshold, pool, bar
+        self.estimated_sets = estimated_sets
+        self.__dict__.update(params)
+        self.n_test, self.n = Xt.n, state.train.n
+        self.orig, self.prob = pool.orig, pool.prob
+        self.lb_enum = np.ones(self.n_test, dtype=np.int64)
+        self.all_singles = False
+        self.benefit = None
+        self.alt: dict = {}
+        self.one_min = None
+        self.found = None
+        self.decided_by = None
+
+    def ranking(self, t, m):
+        """Row ``t``'s ``m`` strongest candidates (exact single effects where refit, else IP-relabel) that help."""
+        b = self.benefit[t]
+        order = np.argsort(-b, kind="stable")[:m]
+        return [int(i) for i in order if b[i] > 0]
+
+
+def _stage_estimates(s: _Search) -> None:
+    """1. Algorithm 1's sets (the estimate, as candidates)."""
+    pool = s.pool
+    rows = [t for t in range(s.n_test) if len(s.estimated_sets[t])]
     if rows:
-        sets, rows = pool.valid([np.asarray(estimated_sets[t], dtype=np.int64) for t in rows], rows)
+        sets, rows = pool.valid([np.asarray(s.estimated_sets[t], dtype=np.int64) for t in rows], rows)
         if sets:
             pool.refit(sets, rows)
 
-    _lap("alg1")
-    pool.phase = "single relabels"
-    # 2. exact singles: every training point when n_train <= singles_limit, else the strongest
-    #    ``single_candidates`` by IP-relabel of each row without a set of size 1
-    all_singles = n <= singles_limit and n * n_test <= 30_000_000
+
+def _stage_singles(s: _Search) -> None:
+    """2. Exact singles: every training point when n_train <= singles_limit, else the strongest
+    ``single_candidates`` by IP-relabel of each row without a set of size 1."""
+    pool, n, n_test, orig, prob = s.pool, s.n, s.n_test, s.orig, s.prob
+    s.all_singles = all_singles = n <= s.singles_limit and n * n_test <= 30_000_000
     if all_singles:
         benefit = np.full((n_test, n), -np.inf)
         cand = list(range(n))
     else:
-        Wh = state.w[:, None].expand(-1, n_test)
-        benefit, _ = _relinearized_benefits(state, Xt, np.arange(n_test), [np.empty(0, np.int64)] * n_test,
+        Wh = s.state.w[:, None].expand(-1, n_test)
+        benefit, _ = _relinearized_benefits(s.state, s.Xt, np.arange(n_test), [np.empty(0, np.int64)] * n_test,
                                             Wh, orig)
-        top = np.argsort(-benefit, axis=1, kind="stable")[:, :single_candidates]
+        top = np.argsort(-benefit, axis=1, kind="stable")[:, :s.single_candidates]
         # each row's own strongest candidates, refit for that row alone (certified where possible)
         pairs_ti = [(t, int(i)) for t in range(n_test) for i in top[t] if benefit[t, i] > 0]
         cand = [i for _, i in pairs_ti]
+    s.benefit = benefit
     if all_singles:
         singles, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], cand)
         if singles:
@@ -768,7 +807,7 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
             benefit[:, idx[~conv]] = -np.inf
             del P_single
             if conv.all():
-                lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
+                s.lb_enum[pool.best_size > 1] = 2  # every valid single was refit (converged) and none flips these rows
     else:
         singles, own, idx = pool.valid([np.array([i], dtype=np.int64) for i in cand], [t for t, _ in pairs_ti], cand)
         if singles:
@@ -778,47 +817,44 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
             benefit[own, idx] = np.where(conv, np.where(orig[own], -d, d), -np.inf)  # exact (or proven) effects
     pool.tick(pool.best_size <= 1)
 
-    _lap("singles")
-    def ranking(t, m):
-        b = benefit[t]
-        order = np.argsort(-b, kind="stable")[:m]
-        return [int(i) for i in order if b[i] > 0]
 
-    pool.phase = "pairs"
-    # 3. pairs
-    all_pairs = n * (n - 1) // 2 <= pairs_limit
-    if max_size >= 2:
+def _stage_pairs(s: _Search) -> None:
+    """3. Pairs: every pair when few enough, else the pairs of each open row's strongest candidates."""
+    pool, n = s.pool, s.n
+    all_pairs = n * (n - 1) // 2 <= s.pairs_limit
+    if s.max_size >= 2:
         if all_pairs:
             pairs, = pool.valid([np.array(q, dtype=np.int64) for q in combinations(range(n), 2)])
             if pairs:
                 _, conv, _ = pool.refit(pairs)
-                if all_singles and conv.all():
-                    lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
+                if s.all_singles and conv.all():
+                    s.lb_enum[pool.best_size > 2] = 3  # every valid pair was refit and none flips these rows
         else:
             pairs, own = [], []
-            for t in range(n_test):
+            for t in range(s.n_test):
                 if pool.best_size[t] > 2:
-                    for q in combinations(sorted(ranking(t, pair_candidates)), 2):
+                    for q in combinations(sorted(s.ranking(t, s.pair_candidates)), 2):
                         pairs.append(np.array(q, dtype=np.int64))
                         own.append(t)
             pairs, own = pool.valid(pairs, own)
             if pairs:
                 pool.refit(pairs, own)
 
-    _lap("pairs")
-    pool.phase = "re-linearized greedy"
-    # 4. re-linearized greedy for rows without a set of size <= 2
-    active = [t for t in range(n_test) if pool.best_size[t] > 2]
+
+def _stage_greedy(s: _Search) -> None:
+    """4. Re-linearized greedy for rows without a set of size <= 2."""
+    pool, state, Xt, threshold, prob, orig, max_size = s.pool, s.state, s.Xt, s.threshold, s.prob, s.orig, s.max_size
+    active = [t for t in range(s.n_test) if pool.best_size[t] > 2]
     cur = {t: np.empty(0, dtype=np.int64) for t in active}
     W_cur = {}
     rounds = 0
-    while active and rounds < max_rounds:
+    while active and rounds < s.max_rounds:
         rounds += 1
         first = [t for t in active if len(cur[t]) == 0]
         later = [t for t in active if len(cur[t]) > 0]
         ben_rows, gaps = {}, {}
         for t in first:
-            ben_rows[t], gaps[t] = benefit[t], abs(prob[t] - threshold)
+            ben_rows[t], gaps[t] = s.benefit[t], abs(prob[t] - threshold)
         if later:
             Wl = torch.stack([W_cur[t] for t in later], 1)
             B, pt = _relinearized_benefits(state, Xt, later, [cur[t] for t in later], Wl, orig[later])
@@ -856,41 +892,42 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
             if not pool.flips(t, p_own[j]) and len(cur[t]) + 1 < pool.best_size[t] and len(cur[t]) < max_size:
                 nxt.append(t)
         active = nxt
-    _lap("greedy")
-    pool.phase = "orderings"
-    # 4b. simple orderings: the smallest flipping prefix of (a) the training points with the row's predicted
-    #     label, nearest first, and (b) the IP-relabel order at the fit; so no simple ordering's set is smaller
-    #     than the one the shrink starts from
-    # the orderings' sets are kept aside: the shrink starts from the search's own best set (as without
-    # orderings), and a row whose ordering set is smaller than its shrunk set is shrunk again from that
-    alt: dict = {}
-    if orderings:
+
+
+def _stage_orderings(s: _Search) -> None:
+    """4b. Simple orderings: the smallest flipping prefix of (a) the training points with the row's predicted
+    label, nearest first, and (b) the IP-relabel order at the fit; so no simple ordering's set is smaller than the
+    one the shrink starts from.  The orderings' sets are kept aside (``alt``): the shrink starts from the search's
+    own best set (as without orderings), and a row whose ordering set is smaller than its shrunk set is shrunk
+    again from that."""
+    pool = s.pool
+    if s.orderings:
         had = pool.snapshot()
-        _ordering_prefixes(pool, _simple_orders(pool, benefit, orderings))
-        for t in range(n_test):
-            if had[0][t] <= max_size and pool.best_size[t] < had[0][t]:
-                alt[t] = pool.snapshot(t)
+        _ordering_prefixes(pool, _simple_orders(pool, s.benefit, s.orderings))
+        for t in range(s.n_test):
+            if had[0][t] <= s.max_size and pool.best_size[t] < had[0][t]:
+                s.alt[t] = pool.snapshot(t)
                 pool.restore(had, t)
     pool.tick(~pool.found())  # rows without a set now: nothing later changes them
 
-    _lap("orderings")
-    pool.phase = "shrink"
-    # 5. shrink to 1-minimal
+
+def _stage_shrink(s: _Search) -> None:
+    """5. Shrink every found set to 1-minimal (and the orderings' sets kept aside, where smaller)."""
+    pool, n_test = s.pool, s.n_test
     rows = [t for t in range(n_test) if pool.found()[t]]
-    triples_on = max_size >= 3 and triple_candidates >= 3
 
     def finish(r):
         mask = np.zeros(n_test, dtype=bool)
         mask[r] = True
         pool.tick(mask)
 
-    one_min = _shrink(pool, rows, finish)
-    again = [t for t, a in alt.items() if a[0] < pool.best_size[t]]
+    s.one_min = one_min = _shrink(pool, rows, finish)
+    again = [t for t, a in s.alt.items() if a[0] < pool.best_size[t]]
     if again:
         pool.phase = "shrink (ordering sets)"
         kept = {t: pool.snapshot(t) for t in again}
         for t in again:
-            pool.restore_row(alt[t], t)
+            pool.restore_row(s.alt[t], t)
         om = _shrink(pool, again)
         for t in again:  # the smaller of the two shrunk sets (the second is never larger: it starts smaller)
             if pool.best_size[t] > kept[t][0]:
@@ -898,14 +935,15 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
             else:
                 one_min[t] = om[t]
 
-    _lap("shrink")
-    pool.phase = "triples"
-    # 6. triples from the strongest candidates where the set has >= 4 labels
-    if triples_on:
+
+def _stage_triples(s: _Search) -> None:
+    """6. Triples from the strongest candidates where the set has >= 4 labels."""
+    pool, n_test = s.pool, s.n_test
+    if s.max_size >= 3 and s.triple_candidates >= 3:
         big = [t for t in range(n_test) if pool.found()[t] and pool.best_size[t] >= 4]
         tri, own = [], []
         for t in big:
-            for c in combinations(sorted(ranking(t, triple_candidates)), 3):
+            for c in combinations(sorted(s.ranking(t, s.triple_candidates)), 3):
                 tri.append(np.array(c, dtype=np.int64))
                 own.append(t)
         tri, own = pool.valid(tri, own)
@@ -915,43 +953,40 @@ def _search_distinct(state, Xt, threshold, estimated_sets, row_counts, *, max_si
             changed = [t for t in range(n_test) if pool.best_size[t] < before[t]]
             if changed:
                 om = _shrink(pool, changed)
-                one_min[changed] = om[changed]
-    _lap("triples")
-    found = pool.found()
-    # the set a user is shown gets one converged refit, so its new probability is a number (its flip was
-    # proven by a certificate already; the refit confirms it or, unconverged, leaves the proof as the answer)
-    decided_by = np.where(found, "converged", "").astype(object)
+                s.one_min[changed] = om[changed]
+
+
+def _stage_final(s: _Search) -> None:
+    """The set a user is shown gets one converged refit, so its new probability is a number (its flip was proven
+    by a certificate already; the refit confirms it or, unconverged, leaves the proof as the answer)."""
+    pool, n_test = s.pool, s.n_test
+    s.found = found = pool.found()
+    s.decided_by = decided_by = np.where(found, "converged", "").astype(object)
     show = [t for t in range(n_test) if found[t] and pool.best_cert[t]]
     if show:
         pool.phase = "final refits"
-        W, info = refit_sets(state, [pool.best_set[t] for t in show], "relabel", explicit_inverse=True)
+        W, info = refit_sets(s.state, [pool.best_set[t] for t in show], "relabel", explicit_inverse=True)
         pool.refits += len(show)
-        bar.set_postfix_str(f"{pool.phase}: {pool.refits:,} refits", refresh=True)
+        s.bar.set_postfix_str(f"{pool.phase}: {pool.refits:,} refits", refresh=True)
         pool.n_converged += int(info.converged.sum())
         pool.iterations += int(info.iterations.sum())
         r = torch.as_tensor(np.asarray(show, dtype=np.int64), device=W.device)
-        p_show = torch.sigmoid((Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
+        p_show = torch.sigmoid((s.Xt.dense_rows(r) * W.T).sum(1)).cpu().numpy()
         for t, pt, ok in zip(show, p_show, info.converged):
             if ok:
                 if not pool.flips(t, pt):  # a proof and a converged refit disagree: never report either
                     raise RuntimeError(f"sign certificate contradicted by a converged refit (test row {t}: "
-                                       f"P = {pt!r}, threshold {threshold}); please report this as a bug.")
+                                       f"P = {pt!r}, threshold {s.threshold}); please report this as a bug.")
                 pool.best_prob[t] = pt
             else:
                 decided_by[t] = "certified"
-    _lap("final")
-    pool.tick(np.ones(n_test, dtype=bool))
-    bar.close()
-    size = np.where(found, pool.best_size, 0).astype(np.int64)
-    sets = [pool.best_set[t] if found[t] else np.empty(0, dtype=np.int64) for t in range(n_test)]
-    lb = np.maximum(lower_bounds(state, Xt, threshold, k_max=max_size), lb_enum)
-    stats = {"refits_certified": pool.n_certified, "refits_converged": pool.n_converged,
-             "refits_undecided": pool.n_undecided, "iterations": pool.iterations, "certificate_checks": pool.checks,
-             "decided_at_start": pool.iters0}
-    return SearchFields(prob=prob, size=size, sets=sets, status=np.where(found, "verified", "not_found"),
-                        new_prob=np.where(found, pool.best_prob, np.nan), lower_bound=lb.astype(np.int64),
-                        one_minimal=one_min & found, decided_by=decided_by.astype(str), refits=pool.refits,
-                        timings=timings, refit_stats=stats)
+
+
+#: The binary search, stage by stage (:func:`cfdkit.linear.search.run_stages`); the module docstring says why.
+STAGES = (Stage("alg1", "Algorithm 1's sets", _stage_estimates), Stage("singles", "single relabels", _stage_singles),
+          Stage("pairs", "pairs", _stage_pairs), Stage("greedy", "re-linearized greedy", _stage_greedy),
+          Stage("orderings", "orderings", _stage_orderings), Stage("shrink", "shrink", _stage_shrink),
+          Stage("triples", "triples", _stage_triples), Stage("final", None, _stage_final))
 
 
 @dataclass

@@ -98,6 +98,7 @@ from ..core.validation import check_features, feature_names_of, fit_fingerprint,
 from ..core.parallel import block_runs, run_chunks
 from .model import FitInfo
 from .results import MinimalResult, RaggedSets, verification_rates
+from .search import Stage, run_stages
 
 __all__ = ["is_multiclass", "check_class_labels", "class_index", "MulticlassState", "MulticlassFlipSets",
            "MulticlassVerification", "MulticlassMinimalSets", "MultinomialEngine", "fit_multinomial", "refit_relabeled",
@@ -696,7 +697,7 @@ class MulticlassMinimalSets(MinimalResult, _ClassSets):
     new_prob : float64 (n_test, K) after the refit (NaN rows where not found); new_label : int64 (-1 where not found)
     lower_bound : int64 — certified: no relabeling of fewer labels flips; ``lower_bound_reason`` says why
         ("exhaustive singles", "exhaustive pairs", "found set of size 1", or "no certificate" with 1)
-    estimated_size : Algorithm 1's ``|S_t|``; one_minimal : bool
+    estimated_size : Algorithm 1's ``|S_t|``; one_minimal : bool; timings : dict — seconds per search stage
     """
 
     classes: np.ndarray
@@ -717,6 +718,7 @@ class MulticlassMinimalSets(MinimalResult, _ClassSets):
     seconds: float = 0.0
     fingerprint: str | None = None
     X_test: object = field(default=None, repr=False)
+    timings: dict = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         cl = self.classes
@@ -950,60 +952,100 @@ class _Pool:
 
 def minimal_search(eng, Xd: Design, *, target_class=None, max_size=None, singles_limit=2000, pairs_limit=2000,
                    pair_candidates=6, triple_candidates=6, max_rounds=30):
-    """Verified 1-minimal relabel sets for a K-class audit (module docstring; returns MulticlassMinimalSets)."""
+    """Verified 1-minimal relabel sets for a K-class audit (module docstring; returns MulticlassMinimalSets): the
+    stages of :data:`STAGES` run by :func:`cfdkit.linear.search.run_stages`, as the binary search's."""
     st = eng.state
     t0 = time.perf_counter()
     fs = flip_sets(eng, Xd, target_class=target_class)
-    tgt = fs.target_class
     Xt = _result_X(eng, fs)
-    n_test, K, n = len(fs), st.K, st.n
-    pred = fs.predicted_label
-    pool = _Pool(st, Xt, pred, tgt, max_size, eng.settings.progress)
-    lb = np.ones(n_test, dtype=np.int64)
-    reason = np.array(["no certificate"] * n_test, dtype=object)
-    trivially_done = np.zeros(n_test, dtype=bool)
-    if tgt is not None:
-        trivially_done = pred == tgt  # already predicted as the target: nothing to find
-    # 1. Algorithm 1's sets
-    pool.refit([(fs.indices(i), fs.new_labels(i)) for i in np.nonzero(fs.found)[0]])
-    # 2. singles: every (i, c') when few enough, else each row's strongest candidates
-    singles = [(np.array([i]), np.array([c])) for i in range(n) for c in range(K) if c != int(pool.y[i])]
-    all_singles = len(singles) <= singles_limit
-    E_cache = {}
+    pool = _Pool(st, Xt, fs.predicted_label, fs.target_class, max_size, eng.settings.progress)
+    s = _KSearch(st, fs, Xt, pool, max_size=max_size, singles_limit=singles_limit, pairs_limit=pairs_limit,
+                 pair_candidates=pair_candidates, triple_candidates=triple_candidates, max_rounds=max_rounds)
+    timings = run_stages(s, STAGES)
+    n_test, K, lb, reason = s.n_test, st.K, s.lb, s.reason
+    found = pool.found()
+    size = np.where(found, pool.best_size, 0).astype(np.int64)
+    lb[found & (size == 1)] = 1
+    reason[found & (size == 1)] = "found set of size 1"
+    lb = np.where(found, np.minimum(lb, size), lb)
+    sets = [pool.best[t] if found[t] else (np.empty(0, np.int64), np.empty(0, np.int64)) for t in range(n_test)]
+    off = _offsets([len(x[0]) for x in sets])
+    flat_i = np.concatenate([x[0] for x in sets]).astype(np.int64)
+    flat_l = np.concatenate([x[1] for x in sets]).astype(np.int64)
+    new_prob = np.full((n_test, K), np.nan)
+    new_prob[found] = _softmax_np(pool.best_logits[found]) if found.any() else new_prob[found]
+    new_label = np.where(found, np.argmax(np.nan_to_num(pool.best_logits, nan=-np.inf), axis=1), -1)
+    return MulticlassMinimalSets(eng.classes, s.tgt, fs.prob, size, np.where(found, "verified", "not_found"),
+                                 new_prob, new_label.astype(np.int64), lb, reason.astype(str), fs.size.copy(),
+                                 s.one_min & found, off, flat_i, flat_l, pool.refits, time.perf_counter() - t0,
+                                 eng.fingerprint, fs.X_test, timings)
 
-    def effects_row(t):
-        if t not in E_cache:
-            E_cache[t] = relabel_effects(st, Xt[t:t + 1])[0]
-        return E_cache[t]
 
-    def ranked_pairs(t, m):
+class _KSearch:
+    """What the stages of one K-class search share: the fit, Algorithm 1's sets, the test rows, the pool of
+    refits, the parameters, and what each stage leaves for the next (``all_singles``, ``lb``, ``one_min``)."""
+
+    def __init__(self, st, fs, Xt, pool, **params):
+        self.st, self.fs, self.Xt, self.pool = st, fs, Xt, pool
+        self.__dict__.update(params)
+        self.tgt, self.pred = fs.target_class, fs.predicted_label
+        self.n_test, self.K, self.n = len(fs), st.K, st.n
+        self.lb = np.ones(self.n_test, dtype=np.int64)
+        self.reason = np.array(["no certificate"] * self.n_test, dtype=object)
+        self.trivially_done = np.zeros(self.n_test, dtype=bool)
+        if self.tgt is not None:
+            self.trivially_done = self.pred == self.tgt  # already predicted as the target: nothing to find
+        self.all_singles = False
+        self.one_min = np.zeros(self.n_test, dtype=bool)
+        self._effects = {}
+
+    def ranked_pairs(self, t, m):
         """The m strongest (i, c') single relabels of row t by their first-order effect on its worst margin."""
-        E = effects_row(t)
-        if tgt is None:
-            gain = (E - E[:, :, int(pred[t])][:, :, None]).max(dim=2).values  # best rival's gain
+        if t not in self._effects:
+            self._effects[t] = relabel_effects(self.st, self.Xt[t:t + 1])[0]
+        E, K = self._effects[t], self.K
+        if self.tgt is None:
+            gain = (E - E[:, :, int(self.pred[t])][:, :, None]).max(dim=2).values  # best rival's gain
         else:
-            gain = (E[:, :, tgt][:, :, None] - E).min(dim=2).values
-        own = torch.nn.functional.one_hot(st.y, K).bool()
+            gain = (E[:, :, self.tgt][:, :, None] - E).min(dim=2).values
+        own = torch.nn.functional.one_hot(self.st.y, K).bool()
         gain = gain.masked_fill(own, -math.inf).reshape(-1)
         top = torch.topk(gain, min(m, gain.numel())).indices.cpu().numpy()
         return [divmod(int(f), K) for f in top]
 
-    if all_singles:
+
+def _kstage_estimates(s: _KSearch) -> None:
+    """1. Algorithm 1's sets."""
+    fs = s.fs
+    s.pool.refit([(fs.indices(i), fs.new_labels(i)) for i in np.nonzero(fs.found)[0]])
+
+
+def _kstage_singles(s: _KSearch) -> None:
+    """2. Singles: every (i, c') when few enough (then a lower bound of 2 where none flips), else each row's
+    strongest candidates."""
+    pool, K = s.pool, s.K
+    singles = [(np.array([i]), np.array([c])) for i in range(s.n) for c in range(K) if c != int(pool.y[i])]
+    if len(singles) <= s.singles_limit:
         Z1, c1, kept1 = pool.refit(singles)
-        all_singles = bool(c1.all()) and len(kept1) == len(singles)
+        s.all_singles = bool(c1.all()) and len(kept1) == len(singles)
         # every single was refit and none flips these rows (a set of >= 2 labels found earlier included)
-        open_rows = (pool.best_size > 1) & ~trivially_done
-        if all_singles:
-            lb[open_rows] = 2
-            reason[open_rows] = "exhaustive singles"
+        open_rows = (pool.best_size > 1) & ~s.trivially_done
+        if s.all_singles:
+            s.lb[open_rows] = 2
+            s.reason[open_rows] = "exhaustive singles"
     else:
-        cand = sorted({(i, c) for t in np.nonzero(~trivially_done)[0] for i, c in ranked_pairs(t, 3)})
+        cand = sorted({(i, c) for t in np.nonzero(~s.trivially_done)[0] for i, c in s.ranked_pairs(t, 3)})
         pool.refit([(np.array([i]), np.array([c])) for i, c in cand])
-    # 3. pairs: all when few enough (after exhaustive singles), else of each open row's strongest candidates
-    open_rows = np.nonzero(~trivially_done & (pool.best_size > 2))[0]
+
+
+def _kstage_pairs(s: _KSearch) -> None:
+    """3. Pairs: all when few enough (after exhaustive singles; then a lower bound of 3), else of each open row's
+    strongest candidates."""
+    pool, K, n, max_size = s.pool, s.K, s.n, s.max_size
+    open_rows = np.nonzero(~s.trivially_done & (pool.best_size > 2))[0]
     if open_rows.size and (max_size is None or max_size >= 2):
         n_pairs = math.comb(n, 2) * (K - 1) ** 2
-        if all_singles and n_pairs <= pairs_limit:
+        if s.all_singles and n_pairs <= s.pairs_limit:
             pairs = []
             for i, j in combinations(range(n), 2):
                 for ci in range(K):
@@ -1012,33 +1054,41 @@ def minimal_search(eng, Xd: Design, *, target_class=None, max_size=None, singles
                             pairs.append((np.array([i, j]), np.array([ci, cj])))
             _, c2, kept2 = pool.refit(pairs)
             exhaustive = bool(c2.all()) and len(kept2) == len(pairs)
-            still = (pool.best_size > 2) & ~trivially_done
+            still = (pool.best_size > 2) & ~s.trivially_done
             if exhaustive:
-                lb[still] = 3
-                reason[still] = "exhaustive pairs"
+                s.lb[still] = 3
+                s.reason[still] = "exhaustive pairs"
         else:
             cand = set()
             for t in open_rows:
-                top = ranked_pairs(int(t), pair_candidates)
+                top = s.ranked_pairs(int(t), s.pair_candidates)
                 for a, b in combinations(top, 2):
                     if a[0] != b[0]:
                         cand.add((min(a, b), max(a, b)))
             pool.refit([(np.array([a[0], b[0]]), np.array([a[1], b[1]])) for a, b in sorted(cand)])
-    # 3b. triples of each open row's strongest candidates, where the best set so far has 4 or more labels
-    open_rows = np.nonzero(~trivially_done & (pool.best_size > 3))[0]
-    if open_rows.size and triple_candidates >= 3 and (max_size is None or max_size >= 3):
+
+
+def _kstage_triples(s: _KSearch) -> None:
+    """3b. Triples of each open row's strongest candidates, where the best set so far has 4 or more labels."""
+    pool, max_size = s.pool, s.max_size
+    open_rows = np.nonzero(~s.trivially_done & (pool.best_size > 3))[0]
+    if open_rows.size and s.triple_candidates >= 3 and (max_size is None or max_size >= 3):
         cand = set()
         for t in open_rows:
-            top = ranked_pairs(int(t), triple_candidates)
+            top = s.ranked_pairs(int(t), s.triple_candidates)
             for tri in combinations(top, 3):
                 if len({a[0] for a in tri}) == 3:
                     cand.add(tuple(sorted(tri)))
         pool.refit([(np.array([a[0] for a in tri]), np.array([a[1] for a in tri])) for tri in sorted(cand)])
-    # 4. re-linearized greedy: rows still without a set (or with one above 3 labels) continue from the refit
-    #    of their current set, with the IP-relabel effects recomputed at that refit's optimum
-    grow = np.nonzero(~trivially_done & (pool.best_size > 3))[0]
+
+
+def _kstage_greedy(s: _KSearch) -> None:
+    """4. Re-linearized greedy: rows still without a set (or with one above 3 labels) continue from the refit of
+    their current set, with the IP-relabel effects recomputed at that refit's optimum."""
+    pool, fs, st, K, max_size, pred, tgt = s.pool, s.fs, s.st, s.K, s.max_size, s.pred, s.tgt
+    grow = np.nonzero(~s.trivially_done & (pool.best_size > 3))[0]
     cur = {int(t): (fs.indices(int(t)), fs.new_labels(int(t))) for t in grow if fs.size[int(t)] > 0}
-    for _round in range(max_rounds):
+    for _round in range(s.max_rounds):
         todo = list(cur)
         if not todo:
             break
@@ -1057,30 +1107,22 @@ def minimal_search(eng, Xd: Design, *, target_class=None, max_size=None, singles
             room = None if max_size is None else max_size - len(idx)
             if room is not None and room <= 0:
                 continue
-            add = _relinearized_step(st, Xt[t:t + 1], idx, lab, W[j], tgt, room)
+            add = _relinearized_step(st, s.Xt[t:t + 1], idx, lab, W[j], tgt, room)
             if add is not None:
                 nxt[t] = (np.concatenate([idx, add[0]]), np.concatenate([lab, add[1]]))
         cur = nxt
-    # 5. shrink found sets to 1-minimal (delta debugging: drop chunks, then single labels; each by a refit)
-    one_min = np.zeros(n_test, dtype=bool)
-    for t in np.nonzero(pool.found())[0]:
-        one_min[t] = _shrink(pool, int(t), pred, tgt)
-    found = pool.found()
-    size = np.where(found, pool.best_size, 0).astype(np.int64)
-    lb[found & (size == 1)] = 1
-    reason[found & (size == 1)] = "found set of size 1"
-    lb = np.where(found, np.minimum(lb, size), lb)
-    sets = [pool.best[t] if found[t] else (np.empty(0, np.int64), np.empty(0, np.int64)) for t in range(n_test)]
-    off = _offsets([len(s[0]) for s in sets])
-    flat_i = np.concatenate([s[0] for s in sets]).astype(np.int64)
-    flat_l = np.concatenate([s[1] for s in sets]).astype(np.int64)
-    new_prob = np.full((n_test, K), np.nan)
-    new_prob[found] = _softmax_np(pool.best_logits[found]) if found.any() else new_prob[found]
-    new_label = np.where(found, np.argmax(np.nan_to_num(pool.best_logits, nan=-np.inf), axis=1), -1)
-    return MulticlassMinimalSets(eng.classes, tgt, fs.prob, size, np.where(found, "verified", "not_found"),
-                                 new_prob, new_label.astype(np.int64), lb, reason.astype(str), fs.size.copy(),
-                                 one_min & found, off, flat_i, flat_l, pool.refits, time.perf_counter() - t0,
-                                 eng.fingerprint, fs.X_test)
+
+
+def _kstage_shrink(s: _KSearch) -> None:
+    """5. Shrink found sets to 1-minimal (delta debugging: drop chunks, then single labels; each by a refit)."""
+    for t in np.nonzero(s.pool.found())[0]:
+        s.one_min[t] = _shrink(s.pool, int(t), s.pred, s.tgt)
+
+
+#: The K-class search, stage by stage (:func:`cfdkit.linear.search.run_stages`).
+STAGES = (Stage("alg1", "Algorithm 1's sets", _kstage_estimates), Stage("singles", "single relabels", _kstage_singles),
+          Stage("pairs", "pairs", _kstage_pairs), Stage("triples", "triples", _kstage_triples),
+          Stage("greedy", "re-linearized greedy", _kstage_greedy), Stage("shrink", "shrink", _kstage_shrink))
 
 
 def _relinearized_step(st, xt, idx, lab, W, tgt, room):
