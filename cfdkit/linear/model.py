@@ -195,10 +195,7 @@ def newton(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: float, *, tol:
         if not bool(active.any()):
             break
         idx = torch.nonzero(active).squeeze(1)
-        Pa = P[:, idx]
-        D = Pa * (1 - Pa)
-        if S is not None:
-            D = D * S[:, idx]
+        D = _curvature(P, S, idx)
         if precond is None:
             pc = _make_jacobi(1.0 / (design.rmatvec_sq(D) + l2 * mask))
         else:
@@ -281,10 +278,7 @@ def newton_globalized(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: flo
         if not bool(active.any()):
             break
         idx = torch.nonzero(active).squeeze(1)
-        Pa = P[:, idx]
-        D = Pa * (1 - Pa)
-        if S is not None:
-            D = D * S[:, idx]
+        D = _curvature(P, S, idx)
         mu_a = mu[idx]
         if precond is None:
             pc = _make_jacobi(1.0 / (design.rmatvec_sq(D) + l2 * mask + mu_a[None, :]))
@@ -331,6 +325,13 @@ def newton_globalized(design: Design, Y: torch.Tensor, W0: torch.Tensor, l2: flo
         active = (gnorm > tol) & ~stalled
     conv = (gnorm <= tol).cpu().numpy()
     return W, FitInfo(gnorm.cpu().numpy(), iters.numpy(), conv)
+
+
+def _curvature(P, S, idx):
+    """``sigma (1 - sigma)`` of the columns ``idx`` (times their sample weights ``S``): the Hessian's data weights."""
+    Pa = P[:, idx]
+    D = Pa * (1 - Pa)
+    return D if S is None else D * S[:, idx]
 
 
 def _make_jacobi(jac):
