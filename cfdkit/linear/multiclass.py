@@ -97,7 +97,7 @@ from ..core.arrays import DTYPE, Design
 from ..core.validation import check_features, feature_names_of, fit_fingerprint, label_array
 from ..core.parallel import block_runs, run_chunks
 from .model import FitInfo
-from .results import MinimalResult, RaggedSets, verification_rates
+from .results import MinimalResult, RaggedSets, VerificationResult
 from .search import Stage, run_stages
 
 __all__ = ["is_multiclass", "check_class_labels", "class_index", "MulticlassState", "MulticlassFlipSets",
@@ -640,7 +640,7 @@ def _softmax_np(z):
 
 
 @dataclass
-class MulticlassVerification:
+class MulticlassVerification(VerificationResult):
     """Exact refits of :class:`MulticlassFlipSets`.
 
     flipped : (n_test,) bool, or float64 with NaN where the refit did not converge — the refitted model
@@ -665,10 +665,6 @@ class MulticlassVerification:
     refits: int = 0
     fingerprint: str | None = None
 
-    @property
-    def flip_known(self) -> np.ndarray:
-        return np.asarray(self.converged, dtype=bool)
-
     def to_frame(self) -> pd.DataFrame:
         df = self.sets.to_frame()
         known = self.flip_known
@@ -676,17 +672,13 @@ class MulticlassVerification:
         fl[~known] = pd.NA
         df["estimated_flipped"] = fl
         df["estimated_converged"] = known
+        df["estimated_decided_by"] = self.decided_by
         cl = self.sets.classes
         df["estimated_refit_class"] = [cl[v] if v >= 0 else None for v in self.new_label]
         df["estimated_linear_delta"] = self.predicted_delta
         df["estimated_refit_delta"] = self.actual_delta
         df["estimated_grad_norm"] = self.grad_norm
         return df
-
-    def summary(self) -> dict:
-        out = verification_rates(self)
-        out["seconds"] = self.seconds
-        return out
 
 
 @dataclass

@@ -230,8 +230,51 @@ def verification_rates(ver) -> dict:
     return out
 
 
+class VerificationResult:
+    """What every verification (two classes or K) answers from its fields ``sets``, ``flipped``, ``converged``
+    (and ``certified`` where sign certificates decided rows; ``verified_size`` with ``minimize=True``)."""
+
+    @property
+    def flip_known(self) -> np.ndarray:
+        """bool (n_test,): rows with an answer (no set, a converged refit, or a sign certificate)."""
+        known = np.asarray(self.converged, dtype=bool)
+        cert = getattr(self, "certified", None)
+        return known if cert is None else known | np.asarray(cert, dtype=bool)
+
+    @property
+    def decided_by(self) -> np.ndarray:
+        """str (n_test,): how each row's answer was reached — ``"certified"`` (a sign certificate proved the
+        side of the threshold before the refit converged), ``"converged"`` (a refit to ``tol``), ``"no_set"``
+        (nothing to refit) or ``"undecided"`` (neither: no answer)."""
+        out = np.where(np.asarray(self.converged, dtype=bool), "converged", "undecided").astype(object)
+        cert = getattr(self, "certified", None)
+        if cert is not None:
+            out[np.asarray(cert, dtype=bool)] = "certified"
+        out[np.asarray(self.sets.size) == 0] = "no_set"
+        return out.astype(str)
+
+    def summary(self) -> dict:
+        """Rates over the rows with an answer.
+
+        ``flip_rate`` is the share of flipped test points and
+        ``success_ratio`` the share of flipped among the found sets, both over
+        the rows whose refit converged (non-converged rows are neither flipped
+        nor not flipped); ``n_not_converged`` counts those rows and
+        ``n_verified`` the found sets with a converged refit.
+        """
+        out = verification_rates(self)
+        if getattr(self, "verified_size", None) is not None:
+            v = self.verified_size[self.verified_size > 0]
+            kn = self.verified_size >= 0
+            out["verified_found_rate"] = float((self.verified_size[kn] > 0).mean()) if kn.any() else float("nan")
+            out["mean_verified_size"] = float(v.mean()) if v.size else float("nan")
+            out["n_minimize_not_converged"] = int((~kn).sum())
+        out["seconds"] = self.seconds
+        return out
+
+
 @dataclass
-class Verification:
+class Verification(VerificationResult):
     """What happened when each found set was applied and the model retrained.
 
     A refit that did not reach the gradient tolerance is not an answer: its
@@ -292,23 +335,6 @@ class Verification:
     new_prob_low: np.ndarray | None = None
     new_prob_high: np.ndarray | None = None
 
-    @property
-    def flip_known(self) -> np.ndarray:
-        """bool (n_test,): rows with an answer (no set, a converged refit, or a sign certificate)."""
-        known = np.asarray(self.converged, dtype=bool)
-        return known if self.certified is None else known | np.asarray(self.certified, dtype=bool)
-
-    @property
-    def decided_by(self) -> np.ndarray:
-        """str (n_test,): how each row's answer was reached — ``"certified"`` (a sign certificate proved the
-        side of the threshold before the refit converged), ``"converged"`` (a refit to ``tol``), ``"no_set"``
-        (nothing to refit) or ``"undecided"`` (neither: no answer)."""
-        out = np.where(np.asarray(self.converged, dtype=bool), "converged", "undecided").astype(object)
-        if self.certified is not None:
-            out[np.asarray(self.certified, dtype=bool)] = "certified"
-        out[np.asarray(self.sets.size) == 0] = "no_set"
-        return out.astype(str)
-
     def to_frame(self) -> pd.DataFrame:
         """One row per test point: :meth:`FlipSets.to_frame` plus the estimated set's refit.
 
@@ -343,22 +369,3 @@ class Verification:
             if self.verified_size_exact is not None:
                 df["estimated_prefix_exact"] = self.verified_size_exact
         return df
-
-    def summary(self) -> dict:
-        """Rates over the rows with an answer.
-
-        ``flip_rate`` is the share of flipped test points and
-        ``success_ratio`` the share of flipped among the found sets, both over
-        the rows whose refit converged (non-converged rows are neither flipped
-        nor not flipped); ``n_not_converged`` counts those rows and
-        ``n_verified`` the found sets with a converged refit.
-        """
-        out = verification_rates(self)
-        if self.verified_size is not None:
-            v = self.verified_size[self.verified_size > 0]
-            kn = self.verified_size >= 0
-            out["verified_found_rate"] = float((self.verified_size[kn] > 0).mean()) if kn.any() else float("nan")
-            out["mean_verified_size"] = float(v.mean()) if v.size else float("nan")
-            out["n_minimize_not_converged"] = int((~kn).sum())
-        out["seconds"] = self.seconds
-        return out
