@@ -4,7 +4,7 @@ Starts JupyterLab on 127.0.0.1 (free port, random token), opens the notebook wit
 the system Chromium (/usr/bin/chromium; set CFDKIT_CHROMIUM to override), runs all cells, waits for
 the FlipExplorer, clicks Verify and waits for the result text.  Screenshots go to tests/artifacts/
 (one per explorer: the quickstart's FlipExplorer, then each explorer of notebooks/explorer.ipynb, the
-NeuralCFDExplorer after a click on Search).
+NeuralCFDExplorer after a click on Search, notebook 08's AlignmentExplorer).
 Setup: tests/BROWSER_SETUP.md.  Skips, saying why, only where Playwright or a browser is missing.
 """
 
@@ -162,3 +162,23 @@ def test_explorer_app_renders_every_explorer(lab, browser):
     page.wait_for_timeout(300)
     nx.screenshot(path=str(ART / "neural_cfd_explorer.png"))
     page.close()
+
+
+def test_alignment_explorer_opens_on_a_real_counterfactual(lab, browser):
+    """Notebook 08's AlignmentExplorer, rendered in JupyterLab: it opens on a digit whose counterfactual moved
+    (a table of frames with their relative changes), never on "no counterfactual (search stopped at λ = 0)"."""
+    base, token = lab
+    ART.mkdir(exist_ok=True)
+    page = _open_and_run(browser, base, token, "notebooks/08_cf_alignment.ipynb", ".cfd-alignment-explorer table",
+                         timeout=480_000)
+    ex = page.locator(".cfd-alignment-explorer").last
+    ex.scroll_into_view_if_needed()
+    txt = ex.inner_text()
+    assert "no counterfactual" not in txt, txt[:500]
+    assert "digit" in txt and "frame" in txt
+    heads = [h.strip() for h in ex.locator("table th").all_inner_texts()]
+    assert any(h for h in heads), heads
+    page.wait_for_timeout(300)
+    ex.screenshot(path=str(ART / "alignment_explorer.png"))
+    page.close()
+

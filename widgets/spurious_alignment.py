@@ -224,6 +224,7 @@ class AlignmentExplorer:
             w.observe(lambda _: self.recompute(), names="value")
         self.frame.observe(lambda _: self.draw(), names="value")
         self.widget = W.VBox([W.HBox([self.index, self.base]), self.frame, self.out, self.mat])
+        self.widget.add_class("cfd-alignment-explorer")  # the browser tests find it by this class
         self.recompute()
         if matrix is not None:
             import matplotlib.pyplot as plt
