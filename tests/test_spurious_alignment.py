@@ -279,14 +279,20 @@ def test_alignment_matrix_diagonal_and_formatting():
     assert set(M.per_input["base"]) == {"w", "v"}
 
 
-def test_explorer_pure_functions():
+@pytest.fixture
+def explorer_case():
+    """The explorer module, a direction ``w`` and three linear classifiers: a base, the same, its opposite."""
     sa = pytest.importorskip("cfdkit_widgets.spurious_alignment")
     import matplotlib
 
     matplotlib.use("Agg")
     rng = np.random.default_rng(5)
     w = rng.normal(size=3)
-    fs = {"b": linear_classifier(w), "same": linear_classifier(w), "anti": linear_classifier(-w)}
+    return sa, w, {"b": linear_classifier(w), "same": linear_classifier(w), "anti": linear_classifier(-w)}
+
+
+def test_explorer_pure_functions(explorer_case):
+    sa, w, fs = explorer_case
     x = _points_on_level(w, 2.0, n=1)[0]
     m = sa.morph(fs, "b", IdentityAutoencoder((3,)), x, n_frames=5, max_pixel_frac=1e6, **F64)
     assert m["frames"].shape == (5, 3) and list(m["outputs"].columns) == ["b", "same", "anti"]
@@ -300,15 +306,9 @@ def test_explorer_pure_functions():
         sa.morph(fs, "nope", IdentityAutoencoder((3,)), x)
 
 
-def test_explorer_never_reads_a_degenerate_counterfactual_as_alignment():
+def test_explorer_never_reads_a_degenerate_counterfactual_as_alignment(explorer_case):
     """A search that stops at λ = 0 is 'no counterfactual', not RC = +1.00 for every classifier (tie rule 0 = 0)."""
-    sa = pytest.importorskip("cfdkit_widgets.spurious_alignment")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    rng = np.random.default_rng(5)
-    w = rng.normal(size=3)
-    fs = {"b": linear_classifier(w), "same": linear_classifier(w), "anti": linear_classifier(-w)}
+    sa, w, fs = explorer_case
     ae = IdentityAutoencoder((3, 1, 1))          # a 3-channel 1x1 "image", so the frames can be drawn
     x_low = (-5 * w / np.linalg.norm(w)).reshape(3, 1, 1)   # base output 0.0004 < min_pred: stops at λ = 0
     m = sa.morph(fs, "b", ae, x_low, n_frames=5, max_pixel_frac=1e6, **F64)
@@ -338,7 +338,9 @@ def test_explorer_never_reads_a_degenerate_counterfactual_as_alignment():
     assert ex.index.value == 2 and not ex._m["degenerate"]
     assert sa.AlignmentExplorer(fs, ae, X, n_frames=4, index=0,
                                 latent_shift_kwargs=dict(max_pixel_frac=1e6, **F64))._m["degenerate"]
-    matplotlib.pyplot.close("all")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
 
 
 @pytest.mark.gpu
