@@ -50,6 +50,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="verify runs per setting (the fastest is reported)")
     ap.add_argument("--smoke", action="store_true", help="tiny run for the test suite: 40 test rows, 2 minimal rows")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error(f"--repeat must be >= 1 (verify runs per setting); got {args.repeat}.")
     import torch
 
     if args.threads:
